@@ -1,0 +1,39 @@
+"""Attention modules for YOLO detectors, one file per mechanism.
+
+Every module takes the input channel count first and keeps the input shape. Each map it
+computes passes through a ``Gate`` (see gate.py), where forward hooks can read it.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .cbam import CBAM
+from .coord_att import CoordAtt
+from .eca import ECA
+from .ema import EMA
+from .gate import GATE_KINDS, Gate, gates_of
+from .polarized_sa import PolarizedSA
+from .se import SE
+
+#: YAML name -> class. The names are what model YAML rows use.
+ATTENTION_MODULES: dict[str, type[nn.Module]] = {
+    "SE": SE,
+    "CBAM": CBAM,
+    "ECA": ECA,
+    "CoordAtt": CoordAtt,
+    "EMA": EMA,
+    "PolarizedSA": PolarizedSA,
+}
+
+
+def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
+    """Build the attention module registered as ``name`` for ``channels`` input channels."""
+    try:
+        cls = ATTENTION_MODULES[name]
+    except KeyError:
+        raise ValueError(f"unknown attention {name!r}; expected one of {list(ATTENTION_MODULES)}") from None
+    return cls(channels, *args, **kwargs)
+
+
+__all__ = ["ATTENTION_MODULES", "GATE_KINDS", "Gate", "gates_of", "create_attention",
+           "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]

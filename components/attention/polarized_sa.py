@@ -1,0 +1,55 @@
+"""Polarized Self-Attention (Liu et al., 2021, arXiv 2107.00782).
+
+Named PolarizedSA so that it never shadows ultralytics' own PSA, which is a different layer
+(YOLOv10's position-sensitive attention).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .gate import Gate
+
+LAYOUTS = ("sequential", "parallel")
+
+
+class PolarizedSA(nn.Module):
+    """A channel-only branch (b,c,1,1) and a spatial-only branch (b,1,h,w), composed
+    sequentially (the paper's default) or in parallel."""
+
+    def __init__(self, channels: int, layout: str = "sequential"):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"PolarizedSA layout must be one of {LAYOUTS}, got {layout!r}")
+        if channels < 2:
+            raise ValueError(f"PolarizedSA needs at least 2 channels, got {channels}")
+        half = channels // 2
+        self.layout = layout
+        self.ch_wv = nn.Conv2d(channels, half, 1)
+        self.ch_wq = nn.Conv2d(channels, 1, 1)
+        self.ch_wz = nn.Conv2d(half, channels, 1)
+        self.ln = nn.LayerNorm(channels)
+        self.channel_gate = Gate("channel")
+        self.sp_wv = nn.Conv2d(channels, half, 1)
+        self.sp_wq = nn.Conv2d(channels, half, 1)
+        self.spatial_gate = Gate("spatial")
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout}"
+
+    def channel_weights(self, x):
+        v = self.ch_wv(x).flatten(2)  # (b, c/2, hw)
+        q = self.ch_wq(x).flatten(2).softmax(-1).transpose(1, 2)  # (b, hw, 1)
+        z = self.ch_wz((v @ q).unsqueeze(-1))  # (b, c, 1, 1)
+        return self.channel_gate(self.ln(z.flatten(1)).unsqueeze(-1).unsqueeze(-1))
+
+    def spatial_weights(self, x):
+        b, _, h, w = x.shape
+        v = self.sp_wv(x).flatten(2)  # (b, c/2, hw)
+        q = self.sp_wq(x).mean((2, 3)).softmax(-1).unsqueeze(1)  # (b, 1, c/2)
+        return self.spatial_gate((q @ v).reshape(b, 1, h, w))
+
+    def forward(self, x):
+        x_ch = x * self.channel_weights(x)
+        if self.layout == "sequential":
+            return x_ch * self.spatial_weights(x_ch)
+        return x_ch + x * self.spatial_weights(x)
