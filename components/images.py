@@ -1,0 +1,79 @@
+"""Decoding user images safely: one clear error for anything that is not a usable picture.
+
+Everything is turned into upright 8-bit RGB: EXIF rotation applied, grayscale / RGBA / 16-bit
+/ CMYK converted. A pixel limit stops huge images and decompression bombs before they decode.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: Largest image accepted, in pixels (about 6000 x 6000). Larger files are refused before decoding.
+MAX_PIXELS = 36_000_000
+
+
+class ImageError(ValueError):
+    """The input is not an image this app can use; the message says why, for the user."""
+
+
+def load_image(source) -> np.ndarray:
+    """An upright HxWx3 uint8 RGB array from a path, bytes, a PIL image or an array."""
+    if source is None:
+        raise ImageError("No image: upload one or pick an example.")
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if isinstance(source, Image.Image):
+        return _to_rgb(source)
+    if isinstance(source, (bytes, bytearray)):
+        data, label = bytes(source), "the upload"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{path.name}: file not found.")
+        data, label = path.read_bytes(), path.name
+    if not data:
+        raise ImageError(f"{label} is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{label} is {w}x{h} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+                im.load()
+                return _to_rgb(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label} looks like a decompression bomb; refused.") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{label} is not an image file this app can read.") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{label} is damaged or truncated ({e}).") from None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = a.max() or 1.0
+        im = Image.fromarray((a / hi * 255).round().astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def _from_array(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.stack([a] * 3, -1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ImageError(f"Expected an HxWx3 image array, got shape {a.shape}.")
+    if a.dtype != np.uint8:
+        hi = float(a.max()) or 1.0
+        a = (a.astype(np.float64) / hi * 255).round().astype(np.uint8)
+    return _to_rgb(Image.fromarray(a[..., :3]))
