@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
 
-    for name, module in (("voc2yolo", "data"), ("train", "train"), ("evaluate", "evaluate"), ("bench", "bench")):
+    for name, module in (("voc2yolo", "data"), ("train", "train"), ("evaluate", "evaluate"), ("bench", "bench"), ("ship", "zoo")):
         _add_optional(sub, name, module)
     return parser
 

@@ -49,8 +49,11 @@ def load_image(source) -> np.ndarray:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{label} looks like a decompression bomb; refused.") from None
-    except Image.UnidentifiedImageError:
+        raise ImageError(f"{label} has more pixels than the {MAX_PIXELS // 1_000_000} megapixel limit "
+                         "(a decompression bomb?); refused.") from None
+    except (Image.UnidentifiedImageError, ImportError):
+        # ImportError: ultralytics patches Image.open to retry unknown formats through pi-heif,
+        # which is not installed (and never auto-installed here).
         raise ImageError(f"{label} is not an image file this app can read.") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{label} is damaged or truncated ({e}).") from None

@@ -10,27 +10,9 @@ import torch
 
 from components.attention import ATTENTION_MODULES
 from components.checkpoints import load_model
-from components.data import convert_voc
 from components.evaluate import evaluate_checkpoints
 from components.train import train
 from components.variants import make_variant, to_yaml
-
-
-@pytest.fixture(scope="session")
-def tiny_bccd(bccd_root, tmp_path_factory):
-    """12 train / 6 val / 6 test BCCD images as a VOC tree, converted by voc2yolo."""
-    root = tmp_path_factory.mktemp("tiny-voc")
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True)
-    for split, n in (("train", 12), ("val", 6), ("test", 6)):
-        stems = (bccd_root / "ImageSets/Main" / f"{split}.txt").read_text().split()[:n]
-        (root / "ImageSets/Main" / f"{split}.txt").write_text("\n".join(stems))
-        for s in stems:
-            (root / "Annotations" / f"{s}.xml").symlink_to(bccd_root / "Annotations" / f"{s}.xml")
-            (root / "JPEGImages" / f"{s}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{s}.jpg")
-    out = tmp_path_factory.mktemp("tiny-yolo") / "bccd"
-    convert_voc(root, out)
-    return out / "data.yaml"
 
 
 def run_variant(attention, data, project, epochs=1):

@@ -1,0 +1,54 @@
+"""Attention Lens: `python app.py` serves the dashboard (see --help)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import components  # noqa: F401  (offline settings before ultralytics loads)
+
+ROOT = Path(__file__).resolve().parent
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+EXAMPLES_ENV = "ATTENTION_LENS_EXAMPLES"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Serve the Attention Lens dashboard.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="interface to bind (default 127.0.0.1; 0.0.0.0 on a Space)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port (7860)")
+    p.add_argument("--weights", default=str(ROOT / "weights"), help="folder with manifest.json and checkpoints")
+    p.add_argument("--examples", default=os.environ.get(EXAMPLES_ENV, str(ROOT / "assets" / "examples")),
+                   help=f"folder of example images (or ${EXAMPLES_ENV})")
+    p.add_argument("--runs", help="extra runs directory for the Metrics tab")
+    p.add_argument("--max-examples", type=int, default=8)
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    return p.parse_args(argv)
+
+
+def list_examples(folder: str | None, limit: int = 8) -> list[str]:
+    if not folder or not Path(folder).is_dir():
+        return []
+    return [str(p) for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
+
+
+def create_app(weights: str, examples: list[str]):
+    from components.catalog import ModelStore, read_manifest
+    from components.ui import build_app
+
+    store = ModelStore(read_manifest(weights))
+    store.load_all()
+    return build_app(store, examples), store
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples))
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The Gradio layer: layout and wiring only. Computation lives in components/*.py."""
+from __future__ import annotations
+
+import gradio as gr
+
+from .compare_tab import build_compare_tab
+
+TITLE = "Attention Lens"
+INTRO = ("Did adding attention to your YOLO help, and where does it look? Compare a baseline with "
+         "attention variants on your own image.")
+
+
+def build_app(store, examples: list[str]) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        if not store.names:
+            gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")
+        with gr.Tab("Compare"):
+            build_compare_tab(store, examples)
+    return demo

@@ -1,0 +1,73 @@
+"""Layout of the Compare tab: widgets and their wiring, no computation."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..compare import IMGSZ_CHOICES
+from .handlers import UserError, run_compare, slider_pair
+
+
+def build_compare_tab(store, examples: list[str]) -> None:
+    default = store.names[: min(3, len(store.names))]
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=320)
+            if examples:
+                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
+            models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=default,
+                                      label="Models (pick 2 or more)")
+            uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
+            reference = gr.Dropdown(choices=store.names, value=store.baseline_name(), label="Reference for the diff",
+                                    allow_custom_value=True)
+            with gr.Row():
+                conf = gr.Slider(0.01, 0.95, value=0.25, step=0.01, label="Confidence")
+                iou = gr.Slider(0.1, 0.95, value=0.7, step=0.05, label="NMS IoU")
+            imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
+            button = gr.Button("Compare", variant="primary")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Detections (+ = only this model found it; grey = reference box it missed)",
+                                 columns=2, height="auto", object_fit="contain", elem_id="compare-gallery")
+            table = gr.Dataframe(label="Per model: boxes per class, milliseconds, diff against the reference",
+                                 elem_id="compare-table")
+            with gr.Accordion("Slider: any two models", open=False):
+                with gr.Row():
+                    left = gr.Dropdown(label="Left", choices=[])
+                    right = gr.Dropdown(label="Right", choices=[])
+                slider = gr.ImageSlider(label="Left / right", type="numpy")
+            detections = gr.JSON(label="Detections (original image pixels)")
+    images = gr.State({})
+
+    def on_compare(image_path, selected, files, conf_v, iou_v, size, ref):
+        try:
+            items, df, payload, by_model, names = run_compare(store, image_path, selected, files, conf_v, iou_v, size,
+                                                              ref)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        a, b = (names + names)[:2] if len(names) < 2 else names[:2]
+        return (items, df, payload, by_model, gr.update(choices=names, value=a), gr.update(choices=names, value=b),
+                slider_pair(by_model, a, b))
+
+    inputs = [image, models, uploads, conf, iou, imgsz, reference]
+    outputs = [gallery, table, detections, images, left, right, slider]
+    button.click(on_compare, inputs, outputs, api_name="compare", concurrency_limit=2)
+    def on_adjust(image_path, *rest):
+        if not image_path:
+            return [gr.skip()] * len(outputs)  # nothing to rerun yet
+        return on_compare(image_path, *rest)
+
+    for control in (conf, iou, imgsz):
+        control.change(on_adjust, inputs, outputs, api_name=False, concurrency_limit=2, trigger_mode="always_last")
+    for pick in (left, right):
+        pick.change(slider_pair, [images, left, right], slider, api_name=False)
+    models.change(reference_choices, [models, reference], reference, api_name=False)
+
+
+def reference_choices(selected, current):
+    """The reference must be one of the picked models: keep it, else the baseline, else the first."""
+    selected = selected or []
+    value = current if current in selected else (store_baseline(selected) or (selected[0] if selected else None))
+    return gr.update(choices=selected, value=value)
+
+
+def store_baseline(selected):
+    return next((n for n in selected if "baseline" in n), None)

@@ -1,0 +1,53 @@
+"""UI handlers: plain functions from widget values to widget values.
+
+They turn the domain errors (bad image, hostile checkpoint, bad request) into messages for the
+user; tests call them without a browser.
+"""
+from __future__ import annotations
+
+from ..catalog import ModelStore
+from ..checkpoints import CheckpointError
+from ..compare import CompareError, compare
+from ..images import ImageError
+
+USER_ERRORS = (ImageError, CheckpointError, CompareError)
+
+
+class UserError(Exception):
+    """Raised by handlers with a message meant for the browser (the UI shows it as gr.Error)."""
+
+
+def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
+    """name -> model for the picked catalogue entries and the uploaded checkpoints."""
+    models = {}
+    for name in selected or []:
+        models[name] = store.get(name)
+    for path in uploads or []:
+        path = getattr(path, "name", path)  # gr.File may hand over tempfile wrappers
+        try:
+            key, model = store.upload(path)
+        except CheckpointError as e:
+            raise UserError(f"Upload refused: {e}") from None
+        models[key] = model
+    return models
+
+
+def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
+    """Returns (gallery items, table, detections JSON, images by model, model names)."""
+    try:
+        models = resolve_models(store, selected, uploads)
+        ref = reference if reference in models else (store.baseline_name() if store.baseline_name() in models else None)
+        result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
+    except USER_ERRORS as e:
+        raise UserError(str(e)) from None
+    images = {cap.split(" · ")[0]: im for im, cap in result.images}
+    payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
+               "detections": result.detections}
+    return result.images, result.table, payload, images, list(images)
+
+
+def slider_pair(images: dict | None, a: str | None, b: str | None):
+    """The two annotated images for the slider, or None until both are available."""
+    if not images or a not in images or b not in images:
+        return None
+    return images[a], images[b]

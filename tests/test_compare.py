@@ -1,0 +1,148 @@
+"""The comparison handler on BCCD test images with small models trained by the pipeline."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.catalog import ModelStore, read_manifest
+from components.compare import CompareError, compare
+from components.images import ImageError
+from components.ui.handlers import UserError, run_compare
+
+CONF = 0.001  # one-epoch fixtures are unsure of everything; a low threshold still gives real boxes
+
+
+@pytest.fixture(scope="module")
+def store(tiny_weights):
+    s = ModelStore(read_manifest(tiny_weights))
+    s.load_all()
+    return s
+
+
+def ultralytics_predict(checkpoint, image_path, imgsz, conf, iou):
+    """Reference: ultralytics' own predictor on the same checkpoint (a trusted, locally made file)."""
+    import components.yolo  # noqa: F401
+    from ultralytics import YOLO
+
+    from components.images import load_image
+
+    bgr = np.ascontiguousarray(load_image(image_path)[..., ::-1])  # same pixels: JPEG decoders differ slightly
+    r = YOLO(str(checkpoint)).predict(bgr, imgsz=imgsz, conf=conf, iou=iou, verbose=False, rect=True,
+                                      device="cpu")[0]
+    return r.boxes.xyxy.numpy(), r.boxes.conf.numpy()
+
+
+def test_detections_are_in_original_pixels_inside_the_image(store, bccd_test_images):
+    image = bccd_test_images[0]
+    result = compare(image, {n: store.get(n) for n in store.names}, conf=CONF, iou=0.7, imgsz=320)
+    w, h = Image.open(image).size
+    for name in store.names:
+        det = result.results[name]
+        assert len(det.boxes) > 0 and det.image_shape == (h, w)
+        assert (det.boxes[:, [0, 2]] >= 0).all() and (det.boxes[:, [0, 2]] <= w).all()
+        assert (det.boxes[:, [1, 3]] >= 0).all() and (det.boxes[:, [1, 3]] <= h).all()
+
+
+@pytest.fixture(scope="module")
+def shipped_store():
+    weights = Path(__file__).resolve().parents[1] / "weights"
+    entries = read_manifest(weights)
+    if not entries:
+        pytest.skip("no shipped models in weights/")
+    return ModelStore(entries)
+
+
+def test_shipped_baseline_boxes_equal_ultralytics_predict_in_original_pixels(shipped_store, bccd_test_images):
+    """A trained model has well separated scores, so its boxes can be compared one to one with
+    ultralytics' own predictor (rect letterbox, same decoded pixels)."""
+    name = shipped_store.baseline_name()
+    for image in bccd_test_images[:3]:
+        det = compare(image, {"a": shipped_store.get(name), "b": shipped_store.get(name)}, conf=0.25).results["a"]
+        ref_boxes, ref_conf = ultralytics_predict(shipped_store.entries[name].checkpoint, image, 320, 0.25, 0.7)
+        assert len(det.boxes) >= 5 and len(ref_boxes) == len(det.boxes)
+        order, ref_order = np.argsort(-det.scores), np.argsort(-ref_conf)
+        np.testing.assert_allclose(det.boxes[order], ref_boxes[ref_order], atol=0.5)
+        np.testing.assert_allclose(det.scores[order], ref_conf[ref_order], atol=1e-3)
+
+
+def test_diff_categories_are_consistent_and_exact_for_identical_models(store, bccd_test_images):
+    baseline = store.get("baseline")
+    same = compare(bccd_test_images[1], {"a": baseline, "b": baseline}, conf=CONF, reference="a")
+    b_rows = [d for d in same.detections if d["model"] == "b"]
+    assert b_rows and all(d["diff"] == "matched" for d in b_rows)
+
+    models = {n: store.get(n) for n in store.names}
+    result = compare(bccd_test_images[1], models, conf=CONF, reference="baseline")
+    ref_n = len(result.results["baseline"].classes)
+    for name in ("ema", "coordatt"):
+        rows = [d for d in result.detections if d["model"] == name]
+        matched = sum(d["diff"] == "matched" for d in rows)
+        only = sum(d["diff"] == "only here" for d in rows)
+        missed = sum(d["diff"] == "missed" for d in rows)
+        assert matched + only == len(result.results[name].classes)
+        assert matched + missed == ref_n
+        row = result.table.set_index("model").loc[name]
+        assert (row["only here"], row["missed vs reference"]) == (only, missed)
+
+
+def test_every_model_gets_an_image_of_the_original_size_and_a_table_row(store, bccd_test_images):
+    items, table, payload, by_model, names = run_compare(store, str(bccd_test_images[2]), store.names, None,
+                                                         CONF, 0.7, 320, None)
+    w, h = Image.open(bccd_test_images[2]).size
+    assert names == store.names and list(table["model"]) == store.names
+    assert all(im.shape == (h, w, 3) for im, _ in items)
+    assert payload["reference"] == "baseline" and payload["image_size"] == [h, w]
+    assert {d["model"] for d in payload["detections"]} >= set(store.names)
+    for cls in ("Platelets", "RBC", "WBC"):
+        assert cls in table.columns
+
+
+def test_models_with_different_class_lists_compare(store, bccd_test_images):
+    import copy
+
+    other = copy.deepcopy(store.get("ema"))
+    other.names = {0: "platelet", 1: "red", 2: "white"}
+    result = compare(bccd_test_images[0], {"baseline": store.get("baseline"), "renamed": other}, conf=CONF)
+    assert {"platelet", "red", "white", "Platelets", "RBC", "WBC"} <= set(result.table.columns)
+    renamed = [d for d in result.detections if d["model"] == "renamed" and d["diff"] != "missed"]
+    assert renamed and all(d["diff"] == "only here" for d in renamed)  # no class in common: nothing matches
+
+
+def test_bad_requests_give_user_messages(store, bccd_test_images, tmp_path):
+    with pytest.raises(CompareError, match="at least 2"):
+        compare(bccd_test_images[0], {"baseline": store.get("baseline")})
+    with pytest.raises(ImageError):
+        compare(b"not an image", {n: store.get(n) for n in store.names})
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(UserError, match="Upload refused"):
+        run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(evil)], 0.25, 0.7, 320, None)
+    with pytest.raises(UserError, match="at least 2"):
+        run_compare(store, str(bccd_test_images[0]), ["baseline"], [], 0.25, 0.7, 320, None)
+
+
+def test_uploaded_checkpoint_joins_the_comparison(store, tiny_weights, bccd_test_images):
+    upload = tiny_weights / "ema" / "best.pt"
+    items, table, payload, by_model, names = run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(upload)],
+                                                         CONF, 0.7, 320, None)
+    assert len(names) == 2 and names[1].startswith("upload:best:")
+
+
+def test_exif_rotated_jpeg_is_compared_upright(store, bccd_test_images, tmp_path):
+    upright = Image.open(bccd_test_images[0]).convert("RGB")
+    stored = upright.rotate(90, expand=True)  # what a camera writes, with EXIF orientation 8 to undo it
+    exif = Image.Exif()
+    exif[0x0112] = 6 if False else 8
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=98)
+    models = {"baseline": store.get("baseline"), "ema": store.get("ema")}
+    rotated = compare(buf.getvalue(), models, conf=CONF)
+    plain = compare(bccd_test_images[0], models, conf=CONF)
+    assert rotated.results["baseline"].image_shape == plain.results["baseline"].image_shape
+    a, b = rotated.results["baseline"], plain.results["baseline"]
+    best_a, best_b = a.boxes[np.argmax(a.scores)], b.boxes[np.argmax(b.scores)]
+    np.testing.assert_allclose(best_a, best_b, atol=8)  # same object, JPEG re-encoding aside
