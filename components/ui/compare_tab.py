@@ -20,7 +20,7 @@ def build_compare_tab(store, examples: list[str]) -> None:
             reference = gr.Dropdown(choices=store.names, value=store.baseline_name(), label="Reference for the diff",
                                     allow_custom_value=True)
             with gr.Row():
-                conf = gr.Slider(0.01, 0.95, value=0.25, step=0.01, label="Confidence")
+                conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence")
                 iou = gr.Slider(0.1, 0.95, value=0.7, step=0.05, label="NMS IoU")
             imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
             button = gr.Button("Compare", variant="primary")
@@ -38,6 +38,7 @@ def build_compare_tab(store, examples: list[str]) -> None:
     images = gr.State({})
 
     def on_compare(image_path, selected, files, conf_v, iou_v, size, ref):
+        image_path, files = file_path(image_path), [file_path(f) for f in files or []]
         try:
             items, df, payload, by_model, names = run_compare(store, image_path, selected, files, conf_v, iou_v, size,
                                                               ref)
@@ -49,17 +50,25 @@ def build_compare_tab(store, examples: list[str]) -> None:
 
     inputs = [image, models, uploads, conf, iou, imgsz, reference]
     outputs = [gallery, table, detections, images, left, right, slider]
-    button.click(on_compare, inputs, outputs, api_name="compare", concurrency_limit=2)
+    # preprocess=False: the raw upload reaches our decoder, which has a clear message for every bad
+    # file; gradio's own image preprocessing would fail first with a generic one.
+    button.click(on_compare, inputs, outputs, api_name="compare", concurrency_limit=2, preprocess=False)
     def on_adjust(image_path, *rest):
         if not image_path:
             return [gr.skip()] * len(outputs)  # nothing to rerun yet
         return on_compare(image_path, *rest)
 
     for control in (conf, iou, imgsz):
-        control.change(on_adjust, inputs, outputs, api_name=False, concurrency_limit=2, trigger_mode="always_last")
+        control.change(on_adjust, inputs, outputs, api_name=False, concurrency_limit=2, trigger_mode="always_last",
+                       preprocess=False)
     for pick in (left, right):
         pick.change(slider_pair, [images, left, right], slider, api_name=False)
     models.change(reference_choices, [models, reference], reference, api_name=False)
+
+
+def file_path(value):
+    """The local path inside a raw gradio file payload (a dict with "path"), or the value itself."""
+    return value.get("path") if isinstance(value, dict) else value
 
 
 def reference_choices(selected, current):

@@ -1,0 +1,109 @@
+"""The served app: /compare through gradio_client, and bad input leaves it serving."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_server(proc, url: str, timeout: float = 120) -> None:
+    """Poll until the app answers (or its process dies): readiness, not a fixed sleep."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/gradio_api/info", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"app did not answer at {url}")
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_weights, bccd_test_images, tmp_path_factory):
+    examples = tmp_path_factory.mktemp("examples")
+    for p in bccd_test_images[:2]:
+        (examples / p.name).symlink_to(p)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(tiny_weights),
+                             "--examples", str(examples)], cwd=str(ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(proc, url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def call_compare(client, image, models, uploads=(), conf=0.001):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(image)), models, [handle_file(str(u)) for u in uploads], conf, 0.7, 320,
+                          "baseline", api_name="/compare")
+
+
+def test_compare_endpoint_returns_images_and_detections_in_original_pixels(served_app, bccd_test_images):
+    from gradio_client import Client
+    from PIL import Image
+
+    client = Client(served_app, verbose=False)
+    out = call_compare(client, bccd_test_images[0], ["baseline", "ema", "coordatt"])
+    gallery, table, detections = out[0], out[1], out[2]
+    assert len(gallery) == 3
+    w, h = Image.open(bccd_test_images[0]).size
+    for item in gallery:
+        assert Image.open(item["image"]).size == (w, h)
+    if isinstance(detections, str):
+        detections = json.loads(detections)
+    assert detections["image_size"] == [h, w]
+    rows = detections["detections"]
+    assert rows and {r["model"] for r in rows} == {"baseline", "ema", "coordatt"}
+    for r in rows:
+        x1, y1, x2, y2 = r["box"]
+        assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
+        assert r["class"] in {"Platelets", "RBC", "WBC"}
+    assert [row[0] for row in table["data"]] == ["baseline", "ema", "coordatt"]
+
+
+def test_bad_inputs_get_messages_and_the_app_keeps_serving(served_app, bccd_test_images, tmp_path):
+    from gradio_client import Client
+
+    client = Client(served_app, verbose=False)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"definitely not a jpeg")
+    evil = tmp_path / "evil.pt"
+    import torch
+
+    class Boom:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"model": Boom()}, evil)
+    for image, models, uploads, pattern in ((junk, ["baseline", "ema"], (), "not an image"),
+                                            (bccd_test_images[0], ["baseline"], (), "at least 2"),
+                                            (bccd_test_images[0], ["baseline"], (evil,), "refused")):
+        with pytest.raises(Exception, match=pattern):
+            call_compare(client, image, models, uploads)
+    assert not (tmp_path / "pwned").exists()
+    out = call_compare(client, bccd_test_images[1], ["baseline", "ema"])
+    assert len(out[0]) == 2
