@@ -107,3 +107,18 @@ def test_bad_inputs_get_messages_and_the_app_keeps_serving(served_app, bccd_test
     assert not (tmp_path / "pwned").exists()
     out = call_compare(client, bccd_test_images[1], ["baseline", "ema"])
     assert len(out[0]) == 2
+
+
+def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    notice, table, gallery, plot, downloads, summary = client.predict(
+        handle_file(str(bccd_test_images[0])), ["baseline", "ema"], "jet", 0.5, 0.25, 320, api_name="/attention")
+    assert "baseline" in notice and "No attention layers" in notice
+    if isinstance(summary, str):
+        summary = json.loads(summary)
+    assert [lm["layer"] for lm in summary["ema"]] == [16, 20, 24]
+    assert summary["ema"][0]["maps"]["spatial_groups"]["shape"][1:] == [40, 40] or summary["ema"][0]["stride"] == 8
+    assert len(gallery) >= 6 and {Path(d).suffix for d in downloads} == {".zip", ".npz"}
+    assert [row[0] for row in table["data"]].count("ema") == 3

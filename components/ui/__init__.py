@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .attention_tab import build_attention_tab
 from .compare_tab import build_compare_tab
 
 TITLE = "Attention Lens"
@@ -17,4 +18,6 @@ def build_app(store, examples: list[str]) -> gr.Blocks:
             gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")
         with gr.Tab("Compare"):
             build_compare_tab(store, examples)
+        with gr.Tab("Attention"):
+            build_attention_tab(store, examples)
     return demo

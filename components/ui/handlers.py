@@ -51,3 +51,33 @@ def slider_pair(images: dict | None, a: str | None, b: str | None):
     if not images or a not in images or b not in images:
         return None
     return images[a], images[b]
+
+
+def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz):
+    """Returns (notice, layer table, overlays, channel figure, download paths, summary, state)."""
+    from ..attention_view import channel_figure, export, inspect, no_attention_models, render
+
+    if not selected:
+        raise UserError("Pick at least one model.")
+    try:
+        models = {name: store.get(name) for name in selected}
+        placements = {name: store.entries[name].placement for name in selected}
+        ins = inspect(image, models, placements, imgsz=int(imgsz), conf=float(conf))
+    except USER_ERRORS as e:
+        raise UserError(str(e)) from None
+    items = render(ins, float(alpha), colormap)
+    plain = no_attention_models(ins)
+    notice = ("" if not plain else
+              "**No attention layers** in " + ", ".join(plain) + ": nothing to show for them (no gates to hook).")
+    summary = {mm.model: [{"layer": lm.layer, "module": lm.module, "stride": lm.stride,
+                           "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
+                                        "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
+                          for lm in mm.layers] for mm in ins.models}
+    return notice, ins.table(), items, channel_figure(ins), export(ins, items), summary, ins
+
+
+def rerender_attention(ins, colormap, alpha):
+    """Overlays again from the captured maps: opacity and colormap never rerun the models."""
+    from ..attention_view import render
+
+    return render(ins, float(alpha), colormap) if ins is not None else []

@@ -1,0 +1,138 @@
+"""The Attention tab's computation: capture, list layers, render overlays, export.
+
+Plain functions on plain data: ``inspect`` runs the models once with gate capture; ``render``
+turns the captured maps into overlays (cheap, so opacity and colormap changes skip the model).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
+from .images import load_image
+from .inference import detect
+from .render import class_colors, draw
+
+
+@dataclass
+class ModelMaps:
+    model: str
+    placement: str | None
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: list[str]
+    input_hw: tuple[int, int]
+    layers: list[LayerMaps] = field(default_factory=list)
+
+
+@dataclass
+class Inspection:
+    image: np.ndarray
+    models: list[ModelMaps]
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for mm in self.models:
+            if not mm.layers:
+                rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
+                             "stride": None, "feature map": None, "maps": None})
+            for lm in mm.layers:
+                rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
+                             "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",
+                             "maps": ", ".join(sorted(lm.gates))})
+        return pd.DataFrame(rows)
+
+
+def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int = 320, conf: float = 0.25,
+            iou: float = 0.7) -> Inspection:
+    """Run each model once with its gates hooked; keep boxes and maps for rendering."""
+    rgb = load_image(image)
+    out = []
+    for name, model in models.items():
+        det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
+        layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
+                             layers))
+    return Inspection(rgb, out)
+
+
+def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[tuple[np.ndarray, str]]:
+    """Overlays in original pixels with the detections drawn, grouped by layer position so that
+    the same position sits side by side across models."""
+    palette = class_colors(sorted({c for mm in ins.models for c in mm.classes}))
+    items = []
+    for position in range(max((len(mm.layers) for mm in ins.models), default=0)):
+        for mm in ins.models:
+            if position >= len(mm.layers):
+                continue
+            lm = mm.layers[position]
+            for view, fmap in lm.views.items():
+                heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
+                im = overlay(ins.image, heat, alpha, colormap)
+                if lm.profiles:
+                    im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2])
+                im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
+                items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
+            if lm.group_maps is not None:
+                items.append((group_grid(lm.group_maps, colormap=colormap),
+                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps"))
+    return items
+
+
+def no_attention_models(ins: Inspection) -> list[str]:
+    return [mm.model for mm in ins.models if not mm.layers]
+
+
+def channel_figure(ins: Inspection, top_k: int = 5):
+    """Sorted channel weights of every channel gate, one subplot each, top-k channels labelled."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [(mm.model, lm) for mm in ins.models for lm in mm.layers if lm.channel_weights is not None]
+    if not panels:
+        return None
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[f"{m} · layer {lm.layer} {lm.module}"
+                                                                  for m, lm in panels])
+    for row, (model, lm) in enumerate(panels, start=1):
+        w = lm.channel_weights
+        order = np.argsort(-w)
+        fig.add_trace(go.Bar(x=np.arange(len(w)), y=w[order], name=f"{model} L{lm.layer}",
+                             customdata=order, hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"),
+                      row=row, col=1)
+        for rank in range(min(top_k, len(w))):
+            fig.add_annotation(x=rank, y=float(w[order[rank]]), text=f"ch{order[rank]}", showarrow=False,
+                               yshift=10, row=row, col=1)
+    fig.update_layout(height=260 * len(panels), showlegend=False, margin=dict(t=40, b=20, l=40, r=10))
+    fig.update_xaxes(title_text="channels, sorted by weight")
+    return fig
+
+
+def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | Path | None = None) -> list[str]:
+    """The overlays as a zip of PNGs and the raw maps as .npz; returns the two file paths."""
+    import cv2
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="attention-lens-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    png_zip = folder / "attention_overlays.zip"
+    with zipfile.ZipFile(png_zip, "w") as z:
+        for i, (im, caption) in enumerate(items):
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(im[..., ::-1]))
+            if ok:
+                safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in caption)[:100]
+                z.writestr(f"{i:02d}_{safe}.png", buf.tobytes())
+    arrays = {}
+    for mm in ins.models:
+        for lm in mm.layers:
+            for kind, a in lm.gates.items():
+                arrays[f"{mm.model}/layer{lm.layer}/{kind}"] = a
+    npz = folder / "attention_maps.npz"
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    npz.write_bytes(buf.getvalue())
+    return [str(png_zip), str(npz)]

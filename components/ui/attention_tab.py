@@ -1,0 +1,49 @@
+"""Layout of the Attention tab: widgets and wiring; computation lives in attention_view."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..compare import IMGSZ_CHOICES
+from ..heatmaps import COLORMAPS
+from .handlers import UserError, run_attention, rerender_attention
+
+
+def build_attention_tab(store, examples: list[str]) -> None:
+    attention_models = [n for n in store.names if store.entries[n].attention]
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=280)
+            if examples:
+                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
+            models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names],
+                                      value=attention_models[:2] or store.names[:1], label="Models")
+            with gr.Row():
+                colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")
+                alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            with gr.Row():
+                conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
+                imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
+            button = gr.Button("Show attention", variant="primary")
+        with gr.Column(scale=2):
+            notice = gr.Markdown()
+            layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
+            gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
+                                 height="auto", object_fit="contain", elem_id="attention-gallery")
+            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled")
+            downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
+            summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
+    state = gr.State(None)
+
+    def on_run(image_path, selected, cmap, opacity, conf_v, size):
+        path = image_path.get("path") if isinstance(image_path, dict) else image_path
+        try:
+            return run_attention(store, path, selected, cmap, opacity, conf_v, size)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    outputs = [notice, layers, gallery, channels, downloads, summary, state]
+    button.click(on_run, [image, models, colormap, alpha, conf, imgsz], outputs, api_name="attention",
+                 concurrency_limit=2, preprocess=False)
+    for control in (colormap, alpha):
+        control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
+                       trigger_mode="always_last")

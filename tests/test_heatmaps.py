@@ -1,0 +1,144 @@
+"""Attention maps: true geometry, per-call capture, no effect on detections."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from components.attention import CBAM
+from components.attention_view import channel_figure, export, inspect, render
+from components.catalog import ModelStore, read_manifest
+from components.heatmaps import normalize, to_original
+from components.inference import detect
+
+
+class KnownMapModel(nn.Module):
+    """A stand-in detector whose only attention is a CBAM with a known spatial map.
+
+    The input is average-pooled by 8 (stride 8), the channel gate is a constant 0.5, and the
+    spatial gate is sigmoid(max over channels): bright where the image is bright.
+    """
+
+    def __init__(self):
+        super().__init__()
+        cbam = CBAM(3, reduction=1, kernel_size=1)
+        with torch.no_grad():
+            for p in cbam.mlp.parameters():
+                p.zero_()
+            cbam.spatial_conv.weight.copy_(torch.tensor([[[[8.0]], [[0.0]]]]))
+        self.model = nn.Sequential(nn.AvgPool2d(8), cbam)
+        self.names = {0: "thing"}
+        self.stride = torch.tensor([32.0])
+        self.eval()
+
+    def forward(self, x):
+        self.model(x)
+        return torch.zeros(x.shape[0], 5, 10)  # no detections
+
+
+@pytest.mark.parametrize("hw,block", [((270, 500), (100, 140, 300, 360)), ((500, 270), (380, 420, 40, 80)),
+                                      ((333, 333), (10, 50, 280, 320))])
+def test_hot_region_lands_on_the_bright_block_in_original_pixels(hw, block):
+    h, w = hw
+    y1, y2, x1, x2 = block
+    image = np.zeros((h, w, 3), np.uint8)
+    image[y1:y2, x1:x2] = 255
+    ins = inspect(image, {"known": KnownMapModel()}, imgsz=320)
+    (lm,) = ins.models[0].layers
+    assert lm.stride == 8 and set(lm.gates) == {"channel", "spatial"}
+    heat = normalize(to_original(lm.views["spatial"], ins.models[0].input_hw, (h, w)))
+    assert heat.shape == (h, w)
+    ys, xs = np.where(heat > 0.5)
+    gain = min(320 / h, 320 / w)
+    tolerance = 8 / gain  # one stride, in original pixels
+    assert abs(ys.min() - y1) <= tolerance and abs(ys.max() - (y2 - 1)) <= tolerance
+    assert abs(xs.min() - x1) <= tolerance and abs(xs.max() - (x2 - 1)) <= tolerance
+    assert heat[(y1 + y2) // 2, (x1 + x2) // 2] > 0.9
+    far = np.ones((h, w), bool)  # background at least one stride from the block and the image edges
+    m = int(np.ceil(tolerance))
+    far[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m] = False
+    far[:m], far[-m:], far[:, :m], far[:, -m:] = False, False, False, False
+    assert heat[far].max() < 0.1
+
+
+def test_to_original_matches_letterbox_math_on_a_padded_image():
+    # 270x500 at 320: gain 0.64 -> 173x320 content, padded to 192 rows (9 on top).
+    fmap = np.zeros((24, 40), np.float32)  # stride 8 over 192x320
+    fmap[12, 20] = 1.0
+    heat = to_original(fmap, (192, 320), (270, 500))
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    cy_lb, cx_lb = 12 * 8 + 4, 20 * 8 + 4  # cell centre in the letterboxed input
+    assert abs(y - (cy_lb - 9.5) / 0.64) <= 8 / 0.64 and abs(x - cx_lb / 0.64) <= 8 / 0.64
+
+
+@pytest.fixture(scope="module")
+def store(tiny_weights):
+    return ModelStore(read_manifest(tiny_weights))
+
+
+def test_capture_does_not_change_detections(store, bccd_test_images):
+    model = store.get("ema")
+    image = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(bccd_test_images[0]).convert("RGB"))
+    plain = detect(model, image, conf=0.001)
+    hooked = detect(model, image, conf=0.001, capture=True)
+    assert len(plain.boxes) > 0 and hooked.maps and not plain.maps
+    np.testing.assert_array_equal(plain.boxes, hooked.boxes)
+    np.testing.assert_array_equal(plain.scores, hooked.scores)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # removed after the call
+
+
+def test_concurrent_calls_never_mix_maps(store, bccd_test_images):
+    models = {"ema": store.get("ema"), "coordatt": store.get("coordatt")}
+    images = bccd_test_images[:4]
+    alone = {str(p): inspect(p, models) for p in images}
+    results, errors = {}, []
+
+    def worker(path, k):
+        try:
+            results[(str(path), k)] = inspect(path, models)
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(p, k)) for k in range(3) for p in images]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == len(threads)
+    for (path, _), ins in results.items():
+        for mm, ref in zip(ins.models, alone[path].models):
+            assert [lm.layer for lm in mm.layers] == [lm.layer for lm in ref.layers] and mm.layers
+            for lm, rl in zip(mm.layers, ref.layers):
+                for kind in rl.gates:
+                    np.testing.assert_array_equal(lm.gates[kind], rl.gates[kind])
+
+
+def test_views_downloads_and_the_plain_model_notice(store, bccd_test_images, tmp_path):
+    import zipfile
+
+    models = {n: store.get(n) for n in ("baseline", "ema", "coordatt")}
+    ins = inspect(bccd_test_images[0], models, {"ema": "neck_outputs"})
+    table = ins.table()
+    assert table[table.model == "baseline"]["module"].tolist() == ["no attention layers"]
+    assert set(table[table.model == "ema"]["stride"]) == {8, 16, 32}
+    items = render(ins, 0.6, "turbo")
+    captions = [c for _, c in items]
+    assert any("spatial_groups" in c for c in captions) and any("group maps" in c for c in captions)
+    assert any("axis_h x axis_w" in c for c in captions)
+    h, w = ins.image.shape[:2]
+    assert all(im.shape == (h, w, 3) for im, c in items if "group maps" not in c)
+    zipped, npz = export(ins, items, tmp_path)
+    assert len(zipfile.ZipFile(zipped).namelist()) == len(items)
+    data = np.load(npz)
+    assert "ema/layer16/spatial_groups" in data and "coordatt/layer24/axis_w" in data
+    assert channel_figure(ins) is None  # EMA and CoordAtt have no channel gate
+
+
+def test_channel_figure_sorts_and_labels(store):
+    ins = inspect(np.full((64, 96, 3), 128, np.uint8), {"known": KnownMapModel()})
+    fig = channel_figure(ins, top_k=2)
+    ys = list(fig.data[0].y)
+    assert ys == sorted(ys, reverse=True) and len(fig.layout.annotations) >= 2
