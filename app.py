@@ -33,18 +33,19 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
     return [str(p) for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
 
 
-def create_app(weights: str, examples: list[str]):
+def create_app(weights: str, examples: list[str], runs: str | None = None):
     from components.catalog import ModelStore, read_manifest
     from components.ui import build_app
 
     store = ModelStore(read_manifest(weights))
     store.load_all()
-    return build_app(store, examples), store
+    sources = [weights] + ([runs] if runs else [])
+    return build_app(store, examples, sources), store
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples))
+    demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs)
     demo.queue(default_concurrency_limit=2, max_size=32)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
     return 0

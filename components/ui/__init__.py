@@ -5,13 +5,14 @@ import gradio as gr
 
 from .attention_tab import build_attention_tab
 from .compare_tab import build_compare_tab
+from .metrics_tab import build_metrics_tab
 
 TITLE = "Attention Lens"
 INTRO = ("Did adding attention to your YOLO help, and where does it look? Compare a baseline with "
          "attention variants on your own image.")
 
 
-def build_app(store, examples: list[str]) -> gr.Blocks:
+def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         if not store.names:
@@ -20,4 +21,6 @@ def build_app(store, examples: list[str]) -> gr.Blocks:
             build_compare_tab(store, examples)
         with gr.Tab("Attention"):
             build_attention_tab(store, examples)
+        with gr.Tab("Metrics"):
+            build_metrics_tab(demo, run_sources or [])
     return demo

@@ -81,3 +81,34 @@ def rerender_attention(ins, colormap, alpha):
     from ..attention_view import render
 
     return render(ins, float(alpha), colormap) if ins is not None else []
+
+
+def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
+    """(table, csv path, skipped notes, 2 Pareto figures, run picker, column picker, curves, per-class)."""
+    import tempfile
+
+    import gradio as gr
+
+    from ..charts import curve_columns, curves_figure, pareto_figure, per_class_figure
+    from ..metrics import collect_runs, display_table, load_uploaded_zip, metrics_table
+
+    all_sources = list(sources)
+    if zip_path:
+        try:
+            all_sources.append(str(load_uploaded_zip(zip_path, tempfile.mkdtemp(prefix="attention-lens-run-"))))
+        except (ValueError, OSError) as e:
+            raise UserError(f"Run zip refused: {e}") from None
+    runs, skipped = collect_runs(all_sources)
+    df = metrics_table(runs, per_run=bool(per_run))
+    shown = display_table(df)
+    csv_path = tempfile.NamedTemporaryFile(prefix="attention-lens-metrics-", suffix=".csv", delete=False).name
+    shown.to_csv(csv_path, index=False)
+    notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- `{p}`: {why}" for p, why in skipped))
+    names = [r.name for r in runs]
+    picked = [p for p in (picked or []) if p in names] or names
+    chosen = [r for r in runs if r.name in picked]
+    columns = curve_columns(runs)
+    column = column if column in columns else (columns[0] if columns else None)
+    return (shown, csv_path, notes, pareto_figure(df, "GFLOPs (thop)"), pareto_figure(df, "CPU ms (imgsz)"),
+            gr.update(choices=names, value=picked), gr.update(choices=columns, value=column),
+            curves_figure(chosen, column) if column else None, per_class_figure(chosen))

@@ -1,0 +1,43 @@
+"""Layout of the Metrics tab; numbers and figures come from components.metrics and charts."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..metrics import published_table
+from .handlers import UserError, metrics_view
+
+
+def build_metrics_tab(demo, sources: list[str]) -> None:
+    gr.Markdown("Measured on this project's runs. **Δ** is against the baseline's mean on the test split; "
+                "**within noise** means |Δ| is under twice the baseline's seed-to-seed standard deviation.")
+    with gr.Row():
+        per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
+        upload = gr.File(label="Add a run (zip of a run directory)", file_types=[".zip"])
+        refresh = gr.Button("Reload runs")
+    table = gr.Dataframe(label="Runs", elem_id="metrics-table", wrap=True)
+    csv = gr.File(label="Table as CSV")
+    skipped = gr.Markdown()
+    with gr.Row():
+        pareto_flops = gr.Plot(label="test mAP50-95 vs GFLOPs (thop)", elem_id="pareto-flops")
+        pareto_latency = gr.Plot(label="test mAP50-95 vs CPU latency", elem_id="pareto-latency")
+    with gr.Row():
+        runs_pick = gr.Dropdown(label="Runs for curves and per-class AP", multiselect=True, choices=[])
+        column = gr.Dropdown(label="results.csv column", choices=[], value="metrics/mAP50-95(B)")
+    curves = gr.Plot(label="Training curves")
+    per_class = gr.Plot(label="Per-class test mAP50-95")
+    with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
+        gr.Dataframe(value=published_table(), interactive=False)
+
+    def on_load(per_run_v, zip_file, picked, col):
+        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
+        try:
+            return metrics_view(sources, per_run_v, path, picked, col)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    outputs = [table, csv, skipped, pareto_flops, pareto_latency, runs_pick, column, curves, per_class]
+    inputs = [per_run, upload, runs_pick, column]
+    refresh.click(on_load, inputs, outputs, api_name="metrics", preprocess=False)
+    demo.load(on_load, inputs, outputs, api_name=False, preprocess=False)
+    for control in (per_run, upload, runs_pick, column):
+        control.change(on_load, inputs, outputs, api_name=False, preprocess=False, trigger_mode="always_last")

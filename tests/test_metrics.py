@@ -1,0 +1,111 @@
+"""The metrics table: numbers equal the files; seeds, Δ and noise flags computed right."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+
+from components.metrics import collect_runs, display_table, load_uploaded_zip, metrics_table, published_table
+
+
+def fake_run(root, name, attention, test_map, seed=0, val_map=0.5):
+    d = root / name
+    d.mkdir(parents=True)
+    summary = {"seed": seed, "params": 3_000_000, "variant": {"base": "yolov8n", "attention": attention,
+                                                              "placement": "neck_outputs" if attention else None},
+               "gflops": {"at_imgsz": {"thop": 2.0, "torch": 2.1}},
+               "latency_cpu": {"at_imgsz": {"median_ms": 20.0}},
+               "metrics": {"val": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": val_map},
+                           "test": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": test_map}}}
+    (d / "summary.json").write_text(json.dumps(summary))
+    (d / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n1,0.1\n2,0.2\n")
+    return d
+
+
+def test_real_runs_table_equals_the_files(tiny_weights):
+    runs, skipped = collect_runs([tiny_weights])
+    assert not skipped and len(runs) == 3
+    df = metrics_table(runs).set_index("attention")
+    for run in runs:
+        s = json.loads((run.path / "summary.json").read_text())
+        row = df.loc[s["variant"]["attention"] or "none"]
+        for split in ("val", "test"):
+            for m in ("P", "R", "mAP50", "mAP50-95"):
+                assert row[f"{split} {m}"] == s["metrics"][split][m]
+        assert row["params"] == s["params"] and row["GFLOPs (torch)"] == s["gflops"]["at_imgsz"]["torch"]
+        assert row["seeds"] == 1 and (row["flag"] == "single run: noise unknown" or row.name == "none")
+
+
+def test_seeds_mean_std_delta_and_noise_flags(tmp_path):
+    base = [0.50, 0.52, 0.48]
+    for i, v in enumerate(base):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema-s0", "EMA", 0.51)  # inside 2 sigma
+    fake_run(tmp_path, "se-s0", "SE", 0.60)  # far outside, single run
+    for i, v in enumerate([0.44, 0.45]):
+        fake_run(tmp_path, f"eca-s{i}", "ECA", v, seed=i)
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    sd = statistics.stdev(base)
+    assert df.loc["none", "test mAP50-95"] == pytest.approx(0.50)
+    assert df.loc["none", "test mAP50-95 std"] == pytest.approx(sd)
+    assert df.loc["ECA", "test mAP50-95"] == pytest.approx(0.445)
+    assert df.loc["ECA", "test mAP50-95 std"] == pytest.approx(statistics.stdev([0.44, 0.45]))
+    assert df.loc["EMA", "Δ test mAP50-95"] == pytest.approx(0.01) and df.loc["EMA", "flag"] == "within noise"
+    assert df.loc["SE", "flag"] == "beyond noise (single run)" and math.isnan(df.loc["SE", "test mAP50-95 std"])
+    assert df.loc["ECA", "flag"] == "beyond noise" and df.loc["ECA", "Δ test mAP50-95"] == pytest.approx(-0.055)
+    shown = display_table(metrics_table(collect_runs([tmp_path])[0])).set_index("attention")
+    assert shown.loc["none", "test mAP50-95"] == f"0.500 ± {sd:.3f}" and shown.loc["SE", "test mAP50-95"] == "0.600"
+
+
+def test_single_seed_baseline_means_noise_unknown(tmp_path):
+    fake_run(tmp_path, "base", None, 0.5)
+    fake_run(tmp_path, "ema", "EMA", 0.9)
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    assert df.loc["EMA", "flag"] == "single run: noise unknown"
+
+
+def test_malformed_runs_are_skipped_with_reasons(tmp_path):
+    fake_run(tmp_path, "good", None, 0.5)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.csv").write_text("")
+    (tmp_path / "nosummary").mkdir()
+    (tmp_path / "nosummary" / "results.csv").write_text("epoch,x\n1,2\n")
+    (tmp_path / "padded").mkdir()
+    (tmp_path / "padded" / "results.csv").write_text("       epoch,   metrics/mAP50(B)\n1,0.3\n")
+    (tmp_path / "badcell").mkdir()
+    (tmp_path / "badcell" / "results.csv").write_text("epoch,metrics/mAP50(B)\n1,n/a?\n")
+    (tmp_path / "badcell" / "summary.json").write_text('{"metrics": {}}')
+    runs, skipped = collect_runs([tmp_path])
+    assert [r.name for r in runs] == ["good"]
+    reasons = {p.split("/")[-1]: why for p, why in skipped}
+    assert set(reasons) == {"empty", "nosummary", "padded", "badcell"}
+    assert "no summary.json" in reasons["nosummary"] and "no summary.json" in reasons["padded"]
+    assert "non-numeric" in reasons["badcell"]
+    assert "results.csv unreadable" in reasons["empty"]
+
+
+def test_uploaded_zip_is_read_inside_a_temp_dir_and_unsafe_paths_are_refused(tmp_path):
+    import zipfile
+
+    run = fake_run(tmp_path / "src", "ema", "EMA", 0.5)
+    good = tmp_path / "run.zip"
+    with zipfile.ZipFile(good, "w") as z:
+        for f in run.iterdir():
+            z.write(f, f"ema/{f.name}")
+    out = load_uploaded_zip(good, tmp_path / "x")
+    assert (out / "ema" / "summary.json").is_file()
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../escaped.txt", "x")
+    with pytest.raises(ValueError, match="unsafe path"):
+        load_uploaded_zip(evil, tmp_path / "y")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_published_numbers_stay_apart_and_cite_their_source():
+    pub = published_table()
+    assert (pub["source"].str.len() > 0).all()
+    ema = pub[(pub.attention == "EMA") & (pub.metric == "mAP50-95")].iloc[0]
+    assert (ema["baseline"], ema["with attention"]) == (37.2, 38.4)
