@@ -12,7 +12,8 @@ def build_attention_tab(store, examples: list[str]) -> None:
     attention_models = [n for n in store.names if store.entries[n].attention]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=280)
+            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=280,
+                             elem_id="attention-image")
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
             models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names],
@@ -23,7 +24,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
             with gr.Row():
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
                 imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
-            button = gr.Button("Show attention", variant="primary")
+            button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
         with gr.Column(scale=2):
             notice = gr.Markdown()
             layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")

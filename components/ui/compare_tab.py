@@ -11,7 +11,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
     default = store.names[: min(3, len(store.names))]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=320)
+            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=320,
+                             elem_id="compare-image")
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
             models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=default,
@@ -23,7 +24,7 @@ def build_compare_tab(store, examples: list[str]) -> None:
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence")
                 iou = gr.Slider(0.1, 0.95, value=0.7, step=0.05, label="NMS IoU")
             imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
-            button = gr.Button("Compare", variant="primary")
+            button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Detections (+ = only this model found it; grey = reference box it missed)",
                                  columns=2, height="auto", object_fit="contain", elem_id="compare-gallery")

@@ -1,0 +1,89 @@
+"""A real browser (Debian's chromium, driven by Playwright) through all three tabs.
+
+Screenshots land in test-artifacts/ (git-ignored: they show BCCD images, which never ship).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from test_app_api import free_port, wait_for_server
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TIMEOUT_MS = 120_000
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_weights):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(tiny_weights)],
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(proc, url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+            "--no-first-run", "--disable-component-update", "--disable-sync"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(app_url)
+        pg.get_by_text("Attention Lens").first.wait_for()
+        yield pg
+        browser.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_compare_tab_shows_every_model(page, bccd_test_images):
+    page.locator("#compare-image input[type=file]").set_input_files(str(bccd_test_images[0]))
+    for label in ("baseline (baseline)", "ema (EMA @ neck_outputs)", "coordatt (CoordAtt @ neck_outputs)"):
+        box = page.get_by_label(label)
+        if not box.is_checked():
+            box.check()
+    page.locator("#compare-button").click()
+    page.locator("#compare-gallery img").nth(2).wait_for()
+    assert page.locator("#compare-gallery img").count() >= 3
+    shot(page, "compare")
+    table = page.locator("#compare-table")
+    for name in ("baseline", "ema", "coordatt"):
+        expect(table).to_contain_text(name)
+
+
+def test_attention_tab_renders_a_heatmap(page, bccd_test_images):
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-image input[type=file]").set_input_files(str(bccd_test_images[0]))
+    page.locator("#attention-button").click()
+    page.locator("#attention-gallery img").first.wait_for()
+    assert page.locator("#attention-gallery img").count() >= 2
+    shot(page, "attention")
+    expect(page.locator("#attention-layers")).to_contain_text("EMA")
+
+
+def test_metrics_tab_has_the_table_and_a_chart(page):
+    page.get_by_role("tab", name="Metrics").click()
+    expect(page.locator("#metrics-table")).to_contain_text("baseline")
+    page.locator("#pareto-flops .js-plotly-plot").first.wait_for()
+    shot(page, "metrics")
