@@ -25,11 +25,10 @@ class ECA(nn.Module):
         k = kernel_size or eca_kernel_size(channels, gamma, b)
         if k % 2 == 0:
             raise ValueError(f"ECA kernel_size must be odd, got {k}")
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
         self.gate = Gate("channel")
 
     def forward(self, x):
-        y = self.pool(x).flatten(1).unsqueeze(1)  # (b, 1, c)
+        y = x.mean((2, 3)).unsqueeze(1)  # (b, 1, c)
         y = self.conv(y).transpose(1, 2).unsqueeze(-1)  # (b, c, 1, 1)
         return x * self.gate(y)

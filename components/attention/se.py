@@ -12,11 +12,10 @@ class SE(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(channels // reduction, 1)  # c < r would give a zero-width bottleneck
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.gate = Gate("channel")
 
     def forward(self, x):
-        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+        return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
