@@ -123,3 +123,18 @@ def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_i
     assert first["stride"] == 8 and first["maps"]["spatial_groups"]["shape"][1:] == [32, 40]
     assert len(gallery) >= 6 and {Path(d).suffix for d in downloads} == {".zip", ".npz"}
     assert [row[0] for row in table["data"]].count("ema") == 3
+
+
+def test_metrics_endpoint_returns_the_table(served_app, tiny_weights):
+    from gradio_client import Client
+
+    client = Client(served_app, verbose=False)
+    out = client.predict(False, None, [], "metrics/mAP50-95(B)", api_name="/metrics")
+    table = out[0]
+    models = [row[0] for row in table["data"]]
+    assert len(models) == 3 and any("baseline" in m for m in models)
+    headers = table["headers"]
+    assert "test mAP50-95" in headers and "flag" in headers and "GFLOPs (torch)" in headers
+    summary = json.loads((tiny_weights / "baseline" / "summary.json").read_text())
+    row = next(r for r in table["data"] if "baseline" in r[0])
+    assert row[headers.index("test mAP50")] == f"{summary['metrics']['test']['mAP50']:.3f}"

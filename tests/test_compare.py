@@ -146,3 +146,24 @@ def test_exif_rotated_jpeg_is_compared_upright(store, bccd_test_images, tmp_path
     a, b = rotated.results["baseline"], plain.results["baseline"]
     best_a, best_b = a.boxes[np.argmax(a.scores)], b.boxes[np.argmax(b.scores)]
     np.testing.assert_allclose(best_a, best_b, atol=8)  # same object, JPEG re-encoding aside
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Image.new("RGB", (1, 1), (200, 30, 30)),
+    lambda: Image.fromarray(np.full((40, 60), 50000, np.uint16)),
+    lambda: Image.new("RGB", (60, 40), (200, 30, 30)).convert("CMYK"),
+    lambda: Image.new("RGBA", (60, 40), (200, 30, 30, 128)),
+    lambda: Image.new("L", (60, 40), 90),
+], ids=["1x1", "16-bit", "cmyk", "rgba", "gray"])
+def test_extreme_images_give_correct_output_in_their_own_size(store, make):
+    im = make()
+    buf = io.BytesIO()
+    im.save(buf, "JPEG" if im.mode == "CMYK" else "PNG")
+    result = compare(buf.getvalue(), {n: store.get(n) for n in store.names}, conf=CONF)
+    h, w = im.size[1], im.size[0]
+    for drawn, _ in result.images:
+        assert drawn.shape == (h, w, 3)
+    for det in result.results.values():
+        assert det.image_shape == (h, w)
+        if len(det.boxes):
+            assert (det.boxes[:, [0, 2]] <= w).all() and (det.boxes[:, [1, 3]] <= h).all()
