@@ -1,6 +1,8 @@
 """A real browser (Debian's chromium, driven by Playwright) through all three tabs.
 
-Screenshots land in test-artifacts/ (git-ignored: they show BCCD images, which never ship).
+It uses the shipped zoo when weights/ holds a baseline and two attention models (else small
+models trained in the session), on the project's own synthetic example image. Screenshots land
+in test-artifacts/; the README's copies in docs/screenshots come from here.
 """
 from __future__ import annotations
 
@@ -22,10 +24,33 @@ TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 
 
+EXAMPLE = ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"
+
+
 @pytest.fixture(scope="module")
-def app_url(tiny_weights):
+def weights(request):
+    from components.catalog import read_manifest
+
+    shipped = read_manifest(ROOT / "weights")
+    if sum(e.attention is None for e in shipped) and sum(e.attention is not None for e in shipped) >= 2:
+        return ROOT / "weights"
+    return request.getfixturevalue("tiny_weights")
+
+
+@pytest.fixture(scope="module")
+def picked(weights):
+    """Labels of the baseline and two attention models, as the checkbox shows them."""
+    from components.catalog import read_manifest
+
+    entries = read_manifest(weights)
+    base = next(e for e in entries if e.attention is None)
+    return [base] + [e for e in entries if e.attention is not None][:2]
+
+
+@pytest.fixture(scope="module")
+def app_url(weights):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(tiny_weights)],
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(weights)],
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -57,10 +82,10 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_compare_tab_shows_every_model(page, bccd_test_images):
-    page.locator("#compare-image input[type=file]").set_input_files(str(bccd_test_images[0]))
-    for label in ("baseline (baseline)", "ema (EMA @ neck_outputs)", "coordatt (CoordAtt @ neck_outputs)"):
-        box = page.get_by_label(label)
+def test_compare_tab_shows_every_model(page, picked):
+    page.locator("#compare-image input[type=file]").set_input_files(str(EXAMPLE))
+    for entry in picked:
+        box = page.get_by_label(entry.label)
         if not box.is_checked():
             box.check()
     page.locator("#compare-button").click()
@@ -68,18 +93,18 @@ def test_compare_tab_shows_every_model(page, bccd_test_images):
     assert page.locator("#compare-gallery img").count() >= 3
     shot(page, "compare")
     table = page.locator("#compare-table")
-    for name in ("baseline", "ema", "coordatt"):
-        expect(table).to_contain_text(name)
+    for entry in picked:
+        expect(table).to_contain_text(entry.name)
 
 
-def test_attention_tab_renders_a_heatmap(page, bccd_test_images):
+def test_attention_tab_renders_a_heatmap(page, picked):
     page.get_by_role("tab", name="Attention").click()
-    page.locator("#attention-image input[type=file]").set_input_files(str(bccd_test_images[0]))
+    page.locator("#attention-image input[type=file]").set_input_files(str(EXAMPLE))
     page.locator("#attention-button").click()
     page.locator("#attention-gallery img").first.wait_for()
     assert page.locator("#attention-gallery img").count() >= 2
     shot(page, "attention")
-    expect(page.locator("#attention-layers")).to_contain_text("EMA")
+    expect(page.locator("#attention-layers")).to_contain_text(picked[1].attention)
 
 
 def test_metrics_tab_has_the_table_and_a_chart(page):
