@@ -42,8 +42,28 @@ def add_to_manifest(weights_dir: str | Path, entry: dict) -> None:
 
 
 def add_cli(sub) -> None:
+    add_table_cli(sub)
     p = sub.add_parser("ship", help="copy a finished run into weights/ and list it in the manifest")
     p.add_argument("run_dir")
     p.add_argument("--name", help="catalogue name (default: the run folder's name)")
     p.add_argument("--weights", default="weights")
     p.set_defaults(run=lambda a: print(json.dumps(ship_run(a.run_dir, a.weights, a.name or Path(a.run_dir).name))))
+
+
+def results_markdown(weights_dir: str | Path) -> str:
+    """The zoo's test results as a markdown table (mean ± std where there are seeds), from the runs."""
+    from .metrics import collect_runs, display_table, metrics_table
+
+    runs, _ = collect_runs([weights_dir])
+    shown = display_table(metrics_table(runs))
+    cols = ["model", "seeds", "params (M)", "GFLOPs (thop)", "GFLOPs (torch)", "CPU ms (imgsz)", "test P", "test R",
+            "test mAP50", "test mAP50-95", "Δ test mAP50-95", "flag"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for _, row in shown.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def add_table_cli(sub) -> None:
+    p = sub.add_parser("zoo-table", help="print the shipped zoo's test results as a markdown table")
+    p.add_argument("--weights", default="weights")
+    p.set_defaults(run=lambda a: print(results_markdown(a.weights), end=""))

@@ -2,37 +2,10 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_server(proc, url: str, timeout: float = 120) -> None:
-    """Poll until the app answers (or its process dies): readiness, not a fixed sleep."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url + "/gradio_api/info", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"app did not answer at {url}")
+from app_server import serve
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +13,8 @@ def served_app(tiny_weights, bccd_test_images, tmp_path_factory):
     examples = tmp_path_factory.mktemp("examples")
     for p in bccd_test_images[:2]:
         (examples / p.name).symlink_to(p)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(tiny_weights),
-                             "--examples", str(examples)], cwd=str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(proc, url)
+    with serve(tiny_weights, "--examples", str(examples)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def call_compare(client, image, models, uploads=(), conf=0.001):

@@ -7,14 +7,12 @@ in test-artifacts/; the README's copies in docs/screenshots come from here.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from test_app_api import free_port, wait_for_server
+from app_server import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -49,16 +47,8 @@ def picked(weights):
 
 @pytest.fixture(scope="module")
 def app_url(weights):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--weights", str(weights)],
-                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(proc, url)
+    with serve(weights) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

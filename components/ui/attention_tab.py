@@ -6,18 +6,15 @@ import gradio as gr
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
 from .handlers import UserError, run_attention, rerender_attention
+from .widgets import image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
     attention_models = [n for n in store.names if store.entries[n].attention]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=280,
-                             elem_id="attention-image")
-            if examples:
-                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
-            models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names],
-                                      value=attention_models[:2] or store.names[:1], label="Models")
+            image = image_with_examples("attention-image", examples, height=280)
+            models = model_picker(store, attention_models[:2] or store.names[:1], "Models")
             with gr.Row():
                 colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")
                 alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")

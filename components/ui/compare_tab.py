@@ -5,18 +5,15 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from .handlers import UserError, run_compare, slider_pair
+from .widgets import image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
     default = store.names[: min(3, len(store.names))]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=320,
-                             elem_id="compare-image")
-            if examples:
-                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
-            models = gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=default,
-                                      label="Models (pick 2 or more)")
+            image = image_with_examples("compare-image", examples, height=320)
+            models = model_picker(store, default, "Models (pick 2 or more)")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
             reference = gr.Dropdown(choices=store.names, value=store.baseline_name(), label="Reference for the diff",
                                     allow_custom_value=True)

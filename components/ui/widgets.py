@@ -1,0 +1,16 @@
+"""Widget groups that several tabs share."""
+from __future__ import annotations
+
+import gradio as gr
+
+
+def image_with_examples(elem_id: str, examples: list[str], height: int = 300) -> gr.Image:
+    """An image input (raw path) with the example images under it."""
+    image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=height, elem_id=elem_id)
+    if examples:
+        gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
+    return image
+
+
+def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
+    return gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=value, label=label)
