@@ -129,7 +129,7 @@ def _adopt_foreign_modules(model: nn.Module, label: str) -> None:
     """Replace modules unpickled from a fork's class with fresh ones of ours, same weights."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
-            if type(child) in ATTENTION_MODULES.values() and not hasattr(child, "gate") and not _has_gates(child):
+            if type(child) in ATTENTION_MODULES.values() and not _has_gates(child):  # unpickled from a fork
                 setattr(parent, child_name, _rebuild(child, label))
 
 

@@ -3,6 +3,7 @@ this file only wires arguments to functions."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -50,22 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
 
-    for name, module in (("voc2yolo", "data"), ("train", "train"), ("evaluate", "evaluate"), ("bench", "bench"), ("ship", "zoo")):
-        _add_optional(sub, name, module)
+    for module in ("data", "train", "evaluate", "bench", "zoo"):  # each adds its own subcommands
+        importlib.import_module(f"{__package__}.{module}").add_cli(sub)
     return parser
-
-
-def _add_optional(sub, name: str, module: str) -> None:
-    """Commands whose modules exist register themselves through an ``add_cli(sub)`` function."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.{module}":
-            raise
-        return
-    mod.add_cli(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,9 +30,6 @@ class Comparison:
     reference: str
     results: dict = field(default_factory=dict)  # model -> Detections
 
-    def image_of(self, model: str) -> np.ndarray | None:
-        return next((im for im, cap in self.images if cap.split(" · ")[0] == model), None)
-
 
 def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz: int = 320,
             reference: str | None = None, match_iou: float = 0.5) -> Comparison:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runs import Run, find_runs, load_run
+from .runs import Run, find_runs
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0

@@ -12,8 +12,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.attention import (ATTENTION_MODULES, CBAM, ECA, EMA, GATE_KINDS, CoordAtt, Gate, PolarizedSA, SE,
-                                  create_attention, gates_of)
+from components.attention import (
+    ATTENTION_MODULES,
+    CBAM,
+    ECA,
+    EMA,
+    GATE_KINDS,
+    SE,
+    CoordAtt,
+    Gate,
+    PolarizedSA,
+    create_attention,
+    gates_of,
+)
 
 SHAPES = [(2, 64, 9, 13), (1, 32, 1, 7), (3, 48, 6, 1), (2, 96, 5, 5)]
 

@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
-
 from app_server import serve
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -25,9 +25,9 @@ def store(tiny_weights):
 
 def ultralytics_predict(checkpoint, image_path, imgsz, conf, iou):
     """Reference: ultralytics' own predictor on the same checkpoint (a trusted, locally made file)."""
-    import components.yolo  # noqa: F401
     from ultralytics import YOLO
 
+    import components.yolo  # noqa: F401
     from components.images import load_image
 
     bgr = np.ascontiguousarray(load_image(image_path)[..., ::-1])  # same pixels: JPEG decoders differ slightly

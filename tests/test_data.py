@@ -123,6 +123,7 @@ def test_seeded_split_without_imagesets_is_reproducible(tmp_path):
     src = make_voc(tmp_path / "voc", items)
     r1 = convert_voc(src, tmp_path / "o1", fractions=(0.5, 0.25, 0.25), seed=3)
     r2 = convert_voc(src, tmp_path / "o2", fractions=(0.5, 0.25, 0.25), seed=3)
+    assert r2.images == r1.images
     assert r1.images == {"train": 10, "val": 5, "test": 5}
     assert sorted(p.name for p in (tmp_path / "o1/images/val").iterdir()) == \
         sorted(p.name for p in (tmp_path / "o2/images/val").iterdir())

@@ -1,7 +1,6 @@
 """The two FLOP counters: agree on plain convs, differ by EMA's matmuls."""
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 

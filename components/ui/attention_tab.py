@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
-from .handlers import UserError, run_attention, rerender_attention
+from .handlers import UserError, rerender_attention, run_attention
 from .widgets import image_with_examples, model_picker
 
 
