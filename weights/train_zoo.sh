@@ -9,8 +9,12 @@ data="$work/bccd-yolo/data.yaml"
 common=(--data "$data" --epochs 60 --imgsz 320 --batch 16 --project "$work/runs")
 run() { [ -f "$work/runs/$1/summary.json" ] || python -m components train "${common[@]}" --name "$@"; }
 run yolov8n-baseline-s0 --base yolov8n --seed 0
-for att in EMA CoordAtt PolarizedSA SE CBAM ECA; do
+for att in EMA CoordAtt; do
   run "yolov8n-${att,,}-neck-s0" --base yolov8n --attention "$att" --placement neck_outputs --seed 0
 done
+# The baseline's seed-to-seed spread is what every difference is judged against: train it early.
 run yolov8n-baseline-s1 --base yolov8n --seed 1
 run yolov8n-baseline-s2 --base yolov8n --seed 2
+for att in PolarizedSA SE CBAM ECA; do
+  run "yolov8n-${att,,}-neck-s0" --base yolov8n --attention "$att" --placement neck_outputs --seed 0
+done
