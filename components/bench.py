@@ -138,7 +138,6 @@ def model_cost(weights: Path, quick: bool) -> list[dict]:
 
 
 def pipeline_cost(weights: Path, quick: bool) -> dict:
-    from .attention_view import inspect
     from .catalog import ModelStore, read_manifest
     from .compare import compare
     from .inference import letterbox, model_stride
@@ -158,7 +157,7 @@ def pipeline_cost(weights: Path, quick: bool) -> dict:
 
     runs = 3 if quick else 10
     t_raw, t_cmp, t_maps = alternate([raw, lambda: compare(image, models, imgsz=640),
-                                      lambda: inspect(image, models, imgsz=640)], runs, warmup=1)
+                                      lambda: compare(image, models, imgsz=640, capture=True)], runs, warmup=1)
     return {"models": len(models), "raw forward ms (sum)": t_raw, "compare ms": t_cmp, "compare+maps ms": t_maps,
             "overhead ratio": t_cmp / t_raw, "maps add": t_maps / t_cmp - 1}
 

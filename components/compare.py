@@ -32,7 +32,7 @@ class Comparison:
 
 
 def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz: int = 320,
-            reference: str | None = None, match_iou: float = 0.5) -> Comparison:
+            reference: str | None = None, match_iou: float = 0.5, capture: bool = False) -> Comparison:
     """Detect with every model in ``models`` (name -> loaded model) on ``image``.
 
     ``reference`` defaults to the first model; the diff marks each other model's boxes that the
@@ -48,7 +48,8 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
     reference = reference or next(iter(models))
     if reference not in models:
         raise CompareError(f"The reference model {reference!r} is not among the selected models.")
-    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz)) for name, m in models.items()}
+    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz), capture=capture)
+               for name, m in models.items()}
     names = _class_union(models)
     palette = class_colors(names)
     ref = results[reference]

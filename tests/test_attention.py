@@ -57,8 +57,8 @@ def bn(x, m):
 
 
 def ref_se(m: SE, x):
-    s = x.mean((2, 3), keepdim=True)
-    s = torch.sigmoid(F.conv2d(F.relu(F.conv2d(s, m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias))
+    s = x.mean((2, 3))
+    s = torch.sigmoid(F.linear(F.relu(F.linear(s, m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias))[..., None, None]
     return x * s, {"gate": s}
 
 

@@ -50,7 +50,7 @@ def test_one_row_serves_every_scale_with_inferred_channels(scale):
     sppf_out = model.model[9].cv2.conv.out_channels  # width-scaled by ultralytics
     assert isinstance(ema, EMA) and isinstance(se, SE)
     assert ema.conv1x1.in_channels * ema.groups == sppf_out
-    assert se.fc1.in_channels == sppf_out and se.fc2.out_channels == sppf_out
+    assert se.fc1.in_features == sppf_out and se.fc2.out_features == sppf_out
     assert (ema.i, ema.f, se.i) == (10, -1, 11) and ema.np == sum(p.numel() for p in ema.parameters())
 
 

@@ -27,8 +27,9 @@ class CBAM(nn.Module):
         self.spatial_gate = Gate("spatial")
 
     def forward(self, x):
-        avg = x.mean((2, 3), keepdim=True)
-        peak = x.amax((2, 3), keepdim=True)
-        x = x * self.channel_gate(self.mlp(avg) + self.mlp(peak))
+        b = x.shape[0]
+        # One pass of the shared MLP over both descriptors, stacked on the batch axis.
+        both = self.mlp(torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], 0))
+        x = x * self.channel_gate(both[:b] + both[b:])
         pooled = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)
         return x * self.spatial_gate(self.spatial_bn(self.spatial_conv(pooled)))

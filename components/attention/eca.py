@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import torch.nn.functional as F
 from torch import nn
 
 from .gate import Gate
@@ -30,5 +31,5 @@ class ECA(nn.Module):
 
     def forward(self, x):
         y = x.mean((2, 3)).unsqueeze(1)  # (b, 1, c)
-        y = self.conv(y).transpose(1, 2).unsqueeze(-1)  # (b, c, 1, 1)
+        y = F.conv1d(y, self.conv.weight, padding=self.conv.padding).transpose(1, 2).unsqueeze(-1)  # (b, c, 1, 1)
         return x * self.gate(y)
