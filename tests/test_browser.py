@@ -99,5 +99,6 @@ def test_attention_tab_renders_a_heatmap(page, picked):
 def test_metrics_tab_has_the_table_and_a_chart(page):
     page.get_by_role("tab", name="Metrics").click()
     expect(page.locator("#metrics-table")).to_contain_text("baseline")
-    page.locator("#pareto-flops .js-plotly-plot").first.wait_for()
+    for chart in ("#pareto-flops", "#curves", "#per-class"):
+        page.locator(f"{chart} .js-plotly-plot").first.wait_for()
     shot(page, "metrics")

@@ -83,14 +83,10 @@ def rerender_attention(ins, colormap, alpha):
     return render(ins, float(alpha), colormap) if ins is not None else []
 
 
-def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
-    """(table, csv path, skipped notes, 2 Pareto figures, run picker, column picker, curves, per-class)."""
+def _runs_for(sources: list[str], zip_path) -> list:
     import tempfile
 
-    import gradio as gr
-
-    from ..charts import curve_columns, curves_figure, pareto_figure, per_class_figure
-    from ..metrics import collect_runs, display_table, load_uploaded_zip, metrics_table
+    from ..metrics import collect_runs, load_uploaded_zip
 
     all_sources = list(sources)
     if zip_path:
@@ -98,7 +94,28 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
             all_sources.append(str(load_uploaded_zip(zip_path, tempfile.mkdtemp(prefix="attention-lens-run-"))))
         except (ValueError, OSError) as e:
             raise UserError(f"Run zip refused: {e}") from None
-    runs, skipped = collect_runs(all_sources)
+    return collect_runs(all_sources)
+
+
+def metrics_charts(sources: list[str], zip_path, picked, column):
+    """(curves, per-class) figures for the picked runs and results.csv column."""
+    from ..charts import curves_figure, per_class_figure
+
+    runs, _ = _runs_for(sources, zip_path)
+    chosen = [r for r in runs if r.name in (picked or [])] or runs
+    return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
+
+
+def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
+    """(table, csv path, skipped notes, 2 Pareto figures, run picker, column picker, curves, per-class)."""
+    import tempfile
+
+    import gradio as gr
+
+    from ..charts import curve_columns, curves_figure, pareto_figure, per_class_figure
+    from ..metrics import display_table, metrics_table
+
+    runs, skipped = _runs_for(sources, zip_path)
     df = metrics_table(runs, per_run=bool(per_run))
     shown = display_table(df)
     csv_path = tempfile.NamedTemporaryFile(prefix="attention-lens-metrics-", suffix=".csv", delete=False).name

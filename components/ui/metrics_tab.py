@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..metrics import published_table
-from .handlers import UserError, metrics_view
+from .handlers import UserError, metrics_charts, metrics_view
 
 
 def build_metrics_tab(demo, sources: list[str]) -> None:
@@ -23,8 +23,8 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
     with gr.Row():
         runs_pick = gr.Dropdown(label="Runs for curves and per-class AP", multiselect=True, choices=[])
         column = gr.Dropdown(label="results.csv column", choices=[], value="metrics/mAP50-95(B)")
-    curves = gr.Plot(label="Training curves")
-    per_class = gr.Plot(label="Per-class test mAP50-95")
+    curves = gr.Plot(label="Training curves", elem_id="curves")
+    per_class = gr.Plot(label="Per-class test mAP50-95", elem_id="per-class")
     with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
         gr.Dataframe(value=published_table(), interactive=False)
 
@@ -39,5 +39,13 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
     inputs = [per_run, upload, runs_pick, column]
     refresh.click(on_load, inputs, outputs, api_name="metrics", preprocess=False)
     demo.load(on_load, inputs, outputs, api_name=False, preprocess=False)
-    for control in (per_run, upload, runs_pick, column):
+    for control in (per_run, upload):
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False, trigger_mode="always_last")
+
+    def on_pick(zip_file, picked, col):
+        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
+        return metrics_charts(sources, path, picked, col)
+
+    for control in (runs_pick, column):  # only the two charts that depend on the picks
+        control.change(on_pick, [upload, runs_pick, column], [curves, per_class], api_name=False,
+                       preprocess=False, trigger_mode="always_last")
