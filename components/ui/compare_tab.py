@@ -9,7 +9,8 @@ from .widgets import image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
-    default = store.names[: min(3, len(store.names))]
+    attention = [n for n in store.names if store.entries[n].attention]
+    default = ([store.baseline_name()] if store.baseline_name() else []) + attention[:2] or store.names[:3]
     with gr.Row():
         with gr.Column(scale=1):
             image = image_with_examples("compare-image", examples, height=320)
