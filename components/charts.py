@@ -67,3 +67,12 @@ def curve_columns(runs: list[Run]) -> list[str]:
         if run.results is not None:
             cols += [c for c in run.results.columns if c != "epoch" and c not in cols]
     return cols
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty chart that says why it is empty."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(height=160, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      margin=dict(t=10, b=10, l=10, r=10))
+    return fig

@@ -56,6 +56,7 @@ def slider_pair(images: dict | None, a: str | None, b: str | None):
 def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz):
     """Returns (notice, layer table, overlays, channel figure, download paths, summary, state)."""
     from ..attention_view import channel_figure, export, inspect, no_attention_models, render
+    from ..charts import message_figure
 
     if not selected:
         raise UserError("Pick at least one model.")
@@ -73,7 +74,9 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
                            "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
                                         "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
                           for lm in mm.layers] for mm in ins.models}
-    return notice, ins.table(), items, channel_figure(ins), export(ins, items), summary, ins
+    channels = channel_figure(ins) or message_figure(
+        "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
+    return notice, ins.table(), items, channels, export(ins, items), summary, ins
 
 
 def rerender_attention(ins, colormap, alpha):
