@@ -29,7 +29,7 @@ def plain_se(m, x):
 
 
 def plain_cbam(m, x):
-    w1, b1, w2, b2 = m.mlp[0].weight.flatten(1), m.mlp[0].bias, m.mlp[2].weight.flatten(1), m.mlp[2].bias
+    w1, b1, w2, b2 = m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias
     mlp = lambda v: F.linear(F.relu(F.linear(v, w1, b1)), w2, b2)  # noqa: E731
     x = x * torch.sigmoid(mlp(F.adaptive_avg_pool2d(x, 1).flatten(1)) + mlp(F.adaptive_max_pool2d(x, 1).flatten(1)))[
         ..., None, None]

@@ -64,11 +64,11 @@ def ref_se(m: SE, x):
 
 def ref_cbam(m: CBAM, x):
     def mlp(v):
-        return F.conv2d(F.relu(F.conv2d(v, m.mlp[0].weight, m.mlp[0].bias)), m.mlp[2].weight, m.mlp[2].bias)
+        return F.linear(F.relu(F.linear(v, m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias)
 
-    avg = F.adaptive_avg_pool2d(x, 1)
-    mx = F.adaptive_max_pool2d(x, 1)
-    sc = torch.sigmoid(mlp(avg) + mlp(mx))
+    avg = F.adaptive_avg_pool2d(x, 1).flatten(1)
+    mx = F.adaptive_max_pool2d(x, 1).flatten(1)
+    sc = torch.sigmoid(mlp(avg) + mlp(mx))[..., None, None]
     x1 = x * sc
     pooled = torch.cat([x1.max(1, keepdim=True).values, x1.mean(1, keepdim=True)], 1)
     k = m.spatial_conv.kernel_size[0]

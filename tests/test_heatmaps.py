@@ -26,7 +26,7 @@ class KnownMapModel(nn.Module):
         super().__init__()
         cbam = CBAM(3, reduction=1, kernel_size=1)
         with torch.no_grad():
-            for p in cbam.mlp.parameters():
+            for p in [*cbam.fc1.parameters(), *cbam.fc2.parameters()]:
                 p.zero_()
             cbam.spatial_conv.weight.copy_(torch.tensor([[[[8.0]], [[0.0]]]]))
         self.model = nn.Sequential(nn.AvgPool2d(8), cbam)

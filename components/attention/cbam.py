@@ -7,6 +7,7 @@ simplified CBAM (average pool only, no MLP); this one is not that.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .gate import Gate
@@ -18,9 +19,8 @@ class CBAM(nn.Module):
         if kernel_size % 2 == 0:
             raise ValueError(f"CBAM kernel_size must be odd, got {kernel_size}")
         hidden = max(channels // reduction, 1)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
-        )
+        self.fc1 = nn.Linear(channels, hidden)  # the shared MLP, c -> c/r -> c
+        self.fc2 = nn.Linear(hidden, channels)
         self.channel_gate = Gate("channel")
         self.spatial_conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.spatial_bn = nn.BatchNorm2d(1)
@@ -28,8 +28,10 @@ class CBAM(nn.Module):
 
     def forward(self, x):
         b = x.shape[0]
-        # One pass of the shared MLP over both descriptors, stacked on the batch axis.
-        both = self.mlp(torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], 0))
-        x = x * self.channel_gate(both[:b] + both[b:])
+        # One pass of the shared MLP over both descriptors stacked on the batch axis, called
+        # functionally: at small sizes module dispatch costs as much as the math (docs/PERFORMANCE.md).
+        both = torch.cat([x.mean((2, 3)), x.amax((2, 3))], 0)
+        both = F.linear(F.relu(F.linear(both, self.fc1.weight, self.fc1.bias)), self.fc2.weight, self.fc2.bias)
+        x = x * self.channel_gate((both[:b] + both[b:])[..., None, None])
         pooled = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)
         return x * self.spatial_gate(self.spatial_bn(self.spatial_conv(pooled)))
