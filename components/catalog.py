@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import load_model
+from .checkpoints import CheckpointError, load_model
 
 MANIFEST = "manifest.json"
 
@@ -64,6 +64,17 @@ def prepare(model: torch.nn.Module, warmup_imgsz: int = 320) -> torch.nn.Module:
     return model
 
 
+def require_detection(model: torch.nn.Module, label: str) -> None:
+    """Only plain detection heads: segment, pose, OBB and end-to-end heads decode differently."""
+    from ultralytics.nn.modules.head import Detect
+
+    head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
+    if type(head) is not Detect:
+        kind = type(head).__name__ if head is not None else type(model).__name__
+        raise CheckpointError(f"{label}: not a YOLO detection model (its head is {kind}); "
+                              "Attention Lens compares detectors with a Detect head.")
+
+
 class ModelStore:
     """Thread-safe cache of loaded models: the shipped ones by name, uploads by content hash."""
 
@@ -94,7 +105,7 @@ class ModelStore:
             self.get(name)
 
     def upload(self, path: str | Path) -> tuple[str, torch.nn.Module]:
-        """(display name, model) for an uploaded checkpoint. Raises CheckpointError."""
+        """(display name, model) for an uploaded detection checkpoint. Raises CheckpointError."""
         path = Path(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
         key = f"upload:{path.stem}:{digest}"
@@ -102,7 +113,9 @@ class ModelStore:
             if key in self._uploads:
                 self._uploads.move_to_end(key)
                 return key, self._uploads[key]
-        model = prepare(load_model(path))
+        model = load_model(path)
+        require_detection(model, path.name)
+        model = prepare(model)
         with self._lock:
             self._uploads[key] = model
             while len(self._uploads) > self._max_uploads:

@@ -167,3 +167,14 @@ def test_extreme_images_give_correct_output_in_their_own_size(store, make):
         assert det.image_shape == (h, w)
         if len(det.boxes):
             assert (det.boxes[:, [0, 2]] <= w).all() and (det.boxes[:, [1, 3]] <= h).all()
+
+
+def test_non_detection_checkpoint_upload_is_refused(store, bccd_test_images, tmp_path):
+    import torch
+    from ultralytics.nn.tasks import ClassificationModel
+
+    cls_model = ClassificationModel("yolov8n-cls.yaml", nc=3, verbose=False)
+    path = tmp_path / "classifier.pt"
+    torch.save({"model": cls_model}, path)
+    with pytest.raises(UserError, match="not a YOLO detection model"):
+        run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(path)], 0.25, 0.7, 320, None)

@@ -17,6 +17,15 @@ class UserError(Exception):
     """Raised by handlers with a message meant for the browser (the UI shows it as gr.Error)."""
 
 
+def unexpected(e: Exception) -> UserError:
+    """A bug or an unforeseen input: log the traceback here, give the browser one clear line."""
+    import logging
+
+    logging.getLogger("attention_lens").exception("handler failed")
+    return UserError(f"Something went wrong ({type(e).__name__}: {e}). The app is still running; "
+                     "try another image or model.")
+
+
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
     """name -> model for the picked catalogue entries and the uploaded checkpoints."""
     models = {}
@@ -40,6 +49,10 @@ def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, r
         result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
     except USER_ERRORS as e:
         raise UserError(str(e)) from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
+        raise unexpected(e) from None
     images = {cap.split(" · ")[0]: im for im, cap in result.images}
     payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
                "detections": result.detections}
@@ -66,6 +79,8 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
         ins = inspect(image, models, placements, imgsz=int(imgsz), conf=float(conf))
     except USER_ERRORS as e:
         raise UserError(str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        raise unexpected(e) from None
     items = render(ins, float(alpha), colormap)
     plain = no_attention_models(ins)
     notice = ("" if not plain else
