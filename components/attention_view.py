@@ -17,6 +17,7 @@ import pandas as pd
 from .heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
 from .images import load_image
 from .inference import detect
+from .layercam import layercam
 from .render import class_colors, draw
 
 
@@ -29,6 +30,7 @@ class ModelMaps:
     classes: list[str]
     input_hw: tuple[int, int]
     layers: list[LayerMaps] = field(default_factory=list)
+    layercam: list[dict] = field(default_factory=list)  # only for models with no attention layers
 
 
 @dataclass
@@ -57,8 +59,9 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     for name, model in models.items():
         det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
         layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        cams = layercam(model, rgb, imgsz) if not layers else []
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
-                             layers))
+                             layers, cams))
     return Inspection(rgb, out)
 
 
@@ -82,6 +85,11 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
             if lm.group_maps is not None:
                 items.append((group_grid(lm.group_maps, colormap=colormap),
                               f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps"))
+    for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
+        for cam in mm.layercam:
+            im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)
+            items.append((im, f"{mm.model} · LayerCAM (gradients, not attention) · Detect input layer "
+                              f"{cam['layer']} · stride {cam['stride']}"))
     return items
 
 
@@ -131,6 +139,8 @@ def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | P
         for lm in mm.layers:
             for kind, a in lm.gates.items():
                 arrays[f"{mm.model}/layer{lm.layer}/{kind}"] = a
+        for cam in mm.layercam:
+            arrays[f"{mm.model}/layer{cam['layer']}/layercam"] = cam["map"]
     npz = folder / "attention_maps.npz"
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

@@ -59,7 +59,7 @@ def prepare(model: torch.nn.Module, warmup_imgsz: int = 320) -> torch.nn.Module:
     if hasattr(model, "fuse"):
         model = model.fuse(verbose=False)
     model = model.float().eval().requires_grad_(False)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: tensors it caches would be unusable for LayerCAM's backward
         model(torch.zeros(1, 3, warmup_imgsz, warmup_imgsz))
     return model
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -46,6 +47,18 @@ def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tens
 
 def model_stride(model: torch.nn.Module) -> int:
     return max(int(getattr(model, "stride", torch.tensor([32])).max()), 32)
+
+
+_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def forward_lock(model: torch.nn.Module) -> threading.Lock:
+    """The model's own lock, held for one forward. Ultralytics' Detect head caches anchors for the
+    last input shape on the module, so two sessions with different image shapes must not run one
+    shared model at the same moment; different models still run in parallel."""
+    with _locks_guard:
+        return _locks.setdefault(model, threading.Lock())
 
 
 @contextmanager
@@ -90,7 +103,7 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
     x = letterbox(image_rgb, imgsz, model_stride(model))
     maps, inputs = {}, {}
     t0 = time.perf_counter()
-    with torch.inference_mode():
+    with forward_lock(model), torch.no_grad():
         if capture:
             with capture_gates(model, maps, inputs):
                 pred = model(x)

@@ -142,3 +142,55 @@ def test_channel_figure_sorts_and_labels(store):
     fig = channel_figure(ins, top_k=2)
     ys = list(fig.data[0].y)
     assert ys == sorted(ys, reverse=True) and len(fig.layout.annotations) >= 2
+
+
+def test_plain_model_gets_labelled_layercam_that_sits_on_its_detections():
+    from pathlib import Path
+
+    from components.layercam import layercam
+
+    weights = Path(__file__).resolve().parents[1] / "weights"
+    shipped = ModelStore(read_manifest(weights))
+    if not shipped.baseline_name():
+        pytest.skip("no shipped baseline")
+    model = shipped.get(shipped.baseline_name())
+    image = __import__("components.images", fromlist=["load_image"]).load_image(
+        weights.parent / "assets" / "examples" / "synthetic_smear_1.jpg")
+    det = detect(model, image)
+    inside = np.zeros(image.shape[:2], bool)
+    for x1, y1, x2, y2 in det.boxes.astype(int):
+        inside[y1:y2, x1:x2] = True
+    cams = layercam(model, image)
+    assert [c["stride"] for c in cams] == [8, 16, 32] and len(det.boxes) > 5
+    p3 = cams[0]["map"]
+    assert p3.shape == image.shape[:2] and p3[inside].mean() > 5 * p3[~inside].mean()
+    assert all(p.grad is None for p in model.parameters())  # nothing accumulates on the shared model
+    ins = inspect(image, {"plain": model})
+    captions = [c for _, c in render(ins)]
+    assert captions and all("LayerCAM (gradients, not attention)" in c for c in captions)
+
+
+def test_concurrent_calls_with_different_image_shapes_keep_their_own_boxes(store, bccd_test_images):
+    """The Detect head caches anchors per input shape on the shared module: calls must not mix them."""
+    from PIL import Image
+
+    model = store.get("ema")
+    base = np.asarray(Image.open(bccd_test_images[0]).convert("RGB"))
+    images = [base, np.ascontiguousarray(base[:, :400]), np.ascontiguousarray(base[:300]), base[::2, ::2].copy()]
+    alone = [detect(model, im, conf=0.001) for im in images]
+    results, errors = {}, []
+
+    def worker(k, rep):
+        try:
+            results[(k, rep)] = detect(model, images[k], conf=0.001)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k, rep)) for rep in range(4) for k in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (k, _), det in results.items():
+        np.testing.assert_array_equal(det.boxes, alone[k].boxes)

@@ -84,7 +84,8 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
     items = render(ins, float(alpha), colormap)
     plain = no_attention_models(ins)
     notice = ("" if not plain else
-              "**No attention layers** in " + ", ".join(plain) + ": nothing to show for them (no gates to hook).")
+              "**No attention layers** in " + ", ".join(plain) + ": no gates to hook. Shown instead: LayerCAM on "
+              "the Detect inputs, a different kind of map (where the class scores are sensitive, from gradients).")
     summary = {mm.model: [{"layer": lm.layer, "module": lm.module, "stride": lm.stride,
                            "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
                                         "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
