@@ -11,7 +11,7 @@ import pandas as pd
 
 from .diff import match
 from .images import load_image
-from .inference import Detections, detect
+from .inference import Detections, detect, letterbox, model_stride
 from .render import class_colors, draw
 
 MIN_MODELS = 2
@@ -48,7 +48,9 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
     reference = reference or next(iter(models))
     if reference not in models:
         raise CompareError(f"The reference model {reference!r} is not among the selected models.")
-    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz), capture=capture)
+    # One letterbox per stride, shared by the models that use it (not one per model).
+    boxed = {s: letterbox(rgb, int(imgsz), s) for s in {model_stride(m) for m in models.values()}}
+    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz), capture=capture, x=boxed[model_stride(m)])
                for name, m in models.items()}
     names = _class_union(models)
     palette = class_colors(names)

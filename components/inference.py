@@ -95,12 +95,15 @@ def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
 
 
 def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
-           imgsz: int = 320, capture: bool = False, max_det: int = 300) -> Detections:
-    """Run ``model`` on one RGB image; boxes come back in the image's own pixels."""
+           imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None) -> Detections:
+    """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
+
+    ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
+    """
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
-    x = letterbox(image_rgb, imgsz, model_stride(model))
+    x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
     maps, inputs = {}, {}
     t0 = time.perf_counter()
     with forward_lock(model), torch.no_grad():
