@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import configure_offline
-from .attention import ATTENTION_MODULES, EMA
+from .attention import ATTENTION_MODULES, EMA, gates_of
 
 configure_offline()
 
@@ -134,8 +134,6 @@ def _adopt_foreign_modules(model: nn.Module, label: str) -> None:
 
 
 def _has_gates(module: nn.Module) -> bool:
-    from .attention import gates_of
-
     return bool(gates_of(module))
 
 

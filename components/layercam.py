@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import torch
 
-from .heatmaps import to_original
+from .heatmaps import normalize, to_original
 from .inference import forward_lock, letterbox, model_stride
 
 
@@ -52,8 +52,6 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
     for k, layer in enumerate(layers):
         a = acts[k]
         cam = (a.grad.clamp_min(0) * a).sum(1)[0].clamp_min(0).detach().numpy()
-        heat = to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2])
-        lo, hi = float(heat.min()), float(heat.max())
-        out.append({"layer": layer.i, "stride": round(x.shape[2] / a.shape[2]),
-                    "map": (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)})
+        heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
+        out.append({"layer": layer.i, "stride": round(x.shape[2] / a.shape[2]), "map": heat})
     return out

@@ -6,7 +6,7 @@ import gradio as gr
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
 from .handlers import UserError, rerender_attention, run_attention
-from .widgets import image_with_examples, model_picker
+from .widgets import file_path, image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
@@ -33,9 +33,8 @@ def build_attention_tab(store, examples: list[str]) -> None:
     state = gr.State(None)
 
     def on_run(image_path, selected, cmap, opacity, conf_v, size):
-        path = image_path.get("path") if isinstance(image_path, dict) else image_path
         try:
-            return run_attention(store, path, selected, cmap, opacity, conf_v, size)
+            return run_attention(store, file_path(image_path), selected, cmap, opacity, conf_v, size)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from .handlers import UserError, run_compare, slider_pair
-from .widgets import image_with_examples, model_picker
+from .widgets import file_path, image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -63,11 +63,6 @@ def build_compare_tab(store, examples: list[str]) -> None:
     for pick in (left, right):
         pick.change(slider_pair, [images, left, right], slider, api_name=False)
     models.change(reference_choices, [models, reference], reference, api_name=False)
-
-
-def file_path(value):
-    """The local path inside a raw gradio file payload (a dict with "path"), or the value itself."""
-    return value.get("path") if isinstance(value, dict) else value
 
 
 def reference_choices(selected, current):

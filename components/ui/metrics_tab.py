@@ -5,6 +5,7 @@ import gradio as gr
 
 from ..metrics import published_table
 from .handlers import UserError, metrics_charts, metrics_view
+from .widgets import file_path
 
 
 def build_metrics_tab(demo, sources: list[str]) -> None:
@@ -29,9 +30,8 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         gr.Dataframe(value=published_table(), interactive=False)
 
     def on_load(per_run_v, zip_file, picked, col):
-        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
         try:
-            return metrics_view(sources, per_run_v, path, picked, col)
+            return metrics_view(sources, per_run_v, file_path(zip_file), picked, col)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
@@ -43,8 +43,7 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False, trigger_mode="always_last")
 
     def on_pick(zip_file, picked, col):
-        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
-        return metrics_charts(sources, path, picked, col)
+        return metrics_charts(sources, file_path(zip_file), picked, col)
 
     for control in (runs_pick, column):  # only the two charts that depend on the picks
         control.change(on_pick, [upload, runs_pick, column], [curves, per_class], api_name=False,
