@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
 
-    for module in ("data", "train", "evaluate", "bench", "zoo"):  # each adds its own subcommands
+    for module in ("data", "train", "evaluate", "recost", "bench", "zoo"):  # each adds its own subcommands
         importlib.import_module(f"{__package__}.{module}").add_cli(sub)
     return parser
 

@@ -52,12 +52,20 @@ def keep_freed_buffers() -> bool:
     thousands of page faults (measured: yolov8n + CBAM 93 ms -> 33 ms). Returns whether the
     setting took: False on a C library without ``mallopt`` (macOS, musl), which keeps its defaults.
     """
+    return _mallopt(MMAP_THRESHOLD, TRIM_THRESHOLD)
+
+
+def restore_malloc_defaults() -> bool:
+    """glibc's default thresholds (128 KiB each), for measuring what ``keep_freed_buffers`` saves."""
+    return _mallopt(128 * 1024, 128 * 1024)
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))

@@ -5,6 +5,7 @@ Named PolarizedSA so that it never shadows ultralytics' own PSA, which is a diff
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .gate import Gate
@@ -36,17 +37,24 @@ class PolarizedSA(nn.Module):
     def extra_repr(self) -> str:
         return f"layout={self.layout}"
 
+    # Both branches use that a 1x1 conv is affine, so it commutes with any weighted average of
+    # pixels whose weights sum to 1 (a softmax, a mean). The paper's Wv(x) @ q then costs one
+    # c-vector through Wv instead of a c -> c/2 conv over the whole map; outputs are unchanged.
+
     def channel_weights(self, x):
-        v = self.ch_wv(x).flatten(2)  # (b, c/2, hw)
-        q = self.ch_wq(x).flatten(2).softmax(-1).transpose(1, 2)  # (b, hw, 1)
-        z = self.ch_wz((v @ q).unsqueeze(-1))  # (b, c, 1, 1)
-        return self.channel_gate(self.ln(z.flatten(1)).unsqueeze(-1).unsqueeze(-1))
+        b, c = x.shape[:2]
+        q = self.ch_wq(x).flatten(2).softmax(-1)  # (b, 1, hw), softmax over pixels
+        pooled = x.flatten(2) @ q.transpose(1, 2)  # (b, c, 1): the q-weighted pixel average
+        z = self.ch_wz(self.ch_wv(pooled.unsqueeze(-1)))  # == ch_wz(ch_wv(x) @ q), (b, c, 1, 1)
+        return self.channel_gate(self.ln(z.flatten(1)).view(b, c, 1, 1))
 
     def spatial_weights(self, x):
         b, _, h, w = x.shape
-        v = self.sp_wv(x).flatten(2)  # (b, c/2, hw)
-        q = self.sp_wq(x).mean((2, 3)).softmax(-1).unsqueeze(1)  # (b, 1, c/2)
-        return self.spatial_gate((q @ v).reshape(b, 1, h, w))
+        q = self.sp_wq(x.mean((2, 3), keepdim=True)).flatten(1).softmax(-1)  # (b, c/2) == softmax(mean(Wq x))
+        # q @ Wv(x) == (q Wv) @ x + q . bv: fold q into Wv, one weight per input channel.
+        k = (q @ self.sp_wv.weight.flatten(1)).unsqueeze(1)  # (b, 1, c)
+        s = torch.baddbmm((q @ self.sp_wv.bias).view(b, 1, 1), k, x.flatten(2))  # (b, 1, hw)
+        return self.spatial_gate(s.view(b, 1, h, w))
 
     def forward(self, x):
         x_ch = x * self.channel_weights(x)
