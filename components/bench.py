@@ -22,9 +22,9 @@ from .reference_attention import FLOOR, READER
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def alternate(fns: list, runs: int, warmup: int = 3) -> list[float]:
+def alternate(fns: list, runs: int, warmup: int = 3, settle: int = 0) -> list[float]:
     """Median ms of each callable, timed alternately in one loop so drift hits them all alike."""
-    return [statistics.median(t) for t in time_alternately(fns, runs, warmup)]
+    return [statistics.median(t) for t in time_alternately(fns, runs, warmup, settle)]
 
 
 def module_cost(quick: bool) -> list[dict]:
@@ -64,7 +64,8 @@ def model_cost(weights: Path, quick: bool) -> list[dict]:
     for size in (320, 640):
         x = torch.zeros(1, 3, size, size)
         names = list(models)
-        times = dict(zip(names, alternate([lambda m=m: m(x) for m in models.values()], 5 if quick else 20)))
+        times = dict(zip(names, alternate([lambda m=m: m(x) for m in models.values()], 5 if quick else 30,
+                                              settle=1)))
         b_flops = gflops(models[base.name], size)
         b_params = sum(p.numel() for p in models[base.name].parameters())
         for name, m in models.items():

@@ -8,13 +8,18 @@ import time
 import torch
 
 
-def time_alternately(fns: list, runs: int, warmup: int = 3) -> list[list[float]]:
+def time_alternately(fns: list, runs: int, warmup: int = 3, settle: int = 0) -> list[list[float]]:
     """Milliseconds of each call per repetition, the callables timed in turn within each
-    repetition so that drift on a shared machine hits them all alike."""
+    repetition so that drift on a shared machine hits them all alike.
+
+    ``settle`` untimed calls precede each timed one, so that a model's weights are back in cache
+    after the others ran (steady-state latency rather than the cost of switching models)."""
     times = [[] for _ in fns]
     with torch.inference_mode():
         for i in range(warmup + runs):
             for k, fn in enumerate(fns):
+                for _ in range(settle):
+                    fn()
                 t0 = time.perf_counter()
                 fn()
                 if i >= warmup:

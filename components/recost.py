@@ -43,7 +43,7 @@ def read_summary(run_dir: Path) -> dict:
 def alternated_latency(models: list[torch.nn.Module], imgsz: int, runs: int, warmup: int) -> list[dict]:
     """Per model: its latency record, the models timed in turn within each repetition."""
     x = torch.zeros(1, 3, imgsz, imgsz)
-    times = time_alternately([lambda m=m: m(x) for m in models], runs, warmup)
+    times = time_alternately([lambda m=m: m(x) for m in models], runs, warmup, settle=1)
     return [latency_stats(t, imgsz, warmup) | {"alternated_with": len(models) - 1} for t in times]
 
 
