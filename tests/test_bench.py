@@ -50,7 +50,7 @@ def test_floor_functions_compute_what_ours_compute(name):
 def test_gflops_predict_latency_only_within_the_noise_of_identical_models():
     assert _prediction({"latency ratio": 1.02, "GFLOPs ratio (torch)": 1.006}) == "yes"
     verdict = _prediction({"latency ratio": 1.10, "GFLOPs ratio (torch)": 1.006})
-    assert verdict.startswith("no") and "+10%" in verdict and "+0.6%" in verdict
+    assert verdict.startswith("no") and "+10%" in verdict and "+0.60%" in verdict
 
 
 def test_markdown_table_lists_every_row():
