@@ -102,3 +102,16 @@ def test_metrics_endpoint_returns_the_table(served_app, tiny_weights):
     summary = json.loads((tiny_weights / "baseline" / "summary.json").read_text())
     row = next(r for r in table["data"] if "baseline" in r[0])
     assert row[headers.index("test mAP50")] == f"{summary['metrics']['test']['mAP50']:.3f}"
+
+
+def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_weights):
+    from app import create_app
+
+    demo, _ = create_app(str(tiny_weights), [])
+    by_fn = {}
+    for fn in demo.fns.values():
+        by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
+    for heavy in ("on_compare", "on_adjust", "on_run"):
+        assert by_fn[heavy] == {("inference", 1)}, heavy
+    for light in ("rerender_attention", "slider_pair", "on_load"):
+        assert all(cid != "inference" for cid, _ in by_fn[light]), light

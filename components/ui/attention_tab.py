@@ -6,7 +6,7 @@ import gradio as gr
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
 from .handlers import UserError, rerender_attention, run_attention
-from .widgets import file_path, image_with_examples, model_picker
+from .widgets import INFERENCE_QUEUE, file_path, image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
@@ -40,7 +40,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
 
     outputs = [notice, layers, gallery, channels, downloads, summary, state]
     button.click(on_run, [image, models, colormap, alpha, conf, imgsz], outputs, api_name="attention",
-                 concurrency_limit=2, preprocess=False)
+                 preprocess=False, **INFERENCE_QUEUE)
     for control in (colormap, alpha):
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
                        trigger_mode="always_last")

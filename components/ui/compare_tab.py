@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from .handlers import UserError, run_compare, slider_pair
-from .widgets import file_path, image_with_examples, model_picker
+from .widgets import INFERENCE_QUEUE, file_path, image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -51,15 +51,15 @@ def build_compare_tab(store, examples: list[str]) -> None:
     outputs = [gallery, table, detections, images, left, right, slider]
     # preprocess=False: the raw upload reaches our decoder, which has a clear message for every bad
     # file; gradio's own image preprocessing would fail first with a generic one.
-    button.click(on_compare, inputs, outputs, api_name="compare", concurrency_limit=2, preprocess=False)
+    button.click(on_compare, inputs, outputs, api_name="compare", preprocess=False, **INFERENCE_QUEUE)
     def on_adjust(image_path, *rest):
         if not image_path:
             return [gr.skip()] * len(outputs)  # nothing to rerun yet
         return on_compare(image_path, *rest)
 
     for control in (conf, iou, imgsz):
-        control.change(on_adjust, inputs, outputs, api_name=False, concurrency_limit=2, trigger_mode="always_last",
-                       preprocess=False)
+        control.change(on_adjust, inputs, outputs, api_name=False, trigger_mode="always_last", preprocess=False,
+                       **INFERENCE_QUEUE)
     for pick in (left, right):
         pick.change(slider_pair, [images, left, right], slider, api_name=False)
     models.change(reference_choices, [models, reference], reference, api_name=False)

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+#: Queue settings for every event that runs model forwards (compare, its reruns, attention). One
+#: at a time across all of them: torch already uses both cores of a CPU-basic Space, and two
+#: compares at once measured 12% less throughput and twice the latency each (docs/PERFORMANCE.md).
+INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
+
 
 def image_with_examples(elem_id: str, examples: list[str], height: int = 300) -> gr.Image:
     """An image input (raw path) with the example images under it."""
