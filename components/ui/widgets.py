@@ -4,8 +4,8 @@ from __future__ import annotations
 import gradio as gr
 
 #: Queue settings for every event that runs model forwards (compare, its reruns, attention). One
-#: at a time across all of them: torch already uses both cores of a CPU-basic Space, and two
-#: compares at once measured 12% less throughput and twice the latency each (docs/PERFORMANCE.md).
+#: at a time across all of them: torch already uses both cores of a CPU-basic Space; two compares
+#: at once finished no sooner (1.02-1.14x later) and made the mean wait longer (docs/PERFORMANCE.md, 4).
 INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
 
