@@ -177,6 +177,20 @@ def test_module_matches_plain_formula(make, ref, shape):
         torch.testing.assert_close(maps[name], expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("make,ref", CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_gradients_match_plain_formula(make, ref):
+    """Reformulated modules (CBAM's stacked MLP pass, PolarizedSA's pooled 1x1 convs) must train
+    exactly like the paper's form: same gradients for the input and every parameter."""
+    torch.manual_seed(2)
+    module = randomize(make(48))
+    x = torch.randn(2, 48, 7, 5, requires_grad=True)
+    params = [x, *module.parameters()]
+    ours = torch.autograd.grad(module(x).square().sum(), params)
+    want = torch.autograd.grad(ref(module, x)[0].square().sum(), params)
+    for name, a, b in zip(["input"] + [n for n, _ in module.named_parameters()], ours, want):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+
+
 @pytest.mark.parametrize("name", list(ATTENTION_MODULES))
 def test_every_map_has_its_own_gate_with_a_kind_and_shape(name):
     expected = {
