@@ -150,21 +150,26 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_uploaded_zip(path: str | Path, dest: str | Path) -> Path:
-    """Extract an uploaded run zip into ``dest`` (a temp dir), refusing unsafe or huge archives."""
+    """Extract an uploaded run zip into ``dest`` (a temp dir), refusing unsafe or huge archives.
+
+    Raises ValueError with a user-facing reason for anything that is not a safe zip."""
     import zipfile
 
     dest = Path(dest).resolve()
     limit = 200 * 1024 * 1024
-    with zipfile.ZipFile(path) as z:
-        total = 0
-        for info in z.infolist():
-            target = (dest / info.filename).resolve()
-            if not str(target).startswith(str(dest)) or info.filename.startswith("/"):
-                raise ValueError(f"the zip holds an unsafe path: {info.filename}")
-            total += info.file_size
-            if total > limit:
-                raise ValueError("the zip unpacks to more than 200 MB")
-        z.extractall(dest)
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = 0
+            for info in z.infolist():
+                # is_relative_to, not a string prefix: "../dest-sibling/x" shares dest's prefix.
+                if info.filename.startswith("/") or not (dest / info.filename).resolve().is_relative_to(dest):
+                    raise ValueError(f"the zip holds an unsafe path: {info.filename}")
+                total += info.file_size
+                if total > limit:
+                    raise ValueError("the zip unpacks to more than 200 MB")
+            z.extractall(dest)
+    except zipfile.BadZipFile:
+        raise ValueError("not a zip file (or a damaged one)") from None
     return dest
 
 

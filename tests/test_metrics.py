@@ -104,6 +104,53 @@ def test_uploaded_zip_is_read_inside_a_temp_dir_and_unsafe_paths_are_refused(tmp
     assert not (tmp_path / "escaped.txt").exists()
 
 
+def test_zip_entries_may_not_reach_a_sibling_that_shares_the_folders_prefix(tmp_path):
+    import zipfile
+
+    evil = tmp_path / "sibling.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../x-sibling/escaped.txt", "x")
+    with pytest.raises(ValueError, match="unsafe path"):
+        load_uploaded_zip(evil, tmp_path / "x")
+    assert not (tmp_path / "x-sibling").exists()
+
+
+def test_a_file_that_is_not_a_zip_gets_a_reason(tmp_path):
+    fake = tmp_path / "run.zip"
+    fake.write_text("summary.json, honest")
+    with pytest.raises(ValueError, match="not a zip file"):
+        load_uploaded_zip(fake, tmp_path / "x")
+
+
+def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
+    import tempfile
+    import zipfile
+
+    from components import metrics
+    from components.ui import handlers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    calls = []
+    real = metrics.load_uploaded_zip
+    monkeypatch.setattr(metrics, "load_uploaded_zip", lambda *a: calls.append(a) or real(*a))
+    run = fake_run(tmp_path / "src", "ema", "EMA", 0.5)
+    upload = tmp_path / "run.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        for f in run.iterdir():
+            z.write(f, f"ema/{f.name}")
+    for column in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/mAP50(B)"):
+        curves, per_class = handlers.metrics_charts([], str(upload), ["ema"], column)
+        assert curves is not None and per_class is not None
+    assert len(calls) == 1 and len(list((tmp_path / "tmp").iterdir())) == 1
+
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(handlers.UserError, match="Run zip refused: not a zip file"):
+        handlers.metrics_charts([], str(broken), [], None)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1  # the failed extraction left nothing behind
+
+
 def test_published_numbers_stay_apart_and_cite_their_source():
     pub = published_table()
     assert (pub["source"].str.len() > 0).all()

@@ -5,6 +5,10 @@ user; tests call them without a browser.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
 from ..catalog import ModelStore
 from ..checkpoints import CheckpointError
 from ..compare import CompareError, compare
@@ -102,18 +106,45 @@ def rerender_attention(ins, colormap, alpha):
     return render(ins, float(alpha), colormap) if ins is not None else []
 
 
-def _runs_for(sources: list[str], zip_path) -> list:
+#: Uploaded run zips already extracted: (path, size, mtime) -> folder. The Metrics tab asks for
+#: the runs on every picker change; extracting the same upload each time would fill the disk.
+_EXTRACTED: OrderedDict[tuple, Path] = OrderedDict()
+_EXTRACTED_MAX = 8
+_EXTRACTED_LOCK = threading.Lock()
+
+
+def extracted_zip(zip_path) -> Path:
+    """The folder an uploaded run zip unpacks into, extracted once per upload."""
+    import shutil
     import tempfile
 
-    from ..metrics import collect_runs, load_uploaded_zip
+    from ..metrics import load_uploaded_zip
 
-    all_sources = list(sources)
-    if zip_path:
+    try:
+        st = Path(zip_path).stat()
+    except OSError as e:
+        raise UserError(f"Run zip refused: {e.strerror or e}") from None
+    key = (str(zip_path), st.st_size, st.st_mtime_ns)
+    with _EXTRACTED_LOCK:
+        if key in _EXTRACTED:
+            _EXTRACTED.move_to_end(key)
+            return _EXTRACTED[key]
+        dest = Path(tempfile.mkdtemp(prefix="attention-lens-run-"))
         try:
-            all_sources.append(str(load_uploaded_zip(zip_path, tempfile.mkdtemp(prefix="attention-lens-run-"))))
+            load_uploaded_zip(zip_path, dest)
         except (ValueError, OSError) as e:
+            shutil.rmtree(dest, ignore_errors=True)
             raise UserError(f"Run zip refused: {e}") from None
-    return collect_runs(all_sources)
+        _EXTRACTED[key] = dest
+        while len(_EXTRACTED) > _EXTRACTED_MAX:
+            shutil.rmtree(_EXTRACTED.popitem(last=False)[1], ignore_errors=True)
+        return dest
+
+
+def _runs_for(sources: list[str], zip_path) -> list:
+    from ..metrics import collect_runs
+
+    return collect_runs(list(sources) + ([str(extracted_zip(zip_path))] if zip_path else []))
 
 
 def metrics_charts(sources: list[str], zip_path, picked, column):
