@@ -141,7 +141,11 @@ def test_channel_figure_sorts_and_labels(store):
     ins = inspect(np.full((64, 96, 3), 128, np.uint8), {"known": KnownMapModel()})
     fig = channel_figure(ins, top_k=2)
     ys = list(fig.data[0].y)
-    assert ys == sorted(ys, reverse=True) and len(fig.layout.annotations) >= 2
+    assert ys == sorted(ys, reverse=True)
+    labels = [a for a in fig.layout.annotations if a.text.startswith("ch")]
+    order = list(fig.data[0].customdata)
+    assert [a.text for a in labels] == [f"ch{order[0]}", f"ch{order[1]}"]
+    assert len({a.ay for a in labels}) == len(labels)  # each label on its own step: none overlap
 
 
 def test_plain_model_gets_labelled_layercam_that_sits_on_its_detections():
