@@ -114,13 +114,13 @@ def channel_figure(ins: Inspection, top_k: int = 5):
                              customdata=order, hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"),
                       row=row, col=1)
         # The top bars stand side by side, narrower than a label once there are ~100 channels:
-        # each label climbs one step higher and to the right, with a leader line to its bar.
+        # the labels hang in a column to their right, one line each, with leader lines to the bars.
         for rank in range(min(top_k, len(w))):
             fig.add_annotation(x=rank, y=float(w[order[rank]]), text=f"ch{order[rank]}", showarrow=True,
-                               arrowhead=0, arrowwidth=1, ax=30, ay=-(12 + 14 * rank), font=dict(size=10),
-                               xanchor="left", row=row, col=1)
+                               arrowhead=0, arrowwidth=1, ax=60, ay=10 + 15 * rank, font=dict(size=10),
+                               xanchor="left", bgcolor="rgba(255,255,255,0.85)", row=row, col=1)
     fig.update_layout(height=260 * len(panels), showlegend=False, margin=dict(t=40, b=20, l=40, r=10))
-    fig.update_yaxes(range=[0, 1.3])  # gates are sigmoids; the headroom holds the label ladder
+    fig.update_yaxes(range=[0, 1.05])  # gates are sigmoids
     fig.update_xaxes(title_text="channels, sorted by weight")
     return fig
 

@@ -6,6 +6,8 @@ in test-artifacts/; the README's copies in docs/screenshots come from here.
 """
 from __future__ import annotations
 
+import re
+
 import shutil
 from pathlib import Path
 
@@ -92,6 +94,10 @@ def test_attention_tab_renders_a_heatmap(page, picked):
     page.locator("#attention-button").click()
     page.locator("#attention-gallery img").first.wait_for()
     assert page.locator("#attention-gallery img").count() >= 2
+    # The channel chart draws, with its top-channel labels (CBAM has a channel gate).
+    page.locator("#attention-channels .js-plotly-plot").first.wait_for()
+    labels = page.locator("#attention-channels .annotation-text").filter(has_text=re.compile(r"^ch\d+$"))
+    expect(labels.first).to_be_visible()
     shot(page, "attention")
     expect(page.locator("#attention-layers")).to_contain_text(picked[1].attention)
 

@@ -27,7 +27,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
             layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
             gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
                                  height="auto", object_fit="contain", elem_id="attention-gallery")
-            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled")
+            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled", elem_id="attention-channels")
             downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
             summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None)
