@@ -22,16 +22,47 @@ def pareto_front(cost: list[float], score: list[float]) -> list[int]:
     return sorted(front, key=lambda i: (cost[i], -score[i]))
 
 
+#: Where a point's label can go, tried in this order.
+LABEL_SLOTS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom right")
+
+
+def point_labels(df) -> list[str]:
+    """Short labels: the attention module (or "baseline"); the full model name where those repeat."""
+    short = ["baseline" if a in (None, "none", "") else str(a) for a in df.get("attention", df["model"])]
+    return short if len(set(short)) == len(short) else df["model"].astype(str).tolist()
+
+
+def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, float] | None = None,
+                    near: tuple[float, float] = (0.2, 0.15)) -> list[str]:
+    """A text position per point: each point near an earlier one (within ``near``, in fractions
+    of the plotted spans) takes a slot none of those neighbours took, so clustered labels spread."""
+    def scale(v, extent=None):
+        finite = [a for a in v if a == a]
+        lo, hi = extent or ((min(finite), max(finite)) if finite else (0.0, 1.0))
+        return [(a - lo) / ((hi - lo) or 1.0) for a in v]
+
+    nx, ny = scale(xs), scale(ys, y_extent)
+    out: list[str] = []
+    for i in range(len(xs)):
+        taken = {out[j] for j in range(i) if abs(nx[i] - nx[j]) < near[0] and abs(ny[i] - ny[j]) < near[1]}
+        out.append(next((slot for slot in LABEL_SLOTS if slot not in taken), LABEL_SLOTS[0]))
+    return out
+
+
 def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95") -> go.Figure:
     fig = go.Figure()
     if df.empty:
         return fig
     cost, score = df[cost_column].tolist(), df[score_column].tolist()
     std = df.get(f"{score_column} std")
-    fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=df["model"], textposition="top center",
+    bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
+    finite = [(v - b, v + b) for v, b in zip(score, bars) if v == v]
+    extent = (min(lo for lo, _ in finite), max(hi for _, hi in finite)) if finite else None
+    fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=point_labels(df),
+                             textposition=label_positions(cost, score, extent), customdata=df["model"],
+                             hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
                              name="variants", marker=dict(size=10),
-                             error_y=dict(type="data", array=[0 if math.isnan(s) else s for s in std])
-                             if std is not None else None))
+                             error_y=dict(type="data", array=bars) if std is not None else None))
     front = pareto_front(cost, score)
     fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
                              name="Pareto front", line=dict(dash="dash"),

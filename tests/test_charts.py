@@ -5,7 +5,8 @@ import math
 
 import pandas as pd
 
-from components.charts import curves_figure, pareto_figure, pareto_front, per_class_figure
+from components.charts import (curves_figure, label_positions, pareto_figure, pareto_front, per_class_figure,
+                               point_labels)
 from components.runs import find_runs
 
 
@@ -22,6 +23,22 @@ def test_pareto_figure_marks_the_front():
     fig = pareto_figure(df, "GFLOPs (thop)")
     front = [t for t in fig.data if t.name == "Pareto front"][0]
     assert list(front.x) == [1.0, 3.0] and list(front.y) == [0.5, 0.6]
+
+
+def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
+    df = pd.DataFrame({"model": ["yolov8n baseline", "yolov8n + EMA @ neck_outputs"], "attention": ["none", "EMA"]})
+    assert point_labels(df) == ["baseline", "EMA"]
+    per_run = pd.DataFrame({"model": ["base-s0", "base-s1"], "attention": ["none", "none"]})
+    assert point_labels(per_run) == ["base-s0", "base-s1"]
+
+
+def test_clustered_points_get_labels_in_different_places():
+    # The shipped zoo's shape: four models within 0.002 GFLOPs and 0.01 mAP, one far away; the
+    # y axis spans the baseline's error bar (0.495 ± 0.028).
+    xs, ys = [2.048, 2.0485, 2.049, 2.050, 2.062], [0.495, 0.499, 0.492, 0.494, 0.522]
+    positions = label_positions(xs, ys, (0.467, 0.523))
+    assert len(set(positions[:4])) == 4 and positions[4] == "top center"
+    assert label_positions([1.0, 2.0], [0.1, 0.9]) == ["top center", "top center"]
 
 
 def test_curves_and_per_class_follow_the_selected_runs(tiny_weights):
