@@ -7,7 +7,6 @@ in test-artifacts/; the README's copies in docs/screenshots come from here.
 from __future__ import annotations
 
 import re
-
 import shutil
 from pathlib import Path
 

@@ -5,8 +5,14 @@ import math
 
 import pandas as pd
 
-from components.charts import (curves_figure, label_positions, pareto_figure, pareto_front, per_class_figure,
-                               point_labels)
+from components.charts import (
+    curves_figure,
+    label_positions,
+    pareto_figure,
+    pareto_front,
+    per_class_figure,
+    point_labels,
+)
 from components.runs import find_runs
 
 
