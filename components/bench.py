@@ -89,14 +89,19 @@ def _prediction(row: dict) -> str:
     return f"no: latency {lat - 1:+.0%} for GFLOPs {flops - 1:+.2%}"
 
 
-def pipeline_cost(weights: Path, quick: bool) -> dict:
+def shipped_models(weights: Path) -> dict:
+    """Every model of the manifest, loaded and prepared the way the dashboard loads them."""
     from .catalog import ModelStore, read_manifest
-    from .compare import compare
-    from .inference import letterbox, model_stride
 
     store = ModelStore(read_manifest(weights))
     store.load_all()
-    models = {n: store.get(n) for n in store.names}
+    return {n: store.get(n) for n in store.names}
+
+
+def pipeline_cost(models: dict, quick: bool) -> dict:
+    from .compare import compare
+    from .inference import letterbox, model_stride
+
     if len(models) < 2:
         return {}
     rng = np.random.default_rng(0)
@@ -123,16 +128,12 @@ def pipeline_cost(weights: Path, quick: bool) -> dict:
             "compare ms, glibc malloc defaults": t_defaults}
 
 
-def concurrency_cost(weights: Path, quick: bool) -> dict:
+def concurrency_cost(models: dict, quick: bool) -> dict:
     """Two compares at once (two gradio workers) against the same two one after the other."""
     import threading
 
-    from .catalog import ModelStore, read_manifest
     from .compare import compare
 
-    store = ModelStore(read_manifest(weights))
-    store.load_all()
-    models = {n: store.get(n) for n in store.names}
     if len(models) < 2:
         return {}
     rng = np.random.default_rng(1)
@@ -215,8 +216,9 @@ def _fmt(v, spec):
 def run_bench(quick: bool, weights: Path, out: Path) -> str:
     mods = module_cost(quick)
     models = model_cost(weights, quick)
-    pipe = pipeline_cost(weights, quick)
-    conc = concurrency_cost(weights, quick)
+    shipped = shipped_models(weights)
+    pipe = pipeline_cost(shipped, quick)
+    conc = concurrency_cost(shipped, quick)
     cold = cold_start(weights)
     text = [f"# Performance\n\nMeasured by `python -m components bench{' --quick' if quick else ''}` on "
             f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}. Ratios come from alternating "

@@ -86,33 +86,34 @@ def test_malformed_runs_are_skipped_with_reasons(tmp_path):
     assert "results.csv unreadable" in reasons["empty"]
 
 
-def test_uploaded_zip_is_read_inside_a_temp_dir_and_unsafe_paths_are_refused(tmp_path):
+def zipped_run(run, path):
+    """A zip of a run directory, as a user would make it: the run's folder at the top."""
     import zipfile
 
-    run = fake_run(tmp_path / "src", "ema", "EMA", 0.5)
-    good = tmp_path / "run.zip"
-    with zipfile.ZipFile(good, "w") as z:
+    with zipfile.ZipFile(path, "w") as z:
         for f in run.iterdir():
-            z.write(f, f"ema/{f.name}")
+            z.write(f, f"{run.name}/{f.name}")
+    return path
+
+
+def test_uploaded_zip_is_read_inside_a_temp_dir(tmp_path):
+    good = zipped_run(fake_run(tmp_path / "src", "ema", "EMA", 0.5), tmp_path / "run.zip")
     out = load_uploaded_zip(good, tmp_path / "x")
     assert (out / "ema" / "summary.json").is_file()
-    evil = tmp_path / "evil.zip"
-    with zipfile.ZipFile(evil, "w") as z:
-        z.writestr("../../escaped.txt", "x")
-    with pytest.raises(ValueError, match="unsafe path"):
-        load_uploaded_zip(evil, tmp_path / "y")
-    assert not (tmp_path / "escaped.txt").exists()
 
 
-def test_zip_entries_may_not_reach_a_sibling_that_shares_the_folders_prefix(tmp_path):
+# The second escapes to a sibling whose name starts with the extraction folder's name.
+@pytest.mark.parametrize("entry,escaped", [("../../escaped.txt", "../escaped.txt"),
+                                           ("../x-sibling/escaped.txt", "x-sibling/escaped.txt")])
+def test_zip_entries_outside_the_extraction_folder_are_refused(tmp_path, entry, escaped):
     import zipfile
 
-    evil = tmp_path / "sibling.zip"
+    evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as z:
-        z.writestr("../x-sibling/escaped.txt", "x")
+        z.writestr(entry, "x")
     with pytest.raises(ValueError, match="unsafe path"):
         load_uploaded_zip(evil, tmp_path / "x")
-    assert not (tmp_path / "x-sibling").exists()
+    assert not (tmp_path / escaped).exists()
 
 
 def test_a_file_that_is_not_a_zip_gets_a_reason(tmp_path):
@@ -124,7 +125,6 @@ def test_a_file_that_is_not_a_zip_gets_a_reason(tmp_path):
 
 def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
     import tempfile
-    import zipfile
 
     from components import metrics
     from components.ui import handlers
@@ -134,11 +134,7 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
     calls = []
     real = metrics.load_uploaded_zip
     monkeypatch.setattr(metrics, "load_uploaded_zip", lambda *a: calls.append(a) or real(*a))
-    run = fake_run(tmp_path / "src", "ema", "EMA", 0.5)
-    upload = tmp_path / "run.zip"
-    with zipfile.ZipFile(upload, "w") as z:
-        for f in run.iterdir():
-            z.write(f, f"ema/{f.name}")
+    upload = zipped_run(fake_run(tmp_path / "src", "ema", "EMA", 0.5), tmp_path / "run.zip")
     for column in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/mAP50(B)"):
         curves, per_class = handlers.metrics_charts([], str(upload), ["ema"], column)
         assert curves is not None and per_class is not None
