@@ -37,8 +37,10 @@ def create_app(weights: str, examples: list[str], runs: str | None = None):
     from components.catalog import ModelStore, read_manifest
     from components.ui import build_app
 
+    from components.torch_thread import run_on_torch_thread
+
     store = ModelStore(read_manifest(weights))
-    store.load_all()
+    run_on_torch_thread(store.load_all)  # load and warm up where every later forward runs
     sources = [weights] + ([runs] if runs else [])
     return build_app(store, examples, sources), store
 

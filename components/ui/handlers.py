@@ -13,6 +13,7 @@ from ..catalog import ModelStore
 from ..checkpoints import CheckpointError
 from ..compare import CompareError, compare
 from ..images import ImageError
+from ..torch_thread import torch_thread
 
 USER_ERRORS = (ImageError, CheckpointError, CompareError)
 
@@ -45,6 +46,7 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     return models
 
 
+@torch_thread
 def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
     """Returns (gallery items, table, detections JSON, images by model, model names)."""
     try:
@@ -70,6 +72,7 @@ def slider_pair(images: dict | None, a: str | None, b: str | None):
     return images[a], images[b]
 
 
+@torch_thread
 def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz):
     """Returns (notice, layer table, overlays, channel figure, download paths, summary, state)."""
     from ..attention_view import channel_figure, export, inspect, no_attention_models, render
@@ -99,6 +102,7 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
     return notice, ins.table(), items, channels, export(ins, items), summary, ins
 
 
+@torch_thread
 def rerender_attention(ins, colormap, alpha):
     """Overlays again from the captured maps: opacity and colormap never rerun the models."""
     from ..attention_view import render
