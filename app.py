@@ -35,9 +35,8 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 def create_app(weights: str, examples: list[str], runs: str | None = None):
     from components.catalog import ModelStore, read_manifest
-    from components.ui import build_app
-
     from components.torch_thread import run_on_torch_thread
+    from components.ui import build_app
 
     store = ModelStore(read_manifest(weights))
     run_on_torch_thread(store.load_all)  # load and warm up where every later forward runs
