@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-#: Queue settings for every event that runs model forwards (compare, its reruns, attention). One
-#: at a time across all of them: torch already uses both cores of a CPU-basic Space; two compares
-#: at once finished no sooner (1.02-1.14x later) and made the mean wait longer (docs/PERFORMANCE.md, 4).
+#: Queue settings for every event that runs model forwards (compare, its reruns, attention): one
+#: at a time across all of them. Their forwards run one at a time on the torch thread anyway
+#: (components/torch_thread.py); a queue slot of 1 shows users their place in line instead of
+#: parking gradio workers on that thread. Two compares at once had finished no sooner either.
 INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
 
