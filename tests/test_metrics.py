@@ -152,3 +152,14 @@ def test_published_numbers_stay_apart_and_cite_their_source():
     assert (pub["source"].str.len() > 0).all()
     ema = pub[(pub.attention == "EMA") & (pub.metric == "mAP50-95")].iloc[0]
     assert (ema["baseline"], ema["with attention"]) == (37.2, 38.4)
+
+
+def test_metrics_tab_opens_on_the_map_curve_and_keeps_a_users_pick(tiny_weights):
+    from components.ui.handlers import DEFAULT_CURVE, metrics_view
+
+    first = metrics_view([str(tiny_weights)], False, None, None, None)
+    column = first[6]
+    assert column["value"] == DEFAULT_CURVE and DEFAULT_CURVE in column["choices"]
+    assert [t.name for t in first[7].data] and all(t.y is not None for t in first[7].data)
+    other = next(c for c in column["choices"] if c != DEFAULT_CURVE)
+    assert metrics_view([str(tiny_weights)], False, None, None, other)[6]["value"] == other

@@ -160,6 +160,10 @@ def metrics_charts(sources: list[str], zip_path, picked, column):
     return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
 
 
+#: The curve the Metrics tab shows first: the metric best.pt is mostly chosen on.
+DEFAULT_CURVE = "metrics/mAP50-95(B)"
+
+
 def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
     """(table, csv path, skipped notes, 2 Pareto figures, run picker, column picker, curves, per-class)."""
     import tempfile
@@ -179,7 +183,8 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
     picked = [p for p in (picked or []) if p in names] or names
     chosen = [r for r in runs if r.name in picked]
     columns = curve_columns(runs)
-    column = column if column in columns else (columns[0] if columns else None)
+    default = DEFAULT_CURVE if DEFAULT_CURVE in columns else (columns[0] if columns else None)
+    column = column if column in columns else default
     return (shown, csv_path, notes, pareto_figure(df, "GFLOPs (thop)"), pareto_figure(df, "CPU ms (imgsz)"),
             gr.update(choices=names, value=picked), gr.update(choices=columns, value=column),
             curves_figure(chosen, column) if column else None, per_class_figure(chosen))

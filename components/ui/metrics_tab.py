@@ -23,7 +23,7 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         pareto_latency = gr.Plot(label="test mAP50-95 vs CPU latency", elem_id="pareto-latency")
     with gr.Row():
         runs_pick = gr.Dropdown(label="Runs for curves and per-class AP", multiselect=True, choices=[])
-        column = gr.Dropdown(label="results.csv column", choices=[], value="metrics/mAP50-95(B)")
+        column = gr.Dropdown(label="results.csv column", choices=[], value=None)  # filled on load
     curves = gr.Plot(label="Training curves", elem_id="curves")
     per_class = gr.Plot(label="Per-class test mAP50-95", elem_id="per-class")
     with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
