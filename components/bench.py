@@ -226,13 +226,15 @@ def _fmt(v, spec):
 
 
 def run_bench(quick: bool, weights: Path, out: Path) -> str:
+    # The fresh-process measurements first: once this process holds a GB of models, a VM that
+    # pages out idle memory (DAMON here) steals CPU from the child process.
+    threads = thread_cost(weights, quick)
+    cold = cold_start(weights)
     # All torch work on the torch thread, as in the dashboard: a second live OpenMP pool in this
     # process would slow every measurement below (section 4).
     mods = run_on_torch_thread(module_cost, quick)
     models = run_on_torch_thread(model_cost, weights, quick)
     pipe = pipeline_cost(shipped_store(weights), quick)
-    threads = thread_cost(weights, quick)
-    cold = cold_start(weights)
     text = [f"# Performance\n\nMeasured by `python -m components bench{' --quick' if quick else ''}` on "
             f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}. Ratios come from alternating "
             "timings in one loop; absolute milliseconds are for orientation only.\n",
