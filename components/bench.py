@@ -226,8 +226,8 @@ def _fmt(v, spec):
 
 
 def run_bench(quick: bool, weights: Path, out: Path) -> str:
-    # The fresh-process measurements first: once this process holds a GB of models, a VM that
-    # pages out idle memory (DAMON here) steals CPU from the child process.
+    # The fresh-process measurements first: on this VM (kernel memory monitoring, DAMON, active), a
+    # child process timed after this one held a GB of models ran about 1.8x slower throughout.
     threads = thread_cost(weights, quick)
     cold = cold_start(weights)
     # All torch work on the torch thread, as in the dashboard: a second live OpenMP pool in this
