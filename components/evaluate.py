@@ -74,15 +74,20 @@ def build_summary(model: torch.nn.Module, data: str | Path, imgsz: int, batch: i
     from .latency import measure_latency
 
     t0 = time.time()
+    # Latency first: ultralytics' validator sets torch to cpu_count - 1 threads for CPU runs, and
+    # the latency must be timed with the threads the dashboard and recost use (restored below).
+    threads = torch.get_num_threads()
+    latency = {"at_imgsz": measure_latency(model, imgsz, latency_runs),
+               "at_640": measure_latency(model, 640, latency_runs)}
     summary = {"version": SUMMARY_VERSION, "imgsz": imgsz, "seed": seed,
                "metrics": {s: validate(model, data, s, imgsz, batch) for s in splits},
                "params": int(sum(p.numel() for p in model.parameters())),
                "gflops": {"counters": {"thop": "ultralytics get_flops (thop, module hooks)",
                                        "torch": "torch.utils.flop_counter (aten ops, matmul included)"},
                           "at_imgsz": gflops(model, imgsz), "at_640": gflops(model, 640)},
-               "latency_cpu": {"at_imgsz": measure_latency(model, imgsz, latency_runs),
-                               "at_640": measure_latency(model, 640, latency_runs)},
+               "latency_cpu": latency,
                "dataset": split_fingerprint(data), "versions": versions()}
+    torch.set_num_threads(threads)
     summary.update(extra or {})
     summary["evaluation_seconds"] = round(time.time() - t0, 1)
     return summary

@@ -46,6 +46,7 @@ def test_one_epoch_per_module_trains_saves_and_reloads_safely(attention, tiny_bc
 
 
 def test_summary_matches_results_csv_and_evaluate_reproduces_it(tiny_bccd, tmp_path):
+    threads = torch.get_num_threads()
     run_dir = run_variant("EMA", tiny_bccd, tmp_path, epochs=2)
     summary = json.loads((run_dir / "summary.json").read_text())
     df = read_results(run_dir)
@@ -57,6 +58,8 @@ def test_summary_matches_results_csv_and_evaluate_reproduces_it(tiny_bccd, tmp_p
     for at in ("at_imgsz", "at_640"):
         assert summary["gflops"][at]["thop"] > 0 and summary["gflops"][at]["torch"] > 0
         assert summary["latency_cpu"][at]["median_ms"] > 0
+        # timed with this process's threads, not the cpu_count - 1 ultralytics' CPU trainer sets
+        assert summary["latency_cpu"][at]["threads"] == threads == torch.get_num_threads()
     assert summary["params"] == sum(p.numel() for p in load_model(run_dir / "weights/best.pt").parameters())
     assert summary["dataset"]["fingerprint"] and summary["versions"]["torch"] == torch.__version__
     assert summary["metrics"]["test"]["images"] == 6
