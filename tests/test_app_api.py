@@ -35,6 +35,7 @@ def test_compare_endpoint_returns_images_and_detections_in_original_pixels(serve
     w, h = Image.open(bccd_test_images[0]).size
     for item in gallery:
         assert Image.open(item["image"]).size == (w, h)
+        assert Image.open(item["image"]).format == "JPEG"  # DISPLAY_FORMAT: fast to encode
     if isinstance(detections, str):
         detections = json.loads(detections)
     assert detections["image_size"] == [h, w]

@@ -6,7 +6,7 @@ import gradio as gr
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
 from .handlers import UserError, rerender_attention, run_attention
-from .widgets import INFERENCE_QUEUE, file_path, image_with_examples, model_picker
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, file_path, image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
@@ -26,8 +26,10 @@ def build_attention_tab(store, examples: list[str]) -> None:
             notice = gr.Markdown()
             layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
             gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
-                                 height="auto", object_fit="contain", elem_id="attention-gallery")
-            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled", elem_id="attention-channels")
+                                 height="auto", object_fit="contain", elem_id="attention-gallery",
+                                 format=DISPLAY_FORMAT)
+            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled",
+                               elem_id="attention-channels")
             downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
             summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None)

@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from .handlers import UserError, run_compare, slider_pair
-from .widgets import INFERENCE_QUEUE, file_path, image_with_examples, model_picker
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, file_path, image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -25,14 +25,17 @@ def build_compare_tab(store, examples: list[str]) -> None:
             button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Detections (+ = only this model found it; grey = reference box it missed)",
-                                 columns=2, height="auto", object_fit="contain", elem_id="compare-gallery")
-            table = gr.Dataframe(label="Per model: boxes per class, milliseconds, diff against the reference",
+                                 columns=2, height="auto", object_fit="contain", elem_id="compare-gallery",
+                                 format=DISPLAY_FORMAT)
+            table = gr.Dataframe(label="Per model: boxes per class, diff against the reference, and ms: the wall time "
+                                       "of this one forward (noisy on a shared CPU; the Metrics tab's latency is "
+                                       "measured side by side)",
                                  elem_id="compare-table")
             with gr.Accordion("Slider: any two models", open=False):
                 with gr.Row():
                     left = gr.Dropdown(label="Left", choices=[])
                     right = gr.Dropdown(label="Right", choices=[])
-                slider = gr.ImageSlider(label="Left / right", type="numpy")
+                slider = gr.ImageSlider(label="Left / right", type="numpy", format=DISPLAY_FORMAT)
             detections = gr.JSON(label="Detections (original image pixels)")
     images = gr.State({})
 
