@@ -107,18 +107,21 @@ def channel_figure(ins: Inspection, top_k: int = 5):
         return None
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[f"{m} · layer {lm.layer} {lm.module}"
                                                                   for m, lm in panels])
+    bars, labels = [], []
     for row, (model, lm) in enumerate(panels, start=1):
         w = lm.channel_weights
         order = np.argsort(-w)
-        fig.add_trace(go.Bar(x=np.arange(len(w)), y=w[order], name=f"{model} L{lm.layer}",
-                             customdata=order, hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"),
-                      row=row, col=1)
+        bars.append(go.Bar(x=np.arange(len(w)), y=w[order], name=f"{model} L{lm.layer}", customdata=order,
+                           hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"))
         # The top bars stand side by side, narrower than a label once there are ~100 channels:
         # the labels hang in a column to their right, one line each, with leader lines to the bars.
-        for rank in range(min(top_k, len(w))):
-            fig.add_annotation(x=rank, y=float(w[order[rank]]), text=f"ch{order[rank]}", showarrow=True,
-                               arrowhead=0, arrowwidth=1, ax=60, ay=10 + 15 * rank, font=dict(size=10),
-                               xanchor="left", bgcolor="rgba(255,255,255,0.85)", row=row, col=1)
+        axis = "" if row == 1 else str(row)  # make_subplots names the axes x, x2, x3, ...
+        labels += [dict(x=rank, y=float(w[order[rank]]), xref=f"x{axis}", yref=f"y{axis}", text=f"ch{order[rank]}",
+                        showarrow=True, arrowhead=0, arrowwidth=1, ax=60, ay=10 + 15 * rank, font=dict(size=10),
+                        xanchor="left", bgcolor="rgba(255,255,255,0.85)") for rank in range(min(top_k, len(w)))]
+    # In bulk: plotly validates and copies all annotations on every add_annotation call.
+    fig.add_traces(bars, rows=list(range(1, len(panels) + 1)), cols=[1] * len(panels))
+    fig.update_layout(annotations=list(fig.layout.annotations) + labels)
     fig.update_layout(height=260 * len(panels), showlegend=False, margin=dict(t=40, b=20, l=40, r=10))
     fig.update_yaxes(range=[0, 1.05])  # gates are sigmoids
     fig.update_xaxes(title_text="channels, sorted by weight")

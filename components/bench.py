@@ -169,7 +169,8 @@ def thread_probe(weights: str, runs: int) -> None:
         worker.submit(compare, image, models, imgsz=640).result()
         two_threads.append(time.perf_counter() - t0)
         worker.shutdown()  # the thread ends and its pool with it
-    print(json.dumps({"one": statistics.median(one_thread[1:]) * 1000, "two": statistics.median(two_threads[1:]) * 1000}))
+    print(json.dumps({"one": statistics.median(one_thread[1:]) * 1000,
+                      "two": statistics.median(two_threads[1:]) * 1000}))
 
 
 def thread_cost(weights: Path, quick: bool) -> dict:

@@ -78,8 +78,10 @@ def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_i
     from gradio_client import Client, handle_file
 
     client = Client(served_app, verbose=False)
-    notice, table, gallery, plot, downloads, summary = client.predict(
+    notice, table, gallery, plot, summary = client.predict(
         handle_file(str(bccd_test_images[0])), ["baseline", "ema"], "jet", 0.5, 0.25, 320, api_name="/attention")
+    # The download files are the chained step's, from this session's stored inspection.
+    downloads = client.predict("jet", 0.5, api_name="/attention_downloads")
     assert "baseline" in notice and "No attention layers" in notice
     if isinstance(summary, str):
         summary = json.loads(summary)

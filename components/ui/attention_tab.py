@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
-from .handlers import UserError, rerender_attention, run_attention
+from .handlers import UserError, attention_downloads, rerender_attention, run_attention
 from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, file_path, image_with_examples, model_picker
 
 
@@ -40,9 +40,13 @@ def build_attention_tab(store, examples: list[str]) -> None:
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    outputs = [notice, layers, gallery, channels, downloads, summary, state]
-    button.click(on_run, [image, models, colormap, alpha, conf, imgsz], outputs, api_name="attention",
-                 preprocess=False, **INFERENCE_QUEUE)
+    outputs = [notice, layers, gallery, channels, summary, state]
+    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz], outputs, api_name="attention",
+                       preprocess=False, **INFERENCE_QUEUE)
+    # The maps show as soon as they are drawn; the lossless download files follow (and follow
+    # every re-render, so they always match what is on screen).
+    run.success(attention_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
     for control in (colormap, alpha):
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
-                       trigger_mode="always_last")
+                       trigger_mode="always_last").then(attention_downloads, [state, colormap, alpha], downloads,
+                                                        api_name=False)

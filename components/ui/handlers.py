@@ -74,8 +74,9 @@ def slider_pair(images: dict | None, a: str | None, b: str | None):
 
 @torch_thread
 def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz):
-    """Returns (notice, layer table, overlays, channel figure, download paths, summary, state)."""
-    from ..attention_view import channel_figure, export, inspect, no_attention_models, render
+    """Returns (notice, layer table, overlays, channel figure, summary, state); the downloads
+    come from ``attention_downloads`` on that state, chained after this in the UI."""
+    from ..attention_view import channel_figure, inspect, no_attention_models, render
     from ..charts import message_figure
 
     if not selected:
@@ -99,7 +100,18 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
                           for lm in mm.layers] for mm in ins.models}
     channels = channel_figure(ins) or message_figure(
         "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
-    return notice, ins.table(), items, channels, export(ins, items), summary, ins
+    return notice, ins.table(), items, channels, summary, ins
+
+
+@torch_thread
+def attention_downloads(ins, colormap, alpha) -> list[str] | None:
+    """The overlays (PNG, zipped) and raw maps (.npz) of a stored inspection, as now rendered.
+
+    A separate step because the lossless files take longer to write (~0.3 s for 15 overlays)
+    than the models took to run: the maps show first, the files follow."""
+    from ..attention_view import export, render
+
+    return export(ins, render(ins, float(alpha), colormap)) if ins is not None else None
 
 
 @torch_thread
