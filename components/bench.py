@@ -185,6 +185,24 @@ def thread_cost(weights: Path, quick: bool) -> dict:
             "same compare on a second thread ms": t["two"], "ratio": t["two"] / t["one"]}
 
 
+def encode_cost(quick: bool) -> dict:
+    """Gradio writes every result image to its cache before the browser can fetch it."""
+    import tempfile
+
+    import cv2
+    from gradio.processing_utils import save_img_array_to_cache
+
+    from .ui.widgets import DISPLAY_FORMAT
+
+    image = cv2.imread(str(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"))[..., ::-1].copy()
+    cache = tempfile.mkdtemp(prefix="attention-lens-bench-")
+    webp, chosen = alternate([lambda: save_img_array_to_cache(image, cache, format="webp"),
+                              lambda: save_img_array_to_cache(image, cache, format=DISPLAY_FORMAT)],
+                             5 if quick else 20)
+    return {"image": f"{image.shape[1]}x{image.shape[0]}", "webp (gradio's default) ms": webp,
+            f"{DISPLAY_FORMAT} ms": chosen, "ratio": chosen / webp}
+
+
 def cold_start(weights: Path) -> dict:
     code = ("import time, resource; t=time.perf_counter(); import app; "
             f"app.create_app({str(weights)!r}, []); "
@@ -236,6 +254,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
     mods = run_on_torch_thread(module_cost, quick)
     models = run_on_torch_thread(model_cost, weights, quick)
     pipe = pipeline_cost(shipped_store(weights), quick)
+    encode = encode_cost(quick)
     text = [f"# Performance\n\nMeasured by `python -m components bench{' --quick' if quick else ''}` on "
             f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}. Ratios come from alternating "
             "timings in one loop; absolute milliseconds are for orientation only.\n",
@@ -272,7 +291,11 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "threads, so the dashboard now loads and runs every model on one thread "
             "(components/torch_thread.py) whichever worker takes the request; requests that run models also "
             "queue one at a time (`INFERENCE_QUEUE`), since they would only wait for that thread.\n",
-            "## 5. Cold start and memory (targets <= 15 s, <= 2 GB)\n",
+            "## 5. Sending one result image to the browser\n",
+            table([encode], {"ratio": ".2f"}),
+            "\nPer image, per model (or per map in the Attention tab), after the models have run. The "
+            "galleries use the cheaper format (`DISPLAY_FORMAT`); downloads stay lossless.\n",
+            "## 6. Cold start and memory (targets <= 15 s, <= 2 GB)\n",
             table([cold], {"process start to ready s": ".1f", "import+load s": ".1f", "peak RSS MB": ".0f"})]
     doc = "\n".join(text)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ import gradio as gr
 #: parking gradio workers on that thread. Two compares at once had finished no sooner either.
 INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
-#: How result images travel to the browser. Gradio's default, WebP, took 23 ms to encode one
-#: 640x480 result here and JPEG 1.6 ms: with nine models, or a dozen maps, that was most of the
-#: wait after the models had run. Downloads stay lossless (PNG in the zip, raw maps in .npz).
+#: How result images travel to the browser. Gradio's default, WebP, took ~22 ms to encode one
+#: 640x480 result here and JPEG ~1.5 ms (docs/PERFORMANCE.md, 5): with nine models, or a dozen
+#: maps, that was most of the wait after the models had run. Downloads stay lossless.
 DISPLAY_FORMAT = "jpeg"
 
 
