@@ -37,6 +37,9 @@ class ModelMaps:
 class Inspection:
     image: np.ndarray
     models: list[ModelMaps]
+    # The latest render, keyed by (opacity, colormap): the gallery and the download files draw
+    # the same overlays, so the second asks for them again at no cost.
+    last_render: tuple | None = field(default=None, repr=False, compare=False)
 
     def table(self) -> pd.DataFrame:
         rows = []
@@ -68,6 +71,9 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
 def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[tuple[np.ndarray, str]]:
     """Overlays in original pixels with the detections drawn, grouped by layer position so that
     the same position sits side by side across models."""
+    key = (float(alpha), colormap)
+    if ins.last_render is not None and ins.last_render[0] == key:
+        return ins.last_render[1]
     palette = class_colors(sorted({c for mm in ins.models for c in mm.classes}))
     items = []
     for position in range(max((len(mm.layers) for mm in ins.models), default=0)):
@@ -90,6 +96,7 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
             im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)
             items.append((im, f"{mm.model} · LayerCAM (gradients, not attention) · Detect input layer "
                               f"{cam['layer']} · stride {cam['stride']}"))
+    ins.last_render = (key, items)
     return items
 
 

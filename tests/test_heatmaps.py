@@ -135,6 +135,10 @@ def test_views_downloads_and_the_plain_model_notice(store, bccd_test_images, tmp
     data = np.load(npz)
     assert "ema/layer16/spatial_groups" in data and "coordatt/layer24/axis_w" in data
     assert channel_figure(ins) is None  # EMA and CoordAtt have no channel gate
+    # The download step asks for the same overlays as the gallery: drawn once per look.
+    assert render(ins, 0.6, "turbo") is items
+    fainter = render(ins, 0.2, "turbo")
+    assert fainter is not items and not np.array_equal(fainter[0][0], items[0][0])
 
 
 def test_channel_figure_sorts_and_labels(store):
