@@ -6,6 +6,7 @@ import math
 import statistics
 
 import pytest
+from run_dirs import write_run
 
 from components.metrics import collect_runs, display_table, load_uploaded_zip, metrics_table, published_table
 
@@ -68,15 +69,11 @@ def test_single_seed_baseline_means_noise_unknown(tmp_path):
 
 def test_malformed_runs_are_skipped_with_reasons(tmp_path):
     fake_run(tmp_path, "good", None, 0.5)
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "results.csv").write_text("")
-    (tmp_path / "nosummary").mkdir()
-    (tmp_path / "nosummary" / "results.csv").write_text("epoch,x\n1,2\n")
-    (tmp_path / "padded").mkdir()
-    (tmp_path / "padded" / "results.csv").write_text("       epoch,   metrics/mAP50(B)\n1,0.3\n")
-    (tmp_path / "badcell").mkdir()
-    (tmp_path / "badcell" / "results.csv").write_text("epoch,metrics/mAP50(B)\n1,n/a?\n")
-    (tmp_path / "badcell" / "summary.json").write_text('{"metrics": {}}')
+    write_run(tmp_path, "empty", {"results.csv": ""})
+    write_run(tmp_path, "nosummary", {"results.csv": "epoch,x\n1,2\n"})
+    write_run(tmp_path, "padded", {"results.csv": "       epoch,   metrics/mAP50(B)\n1,0.3\n"})
+    write_run(tmp_path, "badcell", {"results.csv": "epoch,metrics/mAP50(B)\n1,n/a?\n",
+                                    "summary.json": '{"metrics": {}}'})
     runs, skipped = collect_runs([tmp_path])
     assert [r.name for r in runs] == ["good"]
     reasons = {p.split("/")[-1]: why for p, why in skipped}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from run_dirs import write_run
+
 from components.runs import find_runs, load_run
 
 
@@ -32,13 +34,9 @@ def test_shipped_style_runs_load_without_being_modified(tiny_weights):
 
 
 def test_malformed_runs_say_what_is_wrong(tmp_path):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "results.csv").write_text("epoch,metrics/mAP50(B)\n")
-    (tmp_path / "padded").mkdir()
-    (tmp_path / "padded" / "results.csv").write_text("      epoch,  metrics/mAP50(B)\n1,  0.5\n")
-    (tmp_path / "text").mkdir()
-    (tmp_path / "text" / "results.csv").write_text("epoch,metrics/mAP50(B)\n1,abc\n")
-    (tmp_path / "text" / "summary.json").write_text("{not json")
+    write_run(tmp_path, "empty", {"results.csv": "epoch,metrics/mAP50(B)\n"})
+    write_run(tmp_path, "padded", {"results.csv": "      epoch,  metrics/mAP50(B)\n1,  0.5\n"})
+    write_run(tmp_path, "text", {"results.csv": "epoch,metrics/mAP50(B)\n1,abc\n", "summary.json": "{not json"})
     runs = {r.name: r for r in find_runs(tmp_path)}
     assert "no rows" in runs["empty"].problems[0]
     assert list(runs["padded"].results.columns) == ["epoch", "metrics/mAP50(B)"]
