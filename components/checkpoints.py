@@ -1,158 +1,287 @@
-"""Safe checkpoint loading: a restricted unpickler with an allow-list, nothing executed.
+"""Checkpoint loading, safe by construction: a file is read as data, the model is built here.
 
-A checkpoint may name only: torch layers, ultralytics model classes (``ultralytics.nn``), this
-project's attention modules, and a few plain data types. Every global the file references is
-listed first, without unpickling anything; one outside the allow-list refuses the whole file,
-naming it. The unpickling itself then runs in torch's ``weights_only`` mode, which can build
-nothing that is not on the list. Nothing is installed and no code from the file runs.
+1. ``read_checkpoint`` replays the file's pickle in a child process (checkpoint_reader.py, with
+   memory, CPU-time and size limits) where every class the file names is an inert record; it
+   hands back plain containers, ``Obj`` records (class path + state) and tensors.
+2. ``load_model`` takes the architecture from the YAML dict the model record stores, checks it
+   against an explicit list of layer names (nothing outside it is built), rewrites the rows of
+   attention layers that other code bases define (foreign.py) into this project's modules,
+   builds the model with this project's code, and copies every tensor in with strict name and
+   shape checks.
 
-Checkpoints from forks that keep the same modules under other import paths (``models.common.EMA``
-in the EMA authors' YOLOv5 code, ``ultralytics.nn.modules.block.EMA`` in tutorial forks) are
-mapped onto ours when their parameters match.
+Nothing the file names is imported, constructed or called, in this process or the child.
 """
 from __future__ import annotations
 
-import importlib
-import pathlib
-import threading
-import zipfile
+import json
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import checkpoint_reader as reader
 from . import configure_offline
-from .attention import ATTENTION_MODULES, EMA, gates_of
 
 configure_offline()
 
-_MODULE_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.", "components.attention.")
-#: Plain data types found in real checkpoints (train_args paths, numpy scalars in metrics).
-_DATA_TYPES = {
-    "pathlib.PosixPath": pathlib.PosixPath,
-    "pathlib.WindowsPath": pathlib.PureWindowsPath,
-    "pathlib.PurePosixPath": pathlib.PurePosixPath,
-    "pathlib.PureWindowsPath": pathlib.PureWindowsPath,
+#: What an upload may cost. The file cap also goes to gradio's max_file_size (the app).
+LIMITS = {
+    "max_file_bytes": 512 * 2**20,
+    "max_pickle_bytes": 64 * 2**20,
+    "max_tensor_bytes": 512 * 2**20,
+    "max_globals": 4096,
+    "max_nodes": 2_000_000,
+    "max_depth": 200,
+    "memory_bytes": 2 * 2**30,
+    "cpu_seconds": 20,
 }
-#: Class names a fork may use for a module we have, when its parameters match ours.
-_FOREIGN_NAMES = {"EMA": EMA, "EMA_attention": EMA}
-_FOREIGN_PREFIXES = ("models.", "ultralytics.nn.")
-_lock = threading.Lock()
+READ_TIMEOUT_S = 30
+#: Bounds on the architecture a checkpoint may ask this process to build.
+MAX_LAYERS = 400
+MAX_REPEATS = 16
+MAX_MULTIPLE = 2.0
+MAX_INT_ARG = 4096
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
+           "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
+           "uint8": torch.uint8, "bool": torch.bool}
 
 
 class CheckpointError(ValueError):
     """The file is not a checkpoint this project can load safely; the message says why."""
 
 
-def scan_globals(path: str | Path) -> list[str]:
-    """Every global (module.Name) the checkpoint's pickle references, read without unpickling."""
+@dataclass
+class Obj:
+    """An object the file describes: the class path it names and the data it carries."""
+
+    path: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    state: object = None
+    listitems: list = field(default_factory=list)
+    dictitems: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def is_module(self) -> bool:
+        return isinstance(self.state, dict) and isinstance(self.state.get("_modules"), dict) \
+            and isinstance(self.state.get("_parameters"), dict)
+
+    def attr(self, key, default=None):
+        return self.state.get(key, default) if isinstance(self.state, dict) else default
+
+    def children(self) -> dict[str, "Obj"]:
+        return {k: v for k, v in (self.attr("_modules") or {}).items() if isinstance(v, Obj)}
+
+
+# ----------------------------------------------------------------------------- reading
+def read_checkpoint(path: str | Path, limits: dict | None = None, timeout: float = READ_TIMEOUT_S):
+    """The checkpoint's top-level object as plain data, read in a limited child process."""
     path = Path(path)
+    label = path.name
+    limits = {**LIMITS, **(limits or {})}
     if not path.is_file():
-        raise CheckpointError(f"{path.name}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path.name}: the file is empty")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path.name}: not a PyTorch checkpoint (expected the zip format torch.save writes)")
+        raise CheckpointError(f"{label}: no such file")
+    cmd = [sys.executable, "-I", str(Path(reader.__file__)), str(path), json.dumps(limits)]
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception as e:  # a damaged archive raises several kinds of errors
-        raise CheckpointError(f"{path.name}: the checkpoint is damaged or truncated ({e})") from None
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckpointError(f"{label}: reading it took longer than {timeout:.0f} s; refused") from None
+    out = proc.stdout
+    if not out.startswith(reader.MAGIC) or len(out) < len(reader.MAGIC) + 8:
+        why = "ran out of the memory or time a checkpoint may use" if proc.returncode < 0 else "could not be read"
+        raise CheckpointError(f"{label}: {why}; refused")
+    n = struct.unpack("<Q", out[len(reader.MAGIC):len(reader.MAGIC) + 8])[0]
+    start = len(reader.MAGIC) + 8
+    header = json.loads(out[start:start + n])
+    if "error" in header:
+        raise CheckpointError(f"{label}: {header['error']}")
+    blob = bytearray(memoryview(out)[start + n:])
+    del out
+    storages, offset = [], 0
+    for dtype, numel in header["storages"]:
+        dt = _DTYPES[dtype]
+        nbytes = numel * torch.empty((), dtype=dt).element_size()
+        storages.append(torch.frombuffer(blob, dtype=dt, count=numel, offset=offset) if numel else
+                        torch.empty(0, dtype=dt))
+        offset += nbytes
+    if offset != len(blob):
+        raise CheckpointError(f"{label}: the reader's output is inconsistent; refused")
+    return _Decoder(storages)(header["tree"])
 
 
-def resolve_allowed(name: str):
-    """The object ``name`` may stand for in a checkpoint, or None when it is not allowed."""
-    if name in _DATA_TYPES:
-        return _DATA_TYPES[name]
-    module, _, attr = name.rpartition(".")
-    if module.startswith(_MODULE_PREFIXES) or module in ("ultralytics.nn",):
-        try:
-            obj = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            obj = None
-        if isinstance(obj, type) and issubclass(obj, nn.Module):
-            return obj
-    if attr in _FOREIGN_NAMES and module.startswith(_FOREIGN_PREFIXES):
-        return _FOREIGN_NAMES[attr]
-    return None
+class _Decoder:
+    """The reader's tagged tree back into Python values; {"ref": n} is the n-th finished object."""
+
+    def __init__(self, storages):
+        self.storages, self.done = storages, []
+
+    def __call__(self, v):
+        if not isinstance(v, dict):
+            return v
+        if "ref" in v:
+            try:
+                return self.done[v["ref"]]
+            except (IndexError, TypeError):
+                raise CheckpointError("the reader's output refers to an unknown object") from None
+        tag = "r" if "r" in v else next(iter(v))
+        if tag not in ("r", "l", "t", "d", "x"):
+            return self._leaf(tag, v[tag])
+        out = self._container(tag, v)
+        self.done.append(out)
+        return out
+
+    def _container(self, tag, v):
+        if tag == "r":  # parts in the encoder's order; absent parts are not objects of the file
+            parts = {k: self(v[k]) for k in ("a", "s", "li", "di", "k") if k in v}
+            return Obj(v["r"], tuple(parts.get("a", ())), parts.get("k", {}), parts.get("s"),
+                       list(parts.get("li", [])), list(parts.get("di", [])))
+        x = v[tag]
+        if tag == "l":
+            return [self(i) for i in x]
+        if tag == "t":
+            return tuple(self(i) for i in x)
+        if tag == "d":
+            out = {}
+            for k, val in x:
+                k = self(k)
+                out[_hashable(k)] = self(val)
+            return out
+        index, offset, size, stride, _param = x
+        storage = self.storages[index]
+        if all(s > 0 for s in size) and offset + sum((a - 1) * b for a, b in zip(size, stride)) >= storage.numel():
+            raise CheckpointError("a tensor reaches past its storage")
+        return storage.as_strided(size, stride, offset)
+
+    @staticmethod
+    def _leaf(tag, x):
+        if tag == "f":
+            return float(x)
+        if tag == "b":
+            import base64
+
+            return base64.b64decode(x)
+        if tag == "g":
+            return Obj(x)
+        raise CheckpointError(f"unexpected tag {tag!r} from the reader")
+
+
+def _hashable(k):
+    if isinstance(k, list):
+        return tuple(_hashable(i) for i in k)
+    if isinstance(k, (dict, Obj, torch.Tensor)):
+        raise CheckpointError("a dict key is not plain data")
+    return k
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's dict, unpickled under the allow-list. Raises CheckpointError."""
-    path = Path(path)
-    refused = []
-    allowed = []
-    for name in scan_globals(path):
-        obj = resolve_allowed(name)
-        if obj is None:
-            refused.append(name)
-        else:
-            allowed.append((obj, name))
-    if refused:
-        raise CheckpointError(
-            f"{path.name}: refused, it references {', '.join(sorted(refused))}; a checkpoint may only name "
-            "torch layers, ultralytics model classes and Attention Lens modules. Nothing was loaded or run."
-        )
-    # add_safe_globals is process-wide and additive: a scoped context would strip the list from
-    # a concurrent load on another thread mid-unpickle.
-    with _lock:
-        torch.serialization.add_safe_globals(allowed)
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path.name}: could not be read safely ({str(e).splitlines()[0]})") from None
+    """The checkpoint's top-level dict (plain data, Obj records, tensors). Raises CheckpointError."""
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path.name}: expected a checkpoint dict, found {type(ckpt).__name__}")
+        kind = ckpt.path if isinstance(ckpt, Obj) else type(ckpt).__name__
+        raise CheckpointError(f"{Path(path).name}: a checkpoint is a dict of data; this file holds {kind}")
     return ckpt
 
 
-def load_model(path: str | Path) -> nn.Module:
-    """The detection model in a checkpoint (EMA weights when present), float32, eval mode.
+# ----------------------------------------------------------------------------- module records
+MAX_MODULES = 20_000
 
-    Works for checkpoints written by this project, by plain ultralytics, and by forks whose
-    attention modules map onto ours.
+
+def tensors_of(obj: Obj, prefix: str = "", _budget: list | None = None) -> dict[str, torch.Tensor]:
+    """The module record's state dict: parameters and persistent buffers, recursively."""
+    _budget = _budget if _budget is not None else [MAX_MODULES]
+    _budget[0] -= 1
+    if _budget[0] < 0:
+        raise CheckpointError(f"the model holds more than {MAX_MODULES} modules")
+    out = {}
+    skip = set(obj.attr("_non_persistent_buffers_set") or [])
+    for table in ("_parameters", "_buffers"):
+        for k, t in (obj.attr(table) or {}).items():
+            if isinstance(t, torch.Tensor) and not (table == "_buffers" and k in skip):
+                out[prefix + k] = t
+    for name, child in obj.children().items():
+        if child.is_module:
+            out.update(tensors_of(child, f"{prefix}{name}.", _budget))
+    return out
+
+
+def module_paths(obj: Obj) -> set[str]:
+    """Class paths of the record and every module inside it (at most MAX_MODULES visited)."""
+    paths, stack, seen = set(), [obj], 0
+    while stack:
+        o = stack.pop()
+        seen += 1
+        if seen > MAX_MODULES:
+            raise CheckpointError(f"the model holds more than {MAX_MODULES} modules")
+        paths.add(o.path)
+        stack.extend(o.children().values())
+    return paths
+
+
+def model_record(ckpt: dict, label: str) -> Obj:
+    """The model in a checkpoint dict: EMA weights when the file has them (last.pt), else model."""
+    for key in ("ema", "model"):
+        m = ckpt.get(key)
+        if isinstance(m, Obj) and m.is_module:
+            return m
+    if _looks_like_state_dict(ckpt.get("model")) or _looks_like_state_dict(ckpt):
+        raise CheckpointError(f"{label}: holds only a state dict (tensors by name, no architecture), as YOLOX "
+                              "writes; YOLOX checkpoints are not supported yet")
+    raise CheckpointError(f"{label}: holds no model (keys: {sorted(map(str, ckpt))[:12]})")
+
+
+def _looks_like_state_dict(v) -> bool:
+    return isinstance(v, dict) and bool(v) and all(isinstance(t, torch.Tensor) for t in v.values())
+
+
+# ----------------------------------------------------------------------------- building
+def load_model(path: str | Path) -> nn.Module:
+    """The detection model in a checkpoint, rebuilt by this project: float32, eval mode, no grads.
+
+    Opens ultralytics 8.x checkpoints (YOLOv8, YOLO11, v5u; best.pt and last.pt), forks that
+    keep attention classes under any module path, and ultralytics' own CBAM (gates hooked).
     """
+    from .foreign import rebuild_yolo
+
+    path = Path(path)
+    label = path.name
     ckpt = load_checkpoint(path)
-    model = ckpt.get("ema") or ckpt.get("model")
-    if not isinstance(model, nn.Module):
-        raise CheckpointError(f"{Path(path).name}: holds no model (keys: {sorted(ckpt)})")
-    _adopt_foreign_modules(model, Path(path).name)
+    record = model_record(ckpt, label)
+    model = rebuild_yolo(record, label)
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    if not hasattr(model, "names"):
-        model.names = {i: str(i) for i in range(getattr(model, "nc", 0) or 0)}
+    model.train_args = plain_args(ckpt.get("train_args"))
     model.pt_path = str(path)
     return model
 
 
-def _adopt_foreign_modules(model: nn.Module, label: str) -> None:
-    """Replace modules unpickled from a fork's class with fresh ones of ours, same weights."""
-    for parent in list(model.modules()):
-        for child_name, child in list(parent.named_children()):
-            if type(child) in ATTENTION_MODULES.values() and not _has_gates(child):  # unpickled from a fork
-                setattr(parent, child_name, _rebuild(child, label))
+def plain_args(args) -> dict:
+    """Train args as plain values: a dict (stripped files) or a namespace record (some last.pt)."""
+    if isinstance(args, Obj):
+        args = args.state
+    if not isinstance(args, dict):
+        return {}
+    return {k: v for k, v in args.items() if isinstance(k, str) and isinstance(v, (str, int, float, bool, type(None)))}
 
 
-def _has_gates(module: nn.Module) -> bool:
-    return bool(gates_of(module))
-
-
-def _rebuild(foreign: nn.Module, label: str) -> nn.Module:
-    cls = type(foreign)
-    state = foreign.state_dict()
-    if cls is EMA:
-        groups = int(foreign.__dict__.get("groups", 0) or 0)
-        conv = foreign.__dict__.get("_modules", {}).get("conv1x1")
-        if not groups or conv is None:
-            raise CheckpointError(f"{label}: an EMA module from another code base has no groups/conv1x1 to map")
-        fresh = EMA(conv.in_channels * groups, factor=groups)
-    else:
-        raise CheckpointError(f"{label}: cannot map a foreign {cls.__name__} onto Attention Lens")
-    try:
-        fresh.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{label}: a foreign {cls.__name__} does not match ours: {e}") from None
-    for key in ("i", "f", "type", "np"):
-        if key in foreign.__dict__:
-            setattr(fresh, key, foreign.__dict__[key])
-    return fresh.to(next(iter(state.values())).dtype) if state else fresh
+def copy_weights(model: nn.Module, tensors: dict[str, torch.Tensor], label: str) -> None:
+    """Load ``tensors`` into ``model``: the same names and shapes exactly, or refuse."""
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(tensors))
+    extra = sorted(set(tensors) - set(ours))
+    if missing or extra:
+        raise CheckpointError(f"{label}: its weights do not fit the architecture it declares "
+                              f"(missing {missing[:4]}, unexpected {extra[:4]})")
+    for k, t in ours.items():
+        if tuple(tensors[k].shape) != tuple(t.shape):
+            raise CheckpointError(f"{label}: weight {k} has shape {tuple(tensors[k].shape)}, "
+                                  f"the architecture needs {tuple(t.shape)}")
+    model.load_state_dict({k: tensors[k].to(ours[k].dtype) for k in ours}, strict=True)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attention import ATTENTION_MODULES, Gate
+from .attention import LAYER_CLASSES, Gate
 
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
              "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
@@ -37,7 +37,7 @@ class LayerMaps:
 
 def attention_modules(model: torch.nn.Module) -> list[tuple[str, int, torch.nn.Module]]:
     """(qualified name, layer index, module) for every attention module in a detection model."""
-    types = tuple(ATTENTION_MODULES.values())
+    types = tuple(LAYER_CLASSES.values())
     found = []
     for name, module in model.named_modules():
         if isinstance(module, types):

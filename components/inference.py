@@ -64,7 +64,7 @@ def forward_lock(model: torch.nn.Module) -> threading.Lock:
 @contextmanager
 def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
     """Record every gate's output (and each attention module's input) for forwards on this thread."""
-    from .attention import ATTENTION_MODULES
+    from .attention import LAYER_CLASSES
 
     owner = threading.get_ident()
     handles = []
@@ -81,7 +81,7 @@ def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
                 inputs[name] = args[0].detach().cpu()
         return hook
 
-    attention_types = tuple(ATTENTION_MODULES.values())
+    attention_types = tuple(LAYER_CLASSES.values())
     try:
         for name, module in model.named_modules():
             if isinstance(module, Gate):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import configure_offline
-from .attention import ATTENTION_MODULES
+from .attention import ATTENTION_MODULES, LAYER_CLASSES
 
 configure_offline()
 
@@ -39,7 +39,7 @@ def register() -> None:
     """Install the YAML support. Idempotent; refuses to shadow a name ultralytics defines."""
     from ultralytics.nn import tasks
 
-    clash = sorted(n for n in [*ATTENTION_MODULES, CSP_ATTENTION] if n in vars(tasks))
+    clash = sorted(n for n in [*LAYER_CLASSES, CSP_ATTENTION] if n in vars(tasks))
     if clash:
         raise RuntimeError(f"ultralytics already defines {clash}; refusing to shadow them")
     if getattr(tasks.parse_model, _MARK, False):
@@ -54,7 +54,7 @@ def _wrap(parse_model):
         if not d.get("scale") and len(d.get("scales") or {}) == 1:
             d["scale"] = next(iter(d["scales"]))  # a generated single-scale YAML names its scale
         rows = d["backbone"] + d["head"]
-        ours = {i: row for i, row in enumerate(rows) if row[2] in ATTENTION_MODULES or row[2] == CSP_ATTENTION}
+        ours = {i: row for i, row in enumerate(rows) if row[2] in LAYER_CLASSES or row[2] == CSP_ATTENTION}
         if not ours:
             return parse_model(d, ch, verbose)
         d = copy.deepcopy(d)
@@ -86,7 +86,7 @@ def _wrap(parse_model):
 
 
 def _build(name, c, args, placeholder, f):
-    cls = ATTENTION_MODULES[name]
+    cls = LAYER_CLASSES[name]
     repeats = len(placeholder) if isinstance(placeholder, nn.Sequential) else 1
     try:
         layer = nn.Sequential(*(cls(c, *args) for _ in range(repeats))) if repeats > 1 else cls(c, *args)

@@ -14,6 +14,7 @@ from .ema import EMA
 from .gate import GATE_KINDS, Gate, gates_of
 from .polarized_sa import PolarizedSA
 from .se import SE
+from .ultralytics_cbam import UltralyticsCBAM
 
 #: YAML name -> class. The names are what model YAML rows use.
 ATTENTION_MODULES: dict[str, type[nn.Module]] = {
@@ -25,6 +26,10 @@ ATTENTION_MODULES: dict[str, type[nn.Module]] = {
     "PolarizedSA": PolarizedSA,
 }
 
+#: Every attention layer a model YAML may name: the six above, plus the forms other code bases
+#: ship that differ from the paper, kept under their own names (loaded from checkpoints as they are).
+LAYER_CLASSES: dict[str, type[nn.Module]] = {**ATTENTION_MODULES, "UltralyticsCBAM": UltralyticsCBAM}
+
 
 def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
     """Build the attention module registered as ``name`` for ``channels`` input channels."""
@@ -35,5 +40,5 @@ def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
     return cls(channels, *args, **kwargs)
 
 
-__all__ = ["ATTENTION_MODULES", "GATE_KINDS", "Gate", "gates_of", "create_attention",
+__all__ = ["ATTENTION_MODULES", "LAYER_CLASSES", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
            "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]
