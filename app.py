@@ -48,7 +48,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs)
     demo.queue(default_concurrency_limit=2, max_size=32)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+    from components.checkpoints import LIMITS
+
+    # Largest upload gradio accepts: the checkpoint loader's own file cap.
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
+                max_file_size=LIMITS["max_file_bytes"])
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError, load_model
+from .checkpoints import CheckpointError, load_checkpoint, load_model, model_from_checkpoint
 
 MANIFEST = "manifest.json"
 
@@ -82,6 +82,7 @@ class ModelStore:
         self.entries = {e.name: e for e in entries}
         self._models: dict[str, torch.nn.Module] = {}
         self._uploads: OrderedDict[str, torch.nn.Module] = OrderedDict()
+        self._upload_names: dict[str, str] = {}
         self._max_uploads = max_uploads
         self._lock = threading.Lock()
 
@@ -105,19 +106,73 @@ class ModelStore:
             self.get(name)
 
     def upload(self, path: str | Path) -> tuple[str, torch.nn.Module]:
-        """(display name, model) for an uploaded detection checkpoint. Raises CheckpointError."""
+        """(display name, model) for an uploaded detection checkpoint. Raises CheckpointError.
+
+        The file is read in a limited child process on the calling thread; only the build (a
+        fraction of a second) runs on the torch thread, so a slow or hostile file never holds
+        up other users' forwards. The name says what the file holds (see ``upload_name``).
+        """
+        from .torch_thread import run_on_torch_thread
+
         path = Path(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        key = f"upload:{path.stem}:{digest}"
+        digest = file_digest(path)
         with self._lock:
-            if key in self._uploads:
-                self._uploads.move_to_end(key)
-                return key, self._uploads[key]
-        model = load_model(path)
-        require_detection(model, path.name)
-        model = prepare(model)
+            if digest in self._uploads:
+                self._uploads.move_to_end(digest)
+                return self._upload_names[digest], self._uploads[digest]
+        ckpt = load_checkpoint(path)
+        model = run_on_torch_thread(self._build_upload, ckpt, path.name)
         with self._lock:
-            self._uploads[key] = model
+            name = upload_name(model, path.stem, digest, taken=set(self._upload_names.values()) | set(self.entries))
+            self._uploads[digest] = model
+            self._upload_names[digest] = name
             while len(self._uploads) > self._max_uploads:
-                self._uploads.popitem(last=False)
-        return key, model
+                old, _ = self._uploads.popitem(last=False)
+                self._upload_names.pop(old, None)
+        return name, model
+
+    @staticmethod
+    def _build_upload(ckpt: dict, label: str) -> torch.nn.Module:
+        model = model_from_checkpoint(ckpt, label)
+        require_detection(model, label)
+        return prepare(model)
+
+    def uploaded(self, name: str) -> torch.nn.Module | None:
+        """A model uploaded earlier in this process, by its display name (None once evicted)."""
+        with self._lock:
+            digest = next((d for d, n in self._upload_names.items() if n == name), None)
+            return self._uploads.get(digest) if digest else None
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def base_of(model: torch.nn.Module) -> str:
+    """The YOLO family and scale a model was built as, read from its blocks and YAML."""
+    types = {type(m).__name__ for m in model.modules()}
+    family = "yolo11" if "C3k2" in types else "yolov8" if "C2f" in types else "yolov5u" if "C3" in types else "yolo"
+    yaml = getattr(model, "yaml", {}) or {}
+    scales = yaml.get("scales") or {}
+    scale = yaml.get("scale") or (next(iter(scales)) if scales else "")
+    return family + (scale if family != "yolov5u" else "") if family != "yolov5u" else f"yolov5{scale}u"
+
+
+def describe(model: torch.nn.Module) -> str:
+    """What a model holds: its base and the attention kinds found in it."""
+    from .heatmaps import attention_modules
+
+    kinds = sorted({type(m).__name__ for _, _, m in attention_modules(model)})
+    return f"{base_of(model)}, {'+'.join(kinds) if kinds else 'no attention'}"
+
+
+def upload_name(model: torch.nn.Module, stem: str, digest: str, taken: set[str]) -> str:
+    """The run name from the file's train args, else its stem; a short hash only when that name is taken."""
+    import re
+
+    run = str(getattr(model, "train_args", {}).get("name") or "") or stem
+    run = re.sub(r"[^\w.\-+]+", "-", run).strip("-")[:40] or "upload"
+    name = f"{run} ({describe(model)})"
+    return name if name not in taken else f"{run} #{digest[:6]} ({describe(model)})"

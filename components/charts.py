@@ -72,13 +72,27 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95") -> 
     return fig
 
 
+#: Points per curve sent to the browser; longer curves are thinned evenly (the last point kept).
+MAX_CURVE_POINTS = 1000
+
+
 def curves_figure(runs: list[Run], column: str) -> go.Figure:
     fig = go.Figure()
     for run in runs:
         if run.results is not None and column in run.results.columns:
-            fig.add_trace(go.Scatter(x=run.results["epoch"], y=run.results[column], mode="lines", name=run.name))
+            df = thin(run.results, MAX_CURVE_POINTS)
+            x = df["epoch"] if "epoch" in df.columns else df.index
+            fig.add_trace(go.Scatter(x=x, y=df[column], mode="lines", name=run.name))
     fig.update_layout(xaxis_title="epoch", yaxis_title=column, height=400, margin=dict(t=30, b=40, l=50, r=10))
     return fig
+
+
+def thin(df, limit: int):
+    """At most ``limit`` rows, evenly spaced, first and last kept."""
+    if len(df) <= limit:
+        return df
+    idx = np.unique(np.linspace(0, len(df) - 1, limit).round().astype(int))
+    return df.iloc[idx]
 
 
 def per_class_figure(runs: list[Run], metric: str = "mAP50-95", split: str = "test") -> go.Figure:

@@ -248,18 +248,21 @@ def load_model(path: str | Path) -> nn.Module:
     Opens ultralytics 8.x checkpoints (YOLOv8, YOLO11, v5u; best.pt and last.pt), forks that
     keep attention classes under any module path, and ultralytics' own CBAM (gates hooked).
     """
+    path = Path(path)
+    model = model_from_checkpoint(load_checkpoint(path), path.name)
+    model.pt_path = str(path)
+    return model
+
+
+def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
+    """Build the model a checkpoint dict (from ``load_checkpoint``) describes. Raises CheckpointError."""
     from .foreign import rebuild_yolo
 
-    path = Path(path)
-    label = path.name
-    ckpt = load_checkpoint(path)
-    record = model_record(ckpt, label)
-    model = rebuild_yolo(record, label)
+    model = rebuild_yolo(model_record(ckpt, label), label)
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
     model.train_args = plain_args(ckpt.get("train_args"))
-    model.pt_path = str(path)
     return model
 
 

@@ -161,7 +161,7 @@ def check_yaml(yaml, label: str) -> dict:
                 isinstance(v, list) and len(v) == 3 and _number(v[0], MAX_MULTIPLE) and _number(v[1], MAX_MULTIPLE)
                 and _number(v[2], MAX_INT_ARG) for v in scales.values()):
             raise CheckpointError(f"{label}: bad scales")
-        if d.get("scale") is not None and d["scale"] not in scales:
+        if d.get("scale") and d["scale"] not in scales:
             raise CheckpointError(f"{label}: scale {d['scale']!r} is not among its scales")
     for key in ("ch", "channels", "reg_max"):
         if key in d and not (isinstance(d[key], int) and 0 < d[key] <= 64):
@@ -230,7 +230,8 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     from .models import build_model
 
     if record.name != "DetectionModel":
-        raise CheckpointError(f"{label}: holds a {record.name}; Attention Lens loads YOLO detection models")
+        raise CheckpointError(f"{label}: not a YOLO detection model (it holds a {record.name}); "
+                              "Attention Lens compares detectors with a Detect head.")
     check_classes(record, label)
     d = check_yaml(record.attr("yaml"), label)
     rows = d["backbone"] + d["head"]

@@ -33,6 +33,7 @@ class LayerMaps:
     channel_weights: np.ndarray | None = None  # (c,) for channel gates
     profiles: dict = field(default_factory=dict)  # "h"/"w" -> 1-D profile (CoordAtt)
     group_maps: np.ndarray | None = None  # (g, h, w) for EMA
+    loaded_as: str = ""  # for a layer loaded from another code base's class: which, and how it maps
 
 
 def attention_modules(model: torch.nn.Module) -> list[tuple[str, int, torch.nn.Module]]:
@@ -57,7 +58,8 @@ def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple
         if not gates or x is None:
             continue
         h, w = x.shape[2:]
-        lm = LayerMaps(layer, name, type(module).__name__, (h, w), max(1, round(input_hw[0] / h)), gates)
+        lm = LayerMaps(layer, name, type(module).__name__, (h, w), max(1, round(input_hw[0] / h)), gates,
+                       loaded_as=getattr(module, "loaded_as", ""))
         _derive_views(lm, x[0].float())
         out.append(lm)
     return out

@@ -41,7 +41,10 @@ def published_table() -> pd.DataFrame:
 
 
 def collect_runs(sources: list[str | Path]) -> tuple[list[Run], list[tuple[str, str]]]:
-    """Usable runs from every source folder, and (run, reason) for each one skipped."""
+    """Usable runs from every source folder, and (run name, reason) for each one skipped.
+
+    Names are relative to their source folder (no server paths). A run whose summary reads but
+    cannot be tabulated is skipped too, with the reason: one bad run never hides the others."""
     usable, skipped, seen = [], [], set()
     for src in sources:
         for run in find_runs(src):
@@ -49,8 +52,24 @@ def collect_runs(sources: list[str | Path]) -> tuple[list[Run], list[tuple[str, 
             if key in seen:
                 continue
             seen.add(key)
-            (usable if run.usable else skipped).append(run)
-    return usable, [(str(r.path), "; ".join(r.problems) or "no metrics in summary.json") for r in skipped]
+            label = run_label(run, src)
+            if not run.usable:
+                skipped.append((label, "; ".join(run.problems) or "no metrics in summary.json"))
+                continue
+            try:
+                metrics_table([run])
+            except Exception as e:  # noqa: BLE001  (values of unexpected types deep in a summary)
+                skipped.append((label, f"summary.json has values of unexpected types ({type(e).__name__})"))
+                continue
+            usable.append(run)
+    return usable, skipped
+
+
+def run_label(run: Run, source: str | Path) -> str:
+    try:
+        return str(run.path.relative_to(source)) or run.name
+    except ValueError:
+        return run.name
 
 
 def variant_key(run: Run) -> tuple:

@@ -22,16 +22,78 @@ class Run:
     args: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # read, with a caveat (e.g. rows capped)
 
     @property
     def usable(self) -> bool:
         """Has the numbers a table row needs: a summary with metrics."""
-        return bool(self.summary.get("metrics"))
+        return not self.problems_with_summary and bool(self.summary.get("metrics"))
+
+    @property
+    def problems_with_summary(self) -> bool:
+        return any(p.startswith(SUMMARY_NAME) for p in self.problems)
+
+
+#: Bounds on what one run may cost to read: a run folder can come from anyone (an uploaded zip).
+MAX_JSON_BYTES = 2 * 2**20
+MAX_YAML_BYTES = 256 * 2**10
+MAX_CSV_BYTES = 32 * 2**20
+MAX_CSV_ROWS = 5000
+MAX_DIGITS = 30
+
+
+def read_json_dict(path: Path) -> dict:
+    """A JSON object from a file, refusing oversized files, non-UTF-8 text, huge numbers and deep nesting."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES // 2**20} MB")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    try:
+        data = json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        raise ValueError("nests too deeply") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"holds a {len(text)}-digit number")
+    return int(text)
+
+
+def check_summary(summary: dict) -> None:
+    """The fields the Metrics tab reads must have the types it expects; ValueError names the first that does not."""
+    for key in ("variant", "metrics", "gflops", "latency_cpu", "dataset"):
+        if key in summary and not isinstance(summary[key], dict):
+            raise ValueError(f"'{key}' is a {type(summary[key]).__name__}, not an object")
+    for key in ("params", "seed"):
+        if key in summary and summary[key] is not None and not isinstance(summary[key], (int, float)):
+            raise ValueError(f"'{key}' is not a number")
+    for split, values in (summary.get("metrics") or {}).items():
+        if not isinstance(values, dict):
+            raise ValueError(f"metrics.{str(split)[:20]} is not an object")
+        per_class = values.get("per_class")
+        if per_class is not None and not (isinstance(per_class, dict) and all(isinstance(v, dict)
+                                                                              for v in per_class.values())):
+            raise ValueError(f"metrics.{str(split)[:20]}.per_class is not an object of objects")
+    for k, v in (summary.get("variant") or {}).items():
+        if v is not None and not isinstance(v, (str, int, float)):
+            raise ValueError(f"variant.{str(k)[:20]} is not a plain value")
 
 
 def read_results_csv(path: Path) -> pd.DataFrame:
-    """results.csv with headers stripped (older ultralytics padded them with spaces), numeric cells."""
-    df = pd.read_csv(path, skipinitialspace=True)
+    """results.csv with headers stripped (older ultralytics padded them with spaces), numeric cells.
+
+    At most MAX_CSV_ROWS rows are read (a note says when there were more)."""
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise ValueError(f"results.csv is larger than {MAX_CSV_BYTES // 2**20} MB")
+    df = pd.read_csv(path, skipinitialspace=True, nrows=MAX_CSV_ROWS + 1)
     df.columns = [str(c).strip() for c in df.columns]
     if df.empty:
         raise ValueError("results.csv has no rows")
@@ -53,20 +115,29 @@ def load_run(path: str | Path) -> Run:
     if csv.is_file():
         try:
             run.results = read_results_csv(csv)
-        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            run.problems.append(f"results.csv unreadable: {str(e).splitlines()[0]}")
+            if len(run.results) > MAX_CSV_ROWS:
+                run.results = run.results.iloc[:MAX_CSV_ROWS]
+                run.notes.append(f"results.csv has more than {MAX_CSV_ROWS} rows; the first {MAX_CSV_ROWS} are used")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            run.problems.append(f"results.csv unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:200]}")
     else:
         run.problems.append("no results.csv")
-    if (path / "args.yaml").is_file():
+    args = path / "args.yaml"
+    if args.is_file():
         try:
-            run.args = yaml.safe_load((path / "args.yaml").read_text()) or {}
-        except yaml.YAMLError as e:
-            run.problems.append(f"args.yaml unreadable: {str(e).splitlines()[0]}")
+            if args.stat().st_size > MAX_YAML_BYTES:
+                raise ValueError(f"larger than {MAX_YAML_BYTES // 2**10} KB")
+            loaded = yaml.safe_load(args.read_bytes().decode("utf-8")) or {}
+            run.args = loaded if isinstance(loaded, dict) else {}
+        except (yaml.YAMLError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+            run.problems.append(f"args.yaml unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:200]}")
     summary = path / SUMMARY_NAME
     if summary.is_file():
         try:
-            run.summary = json.loads(summary.read_text())
-        except json.JSONDecodeError as e:
+            run.summary = read_json_dict(summary)
+            check_summary(run.summary)
+        except ValueError as e:
+            run.summary = {}
             run.problems.append(f"{SUMMARY_NAME} unreadable: {e}")
     else:
         run.problems.append(f"no {SUMMARY_NAME} (train or evaluate writes it)")

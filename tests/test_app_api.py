@@ -118,3 +118,33 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
         assert by_fn[heavy] == {("inference", 1)}, heavy
     for light in ("rerender_attention", "slider_pair", "on_load"):
         assert all(cid != "inference" for cid, _ in by_fn[light]), light
+
+
+def raw_call(url: str, api: str, data: list) -> str:
+    """One call through gradio's HTTP API with a hand-written payload (what a prober sends)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{url}/gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        event = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{url}/gradio_api/call/{api}/{event}", timeout=120) as r:
+        return r.read().decode()
+
+
+def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(served_app, tiny_weights):
+    from components.ui.handlers import NOT_AN_UPLOAD
+
+    weights = next(tiny_weights.rglob("*.pt"))
+    answers = {}
+    for path in ("/etc/hostname", "/no/such/file.png", str(weights), "/tmp/gradio/../../etc/hostname"):
+        image = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        answers[path] = raw_call(served_app, "compare", [image, ["baseline", "ema"], [], 0.25, 0.7, 320, None])
+        assert "event: error" in answers[path] and NOT_AN_UPLOAD in answers[path]
+        assert path not in answers[path] and "hostname" not in answers[path]
+    assert len({a.split("event: error", 1)[1] for a in answers.values()}) == 1  # existence is not told
+    # a checkpoint "upload" naming a server file, and a run zip doing the same
+    ckpt = {"path": str(weights), "meta": {"_type": "gradio.FileData"}}
+    image = {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}
+    assert NOT_AN_UPLOAD in raw_call(served_app, "compare", [image, ["baseline"], [ckpt], 0.25, 0.7, 320, None])
+    assert NOT_AN_UPLOAD in raw_call(served_app, "metrics", [False, {"path": "/etc/passwd"}, [], None])

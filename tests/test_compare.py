@@ -129,7 +129,28 @@ def test_uploaded_checkpoint_joins_the_comparison(store, tiny_weights, bccd_test
     upload = tiny_weights / "ema" / "best.pt"
     items, table, payload, by_model, names = run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(upload)],
                                                          CONF, 0.7, 320, None)
-    assert len(names) == 2 and names[1].startswith("upload:best:")
+    assert names == ["baseline", "ema (yolov8n, EMA)"]  # the run name from its train args, base, attention
+
+
+def test_two_uploads_called_best_pt_are_told_apart(store, tiny_weights, bccd_test_images, tmp_path):
+    uploads = [tiny_weights / "baseline" / "best.pt", tiny_weights / "coordatt" / "best.pt"]
+    names = run_compare(store, str(bccd_test_images[0]), [], [str(u) for u in uploads], CONF, 0.7, 320, None)[4]
+    assert names == ["baseline (yolov8n, no attention)", "coordatt (yolov8n, CoordAtt)"]
+    # the same bytes get the same name; the same run name in other bytes gets a short hash
+    import hashlib
+
+    import torch
+
+    copy, other = tmp_path / "best.pt", tmp_path / "other" / "best.pt"
+    copy.write_bytes(uploads[0].read_bytes())
+    other.parent.mkdir()
+    ckpt = torch.load(uploads[0], weights_only=False)  # the test's own trusted fixture
+    with torch.no_grad():
+        next(ckpt["model"].parameters()).add_(1.0)
+    torch.save(ckpt, other)
+    again = run_compare(store, str(bccd_test_images[0]), [], [str(copy), str(other)], CONF, 0.7, 320, None)[4]
+    digest = hashlib.sha256(other.read_bytes()).hexdigest()[:6]
+    assert again == ["baseline (yolov8n, no attention)", f"baseline #{digest} (yolov8n, no attention)"]
 
 
 def test_exif_rotated_jpeg_is_compared_upright(store, bccd_test_images, tmp_path):

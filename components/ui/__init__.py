@@ -12,8 +12,12 @@ INTRO = ("Did adding attention to your YOLO help, and where does it look? Compar
          "attention variants on your own image.")
 
 
+#: Gradio's file cache (uploads, result files): every hour, files older than a day are deleted.
+DELETE_CACHE = (3600, 86400)
+
+
 def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         if not store.names:
             gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")

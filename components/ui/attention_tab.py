@@ -5,8 +5,8 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
-from .handlers import UserError, attention_downloads, rerender_attention, run_attention
-from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, file_path, image_with_examples, model_picker
+from .handlers import UserError, attention_downloads, rerender_attention, run_attention, uploaded_path
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
@@ -15,6 +15,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
         with gr.Column(scale=1):
             image = image_with_examples("attention-image", examples, height=280)
             models = model_picker(store, attention_models[:2] or store.names[:1], "Models")
+            uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
             with gr.Row():
                 colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")
                 alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
@@ -34,14 +35,15 @@ def build_attention_tab(store, examples: list[str]) -> None:
             summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None)
 
-    def on_run(image_path, selected, cmap, opacity, conf_v, size):
+    def on_run(image_path, selected, cmap, opacity, conf_v, size, files=None):
         try:
-            return run_attention(store, file_path(image_path), selected, cmap, opacity, conf_v, size)
+            return run_attention(store, uploaded_path(image_path, examples), selected, cmap, opacity, conf_v, size,
+                                 [uploaded_path(f) for f in files or []])
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
     outputs = [notice, layers, gallery, channels, summary, state]
-    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz], outputs, api_name="attention",
+    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads], outputs, api_name="attention",
                        preprocess=False, **INFERENCE_QUEUE)
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).

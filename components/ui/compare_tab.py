@@ -4,8 +4,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
-from .handlers import UserError, run_compare, slider_pair
-from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, file_path, image_with_examples, model_picker
+from .handlers import UserError, run_compare, slider_pair, uploaded_path
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -40,8 +40,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
     images = gr.State({})
 
     def on_compare(image_path, selected, files, conf_v, iou_v, size, ref):
-        image_path, files = file_path(image_path), [file_path(f) for f in files or []]
         try:
+            image_path, files = uploaded_path(image_path, examples), [uploaded_path(f) for f in files or []]
             items, df, payload, by_model, names = run_compare(store, image_path, selected, files, conf_v, iou_v, size,
                                                               ref)
         except UserError as e:

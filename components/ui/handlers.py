@@ -13,7 +13,7 @@ from ..catalog import ModelStore
 from ..checkpoints import CheckpointError
 from ..compare import CompareError, compare
 from ..images import ImageError
-from ..torch_thread import torch_thread
+from ..torch_thread import run_on_torch_thread, torch_thread
 
 USER_ERRORS = (ImageError, CheckpointError, CompareError)
 
@@ -31,13 +31,46 @@ def unexpected(e: Exception) -> UserError:
                      "try another image or model.")
 
 
+#: The one answer for a file path a request names that is neither an upload nor a shipped file,
+#: whether or not that path exists.
+NOT_AN_UPLOAD = "That file was not uploaded here; upload it again."
+
+
+def uploaded_path(value, shipped=()) -> str | None:
+    """The local path in a raw gradio file payload, if it is an upload or a file the app ships.
+
+    The events take raw payloads (``preprocess=False``, so that bad images reach our decoder's
+    clear messages), and a raw payload's path is whatever the request says. Only a file inside
+    gradio's upload folder, or one of ``shipped`` (the example images), is accepted; symlinks
+    are resolved first. Anything else gets NOT_AN_UPLOAD, the same words whether it exists or not.
+    """
+    import os
+
+    from gradio.utils import get_upload_folder
+
+    if value is None or value == "":
+        return None
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "name", value)
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise UserError(NOT_AN_UPLOAD)
+    real = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(get_upload_folder()))
+    if (real.is_relative_to(root) and real != root) or str(real) in {os.path.realpath(s) for s in shipped}:
+        return str(real)
+    raise UserError(NOT_AN_UPLOAD)
+
+
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
-    """name -> model for the picked catalogue entries and the uploaded checkpoints."""
+    """name -> model for the picked catalogue entries and the uploaded checkpoints.
+
+    Runs on the caller's thread: an upload is read in a limited child process while this thread
+    waits, so other users' forwards on the torch thread go on meanwhile."""
     models = {}
     for name in selected or []:
-        models[name] = store.get(name)
+        if name not in store.entries:
+            raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
+        models[name] = run_on_torch_thread(store.get, name)
     for path in uploads or []:
-        path = getattr(path, "name", path)  # gr.File may hand over tempfile wrappers
         try:
             key, model = store.upload(path)
         except CheckpointError as e:
@@ -46,11 +79,15 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     return models
 
 
-@torch_thread
 def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
     """Returns (gallery items, table, detections JSON, images by model, model names)."""
+    models = resolve_models(store, selected, uploads)
+    return _run_compare(store, models, image, conf, iou, imgsz, reference)
+
+
+@torch_thread
+def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, reference):
     try:
-        models = resolve_models(store, selected, uploads)
         ref = reference if reference in models else (store.baseline_name() if store.baseline_name() in models else None)
         result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
     except USER_ERRORS as e:
@@ -72,18 +109,22 @@ def slider_pair(images: dict | None, a: str | None, b: str | None):
     return images[a], images[b]
 
 
-@torch_thread
-def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz):
+def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None):
     """Returns (notice, layer table, overlays, channel figure, summary, state); the downloads
     come from ``attention_downloads`` on that state, chained after this in the UI."""
+    if not selected and not uploads:
+        raise UserError("Pick at least one model.")
+    models = resolve_models(store, selected, uploads)
+    return _run_attention(store, models, image, colormap, alpha, conf, imgsz)
+
+
+@torch_thread
+def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz):
     from ..attention_view import channel_figure, inspect, no_attention_models, render
     from ..charts import message_figure
 
-    if not selected:
-        raise UserError("Pick at least one model.")
     try:
-        models = {name: store.get(name) for name in selected}
-        placements = {name: store.entries[name].placement for name in selected}
+        placements = {name: (store.entries[name].placement if name in store.entries else None) for name in models}
         ins = inspect(image, models, placements, imgsz=int(imgsz), conf=float(conf))
     except USER_ERRORS as e:
         raise UserError(str(e)) from None
@@ -172,6 +213,15 @@ def metrics_charts(sources: list[str], zip_path, picked, column):
     return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
 
 
+def md_escape(text: str, limit: int = 200) -> str:
+    """Text from a file (a run's folder name, a reason) as literal Markdown: no HTML, no markup."""
+    import html
+    import re
+
+    text = html.escape(str(text)[:limit], quote=True)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text)
+
+
 #: The curve the Metrics tab shows first: the metric best.pt is mostly chosen on.
 DEFAULT_CURVE = "metrics/mAP50-95(B)"
 
@@ -190,7 +240,8 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
     shown = display_table(df)
     csv_path = tempfile.NamedTemporaryFile(prefix="attention-lens-metrics-", suffix=".csv", delete=False).name
     shown.to_csv(csv_path, index=False)
-    notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- `{p}`: {why}" for p, why in skipped))
+    notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- {md_escape(p)}: {md_escape(why)}"
+                                                                  for p, why in skipped))
     names = [r.name for r in runs]
     picked = [p for p in (picked or []) if p in names] or names
     chosen = [r for r in runs if r.name in picked]

@@ -4,8 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..metrics import published_table
-from .handlers import UserError, metrics_charts, metrics_view
-from .widgets import file_path
+from .handlers import UserError, metrics_charts, metrics_view, uploaded_path
 
 
 def build_metrics_tab(demo, sources: list[str]) -> None:
@@ -31,7 +30,7 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
 
     def on_load(per_run_v, zip_file, picked, col):
         try:
-            return metrics_view(sources, per_run_v, file_path(zip_file), picked, col)
+            return metrics_view(sources, per_run_v, uploaded_path(zip_file), picked, col)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
@@ -43,7 +42,10 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False, trigger_mode="always_last")
 
     def on_pick(zip_file, picked, col):
-        return metrics_charts(sources, file_path(zip_file), picked, col)
+        try:
+            return metrics_charts(sources, uploaded_path(zip_file), picked, col)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
 
     for control in (runs_pick, column):  # only the two charts that depend on the picks
         control.change(on_pick, [upload, runs_pick, column], [curves, per_class], api_name=False,

@@ -23,10 +23,5 @@ def image_with_examples(elem_id: str, examples: list[str], height: int = 300) ->
     return image
 
 
-def file_path(value):
-    """The local path inside a raw gradio file payload (a dict with "path"), or the value itself."""
-    return value.get("path") if isinstance(value, dict) else value
-
-
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
     return gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=value, label=label)
