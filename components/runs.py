@@ -82,9 +82,10 @@ def check_summary(summary: dict) -> None:
         if per_class is not None and not (isinstance(per_class, dict) and all(isinstance(v, dict)
                                                                               for v in per_class.values())):
             raise ValueError(f"metrics.{str(split)[:20]}.per_class is not an object of objects")
-    for k, v in (summary.get("variant") or {}).items():
-        if v is not None and not isinstance(v, (str, int, float)):
-            raise ValueError(f"variant.{str(k)[:20]} is not a plain value")
+    for k in ("base", "attention", "placement"):
+        v = (summary.get("variant") or {}).get(k)
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"variant.{k} is not a text")
 
 
 def read_results_csv(path: Path) -> pd.DataFrame:

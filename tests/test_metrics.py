@@ -160,3 +160,41 @@ def test_metrics_tab_opens_on_the_map_curve_and_keeps_a_users_pick(tiny_weights)
     assert [t.name for t in first[7].data] and all(t.y is not None for t in first[7].data)
     other = next(c for c in column["choices"] if c != DEFAULT_CURVE)
     assert metrics_view([str(tiny_weights)], False, None, None, other)[6]["value"] == other
+
+
+def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path):
+    """Each of these took the whole tab down once; now each is listed as skipped, with its reason."""
+    from pathlib import Path
+
+    from components.ui.handlers import metrics_view
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    deep = '{"a": ' * 100_000 + "1" + "}" * 100_000
+    cases = {"list": ("[1, 2]", "not an object"), "digits": ('{"params": ' + "9" * 5000 + "}", "5000-digit"),
+             "deep": (deep, "nests too deeply"), "variant": ('{"variant": [1], "metrics": {}}', "'variant' is a list"),
+             "types": ('{"metrics": {"test": {"per_class": [1]}}}', "per_class"),
+             "<img src=x onerror=alert(1)>": ('{"metrics": 1}', "'metrics' is a int")}
+    for name, (text, _) in cases.items():
+        write_run(bad, name, {"results.csv": "epoch,x\n1,2\n", "summary.json": text})
+    latin = write_run(bad, "latin", {"results.csv": "epoch,x\n1,2\n"})
+    (latin / "summary.json").write_bytes('{"note": "caf\xe9"}'.encode("latin-1"))
+    cases["latin"] = (None, "not UTF-8")
+    long_csv = write_run(bad, "long", {"summary.json": json.dumps({"metrics": {"test": {"mAP50-95": 0.1}}})})
+    (long_csv / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n" + "".join(f"{i},0.1\n" for i in range(20_000)))
+
+    runs, skipped = collect_runs([Path("weights"), bad])
+    reasons = dict(skipped)
+    for name, (_, why) in cases.items():
+        assert why in reasons[name], name
+    shipped = {p.name for p in Path("weights").iterdir() if (p / "summary.json").is_file()}
+    assert shipped | {"long"} == {r.name for r in runs}
+    assert len(next(r for r in runs if r.name == "long").results) == 5000  # capped rows
+    assert all(str(tmp_path) not in f"{p} {why}" for p, why in skipped)
+
+    table, _csv, notes, *_rest, curves, _per_class = metrics_view(["weights", str(bad)], False, None, ["long"],
+                                                                   "metrics/mAP50-95(B)")
+    assert len(table) >= len(shipped) - 2  # the shipped variants (seeds pooled) are all there
+    assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
+    assert str(tmp_path) not in notes
+    assert len(curves.data[0].x) <= 1000  # the chart gets a thinned curve, not 5000 points
