@@ -49,10 +49,11 @@ def main(argv=None) -> int:
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs)
     demo.queue(default_concurrency_limit=2, max_size=32)
     from components.checkpoints import LIMITS
+    from components.ui.widgets import STATE_SESSIONS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
-                max_file_size=LIMITS["max_file_bytes"])
+                max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS)
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
-from .images import load_image
+from .images import display_copy, load_image
 from .inference import detect
 from .layercam import layercam
 from .render import class_colors, draw
@@ -65,7 +65,23 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
         cams = layercam(model, rgb, imgsz) if not layers else []
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams))
-    return Inspection(rgb, out)
+    return _at_display_size(Inspection(rgb, out))
+
+
+def _at_display_size(ins: Inspection) -> Inspection:
+    """Keep only what the views need: the image, boxes and LayerCAM maps at display size (the
+    inspection is held per session between events; gate maps are feature-sized already)."""
+    import cv2
+
+    view, s = display_copy(ins.image)
+    if s == 1.0:
+        return ins
+    for mm in ins.models:
+        mm.boxes = mm.boxes * s
+        for cam in mm.layercam:
+            cam["map"] = cv2.resize(cam["map"], view.shape[1::-1], interpolation=cv2.INTER_AREA)
+    ins.image = view
+    return ins
 
 
 def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[tuple[np.ndarray, str]]:

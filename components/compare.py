@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .diff import match
-from .images import load_image
+from .images import display_copy, load_image
 from .inference import Detections, detect, letterbox, model_stride
 from .render import class_colors, draw
 
@@ -56,13 +56,14 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
     palette = class_colors(names)
     ref = results[reference]
     images, rows, records = [], [], []
+    view, s = display_copy(rgb)  # drawn at display size; boxes in the records stay in original pixels
     for name, det in results.items():
         if name == reference:
             status, missed = ["reference"] * len(det.classes), []
         else:
             status, missed = match(det.boxes, det.classes, ref.boxes, ref.classes, match_iou, det.scores)
-        drawn = draw(rgb, det.boxes, det.scores, det.classes, palette, None if name == reference else status,
-                     ref.boxes[missed] if missed else (), [ref.classes[j] for j in missed])
+        drawn = draw(view, det.boxes * s, det.scores, det.classes, palette, None if name == reference else status,
+                     ref.boxes[missed] * s if missed else (), [ref.classes[j] for j in missed])
         images.append((drawn, f"{name} · {len(det.classes)} boxes · {det.ms:.0f} ms"))
         rows.append(_row(name, det, names, status, missed, name == reference))
         for rec, st in zip(det.as_records(name), status):

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-#: Largest image accepted, in pixels (about 6000 x 6000). Larger files are refused before decoding.
-MAX_PIXELS = 36_000_000
+#: Largest image accepted, in pixels (about 9400 x 9400): just under PIL's own decompression-bomb
+#: threshold (Image.MAX_IMAGE_PIXELS, 89.5 MP). Larger files are refused before decoding; an
+#: 8000 x 8000 photo is a normal upload, decoded in full for detection and shrunk for display.
+MAX_PIXELS = 89_000_000
 
 
 class ImageError(ValueError):
@@ -80,3 +82,21 @@ def _from_array(a: np.ndarray) -> np.ndarray:
         hi = float(a.max()) or 1.0
         a = (a.astype(np.float64) / hi * 255).round().astype(np.uint8)
     return _to_rgb(Image.fromarray(a[..., :3]))
+
+
+#: Longest side of an image as the views show it. Larger uploads (an 8000x8000 photo is normal)
+#: are detected at full resolution but drawn, stored between events and sent on at this size.
+DISPLAY_MAX_SIDE = 1600
+
+
+def display_copy(rgb: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """(the image at most ``max_side`` on its longer side, the scale applied); the same array if it fits."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return rgb, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+

@@ -5,6 +5,7 @@ import gradio as gr
 
 from .attention_tab import build_attention_tab
 from .compare_tab import build_compare_tab
+from .handlers import end_session
 from .metrics_tab import build_metrics_tab
 
 TITLE = "Attention Lens"
@@ -12,8 +13,8 @@ INTRO = ("Did adding attention to your YOLO help, and where does it look? Compar
          "attention variants on your own image.")
 
 
-#: Gradio's file cache (uploads, result files): every hour, files older than a day are deleted.
-DELETE_CACHE = (3600, 86400)
+#: Gradio's file cache (uploads, result files): every 10 minutes, files older than an hour are deleted.
+DELETE_CACHE = (600, 3600)
 
 
 def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
@@ -27,4 +28,10 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None) 
             build_attention_tab(store, examples)
         with gr.Tab("Metrics"):
             build_metrics_tab(demo, run_sources or [])
+        demo.unload(on_session_end)
     return demo
+
+
+def on_session_end(request: gr.Request):
+    """A browser session ended: remove the files written for it."""
+    end_session(request.session_hash if request else None)

@@ -6,7 +6,7 @@ import gradio as gr
 from ..compare import IMGSZ_CHOICES
 from ..heatmaps import COLORMAPS
 from .handlers import UserError, attention_downloads, rerender_attention, run_attention, uploaded_path
-from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, image_with_examples, model_picker
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, image_with_examples, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
@@ -33,7 +33,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
                                elem_id="attention-channels")
             downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
             summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
-    state = gr.State(None)
+    state = gr.State(None, time_to_live=STATE_TTL_S)
 
     def on_run(image_path, selected, cmap, opacity, conf_v, size, files=None):
         try:
@@ -47,8 +47,11 @@ def build_attention_tab(store, examples: list[str]) -> None:
                        preprocess=False, **INFERENCE_QUEUE)
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).
-    run.success(attention_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+    def on_downloads(stored, cmap, opacity, request: gr.Request):
+        return attention_downloads(stored, cmap, opacity, request.session_hash if request else None)
+
+    run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
     for control in (colormap, alpha):
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
-                       trigger_mode="always_last").then(attention_downloads, [state, colormap, alpha], downloads,
+                       trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,
                                                         api_name=False)

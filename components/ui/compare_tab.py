@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..compare import IMGSZ_CHOICES
 from .handlers import UserError, run_compare, slider_pair, uploaded_path
-from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, image_with_examples, model_picker
+from .widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, image_with_examples, model_picker
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -37,7 +37,7 @@ def build_compare_tab(store, examples: list[str]) -> None:
                     right = gr.Dropdown(label="Right", choices=[])
                 slider = gr.ImageSlider(label="Left / right", type="numpy", format=DISPLAY_FORMAT)
             detections = gr.JSON(label="Detections (original image pixels)")
-    images = gr.State({})
+    images = gr.State({}, time_to_live=STATE_TTL_S)
 
     def on_compare(image_path, selected, files, conf_v, iou_v, size, ref):
         try:

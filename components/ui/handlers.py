@@ -5,6 +5,9 @@ user; tests call them without a browser.
 """
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -145,14 +148,39 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
 
 
 @torch_thread
-def attention_downloads(ins, colormap, alpha) -> list[str] | None:
+def attention_downloads(ins, colormap, alpha, session: str | None = None) -> list[str] | None:
     """The overlays (PNG, zipped) and raw maps (.npz) of a stored inspection, as now rendered.
 
     A separate step because the lossless files take longer to write (~0.3 s for 15 overlays)
-    than the models took to run: the maps show first, the files follow."""
+    than the models took to run: the maps show first, the files follow. They are written into
+    the session's own folder, which holds only the latest files and is removed when the session ends."""
     from ..attention_view import export, render
 
-    return export(ins, render(ins, float(alpha), colormap)) if ins is not None else None
+    return export(ins, render(ins, float(alpha), colormap), session_folder(session)) if ins is not None else None
+
+
+#: Per-session folders for files the app writes (downloads, the metrics CSV): one per browser
+#: session, emptied before each write, removed when the session ends (``end_session``).
+SESSIONS_ROOT = Path(tempfile.gettempdir()) / "attention-lens-sessions"
+
+
+def _session_root(session: str | None) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_-]", "", str(session or "anonymous"))[:64] or "anonymous"
+    return SESSIONS_ROOT / name
+
+
+def session_folder(session: str | None, part: str = "attention") -> Path:
+    """An empty folder for one kind of file (``part``) of ``session`` (gradio's session hash)."""
+    folder = _session_root(session) / part
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def end_session(session: str | None) -> None:
+    """Remove everything the app wrote for ``session``."""
+    if session:
+        shutil.rmtree(_session_root(session), ignore_errors=True)
 
 
 @torch_thread
@@ -226,10 +254,8 @@ def md_escape(text: str, limit: int = 200) -> str:
 DEFAULT_CURVE = "metrics/mAP50-95(B)"
 
 
-def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
+def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, session: str | None = None):
     """(table, csv path, skipped notes, 2 Pareto figures, run picker, column picker, curves, per-class)."""
-    import tempfile
-
     import gradio as gr
 
     from ..charts import curve_columns, curves_figure, pareto_figure, per_class_figure
@@ -238,7 +264,7 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column):
     runs, skipped = _runs_for(sources, zip_path)
     df = metrics_table(runs, per_run=bool(per_run))
     shown = display_table(df)
-    csv_path = tempfile.NamedTemporaryFile(prefix="attention-lens-metrics-", suffix=".csv", delete=False).name
+    csv_path = str(session_folder(session, "metrics") / "attention-lens-metrics.csv")
     shown.to_csv(csv_path, index=False)
     notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- {md_escape(p)}: {md_escape(why)}"
                                                                   for p, why in skipped))

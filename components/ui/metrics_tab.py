@@ -28,9 +28,10 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
     with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
         gr.Dataframe(value=published_table(), interactive=False)
 
-    def on_load(per_run_v, zip_file, picked, col):
+    def on_load(per_run_v, zip_file, picked, col, request: gr.Request):
         try:
-            return metrics_view(sources, per_run_v, uploaded_path(zip_file), picked, col)
+            return metrics_view(sources, per_run_v, uploaded_path(zip_file), picked, col,
+                                request.session_hash if request else None)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

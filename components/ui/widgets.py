@@ -9,6 +9,12 @@ import gradio as gr
 #: parking gradio workers on that thread. Two compares at once had finished no sooner either.
 INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
+#: How long a session's stored results (the slider's images, the last attention inspection)
+#: are kept after its last event; with ``STATE_SESSIONS`` they bound the memory state can hold.
+STATE_TTL_S = 1800
+#: Sessions whose state the server keeps at most (gradio drops the oldest beyond this).
+STATE_SESSIONS = 200
+
 #: How result images travel to the browser. Gradio's default, WebP, took ~22 ms to encode one
 #: 640x480 result here and JPEG ~1.5 ms (docs/PERFORMANCE.md, 5): with nine models, or a dozen
 #: maps, that was most of the wait after the models had run. Downloads stay lossless.
