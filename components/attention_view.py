@@ -151,6 +151,20 @@ def channel_figure(ins: Inspection, top_k: int = 5):
     return fig
 
 
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same maps give the same bytes, so gradio's file cache
+    (keyed by content) stores a repeated download once."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def _write_array(z: zipfile.ZipFile, name: str, a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
+    z.writestr(_entry(name + ".npy"), buf.getvalue())
+
+
 def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | Path | None = None) -> list[str]:
     """The overlays as a zip of PNGs and the raw maps as .npz; returns the two file paths."""
     import cv2
@@ -163,16 +177,13 @@ def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | P
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(im[..., ::-1]))
             if ok:
                 safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in caption)[:100]
-                z.writestr(f"{i:02d}_{safe}.png", buf.tobytes())
-    arrays = {}
-    for mm in ins.models:
-        for lm in mm.layers:
-            for kind, a in lm.gates.items():
-                arrays[f"{mm.model}/layer{lm.layer}/{kind}"] = a
-        for cam in mm.layercam:
-            arrays[f"{mm.model}/layer{cam['layer']}/layercam"] = cam["map"]
+                z.writestr(_entry(f"{i:02d}_{safe}.png"), buf.tobytes())
     npz = folder / "attention_maps.npz"
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    npz.write_bytes(buf.getvalue())
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_DEFLATED) as z:  # the .npz layout np.load reads
+        for mm in ins.models:
+            for lm in mm.layers:
+                for kind, a in lm.gates.items():
+                    _write_array(z, f"{mm.model}/layer{lm.layer}/{kind}", a)
+            for cam in mm.layercam:
+                _write_array(z, f"{mm.model}/layer{cam['layer']}/layercam", cam["map"])
     return [str(png_zip), str(npz)]

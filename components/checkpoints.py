@@ -28,17 +28,8 @@ from . import configure_offline
 
 configure_offline()
 
-#: What an upload may cost. The file cap also goes to gradio's max_file_size (the app).
-LIMITS = {
-    "max_file_bytes": 512 * 2**20,
-    "max_pickle_bytes": 64 * 2**20,
-    "max_tensor_bytes": 512 * 2**20,
-    "max_globals": 4096,
-    "max_nodes": 2_000_000,
-    "max_depth": 200,
-    "memory_bytes": 2 * 2**30,
-    "cpu_seconds": 20,
-}
+#: What an upload may cost (the reader's defaults). The file cap also goes to gradio's max_file_size.
+LIMITS = dict(reader.LIMITS)
 READ_TIMEOUT_S = 30
 #: Bounds on the architecture a checkpoint may ask this process to build.
 MAX_LAYERS = 400

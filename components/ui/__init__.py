@@ -13,8 +13,8 @@ INTRO = ("Did adding attention to your YOLO help, and where does it look? Compar
          "attention variants on your own image.")
 
 
-#: Gradio's file cache (uploads, result files): every 10 minutes, files older than an hour are deleted.
-DELETE_CACHE = (600, 3600)
+#: Gradio's file cache (uploads, result files): every 10 minutes, files older than 30 minutes go.
+DELETE_CACHE = (600, 1800)
 
 
 def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:

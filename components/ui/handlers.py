@@ -170,11 +170,32 @@ def _session_root(session: str | None) -> Path:
 
 
 def session_folder(session: str | None, part: str = "attention") -> Path:
-    """An empty folder for one kind of file (``part``) of ``session`` (gradio's session hash)."""
+    """An empty folder for one kind of file (``part``) of ``session`` (gradio's session hash).
+
+    Sessions whose folders were not touched for a state lifetime are swept on the way: a client
+    that never closes its session (a script, a crawler) leaves nothing behind for long."""
+    from .widgets import STATE_TTL_S
+
+    sweep_sessions(STATE_TTL_S)
     folder = _session_root(session) / part
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def sweep_sessions(max_age_s: float) -> None:
+    """Remove session folders not written to for ``max_age_s`` seconds."""
+    import time
+
+    if not SESSIONS_ROOT.is_dir():
+        return
+    cutoff = time.time() - max_age_s
+    for folder in SESSIONS_ROOT.iterdir():
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def end_session(session: str | None) -> None:

@@ -1,6 +1,8 @@
 """Widget groups that several tabs share."""
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 #: Queue settings for every event that runs model forwards (compare, its reruns, attention): one
@@ -11,9 +13,10 @@ INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
 #: How long a session's stored results (the slider's images, the last attention inspection)
 #: are kept after its last event; with ``STATE_SESSIONS`` they bound the memory state can hold.
-STATE_TTL_S = 1800
-#: Sessions whose state the server keeps at most (gradio drops the oldest beyond this).
-STATE_SESSIONS = 200
+STATE_TTL_S = int(os.environ.get("ATTENTION_LENS_STATE_TTL", 1800))
+#: Sessions whose state the server keeps at most (gradio drops the oldest beyond this). Each
+#: holds a copy of the page's last outputs, ~5 MB after an attention view (soak, docs in README).
+STATE_SESSIONS = 50
 
 #: How result images travel to the browser. Gradio's default, WebP, took ~22 ms to encode one
 #: 640x480 result here and JPEG ~1.5 ms (docs/PERFORMANCE.md, 5): with nine models, or a dozen
