@@ -55,7 +55,7 @@ def unsafe_second_file(tmp_path, marker):
     return path
 
 
-def refused(path, pattern=""):
+def refused(path, pattern=None):
     with pytest.raises(CheckpointError, match=pattern) as e:
         load_model(path)
     message = str(e.value)
