@@ -68,8 +68,10 @@ def require_detection(model: torch.nn.Module, label: str) -> None:
     """Only plain detection heads: segment, pose, OBB and end-to-end heads decode differently."""
     from ultralytics.nn.modules.head import Detect
 
+    from .yolov5_classic import AnchorDetect
+
     head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
-    if type(head) is not Detect:
+    if type(head) not in (Detect, AnchorDetect):
         kind = type(head).__name__ if head is not None else type(model).__name__
         raise CheckpointError(f"{label}: not a YOLO detection model (its head is {kind}); "
                               "Attention Lens compares detectors with a Detect head.")
@@ -153,11 +155,16 @@ def file_digest(path: Path) -> str:
 def base_of(model: torch.nn.Module) -> str:
     """The YOLO family and scale a model was built as, read from its blocks and YAML."""
     types = {type(m).__name__ for m in model.modules()}
-    family = "yolo11" if "C3k2" in types else "yolov8" if "C2f" in types else "yolov5u" if "C3" in types else "yolo"
     yaml = getattr(model, "yaml", {}) or {}
+    if "AnchorDetect" in types:  # classic yolov5: the scale is its width multiple
+        return "yolov5" + {0.25: "n", 0.5: "s", 0.75: "m", 1.0: "l", 1.25: "x"}.get(yaml.get("width_multiple"), "")
     scales = yaml.get("scales") or {}
     scale = yaml.get("scale") or (next(iter(scales)) if scales else "")
-    return family + (scale if family != "yolov5u" else "") if family != "yolov5u" else f"yolov5{scale}u"
+    if "C3k2" in types:
+        return f"yolo11{scale}"
+    if "C2f" in types:
+        return f"yolov8{scale}"
+    return f"yolov5{scale}u" if "C3" in types else "yolo"
 
 
 def describe(model: torch.nn.Module) -> str:

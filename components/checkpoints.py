@@ -253,7 +253,7 @@ def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    model.train_args = plain_args(ckpt.get("train_args"))
+    model.train_args = plain_args(ckpt.get("train_args") or ckpt.get("opt"))  # ultralytics 8.x; yolov5
     return model
 
 

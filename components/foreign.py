@@ -32,7 +32,7 @@ ACTIVATIONS = {"nn.SiLU()", "nn.ReLU()", "nn.ReLU6()", "nn.LeakyReLU(0.1)", "nn.
                "nn.GELU()", "nn.Identity()"}
 #: YAML keys passed on to the builder; the rest (file names, comments) are dropped.
 YAML_KEYS = {"nc", "scales", "scale", "depth_multiple", "width_multiple", "backbone", "head", "activation",
-             "reg_max", "ch", "channels"}
+             "reg_max", "ch", "channels", "anchors"}
 
 
 def ultralytics_layers() -> set[str]:
@@ -163,6 +163,13 @@ def check_yaml(yaml, label: str) -> dict:
             raise CheckpointError(f"{label}: bad scales")
         if d.get("scale") and d["scale"] not in scales:
             raise CheckpointError(f"{label}: scale {d['scale']!r} is not among its scales")
+    anchors = d.get("anchors")
+    if anchors is not None and not (
+            (isinstance(anchors, int) and 0 < anchors <= 16) or
+            (isinstance(anchors, list) and 0 < len(anchors) <= 8 and all(
+                isinstance(a, list) and 0 < len(a) <= 32 and len(a) % 2 == 0 and all(_number(v, MAX_INT_ARG) for v in a)
+                for a in anchors))):
+        raise CheckpointError(f"{label}: bad anchors")
     for key in ("ch", "channels", "reg_max"):
         if key in d and not (isinstance(d[key], int) and 0 < d[key] <= 64):
             raise CheckpointError(f"{label}: bad {key}")
@@ -216,7 +223,7 @@ def check_classes(record: Obj, label: str) -> None:
     ours_prefix = "components.attention."
     from ultralytics.nn import modules
 
-    known = ultralytics_layers() | set(modules.__all__) | torch_layers() | set(FOREIGN) | {"DetectionModel"}
+    known = ultralytics_layers() | set(modules.__all__) | torch_layers() | set(FOREIGN) | {"DetectionModel", "Model"}
     unknown = sorted(p for p in module_paths(record) if not (p.startswith(ours_prefix) or p.rsplit(".", 1)[-1] in known))
     if unknown:
         raise CheckpointError(
@@ -229,7 +236,7 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     """This project's DetectionModel for the record, with the record's weights copied in."""
     from .models import build_model
 
-    if record.name != "DetectionModel":
+    if record.name not in ("DetectionModel", "Model"):
         raise CheckpointError(f"{label}: not a YOLO detection model (it holds a {record.name}); "
                               "Attention Lens compares detectors with a Detect head.")
     check_classes(record, label)
@@ -255,8 +262,14 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
                 i if i < len(d["backbone"]) else i - len(d["backbone"])] = [f, 1, mapped.name, mapped.args]
             t, notes[i], posts[i] = mapped.tensors, mapped.note, mapped.post
         tensors.update({f"model.{i}.{k}": v for k, v in t.items()})
+    classic = record.path.startswith("models.") or "anchors" in d  # ultralytics/yolov5 v6-v7
     try:
-        model = build_model(d, nc=d["nc"])
+        if classic:
+            from .yolov5_classic import build_yolov5
+
+            model = build_yolov5(d)
+        else:
+            model = build_model(d, nc=d["nc"])
     except CheckpointError:
         raise
     except Exception as e:  # a row ultralytics itself rejects
@@ -274,5 +287,5 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     else:
         model.names = {i: str(i) for i in range(d["nc"])}
     model.load_notes = [f"layer {i}: {n}" for i, n in notes.items()]
-    model.source_format = "ultralytics"
+    model.source_format = "yolov5 (anchor-based)" if classic else "ultralytics"
     return model
