@@ -259,3 +259,23 @@ def test_mismatched_weights_are_refused(plain_model, tmp_path):
     torch.save({"model": model}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=r"model\.0\.conv\.weight has shape \(16, 3, 5, 5\)"):
         load_model(tmp_path / "bad.pt")
+
+
+ULTRALYTICS_FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "ultralytics"
+
+
+@pytest.mark.parametrize("name, cbam_layers", [("u8-plain-best.pt", 0), ("u8-cbam-best.pt", 1),
+                                               ("u8-cbam-last.pt", 1)])
+def test_checkpoints_written_by_ultralytics_trainer_load_with_equal_outputs(name, cbam_layers):
+    """best.pt as the trainer strips it; last.pt as it is during training (EMA, optimizer, scaler...)."""
+    from components.inference import capture_gates
+
+    model = load_model(ULTRALYTICS_FIXTURES / name)
+    exp = torch.load(ULTRALYTICS_FIXTURES / f"{name.rsplit('-', 1)[0]}.expected.pt", weights_only=True)
+    maps, inputs = {}, {}
+    with torch.no_grad(), capture_gates(model, maps, inputs):
+        got = model(exp["input"])[0]
+    assert torch.allclose(got, exp["output"], atol=1e-5)
+    assert model.names == {0: "box", 1: "block"} and model.train_args["name"] == name.rsplit("-", 1)[0]
+    assert sum(isinstance(m, UltralyticsCBAM) for m in model.modules()) == cbam_layers
+    assert len(maps) == 2 * cbam_layers  # ultralytics' CBAM: its channel and spatial gates, hooked
