@@ -69,7 +69,10 @@ def require_detection(model: torch.nn.Module, label: str) -> None:
     from ultralytics.nn.modules.head import Detect
 
     from .yolov5_classic import AnchorDetect
+    from .yolox import YOLOXModel
 
+    if isinstance(model, YOLOXModel):
+        return
     head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
     if type(head) not in (Detect, AnchorDetect):
         kind = type(head).__name__ if head is not None else type(model).__name__
@@ -156,6 +159,10 @@ def base_of(model: torch.nn.Module) -> str:
     """The YOLO family and scale a model was built as, read from its blocks and YAML."""
     types = {type(m).__name__ for m in model.modules()}
     yaml = getattr(model, "yaml", {}) or {}
+    if "yolox" in yaml:
+        x = yaml["yolox"]
+        return "yolox-nano" if x["depthwise"] else "yolox-" + {24: "tiny", 32: "s", 48: "m", 64: "l", 80: "x"}.get(
+            x["base"], f"w{x['base']}")
     if "AnchorDetect" in types:  # classic yolov5: the scale is its width multiple
         return "yolov5" + {0.25: "n", 0.5: "s", 0.75: "m", 1.0: "l", 1.25: "x"}.get(yaml.get("width_multiple"), "")
     scales = yaml.get("scales") or {}

@@ -75,6 +75,14 @@ class Record:
         self.listitems.extend(values)
 
 
+class PlainDict(dict):
+    """An OrderedDict / dict from the file: a plain container; pickled instance state (a state
+    dict's ``_metadata``) is dropped."""
+
+    def __setstate__(self, state):
+        pass
+
+
 class StorageType:
     def __init__(self, name: str):
         self.name = name
@@ -157,7 +165,7 @@ class InertUnpickler(pickle.Unpickler):
         if module == "torch" and name in STORAGE_DTYPES:
             return StorageType(name)
         if path in ("collections.OrderedDict", "builtins.dict"):
-            return dict  # a plain container; order is kept
+            return PlainDict  # a plain container; order is kept
         if path in ("builtins.set", "builtins.frozenset"):
             return frozenset if name == "frozenset" else set
         if path not in self.types:

@@ -223,8 +223,8 @@ def model_record(ckpt: dict, label: str) -> Obj:
         if isinstance(m, Obj) and m.is_module:
             return m
     if _looks_like_state_dict(ckpt.get("model")) or _looks_like_state_dict(ckpt):
-        raise CheckpointError(f"{label}: holds only a state dict (tensors by name, no architecture), as YOLOX "
-                              "writes; YOLOX checkpoints are not supported yet")
+        raise CheckpointError(f"{label}: holds only a state dict (tensors by name, no architecture) that is not "
+                              "a YOLOX model; Attention Lens cannot tell what network it belongs to")
     raise CheckpointError(f"{label}: holds no model (keys: {sorted(map(str, ckpt))[:12]})")
 
 
@@ -248,8 +248,13 @@ def load_model(path: str | Path) -> nn.Module:
 def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
     """Build the model a checkpoint dict (from ``load_checkpoint``) describes. Raises CheckpointError."""
     from .foreign import rebuild_yolo
+    from .yolox import build_yolox, is_yolox_state
 
-    model = rebuild_yolo(model_record(ckpt, label), label)
+    state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
+    if _looks_like_state_dict(state) and is_yolox_state(state):
+        model = build_yolox(state, label)
+    else:
+        model = rebuild_yolo(model_record(ckpt, label), label)
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -18,7 +18,10 @@ from .inference import forward_lock, letterbox, model_stride
 
 
 def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The layers whose outputs feed the Detect head (ultralytics' ``m.f`` of the last layer)."""
+    """The layers whose outputs feed the Detect head (ultralytics' ``m.f`` of the last layer; a
+    model without that layout, such as YOLOX, names them itself)."""
+    if hasattr(model, "detect_inputs"):
+        return model.detect_inputs()
     head = model.model[-1]
     return [model.model[i] for i in (head.f if isinstance(head.f, list) else [head.f])]
 
@@ -42,7 +45,9 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
         with forward_lock(model), torch.enable_grad():
             pred = model(x)
             scores = (pred[0] if isinstance(pred, (list, tuple)) else pred)[0, 4:, :].amax(0)  # per candidate
-            sizes = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]  # candidates per level
+            cells = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]
+            per_cell = scores.numel() // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
+            sizes = [per_cell * c for c in cells]  # candidates per level
             total = sum(level.topk(min(top_k, level.numel())).values.sum() for level in scores.split(sizes))
             total.backward()
     finally:
@@ -53,5 +58,5 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
         a = acts[k]
         cam = (a.grad.clamp_min(0) * a).sum(1)[0].clamp_min(0).detach().numpy()
         heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
-        out.append({"layer": layer.i, "stride": round(x.shape[2] / a.shape[2]), "map": heat})
+        out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat})
     return out
