@@ -55,6 +55,7 @@ class Mapped:
     tensors: dict[str, torch.Tensor]
     note: str
     post: list = field(default_factory=list)  # (attribute, module) to set on the built layer
+    keep_repeats: bool = False  # a CSP block: the row's repeat count stays
 
 
 # ----------------------------------------------------------------------------- the mappers
@@ -121,6 +122,31 @@ def map_ultralytics_cbam(layer: Obj, t: dict) -> Mapped | None:
                   f"{layer.path} (ultralytics' CBAM: mean-pooled channel gate, 1x1 conv; not the paper's)")
 
 
+#: The EMA tutorial's C3 blocks with EMA inside -> (our CSP position, the wrapped conv).
+C3_EMA_POSITIONS = {"C3_EMA1": ("main", "cv1"), "C3_EMA2": ("shortcut", "cv2"), "C3_EMA3": ("concat", "cv3")}
+
+
+def map_c3_ema(layer: Obj, t: dict, row: list) -> Mapped | None:
+    position, conv = C3_EMA_POSITIONS[layer.name]
+    ema = {k[len("m1.0."):]: v for k, v in t.items() if k.startswith("m1.0.")}
+    children = layer.children().get("m1")
+    groups = (children.children().get("0") if children else None)
+    groups = groups.attr("groups") if groups else None
+    if not {"conv1x1.weight", "conv3x3.weight", "gn.weight"} <= set(ema) or not isinstance(groups, int):
+        return None
+    inner, outer = ("1", "0") if position == "main" else ("0", "1")  # main: Sequential(cv1, EMA); else (EMA, conv)
+    renamed = {}
+    for k, v in t.items():
+        if k.startswith("m1.0."):
+            renamed[f"{conv}.{inner}.{k[len('m1.0.'):]}"] = v
+        elif k.startswith(f"{conv}."):
+            renamed[f"{conv}.{outer}.{k[len(conv) + 1:]}"] = v
+        else:
+            renamed[k] = v
+    return Mapped(CSP_ATTENTION, ["C3", list(row[3]), "EMA", [groups], position], renamed,
+                  f"{layer.path} (C3 with EMA, {groups} groups, position {position})", keep_repeats=True)
+
+
 #: Class names other code bases give their attention layers -> mapper (tried on the tensors).
 FOREIGN = {
     "EMA": map_ema, "EMA_attention": map_ema,
@@ -134,7 +160,7 @@ FOREIGN = {
 
 
 def known_names() -> list[str]:
-    return sorted(set(FOREIGN) | set(LAYER_CLASSES))
+    return sorted(set(FOREIGN) | set(LAYER_CLASSES) | set(C3_EMA_POSITIONS))
 
 
 # ----------------------------------------------------------------------------- the YAML
@@ -223,7 +249,8 @@ def check_classes(record: Obj, label: str) -> None:
     ours_prefix = "components.attention."
     from ultralytics.nn import modules
 
-    known = ultralytics_layers() | set(modules.__all__) | torch_layers() | set(FOREIGN) | {"DetectionModel", "Model"}
+    known = (ultralytics_layers() | set(modules.__all__) | torch_layers() | set(FOREIGN) | set(C3_EMA_POSITIONS)
+             | {"DetectionModel", "Model"})
     unknown = sorted(p for p in module_paths(record) if not (p.startswith(ours_prefix) or p.rsplit(".", 1)[-1] in known))
     if unknown:
         raise CheckpointError(
@@ -251,7 +278,11 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         layer = layers[str(i)]
         t = tensors_of(layer)
         mapped = None
-        if not layer.path.startswith("components.") and layer.name in FOREIGN:
+        if not layer.path.startswith("components.") and layer.name in C3_EMA_POSITIONS:
+            mapped = map_c3_ema(layer, t, row)
+            if mapped is None:
+                raise CheckpointError(f"{label}: layer {i} ({layer.path}) has a layout Attention Lens cannot map")
+        elif not layer.path.startswith("components.") and layer.name in FOREIGN:
             mapped = FOREIGN[layer.name](layer, t)
             if mapped is None and layer.name not in ultralytics_layers():
                 raise CheckpointError(f"{label}: layer {i} ({layer.path}) has a layout Attention Lens cannot map "
@@ -259,7 +290,8 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         if mapped is not None:
             f = row[0]
             (d["backbone"] if i < len(d["backbone"]) else d["head"])[
-                i if i < len(d["backbone"]) else i - len(d["backbone"])] = [f, 1, mapped.name, mapped.args]
+                i if i < len(d["backbone"]) else i - len(d["backbone"])] = [f, row[1] if mapped.keep_repeats else 1,
+                                                                            mapped.name, mapped.args]
             t, notes[i], posts[i] = mapped.tensors, mapped.note, mapped.post
         tensors.update({f"model.{i}.{k}": v for k, v in t.items()})
     classic = record.path.startswith("models.") or "anchors" in d  # ultralytics/yolov5 v6-v7
@@ -274,8 +306,11 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         raise
     except Exception as e:  # a row ultralytics itself rejects
         raise CheckpointError(f"{label}: its architecture does not build ({type(e).__name__}: {str(e)[:200]})") from None
+    attention_types = tuple(LAYER_CLASSES.values())
     for i, note in notes.items():
-        model.model[i].loaded_as = note
+        for sub in model.model[i].modules():  # the layer itself, or the attention inside a CSP block
+            if sub is model.model[i] or isinstance(sub, attention_types):
+                sub.loaded_as = note
         for attr, module in posts[i]:
             setattr(model.model[i], attr, module)
     copy_weights(model, tensors, label)

@@ -64,11 +64,11 @@ class AnchorDetect(nn.Module):
 
 def build_yolov5(d: dict) -> nn.Module:
     """The model a classic YOLOv5 YAML dict describes (checked by foreign.check_yaml first)."""
-    from ultralytics.nn.tasks import parse_model
+    from ultralytics.nn import tasks
 
     from .integration import register
 
-    register()
+    register()  # before looking up the parser: register wraps it
     rows = d["backbone"] + d["head"]
     f, _, name, args = rows[-1]
     if name != "Detect" or not isinstance(f, list) or len(args) < 2:
@@ -78,7 +78,7 @@ def build_yolov5(d: dict) -> nn.Module:
         anchors = [list(range(anchors * 2))] * len(f)
     placeholder = copy.deepcopy(d)
     placeholder["head"][-1] = [f, 1, "Concat", [1]]  # built, never run: replaced below
-    layers, save = parse_model(placeholder, ch=d.get("ch", 3), verbose=False)
+    layers, save = tasks.parse_model(placeholder, ch=d.get("ch", 3), verbose=False)
     ch = _output_channels(layers, f, d.get("ch", 3))
     head = AnchorDetect(d["nc"], anchors, ch)
     head.i, head.f, head.type, head.np = len(rows) - 1, f, "AnchorDetect", sum(p.numel() for p in head.parameters())

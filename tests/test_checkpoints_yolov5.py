@@ -12,7 +12,8 @@ from components.inference import capture_gates
 
 FIXTURES = Path(__file__).parent / "fixtures" / "yolov5"
 CASES = [("v5-baseline-best.pt", None, 0), ("v5-se-best.pt", SE, 1), ("v5-ema-best.pt", EMA, 3),
-         ("v5-ema-last.pt", EMA, 3), ("v5-psa-best.pt", PolarizedSA, 2)]
+         ("v5-ema-last.pt", EMA, 3), ("v5-psa-best.pt", PolarizedSA, 2),
+         ("v5-c3ema-best.pt", EMA, 3)]  # the tutorial's C3_EMA1/2/3: EMA inside C3 at its three positions
 
 
 def expected(name: str) -> dict:
@@ -35,7 +36,7 @@ def test_yolov5_checkpoint_loads_and_equals_the_original_forward(name, attention
     assert all(m.loaded_as.startswith("models.common.") for m in layers)
 
 
-@pytest.mark.parametrize("name", ["v5-ema-best.pt", "v5-se-best.pt", "v5-psa-best.pt"])
+@pytest.mark.parametrize("name", ["v5-ema-best.pt", "v5-se-best.pt", "v5-psa-best.pt", "v5-c3ema-best.pt"])
 def test_yolov5_attention_maps_are_captured(name):
     model = load_model(FIXTURES / name)
     maps, inputs = {}, {}
@@ -58,3 +59,14 @@ def test_yolov5_detects_on_a_bccd_image_in_the_app(bccd_test_images):
     boxes = [d["box"] for d in payload["detections"] if d["confidence"] is not None]
     assert boxes and all(0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h for x1, y1, x2, y2 in boxes)
     assert {d["class"] for d in payload["detections"]} <= {"Platelets", "RBC", "WBC"}
+
+
+def test_c3_ema_blocks_become_our_in_csp_placements():
+    from components.integration import CSP_ATTENTION
+
+    model = load_model(FIXTURES / "v5-c3ema-best.pt")
+    rows = model.yaml["backbone"]
+    assert [(rows[i][2], rows[i][3][4]) for i in (2, 4, 6)] == [(CSP_ATTENTION, "main"), (CSP_ATTENTION, "shortcut"),
+                                                                (CSP_ATTENTION, "concat")]
+    assert isinstance(model.model[2].cv1[1], EMA) and isinstance(model.model[4].cv2[0], EMA)
+    assert isinstance(model.model[6].cv3[0], EMA)
