@@ -1,6 +1,7 @@
 """Shared fixtures. The offline settings apply before any test imports ultralytics."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,14 +12,47 @@ sys.path.insert(0, str(ROOT))
 
 import components  # noqa: E402,F401  (applies YOLO_OFFLINE etc.)
 
-BCCD = ROOT.parent / "shared" / "datasets" / "bccd" / "BCCD"
+#: The one setting that locates the BCCD data set (its folder holding BCCD/).
+DATA_ENV = "ATTENTION_LENS_BCCD"
+BCCD = Path(os.environ.get(DATA_ENV, ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"
+#: In CI a missing prerequisite fails the run instead of skipping tests silently.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> None:
+    """Skip locally; fail in CI, where everything the tests need must be there."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: a missing prerequisite is a failure, not a skip)", pytrace=False)
+    pytest.skip(what)
 
 
 @pytest.fixture(scope="session")
 def bccd_root() -> Path:
     if not (BCCD / "Annotations").is_dir():
-        pytest.skip(f"BCCD data set not found at {BCCD}")
+        missing(f"BCCD data set not found at {BCCD} (set ${DATA_ENV})")
     return BCCD
+
+
+#: Tiers, from the fixtures a test uses: ``-m "not slow"`` for a quick run, ``-m browser`` for the UI.
+MARKERS = {"data": "needs the BCCD data set", "slow": "trains models or serves the app (seconds to minutes)",
+           "browser": "drives Debian's chromium"}
+_SLOW_FIXTURES = {"tiny_weights", "served_app", "tiny_bccd", "bccd_yolo"}
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"bccd_root", "bccd_test_images", "tiny_bccd", "tiny_weights", "served_app", "bccd_yolo"}:
+            item.add_marker("data")
+        if fixtures & _SLOW_FIXTURES or item.path.name == "test_browser.py":
+            item.add_marker("slow")
+        if item.path.name == "test_browser.py":
+            item.add_marker("browser")
 
 
 @pytest.fixture(scope="session")

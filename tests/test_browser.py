@@ -19,7 +19,14 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 120_000
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+
+
+@pytest.fixture(autouse=True)
+def chromium_installed():
+    if not Path(CHROMIUM).exists():
+        from conftest import missing
+
+        missing("Debian chromium is not installed (apt-get install chromium)")
 
 
 EXAMPLE = ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"

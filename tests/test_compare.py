@@ -157,7 +157,7 @@ def test_exif_rotated_jpeg_is_compared_upright(store, bccd_test_images, tmp_path
     upright = Image.open(bccd_test_images[0]).convert("RGB")
     stored = upright.rotate(90, expand=True)  # what a camera writes, with EXIF orientation 8 to undo it
     exif = Image.Exif()
-    exif[0x0112] = 6 if False else 8
+    exif[0x0112] = 8
     buf = io.BytesIO()
     stored.save(buf, "JPEG", exif=exif.tobytes(), quality=98)
     models = {"baseline": store.get("baseline"), "ema": store.get("ema")}

@@ -141,7 +141,7 @@ def test_views_downloads_and_the_plain_model_notice(store, bccd_test_images, tmp
     assert fainter is not items and not np.array_equal(fainter[0][0], items[0][0])
 
 
-def test_channel_figure_sorts_and_labels(store):
+def test_channel_figure_sorts_and_labels():
     ins = inspect(np.full((64, 96, 3), 128, np.uint8), {"known": KnownMapModel()})
     fig = channel_figure(ins, top_k=2)
     ys = list(fig.data[0].y)

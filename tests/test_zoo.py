@@ -37,10 +37,5 @@ def test_checkpoint_loads_safely_and_reproduces_its_test_metrics(entry, bccd_yol
     got = validate(model, bccd_yolo, "test", summary["imgsz"])
     assert got["mAP50-95"] == pytest.approx(summary["metrics"]["test"]["mAP50-95"], abs=0.005)
     assert summary["dataset"]["fingerprint"] and summary["seed"] == entry.seed
-
-
-def test_baseline_meets_the_bar():
-    for e in ENTRIES:
-        if e.attention is None:
-            summary = json.loads((e.run / "summary.json").read_text())
-            assert summary["metrics"]["test"]["mAP50"] >= 0.75, e.name
+    if entry.attention is None:  # the bar a shipped baseline must clear, on the numbers measured now
+        assert got["mAP50"] >= 0.75
