@@ -155,3 +155,34 @@ def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(
     for payload in ({"path": "/etc/passwd"}, {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}):
         answer = raw_call(served_app, "metrics", [False, payload, [], None])
         assert "event: error" in answer and "root:" not in answer
+
+
+def test_the_api_reads_like_documented_functions(tiny_weights):
+    """What gradio_client's view_api shows: named parameters, defaults for all but the image, named outputs."""
+    from app import create_app
+
+    demo, _ = create_app(str(tiny_weights), [])
+    info = demo.get_api_info()["named_endpoints"]
+    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/metrics"}
+    assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
+        "image", "models", "checkpoints", "confidence", "iou", "image_size", "reference"]
+    assert [p["parameter_name"] for p in info["/attention"]["parameters"]] == [
+        "image", "models", "colormap", "opacity", "confidence", "image_size", "checkpoints"]
+    for name, endpoint in info.items():
+        for p in endpoint["parameters"]:
+            assert p["parameter_name"] == "image" or p["parameter_has_default"], (name, p["parameter_name"])
+        for r in endpoint["returns"]:
+            assert r["label"] and not r["label"].startswith("value_"), (name, r)
+    assert [r["component"] for r in info["/compare"]["returns"]] == ["Gallery", "Dataframe", "Json"]  # no slider
+
+
+def test_a_plain_call_needs_only_the_image(served_app, bccd_test_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    gallery, table, detections = client.predict(image=handle_file(str(bccd_test_images[0])),
+                                                models=["baseline", "ema"], api_name="/compare")
+    assert len(gallery) == 2 and [row[0] for row in table["data"]] == ["baseline", "ema"]
+    client.predict(image=handle_file(str(bccd_test_images[0])), models=["ema"], api_name="/attention")
+    files = client.predict(api_name="/attention_downloads")
+    assert {Path(f).suffix for f in files} == {".zip", ".npz"}

@@ -24,7 +24,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
                 imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
             button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
         with gr.Column(scale=2):
-            notice = gr.Markdown()
+            notice = gr.Markdown(label="Notice", show_label=False)
             layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
             gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
                                  height="auto", object_fit="contain", elem_id="attention-gallery",
@@ -35,10 +35,11 @@ def build_attention_tab(store, examples: list[str]) -> None:
             summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None, time_to_live=STATE_TTL_S)
 
-    def on_run(image_path, selected, cmap, opacity, conf_v, size, files=None):
+    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None):
+        """Each model's attention maps over ``image``; the lossless files follow from /attention_downloads."""
         try:
-            return run_attention(store, uploaded_path(image_path, examples), selected, cmap, opacity, conf_v, size,
-                                 [uploaded_path(f) for f in files or []])
+            return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
+                                 image_size, [uploaded_path(f) for f in checkpoints or []])
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
@@ -47,8 +48,9 @@ def build_attention_tab(store, examples: list[str]) -> None:
                        preprocess=False, **INFERENCE_QUEUE)
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).
-    def on_downloads(stored, cmap, opacity, request: gr.Request):
-        return attention_downloads(stored, cmap, opacity, request.session_hash if request else None)
+    def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
+        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
+        return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
 
     run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
     for control in (colormap, alpha):

@@ -39,33 +39,43 @@ def build_compare_tab(store, examples: list[str]) -> None:
             detections = gr.JSON(label="Detections (original image pixels)")
     images = gr.State({}, time_to_live=STATE_TTL_S)
 
-    def on_compare(image_path, selected, files, conf_v, iou_v, size, ref):
+    def on_compare(image, models=None, checkpoints=None, confidence=0.25, iou=0.7, image_size=320, reference=None):
+        """Detect with each model on ``image``: annotated images, a per-model table, and every
+        box (original pixels) with its diff status against ``reference``."""
         try:
-            image_path, files = uploaded_path(image_path, examples), [uploaded_path(f) for f in files or []]
-            items, df, payload, by_model, names = run_compare(store, image_path, selected, files, conf_v, iou_v, size,
-                                                              ref)
+            image, files = uploaded_path(image, examples), [uploaded_path(f) for f in checkpoints or []]
+            items, df, payload, by_model, _names = run_compare(store, image, models, files, confidence, iou,
+                                                               image_size, reference)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        a, b = (names + names)[:2] if len(names) < 2 else names[:2]
-        return (items, df, payload, by_model, gr.update(choices=names, value=a), gr.update(choices=names, value=b),
-                slider_pair(by_model, a, b))
+        return items, df, payload, by_model
 
     inputs = [image, models, uploads, conf, iou, imgsz, reference]
-    outputs = [gallery, table, detections, images, left, right, slider]
+    outputs = [gallery, table, detections, images]
     # preprocess=False: the raw upload reaches our decoder, which has a clear message for every bad
-    # file; gradio's own image preprocessing would fail first with a generic one.
-    button.click(on_compare, inputs, outputs, api_name="compare", preprocess=False, **INFERENCE_QUEUE)
-    def on_adjust(image_path, *rest):
-        if not image_path:
+    # file; gradio's own image preprocessing would fail first with a generic one. The slider's
+    # pickers follow in a UI-only step (not part of the API).
+    button.click(on_compare, inputs, outputs, api_name="compare", preprocess=False, **INFERENCE_QUEUE) \
+        .success(slider_choices, images, [left, right, slider], api_name=False)
+
+    def on_adjust(image, *rest):
+        if not image:
             return [gr.skip()] * len(outputs)  # nothing to rerun yet
-        return on_compare(image_path, *rest)
+        return on_compare(image, *rest)
 
     for control in (conf, iou, imgsz):
         control.change(on_adjust, inputs, outputs, api_name=False, trigger_mode="always_last", preprocess=False,
-                       **INFERENCE_QUEUE)
+                       **INFERENCE_QUEUE).success(slider_choices, images, [left, right, slider], api_name=False)
     for pick in (left, right):
         pick.change(slider_pair, [images, left, right], slider, api_name=False)
     models.change(reference_choices, [models, reference], reference, api_name=False)
+
+
+def slider_choices(by_model: dict | None):
+    """The slider's pickers set to the first two models of a comparison, and their images."""
+    names = list(by_model or {})
+    a, b = (names + names)[:2] if len(names) < 2 else names[:2]
+    return gr.update(choices=names, value=a), gr.update(choices=names, value=b), slider_pair(by_model, a, b)
 
 
 def reference_choices(selected, current):

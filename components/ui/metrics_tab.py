@@ -16,7 +16,7 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         refresh = gr.Button("Reload runs")
     table = gr.Dataframe(label="Runs", elem_id="metrics-table", wrap=True)
     csv = gr.File(label="Table as CSV")
-    skipped = gr.Markdown()
+    skipped = gr.Markdown(label="Skipped runs", show_label=False)
     with gr.Row():
         pareto_flops = gr.Plot(label="test mAP50-95 vs GFLOPs (thop)", elem_id="pareto-flops")
         pareto_latency = gr.Plot(label="test mAP50-95 vs CPU latency", elem_id="pareto-latency")
@@ -28,9 +28,10 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
     with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
         gr.Dataframe(value=published_table(), interactive=False)
 
-    def on_load(per_run_v, zip_file, picked, col, request: gr.Request):
+    def on_load(per_run=False, run_zip=None, runs=None, column=None, request: gr.Request = None):
+        """The runs table (per variant, or per run), its CSV, skipped runs, and the charts."""
         try:
-            return metrics_view(sources, per_run_v, uploaded_path(zip_file), picked, col,
+            return metrics_view(sources, per_run, uploaded_path(run_zip), runs, column,
                                 request.session_hash if request else None)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -42,9 +43,9 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
     for control in (per_run, upload):
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False, trigger_mode="always_last")
 
-    def on_pick(zip_file, picked, col):
+    def on_pick(run_zip=None, runs=None, column=None):
         try:
-            return metrics_charts(sources, uploaded_path(zip_file), picked, col)
+            return metrics_charts(sources, uploaded_path(run_zip), runs, column)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
