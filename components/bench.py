@@ -1,7 +1,8 @@
 """``python -m components bench``: performance as ratios measured side by side in one run.
 
 Absolute times drift on shared machines, so every figure that matters is a ratio of two things
-timed alternately in the same loop. Writes docs/PERFORMANCE.md and prints the same tables.
+timed alternately in the same loop. Writes docs/PERFORMANCE.md (a --quick run writes under
+test-artifacts/) and prints the same tables.
 """
 from __future__ import annotations
 
@@ -307,5 +308,11 @@ def add_cli(sub) -> None:
     p = sub.add_parser("bench", help="measure module, model, pipeline and start-up cost; writes docs/PERFORMANCE.md")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--weights", default=str(ROOT / "weights"))
-    p.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
-    p.set_defaults(run=lambda a: print(run_bench(a.quick, Path(a.weights), Path(a.out))))
+    p.add_argument("--out", help="where to write (default: docs/PERFORMANCE.md for a full run, "
+                                 "test-artifacts/PERFORMANCE-quick.md for --quick, so a quick run never "
+                                 "overwrites the tracked document)")
+    p.set_defaults(run=lambda a: print(run_bench(a.quick, Path(a.weights), Path(a.out) if a.out else default_out(a.quick))))
+
+
+def default_out(quick: bool) -> Path:
+    return ROOT / "test-artifacts" / "PERFORMANCE-quick.md" if quick else ROOT / "docs" / "PERFORMANCE.md"

@@ -25,6 +25,7 @@ class CompareError(ValueError):
 @dataclass
 class Comparison:
     images: list[tuple[np.ndarray, str]]  # (annotated RGB image, caption) per model
+    names: list[str]  # the models, in the order of ``images``
     table: pd.DataFrame
     detections: list[dict]  # model, class, confidence, box (original pixels), diff status
     reference: str
@@ -70,7 +71,7 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
             records.append({**rec, "diff": st})
         records += [{"model": name, "class": ref.classes[j], "confidence": None,
                      "box": [round(float(v), 1) for v in ref.boxes[j]], "diff": "missed"} for j in missed]
-    return Comparison(images, pd.DataFrame(rows), records, reference, results)
+    return Comparison(images, list(results), pd.DataFrame(rows), records, reference, results)
 
 
 def _class_union(models: dict) -> list[str]:

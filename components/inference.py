@@ -3,7 +3,7 @@
 Built from ultralytics' own predict pieces: LetterBox for the input, non_max_suppression, and
 scale_boxes to bring boxes back to original image pixels.
 
-Attention capture follows the tap contract (DESIGN.md): forward hooks on the model's gates,
+Attention capture uses forward hooks on the model's gates only (nothing patches a forward),
 registered for this call only and removed after it. A hook records only forwards that run on
 the thread that registered it, so two sessions sharing a model never see each other's maps.
 """

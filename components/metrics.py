@@ -17,7 +17,7 @@ from .runs import Run, find_runs
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0
 
-#: Other people's results on other data (docs/ATTENTION.md). Never mixed into measured rows.
+#: Other people's results on other data, each row with its source. Never mixed into measured rows.
 PUBLISHED = [
     {"source": "EMA authors' README (arXiv 2305.13563)", "setting": "YOLOv5s, COCO val", "metric": "mAP50-95",
      "baseline": 37.2, "rows": {"CBAM": 37.7, "ECA": 37.6, "CoordAtt": 38.1, "EMA": 38.4}},

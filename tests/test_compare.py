@@ -199,3 +199,17 @@ def test_non_detection_checkpoint_upload_is_refused(store, bccd_test_images, tmp
     torch.save({"model": cls_model}, path)
     with pytest.raises(UserError, match="not a YOLO detection model"):
         run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(path)], 0.25, 0.7, 320, None)
+
+
+def test_the_reference_defaults_to_a_model_without_attention_whatever_its_name():
+    from pathlib import Path
+
+    from components.catalog import Entry, ModelStore
+    from components.ui.compare_tab import reference_choices
+
+    store = ModelStore([Entry("ema-x", Path("a.pt"), "yolov8n", "EMA", "neck_outputs"),
+                        Entry("plain-model", Path("b.pt"), "yolov8n"),
+                        Entry("my-baseline-with-se", Path("c.pt"), "yolov8n", "SE", "neck_outputs")])
+    assert reference_choices(store, ["my-baseline-with-se", "ema-x", "plain-model"], None)["value"] == "plain-model"
+    assert reference_choices(store, ["ema-x", "plain-model"], "ema-x")["value"] == "ema-x"  # a kept pick
+    assert reference_choices(store, ["ema-x"], "gone")["value"] == "ema-x"

@@ -68,7 +68,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
                        **INFERENCE_QUEUE).success(slider_choices, images, [left, right, slider], api_name=False)
     for pick in (left, right):
         pick.change(slider_pair, [images, left, right], slider, api_name=False)
-    models.change(reference_choices, [models, reference], reference, api_name=False)
+    models.change(lambda selected, current: reference_choices(store, selected, current), [models, reference], reference,
+                  api_name=False)
 
 
 def slider_choices(by_model: dict | None):
@@ -78,12 +79,10 @@ def slider_choices(by_model: dict | None):
     return gr.update(choices=names, value=a), gr.update(choices=names, value=b), slider_pair(by_model, a, b)
 
 
-def reference_choices(selected, current):
-    """The reference must be one of the picked models: keep it, else the baseline, else the first."""
+def reference_choices(store, selected, current):
+    """The reference must be one of the picked models: keep it, else a baseline (a catalogue entry
+    without attention), else the first."""
     selected = selected or []
-    value = current if current in selected else (store_baseline(selected) or (selected[0] if selected else None))
+    baseline = next((n for n in selected if n in store.entries and not store.entries[n].attention), None)
+    value = current if current in selected else (baseline or (selected[0] if selected else None))
     return gr.update(choices=selected, value=value)
-
-
-def store_baseline(selected):
-    return next((n for n in selected if "baseline" in n), None)

@@ -99,7 +99,7 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
         raise
     except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
         raise unexpected(e) from None
-    images = {cap.split(" · ")[0]: im for im, cap in result.images}
+    images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
                "detections": result.detections}
     return result.images, result.table, payload, images, list(images)
