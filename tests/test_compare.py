@@ -213,3 +213,20 @@ def test_the_reference_defaults_to_a_model_without_attention_whatever_its_name()
     assert reference_choices(store, ["my-baseline-with-se", "ema-x", "plain-model"], None)["value"] == "plain-model"
     assert reference_choices(store, ["ema-x", "plain-model"], "ema-x")["value"] == "ema-x"  # a kept pick
     assert reference_choices(store, ["ema-x"], "gone")["value"] == "ema-x"
+
+
+def test_an_image_where_nothing_is_found_gets_a_note(store, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
+    payload = run_compare(store, str(blank), ["baseline", "ema"], [], 0.95, 0.7, 320, None)[2]
+    assert not payload["detections"]
+    assert "0.95" in payload["note"] and "Platelets" in payload["note"]
+
+
+def test_the_header_names_the_shipped_models_classes():
+    from pathlib import Path
+
+    from components.ui.handlers import shipped_domain
+
+    text = shipped_domain(ModelStore(read_manifest(Path(__file__).resolve().parents[1] / "weights")))
+    assert "bccd-yolo" in text and "Platelets, RBC, WBC" in text

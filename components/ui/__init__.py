@@ -5,7 +5,7 @@ import gradio as gr
 
 from .attention_tab import build_attention_tab
 from .compare_tab import build_compare_tab
-from .handlers import end_session
+from .handlers import end_session, shipped_domain
 from .metrics_tab import build_metrics_tab
 
 TITLE = "Attention Lens"
@@ -20,6 +20,9 @@ DELETE_CACHE = (600, 1800)
 def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
+        domain = shipped_domain(store)
+        if domain:
+            gr.Markdown(domain, elem_id="shipped-domain")
         if not store.names:
             gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")
         with gr.Tab("Compare"):

@@ -48,6 +48,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
                                                                image_size, reference)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
+        if payload.get("note"):
+            gr.Warning(payload["note"])
         return items, df, payload, by_model
 
     inputs = [image, models, uploads, conf, iou, imgsz, reference]

@@ -102,7 +102,33 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
                "detections": result.detections}
+    if not any(d["confidence"] is not None for d in result.detections):
+        classes = sorted({str(c) for m in models.values() for c in (getattr(m, "names", {}) or {}).values()})
+        payload["note"] = (f"No model found anything above the confidence threshold ({float(conf):.2f}). Lower it, "
+                           f"or check that the image shows what these models detect: {', '.join(classes[:12])}.")
     return result.images, result.table, payload, images, list(images)
+
+
+def shipped_domain(store: ModelStore) -> str:
+    """One line on what the shipped models detect: their data sets and classes (from the run summaries)."""
+    from ..runs import read_json_dict
+
+    datasets, classes = set(), []
+    for entry in store.entries.values():
+        try:
+            summary = read_json_dict(entry.run / "summary.json") if entry.run else {}
+        except (OSError, ValueError):
+            continue
+        data = summary.get("dataset") if isinstance(summary.get("dataset"), dict) else {}
+        datasets.add(str(data.get("name") or "?"))
+        names = data.get("names") if isinstance(data.get("names"), dict) else {}
+        classes += [str(v) for v in names.values() if str(v) not in classes]
+    if not classes:
+        return ""
+    kind = " (blood-cell smears)" if any("bccd" in d.lower() for d in datasets) else ""
+    return (f"**The shipped models** were trained on {', '.join(sorted(datasets))}{kind} and detect "
+            f"only **{', '.join(classes)}**: any other image gets boxes of these classes. "
+            "Add your own checkpoints for other domains.")
 
 
 def slider_pair(images: dict | None, a: str | None, b: str | None):
