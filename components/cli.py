@@ -3,7 +3,6 @@ this file only wires arguments to functions."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -51,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
 
-    for module in ("data", "train", "evaluate", "recost", "bench", "zoo"):  # each adds its own subcommands
-        importlib.import_module(f"{__package__}.{module}").add_cli(sub)
+    from . import bench, data, evaluate, recost, train, zoo
+
+    for module in (data, train, evaluate, recost, bench, zoo):  # each adds its own subcommands
+        module.add_cli(sub)
     return parser
 
 
