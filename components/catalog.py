@@ -142,12 +142,6 @@ class ModelStore:
         require_detection(model, label)
         return prepare(model)
 
-    def uploaded(self, name: str) -> torch.nn.Module | None:
-        """A model uploaded earlier in this process, by its display name (None once evicted)."""
-        with self._lock:
-            digest = next((d for d, n in self._upload_names.items() if n == name), None)
-            return self._uploads.get(digest) if digest else None
-
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, read in chunks."""
@@ -188,5 +182,6 @@ def upload_name(model: torch.nn.Module, stem: str, digest: str, taken: set[str])
 
     run = str(getattr(model, "train_args", {}).get("name") or "") or stem
     run = re.sub(r"[^\w.\-+]+", "-", run).strip("-")[:40] or "upload"
-    name = f"{run} ({describe(model)})"
-    return name if name not in taken else f"{run} #{digest[:6]} ({describe(model)})"
+    what = describe(model)
+    name = f"{run} ({what})"
+    return name if name not in taken else f"{run} #{digest[:6]} ({what})"

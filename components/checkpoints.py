@@ -105,7 +105,10 @@ def read_checkpoint(path: str | Path, limits: dict | None = None, timeout: float
         offset += nbytes
     if offset != len(blob):
         raise CheckpointError(f"{label}: the reader's output is inconsistent; refused")
-    return _Decoder(storages)(header["tree"])
+    try:
+        return _Decoder(storages)(header["tree"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{label}: {e}") from None
 
 
 class _Decoder:
@@ -185,35 +188,36 @@ def load_checkpoint(path: str | Path) -> dict:
 MAX_MODULES = 20_000
 
 
-def tensors_of(obj: Obj, prefix: str = "", _budget: list | None = None) -> dict[str, torch.Tensor]:
+def walk_modules(obj: Obj, prefix: str = ""):
+    """(qualified name prefix, record) for the record and every module inside it, depth first.
+
+    A shared or cyclic structure cannot make this walk forever: at most MAX_MODULES are visited."""
+    stack, seen = [(prefix, obj)], 0
+    while stack:
+        at, o = stack.pop()
+        seen += 1
+        if seen > MAX_MODULES:
+            raise CheckpointError(f"the model holds more than {MAX_MODULES} modules")
+        yield at, o
+        stack.extend((f"{at}{name}.", child) for name, child in reversed(list(o.children().items()))
+                     if child.is_module)
+
+
+def tensors_of(obj: Obj, prefix: str = "") -> dict[str, torch.Tensor]:
     """The module record's state dict: parameters and persistent buffers, recursively."""
-    _budget = _budget if _budget is not None else [MAX_MODULES]
-    _budget[0] -= 1
-    if _budget[0] < 0:
-        raise CheckpointError(f"the model holds more than {MAX_MODULES} modules")
     out = {}
-    skip = set(obj.attr("_non_persistent_buffers_set") or [])
-    for table in ("_parameters", "_buffers"):
-        for k, t in (obj.attr(table) or {}).items():
-            if isinstance(t, torch.Tensor) and not (table == "_buffers" and k in skip):
-                out[prefix + k] = t
-    for name, child in obj.children().items():
-        if child.is_module:
-            out.update(tensors_of(child, f"{prefix}{name}.", _budget))
+    for at, o in walk_modules(obj, prefix):
+        skip = set(o.attr("_non_persistent_buffers_set") or [])
+        for table in ("_parameters", "_buffers"):
+            for k, t in (o.attr(table) or {}).items():
+                if isinstance(t, torch.Tensor) and not (table == "_buffers" and k in skip):
+                    out[at + k] = t
     return out
 
 
 def module_paths(obj: Obj) -> set[str]:
-    """Class paths of the record and every module inside it (at most MAX_MODULES visited)."""
-    paths, stack, seen = set(), [obj], 0
-    while stack:
-        o = stack.pop()
-        seen += 1
-        if seen > MAX_MODULES:
-            raise CheckpointError(f"the model holds more than {MAX_MODULES} modules")
-        paths.add(o.path)
-        stack.extend(o.children().values())
-    return paths
+    """Class paths of the record and every module inside it."""
+    return {o.path for _, o in walk_modules(obj)}
 
 
 def model_record(ckpt: dict, label: str) -> Obj:
@@ -236,8 +240,8 @@ def _looks_like_state_dict(v) -> bool:
 def load_model(path: str | Path) -> nn.Module:
     """The detection model in a checkpoint, rebuilt by this project: float32, eval mode, no grads.
 
-    Opens ultralytics 8.x checkpoints (YOLOv8, YOLO11, v5u; best.pt and last.pt), forks that
-    keep attention classes under any module path, and ultralytics' own CBAM (gates hooked).
+    Opens ultralytics 8.x (YOLOv8, YOLO11, v5u; best.pt and last.pt, forks with attention classes
+    at any module path, ultralytics' own CBAM), classic yolov5 v6-v7 and YOLOX state dicts.
     """
     path = Path(path)
     model = model_from_checkpoint(load_checkpoint(path), path.name)
@@ -251,10 +255,13 @@ def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
     from .yolox import build_yolox, is_yolox_state
 
     state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
-    if _looks_like_state_dict(state) and is_yolox_state(state):
-        model = build_yolox(state, label)
-    else:
-        model = rebuild_yolo(model_record(ckpt, label), label)
+    try:
+        if _looks_like_state_dict(state) and is_yolox_state(state):
+            model = build_yolox(state, label)
+        else:
+            model = rebuild_yolo(model_record(ckpt, label), label)
+    except CheckpointError as e:  # errors from deep in a record (a module budget) name the file too
+        raise e if str(e).startswith(f"{label}:") else CheckpointError(f"{label}: {e}") from None
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
