@@ -149,31 +149,12 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def base_of(model: torch.nn.Module) -> str:
-    """The YOLO family and scale a model was built as, read from its blocks and YAML."""
-    types = {type(m).__name__ for m in model.modules()}
-    yaml = getattr(model, "yaml", {}) or {}
-    if "yolox" in yaml:
-        x = yaml["yolox"]
-        return "yolox-nano" if x["depthwise"] else "yolox-" + {24: "tiny", 32: "s", 48: "m", 64: "l", 80: "x"}.get(
-            x["base"], f"w{x['base']}")
-    if "AnchorDetect" in types:  # classic yolov5: the scale is its width multiple
-        return "yolov5" + {0.25: "n", 0.5: "s", 0.75: "m", 1.0: "l", 1.25: "x"}.get(yaml.get("width_multiple"), "")
-    scales = yaml.get("scales") or {}
-    scale = yaml.get("scale") or (next(iter(scales)) if scales else "")
-    if "C3k2" in types:
-        return f"yolo11{scale}"
-    if "C2f" in types:
-        return f"yolov8{scale}"
-    return f"yolov5{scale}u" if "C3" in types else "yolo"
-
-
 def describe(model: torch.nn.Module) -> str:
-    """What a model holds: its base and the attention kinds found in it."""
+    """What a model holds: its base (named by the builder that rebuilt it) and its attention kinds."""
     from .heatmaps import attention_modules
 
     kinds = sorted({type(m).__name__ for _, _, m in attention_modules(model)})
-    return f"{base_of(model)}, {'+'.join(kinds) if kinds else 'no attention'}"
+    return f"{getattr(model, 'base_name', 'yolo')}, {'+'.join(kinds) if kinds else 'no attention'}"
 
 
 def upload_name(model: torch.nn.Module, stem: str, digest: str, taken: set[str]) -> str:

@@ -13,7 +13,8 @@ layer's ``loaded_as`` says so.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -35,15 +36,17 @@ YAML_KEYS = {"nc", "scales", "scale", "depth_multiple", "width_multiple", "backb
              "reg_max", "ch", "channels", "anchors"}
 
 
-def ultralytics_layers() -> set[str]:
+@functools.cache
+def ultralytics_layers() -> frozenset[str]:
     """Layer names ultralytics' YAML parser builds (its module classes), for this version."""
     from ultralytics.nn import tasks
 
-    return {k for k, v in vars(tasks).items() if isinstance(v, type) and issubclass(v, nn.Module)}
+    return frozenset(k for k, v in vars(tasks).items() if isinstance(v, type) and issubclass(v, nn.Module))
 
 
-def torch_layers() -> set[str]:
-    return {k for k, v in vars(nn).items() if isinstance(v, type) and issubclass(v, nn.Module)}
+@functools.cache
+def torch_layers() -> frozenset[str]:
+    return frozenset(k for k, v in vars(nn).items() if isinstance(v, type) and issubclass(v, nn.Module))
 
 
 @dataclass
@@ -54,7 +57,6 @@ class Mapped:
     args: list
     tensors: dict[str, torch.Tensor]
     note: str
-    post: list = field(default_factory=list)  # (attribute, module) to set on the built layer
     keep_repeats: bool = False  # a CSP block: the row's repeat count stays
 
 
@@ -273,7 +275,7 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     layers = seq.children() if seq is not None else {}
     if sorted(layers, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(rows))]:
         raise CheckpointError(f"{label}: its layers do not match its YAML ({len(layers)} layers, {len(rows)} rows)")
-    tensors, notes, posts = {}, {}, {}
+    tensors, notes = {}, {}
     for i, row in enumerate(rows):
         layer = layers[str(i)]
         t = tensors_of(layer)
@@ -287,12 +289,9 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
             if mapped is None and layer.name not in ultralytics_layers():
                 raise CheckpointError(f"{label}: layer {i} ({layer.path}) has a layout Attention Lens cannot map "
                                       f"onto its {layer.name} (tensors: {sorted(t)[:6]})")
-        if mapped is not None:
-            f = row[0]
-            (d["backbone"] if i < len(d["backbone"]) else d["head"])[
-                i if i < len(d["backbone"]) else i - len(d["backbone"])] = [f, row[1] if mapped.keep_repeats else 1,
-                                                                            mapped.name, mapped.args]
-            t, notes[i], posts[i] = mapped.tensors, mapped.note, mapped.post
+        if mapped is not None:  # ``rows`` holds the YAML's own row lists: rewrite this one in place
+            row[:] = [row[0], row[1] if mapped.keep_repeats else 1, mapped.name, mapped.args]
+            t, notes[i] = mapped.tensors, mapped.note
         tensors.update({f"model.{i}.{k}": v for k, v in t.items()})
     classic = record.path.startswith("models.") or "anchors" in d  # ultralytics/yolov5 v6-v7
     try:
@@ -311,8 +310,6 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         for sub in model.model[i].modules():  # the layer itself, or the attention inside a CSP block
             if sub is model.model[i] or isinstance(sub, attention_types):
                 sub.loaded_as = note
-        for attr, module in posts[i]:
-            setattr(model.model[i], attr, module)
     copy_weights(model, tensors, label)
     names = record.attr("names")
     if isinstance(names, (list, tuple)):
@@ -323,4 +320,19 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         model.names = {i: str(i) for i in range(d["nc"])}
     model.load_notes = [f"layer {i}: {n}" for i, n in notes.items()]
     model.source_format = "yolov5 (anchor-based)" if classic else "ultralytics"
+    model.base_name = yolo_base_name(model, d, classic)
     return model
+
+
+def yolo_base_name(model: nn.Module, d: dict, classic: bool) -> str:
+    """The family and scale a rebuilt model was built as: yolov5n (classic: by width), yolov8n, yolo11s..."""
+    if classic:
+        return "yolov5" + {0.25: "n", 0.5: "s", 0.75: "m", 1.0: "l", 1.25: "x"}.get(d.get("width_multiple"), "")
+    types = {type(m).__name__ for m in model.modules()}
+    scales = d.get("scales") or {}
+    scale = d.get("scale") or (next(iter(scales)) if scales else "")
+    if "C3k2" in types:
+        return f"yolo11{scale}"
+    if "C2f" in types:
+        return f"yolov8{scale}"
+    return f"yolov5{scale}u" if "C3" in types else "yolo"

@@ -172,7 +172,8 @@ class YOLOXModel(nn.Module):
         self.backbone = PAFPN(base, depth, neck_depth, depthwise)
         self.head = DecoupledHead(nc, [base * 4, base * 8, base * 16], hidden, depthwise)
         self.stride = torch.tensor([8.0, 16.0, 32.0])
-        self.yaml = {"yolox": {"base": base, "depth": depth, "depthwise": depthwise}}
+        self.base_name = "yolox-nano" if depthwise else "yolox-" + {24: "tiny", 32: "s", 48: "m", 64: "l", 80: "x"}.get(
+            base, f"w{base}")
 
     def forward(self, x):
         return self.head(self.backbone(x))
