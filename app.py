@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import components  # noqa: F401  (offline settings before ultralytics loads)
+from components.env import keep_freed_buffers
 
 ROOT = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -34,9 +35,9 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 
 def create_app(weights: str, examples: list[str], runs: str | None = None):
-    from components.catalog import ModelStore, read_manifest
+    from components.app import build_app
+    from components.modeling.catalog import ModelStore, read_manifest
     from components.torch_thread import run_on_torch_thread
-    from components.ui import build_app
 
     store = ModelStore(read_manifest(weights))
     run_on_torch_thread(store.load_all)  # load and warm up where every later forward runs
@@ -46,10 +47,11 @@ def create_app(weights: str, examples: list[str], runs: str | None = None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    keep_freed_buffers()
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs)
     demo.queue(default_concurrency_limit=2, max_size=32)
-    from components.checkpoints import LIMITS
-    from components.ui.widgets import STATE_SESSIONS
+    from components.app.widgets import STATE_SESSIONS
+    from components.modeling.checkpoints import LIMITS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,

@@ -1,10 +1,18 @@
 """Attention Lens: compare attention-augmented YOLO detectors with a baseline.
 
-Importing the package applies the process settings: offline ultralytics (no downloads, no
-auto-installs) before any later ``import ultralytics``, and a malloc that reuses activation
-buffers (see env.py).
+Layers, each importing only from the ones above it:
+
+- ``attention``   the six modules (one file per mechanism), their gates and factory
+- ``modeling``    variants, ultralytics integration, checkpoint reading, foreign code bases, the catalogue
+- ``experiments`` data sets, training, evaluation, costs, stored runs and their tables
+- ``analysis``    detection, comparison, attention maps, explanations, charts
+- ``app``         the Gradio layout and its handlers
+- ``cli``         ``python -m components``
+
+Importing the package keeps ultralytics offline (no downloads, no auto-installs): that must
+happen before the first ``import ultralytics``, wherever the package is used from. Process-wide
+tuning (``env.keep_freed_buffers``) is applied by the entry points (app.py, the CLI, the bench).
 """
-from .env import configure_offline, keep_freed_buffers
+from components.env import configure_offline
 
 configure_offline()
-keep_freed_buffers()

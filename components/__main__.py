@@ -1,5 +1,7 @@
 import sys
 
-from .cli import main
+from components.cli import main
+from components.env import keep_freed_buffers
 
+keep_freed_buffers()
 sys.exit(main())

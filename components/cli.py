@@ -6,15 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import configure_offline
-
-configure_offline()
-
 
 def _variant(args) -> int:
-    from .integration import layer_table
-    from .models import build_model
-    from .variants import describe, make_variant, parse_params, to_yaml
+    from components.modeling.integration import layer_table
+    from components.modeling.models import build_model
+    from components.modeling.variants import describe, make_variant, parse_params, to_yaml
 
     params = parse_params(args.param)
     d = make_variant(args.base, args.attention, args.placement, params, nc=args.nc)
@@ -33,8 +29,8 @@ def _variant(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .attention import ATTENTION_MODULES
-    from .variants import PLACEMENTS
+    from components.attention import ATTENTION_MODULES
+    from components.modeling.variants import PLACEMENTS
 
     parser = argparse.ArgumentParser(prog="python -m components", description="Attention Lens tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
 
-    from . import bench, data, evaluate, recost, train, zoo
+    from components.experiments import data, evaluate, recost, train, zoo
 
-    for module in (data, train, evaluate, recost, bench, zoo):  # each adds its own subcommands
+    for module in (data, train, evaluate, recost, zoo):  # each adds its own subcommands
         module.add_cli(sub)
     return parser
 

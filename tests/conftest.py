@@ -67,7 +67,7 @@ def tiny_bccd(bccd_root, tmp_path_factory):
         for s in stems:
             (root / "Annotations" / f"{s}.xml").symlink_to(bccd_root / "Annotations" / f"{s}.xml")
             (root / "JPEGImages" / f"{s}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{s}.jpg")
-    from components.data import convert_voc
+    from components.experiments.data import convert_voc
 
     out = tmp_path_factory.mktemp("tiny-yolo") / "bccd"
     convert_voc(root, out)
@@ -79,9 +79,9 @@ def tiny_bccd(bccd_root, tmp_path_factory):
 def tiny_weights(tiny_bccd, tmp_path_factory) -> Path:
     """A weights/ folder like the shipped one: a baseline and two attention models, each trained
     for one epoch on the tiny BCCD subset by the project's own pipeline, with a manifest."""
-    from components.train import train
-    from components.variants import make_variant, to_yaml
-    from components.zoo import ship_run
+    from components.experiments.train import train
+    from components.experiments.zoo import ship_run
+    from components.modeling.variants import make_variant, to_yaml
 
     work = tmp_path_factory.mktemp("tiny-runs")
     weights = tmp_path_factory.mktemp("tiny-weights")

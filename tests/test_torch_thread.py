@@ -32,7 +32,7 @@ def test_exceptions_reach_the_caller_and_nested_calls_run_inline():
 
 def test_dashboard_handlers_run_their_forwards_on_the_torch_thread(tiny_weights, bccd_test_images):
     from app import create_app
-    from components.ui.handlers import run_attention, run_compare
+    from components.app.handlers import run_attention, run_compare
 
     _, store = create_app(str(tiny_weights), [])
     seen = []

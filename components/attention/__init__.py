@@ -40,5 +40,17 @@ def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
     return cls(channels, *args, **kwargs)
 
 
+def attention_modules(model: nn.Module) -> list[tuple[str, int, nn.Module]]:
+    """(qualified name, layer index, module) for every attention module in a detection model."""
+    types = tuple(LAYER_CLASSES.values())
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, types):
+            parts = name.split(".")
+            layer = int(parts[1]) if len(parts) > 1 and parts[0] == "model" and parts[1].isdigit() else -1
+            found.append((name, layer, module))
+    return found
+
+
 __all__ = ["ATTENTION_MODULES", "LAYER_CLASSES", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
-           "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]
+           "attention_modules", "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]

@@ -1,0 +1,189 @@
+"""The Attention tab's computation: capture, list layers, render overlays, export.
+
+Plain functions on plain data: ``inspect`` runs the models once with gate capture; ``render``
+turns the captured maps into overlays (cheap, so opacity and colormap changes skip the model).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.analysis.heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
+from components.analysis.images import display_copy, load_image
+from components.analysis.inference import detect
+from components.analysis.layercam import layercam
+from components.analysis.render import class_colors, draw
+
+
+@dataclass
+class ModelMaps:
+    model: str
+    placement: str | None
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: list[str]
+    input_hw: tuple[int, int]
+    layers: list[LayerMaps] = field(default_factory=list)
+    layercam: list[dict] = field(default_factory=list)  # only for models with no attention layers
+
+
+@dataclass
+class Inspection:
+    image: np.ndarray
+    models: list[ModelMaps]
+    # The latest render, keyed by (opacity, colormap): the gallery and the download files draw
+    # the same overlays, so the second asks for them again at no cost.
+    last_render: tuple | None = field(default=None, repr=False, compare=False)
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for mm in self.models:
+            if not mm.layers:
+                rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
+                             "stride": None, "feature map": None, "maps": None, "loaded from": None})
+            for lm in mm.layers:
+                rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
+                             "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",
+                             "maps": ", ".join(sorted(lm.gates)), "loaded from": lm.loaded_as or "this project"})
+        return pd.DataFrame(rows)
+
+
+def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int = 320, conf: float = 0.25,
+            iou: float = 0.7) -> Inspection:
+    """Run each model once with its gates hooked; keep boxes and maps for rendering."""
+    rgb = load_image(image)
+    out = []
+    for name, model in models.items():
+        det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
+        layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        cams = layercam(model, rgb, imgsz) if not layers else []
+        out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
+                             layers, cams))
+    return _at_display_size(Inspection(rgb, out))
+
+
+def _at_display_size(ins: Inspection) -> Inspection:
+    """Keep only what the views need: the image, boxes and LayerCAM maps at display size (the
+    inspection is held per session between events; gate maps are feature-sized already)."""
+    import cv2
+
+    view, s = display_copy(ins.image)
+    if s == 1.0:
+        return ins
+    for mm in ins.models:
+        mm.boxes = mm.boxes * s
+        for cam in mm.layercam:
+            cam["map"] = cv2.resize(cam["map"], view.shape[1::-1], interpolation=cv2.INTER_AREA)
+    ins.image = view
+    return ins
+
+
+def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[tuple[np.ndarray, str]]:
+    """Overlays in original pixels with the detections drawn, grouped by layer position so that
+    the same position sits side by side across models."""
+    key = (float(alpha), colormap)
+    if ins.last_render is not None and ins.last_render[0] == key:
+        return ins.last_render[1]
+    palette = class_colors(sorted({c for mm in ins.models for c in mm.classes}))
+    items = []
+    for position in range(max((len(mm.layers) for mm in ins.models), default=0)):
+        for mm in ins.models:
+            if position >= len(mm.layers):
+                continue
+            lm = mm.layers[position]
+            for view, fmap in lm.views.items():
+                heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
+                im = overlay(ins.image, heat, alpha, colormap)
+                if lm.profiles:
+                    im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2])
+                im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
+                items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
+            if lm.group_maps is not None:
+                items.append((group_grid(lm.group_maps, colormap=colormap),
+                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps"))
+    for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
+        for cam in mm.layercam:
+            im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)
+            items.append((im, f"{mm.model} · LayerCAM (gradients, not attention) · Detect input layer "
+                              f"{cam['layer']} · stride {cam['stride']}"))
+    ins.last_render = (key, items)
+    return items
+
+
+def no_attention_models(ins: Inspection) -> list[str]:
+    return [mm.model for mm in ins.models if not mm.layers]
+
+
+def channel_figure(ins: Inspection, top_k: int = 5):
+    """Sorted channel weights of every channel gate, one subplot each, top-k channels labelled."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [(mm.model, lm) for mm in ins.models for lm in mm.layers if lm.channel_weights is not None]
+    if not panels:
+        return None
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[f"{m} · layer {lm.layer} {lm.module}"
+                                                                  for m, lm in panels])
+    bars, labels = [], []
+    for row, (model, lm) in enumerate(panels, start=1):
+        w = lm.channel_weights
+        order = np.argsort(-w)
+        bars.append(go.Bar(x=np.arange(len(w)), y=w[order], name=f"{model} L{lm.layer}", customdata=order,
+                           hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"))
+        # The top bars stand side by side, narrower than a label once there are ~100 channels:
+        # the labels hang in a column to their right, one line each, with leader lines to the bars.
+        axis = "" if row == 1 else str(row)  # make_subplots names the axes x, x2, x3, ...
+        labels += [dict(x=rank, y=float(w[order[rank]]), xref=f"x{axis}", yref=f"y{axis}", text=f"ch{order[rank]}",
+                        showarrow=True, arrowhead=0, arrowwidth=1, ax=60, ay=10 + 15 * rank, font=dict(size=10),
+                        xanchor="left", bgcolor="rgba(255,255,255,0.85)") for rank in range(min(top_k, len(w)))]
+    # In bulk: plotly validates and copies all annotations on every add_annotation call.
+    fig.add_traces(bars, rows=list(range(1, len(panels) + 1)), cols=[1] * len(panels))
+    fig.update_layout(annotations=list(fig.layout.annotations) + labels)
+    fig.update_layout(height=260 * len(panels), showlegend=False, margin=dict(t=40, b=20, l=40, r=10))
+    fig.update_yaxes(range=[0, 1.05])  # gates are sigmoids
+    fig.update_xaxes(title_text="channels, sorted by weight")
+    return fig
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same maps give the same bytes, so gradio's file cache
+    (keyed by content) stores a repeated download once."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def _write_array(z: zipfile.ZipFile, name: str, a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
+    z.writestr(_entry(name + ".npy"), buf.getvalue())
+
+
+def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | Path | None = None) -> list[str]:
+    """The overlays as a zip of PNGs and the raw maps as .npz; returns the two file paths."""
+    import cv2
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="attention-lens-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    png_zip = folder / "attention_overlays.zip"
+    with zipfile.ZipFile(png_zip, "w") as z:
+        for i, (im, caption) in enumerate(items):
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(im[..., ::-1]))
+            if ok:
+                safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in caption)[:100]
+                z.writestr(_entry(f"{i:02d}_{safe}.png"), buf.tobytes())
+    npz = folder / "attention_maps.npz"
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_DEFLATED) as z:  # the .npz layout np.load reads
+        for mm in ins.models:
+            for lm in mm.layers:
+                for kind, a in lm.gates.items():
+                    _write_array(z, f"{mm.model}/layer{lm.layer}/{kind}", a)
+            for cam in mm.layercam:
+                _write_array(z, f"{mm.model}/layer{cam['layer']}/layercam", cam["map"])
+    return [str(png_zip), str(npz)]

@@ -1,0 +1,123 @@
+"""Plotly charts for the Metrics tab: Pareto fronts, training curves, per-class AP."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from components.experiments.runs import Run
+
+
+def pareto_front(cost: list[float], score: list[float]) -> list[int]:
+    """Indices of the points no other point beats (lower or equal cost and higher or equal score,
+    strictly better in one), ordered by cost."""
+    idx = [i for i in range(len(cost)) if not (math.isnan(cost[i]) or math.isnan(score[i]))]
+    front = []
+    for i in idx:
+        dominated = any((cost[j] <= cost[i] and score[j] >= score[i]) and (cost[j] < cost[i] or score[j] > score[i])
+                        for j in idx if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (cost[i], -score[i]))
+
+
+#: Where a point's label can go, tried in this order.
+LABEL_SLOTS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom right")
+
+
+def point_labels(df) -> list[str]:
+    """Short labels: the attention module (or "baseline"); the full model name where those repeat."""
+    short = ["baseline" if a in (None, "none", "") else str(a) for a in df.get("attention", df["model"])]
+    return short if len(set(short)) == len(short) else df["model"].astype(str).tolist()
+
+
+def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, float] | None = None,
+                    near: tuple[float, float] = (0.2, 0.15)) -> list[str]:
+    """A text position per point: each point near an earlier one (within ``near``, in fractions
+    of the plotted spans) takes a slot none of those neighbours took, so clustered labels spread."""
+    def scale(v, extent=None):
+        finite = [a for a in v if a == a]
+        lo, hi = extent or ((min(finite), max(finite)) if finite else (0.0, 1.0))
+        return [(a - lo) / ((hi - lo) or 1.0) for a in v]
+
+    nx, ny = scale(xs), scale(ys, y_extent)
+    out: list[str] = []
+    for i in range(len(xs)):
+        taken = {out[j] for j in range(i) if abs(nx[i] - nx[j]) < near[0] and abs(ny[i] - ny[j]) < near[1]}
+        out.append(next((slot for slot in LABEL_SLOTS if slot not in taken), LABEL_SLOTS[0]))
+    return out
+
+
+def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95") -> go.Figure:
+    fig = go.Figure()
+    if df.empty:
+        return fig
+    cost, score = df[cost_column].tolist(), df[score_column].tolist()
+    std = df.get(f"{score_column} std")
+    bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
+    finite = [(v - b, v + b) for v, b in zip(score, bars) if v == v]
+    extent = (min(lo for lo, _ in finite), max(hi for _, hi in finite)) if finite else None
+    fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=point_labels(df),
+                             textposition=label_positions(cost, score, extent), customdata=df["model"],
+                             hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
+                             name="variants", marker=dict(size=10),
+                             error_y=dict(type="data", array=bars) if std is not None else None))
+    front = pareto_front(cost, score)
+    fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
+                             name="Pareto front", line=dict(dash="dash"),
+                             marker=dict(symbol="star", size=14)))
+    fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=420,
+                      margin=dict(t=30, b=40, l=50, r=10), legend=dict(orientation="h"))
+    return fig
+
+
+#: Points per curve sent to the browser; longer curves are thinned evenly (the last point kept).
+MAX_CURVE_POINTS = 1000
+
+
+def curves_figure(runs: list[Run], column: str) -> go.Figure:
+    fig = go.Figure()
+    for run in runs:
+        if run.results is not None and column in run.results.columns:
+            df = thin(run.results, MAX_CURVE_POINTS)
+            x = df["epoch"] if "epoch" in df.columns else df.index
+            fig.add_trace(go.Scatter(x=x, y=df[column], mode="lines", name=run.name))
+    fig.update_layout(xaxis_title="epoch", yaxis_title=column, height=400, margin=dict(t=30, b=40, l=50, r=10))
+    return fig
+
+
+def thin(df, limit: int):
+    """At most ``limit`` rows, evenly spaced, first and last kept."""
+    if len(df) <= limit:
+        return df
+    idx = np.unique(np.linspace(0, len(df) - 1, limit).round().astype(int))
+    return df.iloc[idx]
+
+
+def per_class_figure(runs: list[Run], metric: str = "mAP50-95", split: str = "test") -> go.Figure:
+    fig = go.Figure()
+    for run in runs:
+        per_class = ((run.summary.get("metrics") or {}).get(split) or {}).get("per_class") or {}
+        if per_class:
+            names = list(per_class)
+            fig.add_trace(go.Bar(x=names, y=[per_class[n].get(metric, np.nan) for n in names], name=run.name))
+    fig.update_layout(barmode="group", yaxis_title=f"{split} {metric}", height=380, margin=dict(t=30, b=40, l=50, r=10))
+    return fig
+
+
+def curve_columns(runs: list[Run]) -> list[str]:
+    cols = []
+    for run in runs:
+        if run.results is not None:
+            cols += [c for c in run.results.columns if c != "epoch" and c not in cols]
+    return cols
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty chart that says why it is empty."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(height=160, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      margin=dict(t=10, b=10, l=10, r=10))
+    return fig

@@ -1,0 +1,121 @@
+"""One detection pass on a shared, read-only model, optionally capturing attention maps.
+
+Built from ultralytics' own predict pieces: LetterBox for the input, non_max_suppression, and
+scale_boxes to bring boxes back to original image pixels.
+
+Attention capture uses forward hooks on the model's gates only (nothing patches a forward),
+registered for this call only and removed after it. A hook records only forwards that run on
+the thread that registered it, so two sessions sharing a model never see each other's maps.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from components.attention import Gate
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # (n, 4) xyxy in original image pixels
+    scores: np.ndarray  # (n,)
+    classes: list[str]  # class name per box
+    ms: float  # forward + NMS time
+    input_shape: tuple[int, int]  # letterboxed tensor (h, w)
+    image_shape: tuple[int, int]  # original (h, w)
+    maps: dict = field(default_factory=dict)  # gate qualified name -> captured tensor (cpu)
+    inputs: dict = field(default_factory=dict)  # attention module name -> its input tensor (cpu)
+
+    def as_records(self, model: str) -> list[dict]:
+        return [{"model": model, "class": c, "confidence": round(float(s), 4),
+                 "box": [round(float(v), 1) for v in b]} for b, s, c in zip(self.boxes, self.scores, self.classes)]
+
+
+def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tensor:
+    """(1, 3, h, w) float tensor, letterboxed the way ultralytics' predictor does (rect, centred)."""
+    from ultralytics.data.augment import LetterBox
+
+    boxed = LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb)
+    return torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
+
+
+def model_stride(model: torch.nn.Module) -> int:
+    return max(int(getattr(model, "stride", torch.tensor([32])).max()), 32)
+
+
+_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def forward_lock(model: torch.nn.Module) -> threading.Lock:
+    """The model's own lock, held for one forward. Ultralytics' Detect head caches anchors for the
+    last input shape on the module, so two sessions with different image shapes must not run one
+    shared model at the same moment; different models still run in parallel."""
+    with _locks_guard:
+        return _locks.setdefault(model, threading.Lock())
+
+
+@contextmanager
+def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
+    """Record every gate's output (and each attention module's input) for forwards on this thread."""
+    from components.attention import LAYER_CLASSES
+
+    owner = threading.get_ident()
+    handles = []
+
+    def on_gate(name):
+        def hook(module, args, output):
+            if threading.get_ident() == owner:
+                maps[name] = output.detach().cpu()
+        return hook
+
+    def on_input(name):
+        def hook(module, args):
+            if threading.get_ident() == owner:
+                inputs[name] = args[0].detach().cpu()
+        return hook
+
+    attention_types = tuple(LAYER_CLASSES.values())
+    try:
+        for name, module in model.named_modules():
+            if isinstance(module, Gate):
+                handles.append(module.register_forward_hook(on_gate(name)))
+            elif isinstance(module, attention_types):
+                handles.append(module.register_forward_pre_hook(on_input(name)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
+           imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None) -> Detections:
+    """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
+
+    ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
+    """
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
+    maps, inputs = {}, {}
+    t0 = time.perf_counter()
+    with forward_lock(model), torch.no_grad():
+        if capture:
+            with capture_gates(model, maps, inputs):
+                pred = model(x)
+        else:
+            pred = model(x)
+        det = non_max_suppression(pred, conf, iou, max_det=max_det)[0]
+        boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
+    ms = (time.perf_counter() - t0) * 1000
+    names = getattr(model, "names", {}) or {}
+    classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
+    return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, ms,
+                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]), maps, inputs)

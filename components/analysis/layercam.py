@@ -1,0 +1,62 @@
+"""LayerCAM for models without attention (Jiang et al., IEEE TIP 2021, "LayerCAM").
+
+A different kind of map from the attention gates: it shows where the detector's class scores
+are sensitive, from gradients, not what a module chose to weight. For each input of the Detect
+head (P3/P4/P5): CAM = ReLU(sum_c ReLU(dS/dA_c) * A_c), with S the summed top class scores of
+the strongest candidate boxes of each level (so P4 and P5 get gradients even when the image's
+strongest boxes sit at P3). Hooks are per call and thread-guarded, as for the gates.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from components.analysis.heatmaps import normalize, to_original
+from components.analysis.inference import forward_lock, letterbox, model_stride
+
+
+def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The layers whose outputs feed the Detect head (ultralytics' ``m.f`` of the last layer; a
+    model without that layout, such as YOLOX, names them itself)."""
+    if hasattr(model, "detect_inputs"):
+        return model.detect_inputs()
+    head = model.model[-1]
+    return [model.model[i] for i in (head.f if isinstance(head.f, list) else [head.f])]
+
+
+def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20) -> list[dict]:
+    """One LayerCAM per Detect input, each in original image pixels (h, w), normalised to 0..1."""
+    owner = threading.get_ident()
+    acts: dict[int, torch.Tensor] = {}
+
+    def keep(i):
+        def hook(module, args, out):
+            if threading.get_ident() == owner:
+                out.retain_grad()
+                acts[i] = out
+        return hook
+
+    layers = detect_inputs(model)
+    handles = [m.register_forward_hook(keep(k)) for k, m in enumerate(layers)]
+    try:
+        x = letterbox(image_rgb, imgsz, model_stride(model)).requires_grad_(True)
+        with forward_lock(model), torch.enable_grad():
+            pred = model(x)
+            scores = (pred[0] if isinstance(pred, (list, tuple)) else pred)[0, 4:, :].amax(0)  # per candidate
+            cells = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]
+            per_cell = scores.numel() // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
+            sizes = [per_cell * c for c in cells]  # candidates per level
+            total = sum(level.topk(min(top_k, level.numel())).values.sum() for level in scores.split(sizes))
+            total.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    out = []
+    for k, layer in enumerate(layers):
+        a = acts[k]
+        cam = (a.grad.clamp_min(0) * a).sum(1)[0].clamp_min(0).detach().numpy()
+        heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
+        out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat})
+    return out

@@ -1,0 +1,40 @@
+"""The Gradio layer: layout and wiring only. Computation lives in components/*.py."""
+from __future__ import annotations
+
+import gradio as gr
+
+from components.app.attention_tab import build_attention_tab
+from components.app.compare_tab import build_compare_tab
+from components.app.handlers import end_session, shipped_domain
+from components.app.metrics_tab import build_metrics_tab
+
+TITLE = "Attention Lens"
+INTRO = ("Did adding attention to your YOLO help, and where does it look? Compare a baseline with "
+         "attention variants on your own image.")
+
+
+#: Gradio's file cache (uploads, result files): every 10 minutes, files older than 30 minutes go.
+DELETE_CACHE = (600, 1800)
+
+
+def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        domain = shipped_domain(store)
+        if domain:
+            gr.Markdown(domain, elem_id="shipped-domain")
+        if not store.names:
+            gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")
+        with gr.Tab("Compare"):
+            build_compare_tab(store, examples)
+        with gr.Tab("Attention"):
+            build_attention_tab(store, examples)
+        with gr.Tab("Metrics"):
+            build_metrics_tab(demo, run_sources or [])
+        demo.unload(on_session_end)
+    return demo
+
+
+def on_session_end(request: gr.Request):
+    """A browser session ended: remove the files written for it."""
+    end_session(request.session_hash if request else None)

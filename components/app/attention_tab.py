@@ -1,0 +1,59 @@
+"""Layout of the Attention tab: widgets and wiring; computation lives in attention_view."""
+from __future__ import annotations
+
+import gradio as gr
+
+from components.analysis.compare import IMGSZ_CHOICES
+from components.analysis.heatmaps import COLORMAPS
+from components.app.handlers import UserError, attention_downloads, rerender_attention, run_attention, uploaded_path
+from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, image_with_examples, model_picker
+
+
+def build_attention_tab(store, examples: list[str]) -> None:
+    attention_models = [n for n in store.names if store.entries[n].attention]
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = image_with_examples("attention-image", examples, height=280)
+            models = model_picker(store, attention_models[:2] or store.names[:1], "Models")
+            uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
+            with gr.Row():
+                colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")
+                alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            with gr.Row():
+                conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
+                imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
+            button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
+        with gr.Column(scale=2):
+            notice = gr.Markdown(label="Notice", show_label=False)
+            layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
+            gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
+                                 height="auto", object_fit="contain", elem_id="attention-gallery",
+                                 format=DISPLAY_FORMAT)
+            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled",
+                               elem_id="attention-channels")
+            downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
+            summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
+    state = gr.State(None, time_to_live=STATE_TTL_S)
+
+    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None):
+        """Each model's attention maps over ``image``; the lossless files follow from /attention_downloads."""
+        try:
+            return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
+                                 image_size, [uploaded_path(f) for f in checkpoints or []])
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    outputs = [notice, layers, gallery, channels, summary, state]
+    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads], outputs, api_name="attention",
+                       preprocess=False, **INFERENCE_QUEUE)
+    # The maps show as soon as they are drawn; the lossless download files follow (and follow
+    # every re-render, so they always match what is on screen).
+    def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
+        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
+        return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
+
+    run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+    for control in (colormap, alpha):
+        control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
+                       trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,
+                                                        api_name=False)

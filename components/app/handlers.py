@@ -1,0 +1,317 @@
+"""UI handlers: plain functions from widget values to widget values.
+
+They turn the domain errors (bad image, hostile checkpoint, bad request) into messages for the
+user; tests call them without a browser.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from components.analysis.compare import CompareError, compare
+from components.analysis.images import ImageError
+from components.modeling.catalog import ModelStore
+from components.modeling.checkpoints import CheckpointError
+from components.torch_thread import run_on_torch_thread, torch_thread
+
+USER_ERRORS = (ImageError, CheckpointError, CompareError)
+
+
+class UserError(Exception):
+    """Raised by handlers with a message meant for the browser (the UI shows it as gr.Error)."""
+
+
+def unexpected(e: Exception) -> UserError:
+    """A bug or an unforeseen input: log the traceback here, give the browser one clear line."""
+    import logging
+
+    logging.getLogger("attention_lens").exception("handler failed")
+    return UserError(f"Something went wrong ({type(e).__name__}: {e}). The app is still running; "
+                     "try another image or model.")
+
+
+#: The one answer for a file path a request names that is neither an upload nor a shipped file,
+#: whether or not that path exists.
+NOT_AN_UPLOAD = "That file was not uploaded here; upload it again."
+
+
+def uploaded_path(value, shipped=()) -> str | None:
+    """The local path in a raw gradio file payload, if it is an upload or a file the app ships.
+
+    The events take raw payloads (``preprocess=False``, so that bad images reach our decoder's
+    clear messages), and a raw payload's path is whatever the request says. Only a file inside
+    gradio's upload folder, or one of ``shipped`` (the example images), is accepted; symlinks
+    are resolved first. Anything else gets NOT_AN_UPLOAD, the same words whether it exists or not.
+    """
+    import os
+
+    from gradio.utils import get_upload_folder
+
+    if value is None or value == "":
+        return None
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "name", value)
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise UserError(NOT_AN_UPLOAD)
+    real = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(get_upload_folder()))
+    if (real.is_relative_to(root) and real != root) or str(real) in {os.path.realpath(s) for s in shipped}:
+        return str(real)
+    raise UserError(NOT_AN_UPLOAD)
+
+
+def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
+    """name -> model for the picked catalogue entries and the uploaded checkpoints.
+
+    Runs on the caller's thread: an upload is read in a limited child process while this thread
+    waits, so other users' forwards on the torch thread go on meanwhile."""
+    models = {}
+    for name in selected or []:
+        if name not in store.entries:
+            raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
+        models[name] = run_on_torch_thread(store.get, name)
+    for path in uploads or []:
+        try:
+            key, model = store.upload(path)
+        except CheckpointError as e:
+            raise UserError(f"Upload refused: {e}") from None
+        models[key] = model
+    return models
+
+
+def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
+    """Returns (gallery items, table, detections JSON, images by model, model names)."""
+    models = resolve_models(store, selected, uploads)
+    return _run_compare(store, models, image, conf, iou, imgsz, reference)
+
+
+@torch_thread
+def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, reference):
+    try:
+        ref = reference if reference in models else (store.baseline_name() if store.baseline_name() in models else None)
+        result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
+    except USER_ERRORS as e:
+        raise UserError(str(e)) from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
+        raise unexpected(e) from None
+    images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
+    payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
+               "detections": result.detections}
+    if not any(d["confidence"] is not None for d in result.detections):
+        classes = sorted({str(c) for m in models.values() for c in (getattr(m, "names", {}) or {}).values()})
+        payload["note"] = (f"No model found anything above the confidence threshold ({float(conf):.2f}). Lower it, "
+                           f"or check that the image shows what these models detect: {', '.join(classes[:12])}.")
+    return result.images, result.table, payload, images, list(images)
+
+
+def shipped_domain(store: ModelStore) -> str:
+    """One line on what the shipped models detect: their data sets and classes (from the run summaries)."""
+    from components.experiments.runs import read_json_dict
+
+    datasets, classes = set(), []
+    for entry in store.entries.values():
+        try:
+            summary = read_json_dict(entry.run / "summary.json") if entry.run else {}
+        except (OSError, ValueError):
+            continue
+        data = summary.get("dataset") if isinstance(summary.get("dataset"), dict) else {}
+        datasets.add(str(data.get("name") or "?"))
+        names = data.get("names") if isinstance(data.get("names"), dict) else {}
+        classes += [str(v) for v in names.values() if str(v) not in classes]
+    if not classes:
+        return ""
+    kind = " (blood-cell smears)" if any("bccd" in d.lower() for d in datasets) else ""
+    return (f"**The shipped models** were trained on {', '.join(sorted(datasets))}{kind} and detect "
+            f"only **{', '.join(classes)}**: any other image gets boxes of these classes. "
+            "Add your own checkpoints for other domains.")
+
+
+def slider_pair(images: dict | None, a: str | None, b: str | None):
+    """The two annotated images for the slider, or None until both are available."""
+    if not images or a not in images or b not in images:
+        return None
+    return images[a], images[b]
+
+
+def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None):
+    """Returns (notice, layer table, overlays, channel figure, summary, state); the downloads
+    come from ``attention_downloads`` on that state, chained after this in the UI."""
+    if not selected and not uploads:
+        raise UserError("Pick at least one model.")
+    models = resolve_models(store, selected, uploads)
+    return _run_attention(store, models, image, colormap, alpha, conf, imgsz)
+
+
+@torch_thread
+def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz):
+    from components.analysis.attention_view import channel_figure, inspect, no_attention_models, render
+    from components.analysis.charts import message_figure
+
+    try:
+        placements = {name: (store.entries[name].placement if name in store.entries else None) for name in models}
+        ins = inspect(image, models, placements, imgsz=int(imgsz), conf=float(conf))
+    except USER_ERRORS as e:
+        raise UserError(str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        raise unexpected(e) from None
+    items = render(ins, float(alpha), colormap)
+    plain = no_attention_models(ins)
+    notice = ("" if not plain else
+              "**No attention layers** in " + ", ".join(plain) + ": no gates to hook. Shown instead: LayerCAM on "
+              "the Detect inputs, a different kind of map (where the class scores are sensitive, from gradients).")
+    summary = {mm.model: [{"layer": lm.layer, "module": lm.module, "stride": lm.stride,
+                           "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
+                                        "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
+                          for lm in mm.layers] for mm in ins.models}
+    channels = channel_figure(ins) or message_figure(
+        "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
+    return notice, ins.table(), items, channels, summary, ins
+
+
+@torch_thread
+def attention_downloads(ins, colormap, alpha, session: str | None = None) -> list[str] | None:
+    """The overlays (PNG, zipped) and raw maps (.npz) of a stored inspection, as now rendered.
+
+    A separate step because the lossless files take longer to write (~0.3 s for 15 overlays)
+    than the models took to run: the maps show first, the files follow. They are written into
+    the session's own folder, which holds only the latest files and is removed when the session ends."""
+    from components.analysis.attention_view import export, render
+
+    return export(ins, render(ins, float(alpha), colormap), session_folder(session)) if ins is not None else None
+
+
+#: Per-session folders for files the app writes (downloads, the metrics CSV): one per browser
+#: session, emptied before each write, removed when the session ends (``end_session``).
+SESSIONS_ROOT = Path(tempfile.gettempdir()) / "attention-lens-sessions"
+
+
+def _session_root(session: str | None) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_-]", "", str(session or "anonymous"))[:64] or "anonymous"
+    return SESSIONS_ROOT / name
+
+
+def session_folder(session: str | None, part: str = "attention") -> Path:
+    """An empty folder for one kind of file (``part``) of ``session`` (gradio's session hash).
+
+    Sessions whose folders were not touched for a state lifetime are swept on the way: a client
+    that never closes its session (a script, a crawler) leaves nothing behind for long."""
+    from components.app.widgets import STATE_TTL_S
+
+    sweep_sessions(STATE_TTL_S)
+    folder = _session_root(session) / part
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sweep_sessions(max_age_s: float) -> None:
+    """Remove session folders not written to for ``max_age_s`` seconds."""
+    import time
+
+    if not SESSIONS_ROOT.is_dir():
+        return
+    cutoff = time.time() - max_age_s
+    for folder in SESSIONS_ROOT.iterdir():
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def end_session(session: str | None) -> None:
+    """Remove everything the app wrote for ``session``."""
+    if session:
+        shutil.rmtree(_session_root(session), ignore_errors=True)
+
+
+@torch_thread
+def rerender_attention(ins, colormap, alpha):
+    """Overlays again from the captured maps: opacity and colormap never rerun the models."""
+    from components.analysis.attention_view import render
+
+    return render(ins, float(alpha), colormap) if ins is not None else []
+
+
+def extracted_zip(zip_path) -> Path:
+    """The folder an uploaded run zip unpacks into (unpacked once per upload)."""
+    from components.experiments.archives import extracted
+
+    try:
+        return extracted(zip_path, prefix="attention-lens-run-")
+    except ValueError as e:
+        raise UserError(f"Run zip refused: {e}") from None
+
+
+def _runs_for(sources: list[str], zip_path) -> list:
+    from components.experiments.metrics import collect_runs
+
+    return collect_runs(list(sources) + ([str(extracted_zip(zip_path))] if zip_path else []))
+
+
+def metrics_charts(sources: list[str], zip_path, picked, column):
+    """(curves, per-class) figures for the picked runs and results.csv column."""
+    from components.analysis.charts import curves_figure, per_class_figure
+
+    runs, _ = _runs_for(sources, zip_path)
+    chosen = [r for r in runs if r.name in (picked or [])] or runs
+    return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
+
+
+def md_escape(text: str, limit: int = 200) -> str:
+    """Text from a file (a run's folder name, a reason) as literal Markdown: no HTML, no markup."""
+    import html
+    import re
+
+    text = html.escape(str(text)[:limit], quote=True)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text)
+
+
+#: The curve the Metrics tab shows first: the metric best.pt is mostly chosen on.
+DEFAULT_CURVE = "metrics/mAP50-95(B)"
+
+
+def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, session: str | None = None):
+    """(table, csv path, skipped notes, 2 Pareto figures, curves, per-class) for the stored runs.
+
+    ``picked``/``column`` choose the runs and results.csv column the two charts draw; unknown
+    or missing picks fall back to every run and the default column (``metrics_pickers`` says which).
+    """
+    from components.analysis.charts import curves_figure, pareto_figure, per_class_figure
+    from components.experiments.metrics import display_table, metrics_table
+
+    runs, skipped = _runs_for(sources, zip_path)
+    df = metrics_table(runs, per_run=bool(per_run))
+    shown = display_table(df)
+    csv_path = str(session_folder(session, "metrics") / "attention-lens-metrics.csv")
+    shown.to_csv(csv_path, index=False)
+    notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- {md_escape(p)}: {md_escape(why)}"
+                                                                  for p, why in skipped))
+    picked, column = _picks(runs, picked, column)
+    chosen = [r for r in runs if r.name in picked]
+    return (shown, csv_path, notes, pareto_figure(df, "GFLOPs (thop)"), pareto_figure(df, "CPU ms (imgsz)"),
+            curves_figure(chosen, column) if column else None, per_class_figure(chosen))
+
+
+def _picks(runs: list, picked, column) -> tuple[list[str], str | None]:
+    from components.analysis.charts import curve_columns
+
+    names = [r.name for r in runs]
+    picked = [p for p in (picked or []) if p in names] or names
+    columns = curve_columns(runs)
+    default = DEFAULT_CURVE if DEFAULT_CURVE in columns else (columns[0] if columns else None)
+    return picked, (column if column in columns else default)
+
+
+def metrics_pickers(sources: list[str], zip_path, picked, column):
+    """UI only: the run and column pickers' choices and values after the runs were (re)read."""
+    import gradio as gr
+
+    from components.analysis.charts import curve_columns
+
+    runs, _ = _runs_for(sources, zip_path)
+    picked, column = _picks(runs, picked, column)
+    return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)

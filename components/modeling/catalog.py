@@ -1,0 +1,168 @@
+"""The model catalogue: shipped checkpoints from weights/manifest.json, plus user uploads.
+
+Models are loaded once through the safe loader, fused, and shared read-only by every session.
+Uploads are cached by content hash, so the same file is loaded once and nobody can reach a
+model without its bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from components.modeling.checkpoints import CheckpointError, load_checkpoint, load_model, model_from_checkpoint
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    checkpoint: Path
+    base: str | None = None
+    attention: str | None = None
+    placement: str | None = None
+    seed: int | None = None
+    run: Path | None = None
+
+    @property
+    def label(self) -> str:
+        what = f"{self.attention} @ {self.placement}" if self.attention else "baseline"
+        return f"{self.name} ({what})"
+
+
+def read_manifest(weights_dir: str | Path) -> list[Entry]:
+    """Entries of weights_dir/manifest.json; an absent manifest means an empty catalogue."""
+    weights_dir = Path(weights_dir)
+    path = weights_dir / MANIFEST
+    if not path.is_file():
+        return []
+    entries = []
+    for item in json.loads(path.read_text()).get("models", []):
+        entries.append(Entry(name=item["name"], checkpoint=weights_dir / item["checkpoint"], base=item.get("base"),
+                             attention=item.get("attention"), placement=item.get("placement"),
+                             seed=item.get("seed"), run=(weights_dir / item["run"]) if item.get("run") else None))
+    return entries
+
+
+def prepare(model: torch.nn.Module, warmup_imgsz: int = 320) -> torch.nn.Module:
+    """Fuse conv+BN once, eval mode, no grads: the form every session shares.
+
+    One warm-up forward: the first call pays one-off kernel set-up, which would otherwise be
+    charged to whichever model a user happens to list first in the comparison's ms column.
+    """
+    if hasattr(model, "fuse"):
+        model = model.fuse(verbose=False)
+    model = model.float().eval().requires_grad_(False)
+    with torch.no_grad():  # not inference_mode: tensors it caches would be unusable for LayerCAM's backward
+        model(torch.zeros(1, 3, warmup_imgsz, warmup_imgsz))
+    return model
+
+
+def require_detection(model: torch.nn.Module, label: str) -> None:
+    """Only plain detection heads: segment, pose, OBB and end-to-end heads decode differently."""
+    from ultralytics.nn.modules.head import Detect
+
+    from components.modeling.yolov5_classic import AnchorDetect
+    from components.modeling.yolox import YOLOXModel
+
+    if isinstance(model, YOLOXModel):
+        return
+    head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
+    if type(head) not in (Detect, AnchorDetect):
+        kind = type(head).__name__ if head is not None else type(model).__name__
+        raise CheckpointError(f"{label}: not a YOLO detection model (its head is {kind}); "
+                              "Attention Lens compares detectors with a Detect head.")
+
+
+class ModelStore:
+    """Thread-safe cache of loaded models: the shipped ones by name, uploads by content hash."""
+
+    def __init__(self, entries: list[Entry], max_uploads: int = 8):
+        self.entries = {e.name: e for e in entries}
+        self._models: dict[str, torch.nn.Module] = {}
+        self._uploads: OrderedDict[str, torch.nn.Module] = OrderedDict()
+        self._upload_names: dict[str, str] = {}
+        self._max_uploads = max_uploads
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def baseline_name(self) -> str | None:
+        return next((e.name for e in self.entries.values() if not e.attention), None)
+
+    def get(self, name: str) -> torch.nn.Module:
+        with self._lock:
+            if name not in self._models:
+                if name not in self.entries:
+                    raise KeyError(f"unknown model {name!r}")
+                self._models[name] = prepare(load_model(self.entries[name].checkpoint))
+            return self._models[name]
+
+    def load_all(self) -> None:
+        for name in self.names:
+            self.get(name)
+
+    def upload(self, path: str | Path) -> tuple[str, torch.nn.Module]:
+        """(display name, model) for an uploaded detection checkpoint. Raises CheckpointError.
+
+        The file is read in a limited child process on the calling thread; only the build (a
+        fraction of a second) runs on the torch thread, so a slow or hostile file never holds
+        up other users' forwards. The name says what the file holds (see ``upload_name``).
+        """
+        from components.torch_thread import run_on_torch_thread
+
+        path = Path(path)
+        digest = file_digest(path)
+        with self._lock:
+            if digest in self._uploads:
+                self._uploads.move_to_end(digest)
+                return self._upload_names[digest], self._uploads[digest]
+        ckpt = load_checkpoint(path)
+        model = run_on_torch_thread(self._build_upload, ckpt, path.name)
+        with self._lock:
+            name = upload_name(model, path.stem, digest, taken=set(self._upload_names.values()) | set(self.entries))
+            self._uploads[digest] = model
+            self._upload_names[digest] = name
+            while len(self._uploads) > self._max_uploads:
+                old, _ = self._uploads.popitem(last=False)
+                self._upload_names.pop(old, None)
+        return name, model
+
+    @staticmethod
+    def _build_upload(ckpt: dict, label: str) -> torch.nn.Module:
+        model = model_from_checkpoint(ckpt, label)
+        require_detection(model, label)
+        return prepare(model)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def describe(model: torch.nn.Module) -> str:
+    """What a model holds: its base (named by the builder that rebuilt it) and its attention kinds."""
+    from components.attention import attention_modules
+
+    kinds = sorted({type(m).__name__ for _, _, m in attention_modules(model)})
+    return f"{getattr(model, 'base_name', 'yolo')}, {'+'.join(kinds) if kinds else 'no attention'}"
+
+
+def upload_name(model: torch.nn.Module, stem: str, digest: str, taken: set[str]) -> str:
+    """The run name from the file's train args, else its stem; a short hash only when that name is taken."""
+    import re
+
+    run = str(getattr(model, "train_args", {}).get("name") or "") or stem
+    run = re.sub(r"[^\w.\-+]+", "-", run).strip("-")[:40] or "upload"
+    what = describe(model)
+    name = f"{run} ({what})"
+    return name if name not in taken else f"{run} #{digest[:6]} ({what})"

@@ -1,0 +1,60 @@
+"""Chart objects: traces follow the selected runs; the Pareto front on a constructed case."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from components.analysis.charts import (
+    curves_figure,
+    label_positions,
+    pareto_figure,
+    pareto_front,
+    per_class_figure,
+    point_labels,
+)
+from components.experiments.runs import find_runs
+
+
+def test_pareto_front_on_a_constructed_case():
+    cost = [1.0, 2.0, 3.0, 2.5, 4.0, math.nan]
+    score = [0.40, 0.50, 0.45, 0.55, 0.55, 0.9]
+    # (2, .50) beats (3, .45); (2.5, .55) beats (4, .55); nan is ignored
+    assert pareto_front(cost, score) == [0, 1, 3]
+
+
+def test_pareto_figure_marks_the_front():
+    df = pd.DataFrame({"model": ["a", "b", "c"], "GFLOPs (thop)": [1.0, 2.0, 3.0],
+                       "test mAP50-95": [0.5, 0.4, 0.6], "test mAP50-95 std": [0.01, math.nan, 0.02]})
+    fig = pareto_figure(df, "GFLOPs (thop)")
+    front = [t for t in fig.data if t.name == "Pareto front"][0]
+    assert list(front.x) == [1.0, 3.0] and list(front.y) == [0.5, 0.6]
+
+
+def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
+    df = pd.DataFrame({"model": ["yolov8n baseline", "yolov8n + EMA @ neck_outputs"], "attention": ["none", "EMA"]})
+    assert point_labels(df) == ["baseline", "EMA"]
+    per_run = pd.DataFrame({"model": ["base-s0", "base-s1"], "attention": ["none", "none"]})
+    assert point_labels(per_run) == ["base-s0", "base-s1"]
+
+
+def test_clustered_points_get_labels_in_different_places():
+    # The shipped zoo's shape: four models within 0.002 GFLOPs and 0.01 mAP, one far away; the
+    # y axis spans the baseline's error bar (0.495 ± 0.028).
+    xs, ys = [2.048, 2.0485, 2.049, 2.050, 2.062], [0.495, 0.499, 0.492, 0.494, 0.522]
+    positions = label_positions(xs, ys, (0.467, 0.523))
+    assert len(set(positions[:4])) == 4 and positions[4] == "top center"
+    assert label_positions([1.0, 2.0], [0.1, 0.9]) == ["top center", "top center"]
+
+
+def test_curves_and_per_class_follow_the_selected_runs(tiny_weights):
+    runs = find_runs(tiny_weights)
+    chosen = runs[:2]
+    fig = curves_figure(chosen, "train/box_loss")
+    assert [t.name for t in fig.data] == [r.name for r in chosen]
+    for t, r in zip(fig.data, chosen):
+        assert list(t.y) == r.results["train/box_loss"].tolist()
+    bars = per_class_figure(chosen)
+    assert [t.name for t in bars.data] == [r.name for r in chosen]
+    per_class = chosen[0].summary["metrics"]["test"]["per_class"]
+    assert list(bars.data[0].x) == list(per_class)

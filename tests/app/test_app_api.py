@@ -1,0 +1,188 @@
+"""The served app: /compare through gradio_client, and bad input leaves it serving."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from app_server import serve
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_weights, bccd_test_images, tmp_path_factory):
+    examples = tmp_path_factory.mktemp("examples")
+    for p in bccd_test_images[:2]:
+        (examples / p.name).symlink_to(p)
+    with serve(tiny_weights, "--examples", str(examples)) as url:
+        yield url
+
+
+def call_compare(client, image, models, uploads=(), conf=0.001):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(image)), models, [handle_file(str(u)) for u in uploads], conf, 0.7, 320,
+                          "baseline", api_name="/compare")
+
+
+def test_compare_endpoint_returns_images_and_detections_in_original_pixels(served_app, bccd_test_images):
+    from gradio_client import Client
+    from PIL import Image
+
+    client = Client(served_app, verbose=False)
+    out = call_compare(client, bccd_test_images[0], ["baseline", "ema", "coordatt"])
+    gallery, table, detections = out[0], out[1], out[2]
+    assert len(gallery) == 3
+    w, h = Image.open(bccd_test_images[0]).size
+    for item in gallery:
+        assert Image.open(item["image"]).size == (w, h)
+        assert Image.open(item["image"]).format == "JPEG"  # DISPLAY_FORMAT: fast to encode
+    if isinstance(detections, str):
+        detections = json.loads(detections)
+    assert detections["image_size"] == [h, w]
+    rows = detections["detections"]
+    assert rows and {r["model"] for r in rows} == {"baseline", "ema", "coordatt"}
+    for r in rows:
+        x1, y1, x2, y2 = r["box"]
+        assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
+        assert r["class"] in {"Platelets", "RBC", "WBC"}
+    assert [row[0] for row in table["data"]] == ["baseline", "ema", "coordatt"]
+
+
+def test_bad_inputs_get_messages_and_the_app_keeps_serving(served_app, bccd_test_images, tmp_path):
+    from gradio_client import Client
+
+    client = Client(served_app, verbose=False)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"definitely not a jpeg")
+    evil = tmp_path / "evil.pt"
+    import torch
+
+    class Boom:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"model": Boom()}, evil)
+    for image, models, uploads, pattern in ((junk, ["baseline", "ema"], (), "not an image"),
+                                            (bccd_test_images[0], ["baseline"], (), "at least 2"),
+                                            (bccd_test_images[0], ["baseline"], (evil,), "refused")):
+        with pytest.raises(Exception, match=pattern):
+            call_compare(client, image, models, uploads)
+    assert not (tmp_path / "pwned").exists()
+    out = call_compare(client, bccd_test_images[1], ["baseline", "ema"])
+    assert len(out[0]) == 2
+
+
+def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    notice, table, gallery, plot, summary = client.predict(
+        handle_file(str(bccd_test_images[0])), ["baseline", "ema"], "jet", 0.5, 0.25, 320, api_name="/attention")
+    # The download files are the chained step's, from this session's stored inspection.
+    downloads = client.predict("jet", 0.5, api_name="/attention_downloads")
+    assert "baseline" in notice and "No attention layers" in notice
+    if isinstance(summary, str):
+        summary = json.loads(summary)
+    assert [lm["layer"] for lm in summary["ema"]] == [16, 20, 24]
+    first = summary["ema"][0]  # P3 on a 640x480 image at 320: a 256x320 input, stride 8
+    assert first["stride"] == 8 and first["maps"]["spatial_groups"]["shape"][1:] == [32, 40]
+    assert len(gallery) >= 6 and {Path(d).suffix for d in downloads} == {".zip", ".npz"}
+    assert [row[0] for row in table["data"]].count("ema") == 3
+
+
+def test_metrics_endpoint_returns_the_table(served_app, tiny_weights):
+    from gradio_client import Client
+
+    client = Client(served_app, verbose=False)
+    out = client.predict(False, None, [], "metrics/mAP50-95(B)", api_name="/metrics")
+    table = out[0]
+    models = [row[0] for row in table["data"]]
+    assert len(models) == 3 and any("baseline" in m for m in models)
+    headers = table["headers"]
+    assert "test mAP50-95" in headers and "flag" in headers and "GFLOPs (torch)" in headers
+    summary = json.loads((tiny_weights / "baseline" / "summary.json").read_text())
+    row = next(r for r in table["data"] if "baseline" in r[0])
+    assert row[headers.index("test mAP50")] == f"{summary['metrics']['test']['mAP50']:.3f}"
+
+
+def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_weights):
+    from app import create_app
+
+    demo, _ = create_app(str(tiny_weights), [])
+    by_fn = {}
+    for fn in demo.fns.values():
+        by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
+    for heavy in ("on_compare", "on_adjust", "on_run"):
+        assert by_fn[heavy] == {("inference", 1)}, heavy
+    for light in ("rerender_attention", "slider_pair", "on_load"):
+        assert all(cid != "inference" for cid, _ in by_fn[light]), light
+
+
+def raw_call(url: str, api: str, data: list) -> str:
+    """One call through gradio's HTTP API with a hand-written payload (what a prober sends)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{url}/gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        event = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{url}/gradio_api/call/{api}/{event}", timeout=120) as r:
+        return r.read().decode()
+
+
+def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(served_app, tiny_weights):
+    from components.app.handlers import NOT_AN_UPLOAD
+
+    weights = str(next(tiny_weights.rglob("*.pt")))
+    paths = ("/etc/hostname", "/no/such/file.png", weights, "/tmp/gradio/../../etc/hostname")
+    # gradio refuses payloads tagged as its FileData itself; untagged ones reach the handler
+    for tagged in (True, False):
+        answers = set()
+        for path in paths:
+            image = {"path": path, **({"meta": {"_type": "gradio.FileData"}} if tagged else {})}
+            answer = raw_call(served_app, "compare", [image, ["baseline", "ema"], [], 0.25, 0.7, 320, None])
+            assert "event: error" in answer and "event: complete" not in answer
+            assert tagged or NOT_AN_UPLOAD in answer
+            answers.add(answer.replace(path, "PATH").replace(os.path.normpath(path), "PATH"))
+        assert len(answers) == 1  # existence is not told
+    # a checkpoint "upload" naming a server file: gradio's validation or ours refuses it, never a load
+    answer = raw_call(served_app, "compare", [{"path": "/etc/hostname"}, ["baseline"], [{"path": weights}], 0.25,
+                                              0.7, 320, None])
+    assert "event: error" in answer and "event: complete" not in answer
+    for payload in ({"path": "/etc/passwd"}, {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}):
+        answer = raw_call(served_app, "metrics", [False, payload, [], None])
+        assert "event: error" in answer and "root:" not in answer
+
+
+def test_the_api_reads_like_documented_functions(tiny_weights):
+    """What gradio_client's view_api shows: named parameters, defaults for all but the image, named outputs."""
+    from app import create_app
+
+    demo, _ = create_app(str(tiny_weights), [])
+    info = demo.get_api_info()["named_endpoints"]
+    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/metrics"}
+    assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
+        "image", "models", "checkpoints", "confidence", "iou", "image_size", "reference"]
+    assert [p["parameter_name"] for p in info["/attention"]["parameters"]] == [
+        "image", "models", "colormap", "opacity", "confidence", "image_size", "checkpoints"]
+    for name, endpoint in info.items():
+        for p in endpoint["parameters"]:
+            assert p["parameter_name"] == "image" or p["parameter_has_default"], (name, p["parameter_name"])
+        for r in endpoint["returns"]:
+            assert r["label"] and not r["label"].startswith("value_"), (name, r)
+    assert [r["component"] for r in info["/compare"]["returns"]] == ["Gallery", "Dataframe", "Json"]  # no slider
+
+
+def test_a_plain_call_needs_only_the_image(served_app, bccd_test_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    gallery, table, detections = client.predict(image=handle_file(str(bccd_test_images[0])),
+                                                models=["baseline", "ema"], api_name="/compare")
+    assert len(gallery) == 2 and [row[0] for row in table["data"]] == ["baseline", "ema"]
+    client.predict(image=handle_file(str(bccd_test_images[0])), models=["ema"], api_name="/attention")
+    files = client.predict(api_name="/attention_downloads")
+    assert {Path(f).suffix for f in files} == {".zip", ".npz"}

@@ -1,0 +1,181 @@
+"""The metrics table: numbers equal the files; seeds, Δ and noise flags computed right."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from run_dirs import write_run
+
+from components.experiments.metrics import (
+    collect_runs,
+    display_table,
+    metrics_table,
+    published_table,
+)
+
+
+def fake_run(root, name, attention, test_map, seed=0, val_map=0.5):
+    d = root / name
+    d.mkdir(parents=True)
+    summary = {"seed": seed, "params": 3_000_000, "variant": {"base": "yolov8n", "attention": attention,
+                                                              "placement": "neck_outputs" if attention else None},
+               "gflops": {"at_imgsz": {"thop": 2.0, "torch": 2.1}},
+               "latency_cpu": {"at_imgsz": {"median_ms": 20.0}},
+               "metrics": {"val": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": val_map},
+                           "test": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": test_map}}}
+    (d / "summary.json").write_text(json.dumps(summary))
+    (d / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n1,0.1\n2,0.2\n")
+    return d
+
+
+def test_real_runs_table_equals_the_files(tiny_weights):
+    runs, skipped = collect_runs([tiny_weights])
+    assert not skipped and len(runs) == 3
+    df = metrics_table(runs).set_index("attention")
+    for run in runs:
+        s = json.loads((run.path / "summary.json").read_text())
+        row = df.loc[s["variant"]["attention"] or "none"]
+        for split in ("val", "test"):
+            for m in ("P", "R", "mAP50", "mAP50-95"):
+                assert row[f"{split} {m}"] == s["metrics"][split][m]
+        assert row["params"] == s["params"] and row["GFLOPs (torch)"] == s["gflops"]["at_imgsz"]["torch"]
+        assert row["seeds"] == 1 and (row["flag"] == "single run: noise unknown" or row.name == "none")
+
+
+def test_seeds_mean_std_delta_and_noise_flags(tmp_path):
+    base = [0.50, 0.52, 0.48]
+    for i, v in enumerate(base):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema-s0", "EMA", 0.51)  # inside 2 sigma
+    fake_run(tmp_path, "se-s0", "SE", 0.60)  # far outside, single run
+    for i, v in enumerate([0.44, 0.45]):
+        fake_run(tmp_path, f"eca-s{i}", "ECA", v, seed=i)
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    sd = statistics.stdev(base)
+    assert df.loc["none", "test mAP50-95"] == pytest.approx(0.50)
+    assert df.loc["none", "test mAP50-95 std"] == pytest.approx(sd)
+    assert df.loc["ECA", "test mAP50-95"] == pytest.approx(0.445)
+    assert df.loc["ECA", "test mAP50-95 std"] == pytest.approx(statistics.stdev([0.44, 0.45]))
+    assert df.loc["EMA", "Δ test mAP50-95"] == pytest.approx(0.01) and df.loc["EMA", "flag"] == "within noise"
+    assert df.loc["SE", "flag"] == "beyond noise (single run)" and math.isnan(df.loc["SE", "test mAP50-95 std"])
+    assert df.loc["ECA", "flag"] == "beyond noise" and df.loc["ECA", "Δ test mAP50-95"] == pytest.approx(-0.055)
+    shown = display_table(metrics_table(collect_runs([tmp_path])[0])).set_index("attention")
+    assert shown.loc["none", "test mAP50-95"] == f"0.500 ± {sd:.3f}" and shown.loc["SE", "test mAP50-95"] == "0.600"
+
+
+def test_single_seed_baseline_means_noise_unknown(tmp_path):
+    fake_run(tmp_path, "base", None, 0.5)
+    fake_run(tmp_path, "ema", "EMA", 0.9)
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    assert df.loc["EMA", "flag"] == "single run: noise unknown"
+
+
+def test_malformed_runs_are_skipped_with_reasons(tmp_path):
+    fake_run(tmp_path, "good", None, 0.5)
+    write_run(tmp_path, "empty", {"results.csv": ""})
+    write_run(tmp_path, "nosummary", {"results.csv": "epoch,x\n1,2\n"})
+    write_run(tmp_path, "padded", {"results.csv": "       epoch,   metrics/mAP50(B)\n1,0.3\n"})
+    write_run(tmp_path, "badcell", {"results.csv": "epoch,metrics/mAP50(B)\n1,n/a?\n",
+                                    "summary.json": '{"metrics": {}}'})
+    runs, skipped = collect_runs([tmp_path])
+    assert [r.name for r in runs] == ["good"]
+    reasons = {p.split("/")[-1]: why for p, why in skipped}
+    assert set(reasons) == {"empty", "nosummary", "padded", "badcell"}
+    assert "no summary.json" in reasons["nosummary"] and "no summary.json" in reasons["padded"]
+    assert "non-numeric" in reasons["badcell"]
+    assert "results.csv unreadable" in reasons["empty"]
+
+
+def zipped_run(run, path):
+    """A zip of a run directory, as a user would make it: the run's folder at the top."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for f in run.iterdir():
+            z.write(f, f"{run.name}/{f.name}")
+    return path
+
+
+def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
+    import tempfile
+
+    from components.app import handlers
+    from components.experiments import archives
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    calls = []
+    real = archives.extract_zip
+    monkeypatch.setattr(archives, "extract_zip", lambda *a: calls.append(a) or real(*a))
+    upload = zipped_run(fake_run(tmp_path / "src", "ema", "EMA", 0.5), tmp_path / "run.zip")
+    for column in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/mAP50(B)"):
+        curves, per_class = handlers.metrics_charts([], str(upload), ["ema"], column)
+        assert curves is not None and per_class is not None
+    assert len(calls) == 1 and len(list((tmp_path / "tmp").iterdir())) == 1
+
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(handlers.UserError, match="Run zip refused: not a zip file"):
+        handlers.metrics_charts([], str(broken), [], None)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1  # the failed extraction left nothing behind
+
+
+def test_published_numbers_stay_apart_and_cite_their_source():
+    pub = published_table()
+    assert (pub["source"].str.len() > 0).all()
+    ema = pub[(pub.attention == "EMA") & (pub.metric == "mAP50-95")].iloc[0]
+    assert (ema["baseline"], ema["with attention"]) == (37.2, 38.4)
+
+
+def test_metrics_tab_opens_on_the_map_curve_and_keeps_a_users_pick(tiny_weights):
+    from components.app.handlers import DEFAULT_CURVE, metrics_pickers, metrics_view
+
+    first = metrics_view([str(tiny_weights)], False, None, None, None)
+    _runs, column = metrics_pickers([str(tiny_weights)], None, None, None)
+    assert column["value"] == DEFAULT_CURVE and DEFAULT_CURVE in column["choices"]
+    curves = first[5]
+    assert curves.layout.yaxis.title.text == DEFAULT_CURVE
+    assert [t.name for t in curves.data] and all(t.y is not None for t in curves.data)
+    other = next(c for c in column["choices"] if c != DEFAULT_CURVE)
+    assert metrics_pickers([str(tiny_weights)], None, None, other)[1]["value"] == other
+    assert metrics_view([str(tiny_weights)], False, None, None, other)[5].layout.yaxis.title.text == other
+
+
+def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path):
+    """Each of these took the whole tab down once; now each is listed as skipped, with its reason."""
+    from pathlib import Path
+
+    from components.app.handlers import metrics_view
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    deep = '{"a": ' * 100_000 + "1" + "}" * 100_000
+    cases = {"list": ("[1, 2]", "not an object"), "digits": ('{"params": ' + "9" * 5000 + "}", "5000-digit"),
+             "deep": (deep, "nests too deeply"), "variant": ('{"variant": [1], "metrics": {}}', "'variant' is a list"),
+             "types": ('{"metrics": {"test": {"per_class": [1]}}}', "per_class"),
+             "<img src=x onerror=alert(1)>": ('{"metrics": 1}', "'metrics' is a int")}
+    for name, (text, _) in cases.items():
+        write_run(bad, name, {"results.csv": "epoch,x\n1,2\n", "summary.json": text})
+    latin = write_run(bad, "latin", {"results.csv": "epoch,x\n1,2\n"})
+    (latin / "summary.json").write_bytes('{"note": "caf\xe9"}'.encode("latin-1"))
+    cases["latin"] = (None, "not UTF-8")
+    long_csv = write_run(bad, "long", {"summary.json": json.dumps({"metrics": {"test": {"mAP50-95": 0.1}}})})
+    (long_csv / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n" + "".join(f"{i},0.1\n" for i in range(20_000)))
+
+    runs, skipped = collect_runs([Path("weights"), bad])
+    reasons = dict(skipped)
+    for name, (_, why) in cases.items():
+        assert why in reasons[name], name
+    shipped = {p.name for p in Path("weights").iterdir() if (p / "summary.json").is_file()}
+    assert shipped | {"long"} == {r.name for r in runs}
+    assert len(next(r for r in runs if r.name == "long").results) == 5000  # capped rows
+    assert all(str(tmp_path) not in f"{p} {why}" for p, why in skipped)
+
+    table, _csv, notes, *_rest, curves, _per_class = metrics_view(["weights", str(bad)], False, None, ["long"],
+                                                                   "metrics/mAP50-95(B)")
+    assert len(table) >= len(shipped) - 2  # the shipped variants (seeds pooled) are all there
+    assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
+    assert str(tmp_path) not in notes
+    assert len(curves.data[0].x) <= 1000  # the chart gets a thinned curve, not 5000 points
