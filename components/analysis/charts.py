@@ -6,6 +6,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from components.experiments.metrics import NOISE_SIGMAS
 from components.experiments.runs import Run
 
 
@@ -49,27 +50,54 @@ def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, flo
     return out
 
 
-def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95") -> go.Figure:
+def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
+                  sigmas: float = NOISE_SIGMAS) -> go.Figure:
+    """Score against cost, one trace and one Pareto front per data set and setting (never mixed).
+
+    Error bars are ±1 standard deviation over seeds. The shaded band around each baseline is
+    the noise band the table's flag uses: its mean ± ``sigmas`` seed standard deviations."""
     fig = go.Figure()
     if df.empty:
         return fig
-    cost, score = df[cost_column].tolist(), df[score_column].tolist()
-    std = df.get(f"{score_column} std")
-    bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
-    finite = [(v - b, v + b) for v, b in zip(score, bars) if v == v]
-    extent = (min(lo for lo, _ in finite), max(hi for _, hi in finite)) if finite else None
-    fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=point_labels(df),
-                             textposition=label_positions(cost, score, extent), customdata=df["model"],
-                             hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
-                             name="variants", marker=dict(size=10),
-                             error_y=dict(type="data", array=bars) if std is not None else None))
-    front = pareto_front(cost, score)
-    fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
-                             name="Pareto front", line=dict(dash="dash"),
-                             marker=dict(symbol="star", size=14)))
+    keys = ["data set", "setting"] if {"data set", "setting"} <= set(df.columns) else []
+    groups = list(df.groupby(keys, sort=False)) if keys else [((), df)]
+    for key, part in groups:
+        suffix = f" · {' · '.join(str(k) for k in key)}" if len(groups) > 1 else ""
+        cost, score = part[cost_column].tolist(), part[score_column].tolist()
+        std = part.get(f"{score_column} std")
+        bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
+        finite = [(v - b, v + b) for v, b in zip(score, bars) if v == v]
+        extent = (min(lo for lo, _ in finite), max(hi for _, hi in finite)) if finite else None
+        fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=point_labels(part),
+                                 textposition=label_positions(cost, score, extent), customdata=part["model"],
+                                 hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
+                                 name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10),
+                                 error_y=dict(type="data", array=bars) if std is not None else None))
+        front = pareto_front(cost, score)
+        fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
+                                 name="Pareto front" + suffix, line=dict(dash="dash"),
+                                 marker=dict(symbol="star", size=14)))
+        for lo, hi, base in noise_bands(part, sigmas):
+            fig.add_hrect(y0=lo, y1=hi, fillcolor="grey", opacity=0.15, line_width=0,
+                          annotation_text=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band){suffix}",
+                          annotation_position="top left", annotation_font_size=11)
     fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=420,
                       margin=dict(t=30, b=40, l=50, r=10), legend=dict(orientation="h"))
     return fig
+
+
+def noise_bands(df, sigmas: float) -> list[tuple[float, float, str]]:
+    """(low, high, base) for each baseline row with a seed spread: mean ± sigmas x std."""
+    if "baseline std" not in df.columns or "attention" not in df.columns:
+        return []
+    out, seen = [], set()
+    for _, row in df[df["attention"] == "none"].iterrows():
+        mean, std = row["baseline mean"], row["baseline std"]
+        if math.isnan(std) or row.get("base") in seen:
+            continue
+        seen.add(row.get("base"))
+        out.append((mean - sigmas * std, mean + sigmas * std, str(row.get("base", ""))))
+    return out
 
 
 #: Points per curve sent to the browser; longer curves are thinned evenly (the last point kept).

@@ -8,8 +8,11 @@ from components.experiments.metrics import published_table
 
 
 def build_metrics_tab(demo, sources: list[str]) -> None:
-    gr.Markdown("Measured on this project's runs. **Δ** is against the baseline's mean on the test split; "
-                "**within noise** means |Δ| is under twice the baseline's seed-to-seed standard deviation.")
+    gr.Markdown("Measured runs, grouped by **data set** (the fingerprint of its split files), image size and "
+                "epochs, and never pooled across them. **Δ** is against the mean test mAP50-95 of the baseline of "
+                "the same base in the same group; **within noise** means |Δ| is under twice that baseline's "
+                "seed-to-seed standard deviation (the grey band on the charts). A seed given twice is counted "
+                "once. Runs without summary.json show their best validation epoch and are not compared.")
     with gr.Row():
         per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
         upload = gr.File(label="Add a run (zip of a run directory)", file_types=[".zip"])

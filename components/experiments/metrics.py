@@ -1,8 +1,12 @@
 """The Metrics tab's table: stored runs grouped by variant, seeds aggregated, compared honestly.
 
-Every number comes from a run's summary.json (written by train/evaluate). A variant with
-several seeds shows mean ± std; the difference to the baseline is flagged against the
-baseline's own seed-to-seed noise.
+Numbers come from a run's summary.json (written by train/evaluate); a plain ultralytics run
+without one shows what it has (val metrics from results.csv, params and GFLOPs from its
+best.pt) and is not compared. Runs are grouped by data set (the split fingerprint summaries
+store), image size and epochs, and never pooled across them: a variant is compared only with
+the baseline of the same base in the same group. A variant with several seeds shows mean ± std;
+a seed given twice is counted once and flagged. Δ is flagged against the baseline's own
+seed-to-seed noise (NOISE_SIGMAS standard deviations).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.experiments.runs import Run, find_runs
+from components.experiments.runs import Run, find_runs, plain_metrics
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0
@@ -44,7 +48,8 @@ def collect_runs(sources: list[str | Path]) -> tuple[list[Run], list[tuple[str, 
     """Usable runs from every source folder, and (run name, reason) for each one skipped.
 
     Names are relative to their source folder (no server paths). A run whose summary reads but
-    cannot be tabulated is skipped too, with the reason: one bad run never hides the others."""
+    cannot be tabulated is skipped too, with the reason: one bad run never hides the others.
+    A plain ultralytics run (results.csv with validation metrics, no summary.json) is usable."""
     usable, skipped, seen = [], [], set()
     for src in sources:
         for run in find_runs(src):
@@ -53,7 +58,7 @@ def collect_runs(sources: list[str | Path]) -> tuple[list[Run], list[tuple[str, 
                 continue
             seen.add(key)
             label = run_label(run, src)
-            if not run.usable:
+            if not (run.usable or plain_metrics(run)):
                 skipped.append((label, "; ".join(run.problems) or "no metrics in summary.json"))
                 continue
             try:
@@ -73,16 +78,48 @@ def run_label(run: Run, source: str | Path) -> str:
 
 
 def variant_key(run: Run) -> tuple:
+    """(base, attention, placement); a run without a summary is its own variant, named by its model."""
+    if not run.usable:
+        return (str(run.args.get("model") or run.name), "?", None)
     v = run.summary.get("variant") or {}
     return (v.get("base") or "?", v.get("attention"), v.get("placement") if v.get("attention") else None)
 
 
 def variant_name(key: tuple) -> str:
     base, attention, placement = key
+    if attention == "?":
+        return f"{base} (no summary.json)"
     return f"{base} baseline" if not attention else f"{base} + {attention} @ {placement}"
 
 
+def dataset_of(run: Run) -> tuple[str, str]:
+    """(key, label) of the data set a run was measured on. Summaries store a fingerprint of the
+    split files; a plain run has only the name of its data YAML, which never matches a fingerprint."""
+    d = run.summary.get("dataset") if run.usable else None
+    if isinstance(d, dict) and d.get("fingerprint"):
+        fp = str(d["fingerprint"])[:16]
+        return f"fp:{fp}", f"{str(d.get('name') or 'data')[:40]} · {fp[:8]}"
+    data = str(run.args.get("data") or "?")
+    return f"args:{data}", f"{Path(data).stem[:40] or '?'} (no fingerprint)"
+
+
+def setting_of(run: Run) -> tuple:
+    """(imgsz, epochs): runs trained or measured differently are not pooled or compared."""
+    s = run.summary if run.usable else {}
+    train = s.get("train") if isinstance(s.get("train"), dict) else {}
+    imgsz = s.get("imgsz", run.args.get("imgsz"))
+    epochs = train.get("epochs", run.args.get("epochs"))
+    return (imgsz if isinstance(imgsz, (int, float)) else None, epochs if isinstance(epochs, (int, float)) else None)
+
+
+def _seed(run: Run):
+    s = run.summary.get("seed") if run.usable else run.args.get("seed")
+    return s if isinstance(s, (int, float)) and not isinstance(s, bool) else None
+
+
 def _metric(run: Run, split: str, name: str) -> float:
+    if not run.usable:
+        return plain_metrics(run).get(name, math.nan) if split == "val" else math.nan
     try:
         return float(run.summary["metrics"][split][name])
     except (KeyError, TypeError, ValueError):
@@ -96,48 +133,104 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan
 
 
+def _unique_seeds(members: list[Run]) -> tuple[list[Run], list[str]]:
+    """The runs counted (the first of each seed, by folder name), and a note per repeated seed."""
+    kept, notes, by_seed = [], [], {}
+    for run in sorted(members, key=lambda r: str(r.path)):
+        seed = _seed(run)
+        if seed is not None and seed in by_seed:
+            notes.append(f"seed {seed} given twice ({by_seed[seed].name}, {run.name}): counted once")
+            continue
+        if seed is not None:
+            by_seed[seed] = run
+        kept.append(run)
+    return kept, notes
+
+
 def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
-    """One row per variant (seeds aggregated) or per run, with Δ vs the baseline and a noise flag."""
+    """One row per variant (seeds aggregated) or per run, with Δ vs the baseline and a noise flag.
+
+    Rows are grouped by (data set, image size, epochs, variant); each variant is compared with
+    the baseline of its own base in its own group, never with another data set's."""
     groups: dict[tuple, list[Run]] = {}
+    labels: dict[str, str] = {}
     for run in runs:
-        key = variant_key(run) + ((run.path.name,) if per_run else ())
+        ds_key, labels_ds = dataset_of(run)
+        labels[ds_key] = labels_ds
+        key = (ds_key, setting_of(run)) + variant_key(run)
         groups.setdefault(key, []).append(run)
-    base_runs = [r for r in runs if variant_key(r)[1] is None]
-    base_mean, base_std = _mean_std([_metric(r, "test", "mAP50-95") for r in base_runs])
+    baselines = {}
+    for key, members in groups.items():
+        if key[3] is None:  # attention None: a baseline
+            kept, _ = _unique_seeds(members)
+            baselines[key[:3]] = kept
     rows = []
     for key, members in groups.items():
-        base, attention, placement = key[:3]
-        row = {"model": variant_name(key[:3]) if not per_run else key[3], "base": base,
-               "attention": attention or "none", "placement": placement or "", "seeds": len(members),
-               "params": _mean_std([float(r.summary.get("params", math.nan)) for r in members])[0]}
-        for counter in ("thop", "torch"):
-            row[f"GFLOPs ({counter})"] = _mean_std([_gflops(r, counter) for r in members])[0]
-        row["CPU ms (imgsz)"] = _mean_std([_latency(r) for r in members])[0]
-        for split in ("val", "test"):
-            for m in METRICS:
-                mean, std = _mean_std([_metric(r, split, m) for r in members])
-                row[f"{split} {m}"] = mean
-                row[f"{split} {m} std"] = std
-        mean = row["test mAP50-95"]
-        row["Δ test mAP50-95"] = mean - base_mean if attention else 0.0
-        row["flag"] = noise_flag(row["Δ test mAP50-95"], base_std, len(base_runs), len(members), bool(attention))
-        rows.append(row)
+        ds_key, setting, base, attention, placement = key
+        kept, dup_notes = _unique_seeds(members)
+        base_runs = baselines.get(key[:3], [])
+        base_mean, base_std = _mean_std([_metric(r, "test", "mAP50-95") for r in base_runs])
+        for part in ([[r] for r in kept] if per_run else [kept]):
+            row = {"model": part[0].name if per_run else variant_name(key[2:]), "data set": labels[ds_key],
+                   "setting": _setting_label(setting), "base": base, "attention": attention or "none",
+                   "placement": placement or "", "seeds": len(part),
+                   "params": _mean_std([_params(r) for r in part])[0]}
+            for counter in ("thop", "torch"):
+                row[f"GFLOPs ({counter})"] = _mean_std([_gflops(r, counter) for r in part])[0]
+            row["CPU ms (imgsz)"] = _mean_std([_latency(r) for r in part])[0]
+            for split in ("val", "test"):
+                for m in METRICS:
+                    mean, std = _mean_std([_metric(r, split, m) for r in part])
+                    row[f"{split} {m}"] = mean
+                    row[f"{split} {m} std"] = std
+            row["baseline mean"], row["baseline std"] = base_mean, base_std
+            compared = attention not in (None, "?")
+            row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if compared else \
+                (0.0 if attention is None else math.nan)
+            row["flag"] = "; ".join([noise_flag(row["Δ test mAP50-95"], base_std, len(base_runs), len(part),
+                                                attention)] + dup_notes)
+            rows.append(row)
     df = pd.DataFrame(rows)
-    return df.sort_values(["attention", "placement"], key=lambda s: s.map(lambda v: (v != "none", v))) \
-        .reset_index(drop=True) if len(df) else df
+    if not len(df):
+        return df
+    order = df["attention"].map(lambda v: (v == "?", v != "none", v))
+    return df.assign(_o=order).sort_values(["data set", "setting", "base", "_o", "placement", "model"]) \
+        .drop(columns="_o").reset_index(drop=True)
 
 
-def noise_flag(delta: float, base_std: float, n_base: int, n_variant: int, is_variant: bool) -> str:
-    if not is_variant:
+def _setting_label(setting: tuple) -> str:
+    imgsz, epochs = setting
+    return ", ".join(p for p in (f"{imgsz:g} px" if imgsz else "", f"{epochs:g} ep" if epochs else "") if p) or "?"
+
+
+def noise_flag(delta: float, base_std: float, n_base: int, n_variant: int, attention: str | None) -> str:
+    if attention is None:
         return f"baseline ({n_base} seed{'s' if n_base != 1 else ''})"
+    if attention == "?":
+        return "no summary.json: val metrics from results.csv, not compared"
+    if n_base == 0:
+        return "no baseline on this data set and setting"
     if n_base < 2 or math.isnan(base_std):
-        return "single run: noise unknown"
+        return "single baseline run: noise unknown"
+    if math.isnan(delta):
+        return "no test mAP50-95"
     if abs(delta) < NOISE_SIGMAS * base_std:
         return "within noise"
     return "beyond noise" + (" (single run)" if n_variant < 2 else "")
 
 
+def _params(run: Run) -> float:
+    if not run.usable:
+        return float(plain_metrics(run).get("params", math.nan))
+    try:
+        return float(run.summary.get("params", math.nan))
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _gflops(run: Run, counter: str) -> float:
+    if not run.usable:
+        return float(plain_metrics(run).get(f"GFLOPs ({counter})", math.nan))
     try:
         return float(run.summary["gflops"]["at_imgsz"][counter])
     except (KeyError, TypeError, ValueError):
@@ -151,18 +244,24 @@ def _latency(run: Run) -> float:
         return math.nan
 
 
+#: The verdict next to the name: what a reader looks for first.
+LEAD_COLUMNS = ("model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "seeds")
+
+
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The table as shown: mean ± std strings where there are seeds, rounded numbers."""
+    """The table as shown: the verdict first, mean ± std strings where there are seeds, rounded numbers."""
     if df.empty:
         return df
-    out = pd.DataFrame({c: df[c] for c in ("model", "attention", "placement", "seeds")})
+    out = pd.DataFrame({c: df[c] for c in ("model", "data set", "seeds", "setting", "attention", "placement")})
     out["params (M)"] = (df["params"] / 1e6).round(3)
     for c in ("GFLOPs (thop)", "GFLOPs (torch)", "CPU ms (imgsz)"):
         out[c] = df[c].round(3)
     for split in ("val", "test"):
         for m in METRICS:
             mean, std = df[f"{split} {m}"], df[f"{split} {m} std"]
-            out[f"{split} {m}"] = [f"{a:.3f}" + (f" ± {s:.3f}" if not math.isnan(s) else "") for a, s in zip(mean, std)]
-    out["Δ test mAP50-95"] = df["Δ test mAP50-95"].map(lambda v: f"{v:+.3f}")
+            out[f"{split} {m}"] = [("—" if math.isnan(a) else f"{a:.3f}") + (f" ± {s:.3f}" if not math.isnan(s) else "")
+                                   for a, s in zip(mean, std)]
+    out["Δ test mAP50-95"] = df["Δ test mAP50-95"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}")
     out["flag"] = df["flag"]
-    return out
+    rest = [c for c in out.columns if c not in LEAD_COLUMNS]
+    return out[list(LEAD_COLUMNS) + rest]

@@ -145,6 +145,52 @@ def load_run(path: str | Path) -> Run:
     return run
 
 
+#: results.csv columns of ultralytics' detection trainer -> this table's metric names.
+RESULTS_COLUMNS = {"P": "metrics/precision(B)", "R": "metrics/recall(B)", "mAP50": "metrics/mAP50(B)",
+                   "mAP50-95": "metrics/mAP50-95(B)"}
+#: A plain run's best.pt is rebuilt (in the checkpoint reader's sandbox) for params and GFLOPs
+#: only when it is at most this large; bigger files keep those columns empty.
+MAX_COSTED_CHECKPOINT = 64 * 2**20
+_PLAIN: dict[tuple, dict] = {}
+
+
+def plain_metrics(run: Run) -> dict:
+    """What a plain ultralytics run (no summary.json) shows: the validation metrics of its best
+    epoch (ultralytics' fitness, 0.1 mAP50 + 0.9 mAP50-95, as best.pt is chosen), and params and
+    GFLOPs of its weights/best.pt. Empty when results.csv lacks the metric columns."""
+    df = run.results
+    if run.usable or df is None or not all(c in df.columns for c in RESULTS_COLUMNS.values()):
+        return {}
+    best = df.iloc[int((0.1 * df[RESULTS_COLUMNS["mAP50"]] + 0.9 * df[RESULTS_COLUMNS["mAP50-95"]]).fillna(-1).argmax())]
+    out = {name: float(best[col]) for name, col in RESULTS_COLUMNS.items()}
+    out.update(_checkpoint_costs(run.path / "weights" / "best.pt", run.args.get("imgsz")))
+    return out
+
+
+def _checkpoint_costs(path: Path, imgsz) -> dict:
+    """params and GFLOPs of a checkpoint, computed once per file version; {} if it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
+    imgsz = int(imgsz) if isinstance(imgsz, int) and 32 <= imgsz <= 1280 else 640
+    key = (str(path), st.st_size, st.st_mtime_ns, imgsz)
+    if key not in _PLAIN:
+        _PLAIN[key] = {}
+        if st.st_size <= MAX_COSTED_CHECKPOINT:
+            from components.experiments.flops import gflops
+            from components.modeling.checkpoints import CheckpointError, load_model
+
+            try:
+                model = load_model(path)
+                g = gflops(model, imgsz)
+                _PLAIN[key] = {"params": float(sum(p.numel() for p in model.parameters())),
+                               "GFLOPs (thop)": g["thop"], "GFLOPs (torch)": g["torch"]}
+            except (CheckpointError, ValueError, RuntimeError, OSError):
+                pass
+    return _PLAIN[key]
+
+
 def find_runs(root: str | Path) -> list[Run]:
     """Every run directory under ``root`` (a folder holding results.csv or summary.json)."""
     root = Path(root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from components.analysis.charts import (
     curves_figure,
@@ -29,6 +30,27 @@ def test_pareto_figure_marks_the_front():
     fig = pareto_figure(df, "GFLOPs (thop)")
     front = [t for t in fig.data if t.name == "Pareto front"][0]
     assert list(front.x) == [1.0, 3.0] and list(front.y) == [0.5, 0.6]
+
+
+def test_the_noise_band_is_the_flags_band_and_data_sets_get_their_own_fronts(tmp_path):
+    from run_dirs import fake_run
+
+    from components.experiments.metrics import collect_runs, metrics_table
+
+    for i, v in enumerate([0.50, 0.52, 0.48]):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema", "EMA", 0.51)
+    fake_run(tmp_path, "other", None, 0.9, dataset="kangaroos")
+    fake_run(tmp_path, "other-ema", "EMA", 0.2, dataset="kangaroos")
+    fig = pareto_figure(metrics_table(collect_runs([tmp_path])[0]), "GFLOPs (thop)")
+    bands = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(bands) == 1  # only the baseline with seeds has a spread
+    assert (bands[0].y0, bands[0].y1) == pytest.approx((0.50 - 2 * 0.02, 0.50 + 2 * 0.02))
+    assert "± 2σ" in fig.layout.annotations[0].text and "flag" in fig.layout.annotations[0].text
+    fronts = [t for t in fig.data if t.name.startswith("Pareto front")]
+    assert len(fronts) == 2 and any("kangaroos" in t.name for t in fronts)
+    # Equal costs: within each data set the better score alone is on the front.
+    assert sorted(y for t in fronts for y in t.y) == [0.51, 0.9]
 
 
 def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():

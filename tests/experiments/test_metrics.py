@@ -6,7 +6,7 @@ import math
 import statistics
 
 import pytest
-from run_dirs import write_run
+from run_dirs import fake_run, write_run
 
 from components.experiments.metrics import (
     collect_runs,
@@ -14,20 +14,6 @@ from components.experiments.metrics import (
     metrics_table,
     published_table,
 )
-
-
-def fake_run(root, name, attention, test_map, seed=0, val_map=0.5):
-    d = root / name
-    d.mkdir(parents=True)
-    summary = {"seed": seed, "params": 3_000_000, "variant": {"base": "yolov8n", "attention": attention,
-                                                              "placement": "neck_outputs" if attention else None},
-               "gflops": {"at_imgsz": {"thop": 2.0, "torch": 2.1}},
-               "latency_cpu": {"at_imgsz": {"median_ms": 20.0}},
-               "metrics": {"val": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": val_map},
-                           "test": {"P": 0.8, "R": 0.7, "mAP50": 0.8, "mAP50-95": test_map}}}
-    (d / "summary.json").write_text(json.dumps(summary))
-    (d / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n1,0.1\n2,0.2\n")
-    return d
 
 
 def test_real_runs_table_equals_the_files(tiny_weights):
@@ -41,7 +27,7 @@ def test_real_runs_table_equals_the_files(tiny_weights):
             for m in ("P", "R", "mAP50", "mAP50-95"):
                 assert row[f"{split} {m}"] == s["metrics"][split][m]
         assert row["params"] == s["params"] and row["GFLOPs (torch)"] == s["gflops"]["at_imgsz"]["torch"]
-        assert row["seeds"] == 1 and (row["flag"] == "single run: noise unknown" or row.name == "none")
+        assert row["seeds"] == 1 and (row["flag"] == "single baseline run: noise unknown" or row.name == "none")
 
 
 def test_seeds_mean_std_delta_and_noise_flags(tmp_path):
@@ -69,7 +55,7 @@ def test_single_seed_baseline_means_noise_unknown(tmp_path):
     fake_run(tmp_path, "base", None, 0.5)
     fake_run(tmp_path, "ema", "EMA", 0.9)
     df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
-    assert df.loc["EMA", "flag"] == "single run: noise unknown"
+    assert df.loc["EMA", "flag"] == "single baseline run: noise unknown"
 
 
 def test_malformed_runs_are_skipped_with_reasons(tmp_path):
@@ -179,3 +165,75 @@ def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path)
     assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
     assert str(tmp_path) not in notes
     assert len(curves.data[0].x) <= 1000  # the chart gets a thinned curve, not 5000 points
+
+
+def test_runs_of_another_data_set_are_never_pooled_or_compared_across(tmp_path):
+    """The reported case: an EMA run trained elsewhere was pooled into the shipped EMA variant,
+    and a second data set's baseline widened the noise band until every verdict read "within noise"."""
+    base = [0.50, 0.52, 0.48]
+    for i, v in enumerate(base):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema-s0", "EMA", 0.58)  # 0.08 above the mean: beyond 2 x 0.02
+    fake_run(tmp_path, "other-ema", "EMA", 0.05, dataset="kangaroos")
+    fake_run(tmp_path, "other-base-s0", None, 0.9, dataset="kangaroos")
+    fake_run(tmp_path, "other-base-s1", None, 0.1, seed=1, dataset="kangaroos")
+    df = metrics_table(collect_runs([tmp_path])[0])
+    assert len(df) == 4 and set(df["seeds"]) == {1, 2, 3}
+    ours = df[(df["data set"].str.startswith("bccd")) & (df["attention"] == "EMA")].iloc[0]
+    assert ours["test mAP50-95"] == pytest.approx(0.58) and ours["seeds"] == 1
+    assert ours["baseline std"] == pytest.approx(statistics.stdev(base))
+    assert ours["flag"] == "beyond noise (single run)"
+    theirs = df[(df["data set"].str.startswith("kangaroos")) & (df["attention"] == "EMA")].iloc[0]
+    assert theirs["Δ test mAP50-95"] == pytest.approx(0.05 - 0.5) and theirs["flag"] == "within noise"
+
+
+def test_a_variant_is_compared_with_the_baseline_of_its_own_base_and_setting(tmp_path):
+    for i, v in enumerate([0.50, 0.52]):
+        fake_run(tmp_path, f"v8-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "v5-ema", "EMA", 0.45, base="yolov5n")
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("model")
+    assert df.loc["yolov5n + EMA @ neck_outputs", "flag"] == "no baseline on this data set and setting"
+    assert math.isnan(df.loc["yolov5n + EMA @ neck_outputs", "Δ test mAP50-95"])
+
+
+def test_a_seed_given_twice_is_counted_once_and_flagged(tmp_path):
+    for i, v in enumerate([0.50, 0.52, 0.48]):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema-a", "EMA", 0.50, seed=0)
+    fake_run(tmp_path, "ema-b", "EMA", 0.70, seed=0)  # the same seed again (a copied folder, say)
+    fake_run(tmp_path, "ema-c", "EMA", 0.54, seed=1)
+    row = metrics_table(collect_runs([tmp_path])[0]).set_index("attention").loc["EMA"]
+    assert row["seeds"] == 2 and row["test mAP50-95"] == pytest.approx(0.52)
+    assert "seed 0 given twice (ema-a, ema-b): counted once" in row["flag"]
+
+
+def test_the_verdict_sits_next_to_the_model_name(tmp_path):
+    fake_run(tmp_path, "base", None, 0.5)
+    shown = display_table(metrics_table(collect_runs([tmp_path])[0]))
+    assert list(shown.columns[:6]) == ["model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "seeds"]
+
+
+def test_a_plain_ultralytics_run_shows_its_best_val_epoch_and_its_checkpoints_costs(tiny_weights, tmp_path):
+    """No summary.json: metrics from results.csv (the row best.pt was chosen by), params and GFLOPs
+    from best.pt, checked against what the training-time summary recorded for the same run."""
+    import shutil
+
+    import pandas as pd
+
+    src = tiny_weights / "ema"
+    plain = tmp_path / "runs" / "detect" / "train3"
+    (plain / "weights").mkdir(parents=True)
+    shutil.copy2(src / "results.csv", plain / "results.csv")
+    shutil.copy2(src / "best.pt", plain / "weights" / "best.pt")
+    summary = json.loads((src / "summary.json").read_text())
+    (plain / "args.yaml").write_text(f"model: yolov8n-ema.yaml\ndata: /somewhere/blood.yaml\nimgsz: {summary['imgsz']}\n")
+    runs, skipped = collect_runs([tmp_path / "runs"])
+    assert not skipped and [r.name for r in runs] == ["train3"]
+    row = metrics_table(runs).iloc[0]
+    csv = pd.read_csv(plain / "results.csv", skipinitialspace=True)
+    fitness = 0.1 * csv["metrics/mAP50(B)"] + 0.9 * csv["metrics/mAP50-95(B)"]
+    assert row["val mAP50-95"] == pytest.approx(csv.loc[fitness.idxmax(), "metrics/mAP50-95(B)"])
+    assert row["params"] == summary["params"]
+    assert row["GFLOPs (torch)"] == pytest.approx(summary["gflops"]["at_imgsz"]["torch"])
+    assert math.isnan(row["test mAP50-95"]) and "not compared" in row["flag"]
+    assert row["data set"] == "blood (no fingerprint)" and row["model"] == "yolov8n-ema.yaml (no summary.json)"
