@@ -1,0 +1,245 @@
+"""Evaluating detectors over a labelled split with pycocotools, and comparing them with a reference.
+
+pycocotools (the COCO reference implementation) matches detections to ground truth and computes
+AP; this module only feeds it numbers and reads its results:
+
+- per model: mAP50-95, mAP50, AP for small / medium / large objects (COCO's area ranges, in the
+  image's own pixels), per-class AP, and P / R at a confidence threshold (IoU 0.5);
+- against a reference: every ground-truth object as found by both / only the reference / only
+  the model / neither (IoU 0.5, above the threshold), false positives per image, and images
+  ranked by how much the two disagree;
+- a paired bootstrap over images for each Δ: the same resampled images for both models, the
+  AP re-accumulated by pycocotools from its own per-image matches (no re-matching, no own AP code).
+
+Detections use ultralytics' validation settings (confidence 0.001, NMS IoU 0.7, up to 300 per
+image), so mAP agrees with ``model.val()`` up to letterboxing and AP interpolation details.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.experiments.datasets import Split
+
+#: COCO's size buckets, by box area in pixels.
+AREAS = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, 1e10)}
+MAX_DETS = 300
+CATEGORIES = ("both", "only reference", "only model", "neither")
+
+
+class EvaluationError(ValueError):
+    """A model cannot be evaluated on this split (e.g. its classes differ); the message says why."""
+
+
+def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, int]:
+    """Model class index -> split class index, by name; every split class must be predicted."""
+    by_name = {str(n): int(i) for i, n in model_names.items()}
+    missing = [c for c in classes if c not in by_name]
+    if missing:
+        raise EvaluationError(f"{label} predicts {sorted(by_name)[:10]}, not the data set's classes {missing[:10]}")
+    return {by_name[c]: j for j, c in enumerate(classes)}
+
+
+def predict_split(model, split: Split, imgsz: int, label: str = "model", progress=None) -> list[np.ndarray]:
+    """Per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own pixels."""
+    from components.analysis.images import load_image
+    from components.analysis.inference import detect
+
+    if not split.has_pixels:
+        raise EvaluationError("this split is stored as numbers only; its images are needed to run a model")
+    mapping = class_map(getattr(model, "names", {}) or {}, split.classes, label)
+    by_name = {n: mapping[int(i)] for i, n in (getattr(model, "names", {}) or {}).items() if int(i) in mapping}
+    out = []
+    for i, path in enumerate(split.paths):
+        det = detect(model, load_image(path), conf=0.001, iou=0.7, imgsz=imgsz, max_det=MAX_DETS)
+        keep = [k for k, c in enumerate(det.classes) if c in by_name]
+        cls = np.array([by_name[det.classes[k]] for k in keep], dtype=np.float64)
+        out.append(np.column_stack([det.boxes[keep].astype(np.float64), det.scores[keep].astype(np.float64), cls])
+                   if keep else np.zeros((0, 6)))
+        if progress:
+            progress(i + 1, len(split.paths))
+    return out
+
+
+# ----------------------------------------------------------------------------- pycocotools
+def _quiet():
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _coco(split: Split, dets: list[np.ndarray] | None = None, min_score: float = 0.0):
+    from pycocotools.coco import COCO
+
+    images = [{"id": i + 1, "height": h, "width": w} for i, (h, w) in enumerate(split.sizes)]
+    cats = [{"id": k + 1, "name": c} for k, c in enumerate(split.classes)]
+    anns = []
+    for i, rows in enumerate(split.boxes if dets is None else dets):
+        for r in rows:
+            if dets is not None and r[4] < min_score:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in (r[1:5] if dets is None else r[:4]))
+            ann = {"id": len(anns) + 1, "image_id": i + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                   "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+                   "category_id": int(r[0] if dets is None else r[5]) + 1}
+            if dets is not None:
+                ann["score"] = float(r[4])
+            anns.append(ann)
+    c = COCO()
+    c.dataset = {"images": images, "categories": cats, "annotations": anns}
+    with _quiet():
+        c.createIndex()
+    return c
+
+
+def coco_eval(split: Split, dets: list[np.ndarray], min_score: float = 0.0):
+    """A pycocotools COCOeval, evaluated and accumulated, for detections scoring >= min_score."""
+    from pycocotools.cocoeval import COCOeval
+
+    gt = _coco(split)
+    e = COCOeval(gt, _coco(split, dets, min_score), "bbox")
+    e.params.maxDets = [1, 10, MAX_DETS]
+    e.params.areaRng = [[0, 1e10]] + [list(r) for r in AREAS.values()]
+    e.params.areaRngLbl = ["all", *AREAS]
+    with _quiet():
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    return e
+
+
+def _ap(precision: np.ndarray) -> float:
+    valid = precision[precision > -1]
+    return float(valid.mean()) if valid.size else float("nan")
+
+
+def metrics_of(e, split: Split, at_threshold=None) -> dict:
+    """mAP50-95, mAP50, AP per size bucket and per class from an accumulated COCOeval;
+    P and R at IoU 0.5 from ``at_threshold`` (the same detections cut at a confidence)."""
+    p = e.eval["precision"]  # (T, R, K, A, M)
+    out = {"mAP50-95": _ap(p[:, :, :, 0, -1]), "mAP50": _ap(p[0, :, :, 0, -1])}
+    for a, name in enumerate(AREAS, start=1):
+        out[f"AP {name}"] = _ap(p[:, :, :, a, -1])
+    out["per_class"] = {c: {"mAP50-95": _ap(p[:, :, k, 0, -1]), "mAP50": _ap(p[0, :, k, 0, -1])}
+                        for k, c in enumerate(split.classes)}
+    if at_threshold is not None:
+        tp, fp, n_gt = _counts(at_threshold)
+        out["P"] = tp / (tp + fp) if tp + fp else float("nan")
+        out["R"] = tp / n_gt if n_gt else float("nan")
+    return out
+
+
+def _entries(e, area: int = 0):
+    """(category index, image index, entry) for pycocotools' per-image results at one area range."""
+    k_n, a_n, i_n = len(e.params.catIds), len(e.params.areaRng), len(e.params.imgIds)
+    for k in range(k_n):
+        for i in range(i_n):
+            entry = e.evalImgs[k * a_n * i_n + area * i_n + i]
+            if entry is not None:
+                yield k, i, entry
+
+
+def _counts(e) -> tuple[int, int, int]:
+    tp = fp = n_gt = 0
+    for _, _, entry in _entries(e):
+        matched, ignored = entry["dtMatches"][0] > 0, entry["dtIgnore"][0].astype(bool)
+        tp += int((matched & ~ignored).sum())
+        fp += int((~matched & ~ignored).sum())
+        n_gt += int((~np.asarray(entry["gtIgnore"], dtype=bool)).sum())
+    return tp, fp, n_gt
+
+
+def found_objects(e) -> tuple[dict[int, bool], np.ndarray]:
+    """Ground-truth id -> matched at IoU 0.5, and false positives per image."""
+    found, fps = {}, np.zeros(len(e.params.imgIds), dtype=int)
+    for _, i, entry in _entries(e):
+        for gid, m in zip(entry["gtIds"], entry["gtMatches"][0]):
+            found[int(gid)] = bool(m > 0)
+        fps[i] += int(((entry["dtMatches"][0] == 0) & ~entry["dtIgnore"][0].astype(bool)).sum())
+    return found, fps
+
+
+def size_of(area: float) -> str:
+    return next(name for name, (lo, hi) in AREAS.items() if lo <= area < hi)
+
+
+@dataclass
+class Against:
+    """One model against the reference, at one confidence threshold."""
+    objects: list[dict]  # per ground-truth object: image, class, size, category
+    counts: dict  # category -> count (overall)
+    fp_reference: np.ndarray  # false positives per image
+    fp_model: np.ndarray
+
+
+def compare_objects(split: Split, ref_thr, model_thr) -> Against:
+    ref_found, ref_fp = found_objects(ref_thr)
+    mod_found, mod_fp = found_objects(model_thr)
+    gt = ref_thr.cocoGt
+    objects = []
+    for gid, ann in sorted(gt.anns.items()):
+        r, m = ref_found.get(gid, False), mod_found.get(gid, False)
+        category = CATEGORIES[0] if r and m else CATEGORIES[1] if r else CATEGORIES[2] if m else CATEGORIES[3]
+        objects.append({"image": split.images[ann["image_id"] - 1], "class": split.classes[ann["category_id"] - 1],
+                        "size": size_of(ann["area"]), "category": category})
+    counts = {c: sum(o["category"] == c for o in objects) for c in CATEGORIES}
+    return Against(objects, counts, ref_fp, mod_fp)
+
+
+def disagreement(split: Split, against: Against) -> list[dict]:
+    """Images ranked by disagreement: objects found by only one of the two, plus the FP difference."""
+    rows = []
+    for i, name in enumerate(split.images):
+        mine = [o for o in against.objects if o["image"] == name]
+        only_ref = sum(o["category"] == "only reference" for o in mine)
+        only_model = sum(o["category"] == "only model" for o in mine)
+        fp_delta = int(against.fp_model[i] - against.fp_reference[i])
+        rows.append({"image": name, "only reference": only_ref, "only model": only_model,
+                     "FP added": max(fp_delta, 0), "FP removed": max(-fp_delta, 0),
+                     "score": only_ref + only_model + abs(fp_delta)})
+    return sorted(rows, key=lambda r: (-r["score"], r["image"]))
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def _resampled(e, idx: np.ndarray) -> tuple[float, float]:
+    """(mAP50-95, mAP50) over the images ``idx`` (with repeats), accumulated by pycocotools from
+    the per-image matches it already made."""
+    k_n, a_n, i_n = len(e.params.catIds), len(e.params.areaRng), len(e.params.imgIds)
+    r = copy.copy(e)
+    p = copy.copy(e.params)
+    p.imgIds = [e.params.imgIds[i] for i in idx]
+    p.areaRng, p.areaRngLbl, p.maxDets = [e.params.areaRng[0]], ["all"], [MAX_DETS]
+    r.params = r._paramsEval = p
+    r.evalImgs = [e.evalImgs[k * a_n * i_n + i] for k in range(k_n) for i in idx]
+    with _quiet():
+        r.accumulate()
+    prec = r.eval["precision"][:, :, :, 0, 0]
+    return _ap(prec), _ap(prec[0])
+
+
+def paired_bootstrap(e_ref, e_model, n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Δ (model - reference) of mAP50-95 and mAP50 with a percentile interval from resampling
+    images with replacement, the same images for both models in each round."""
+    i_n = len(e_ref.params.imgIds)
+    full = np.arange(i_n)
+    base = np.subtract(_resampled(e_model, full), _resampled(e_ref, full))
+    rng = np.random.default_rng(seed)
+    deltas = np.empty((n, 2))
+    for b in range(n):
+        idx = rng.integers(0, i_n, i_n)
+        deltas[b] = np.subtract(_resampled(e_model, idx), _resampled(e_ref, idx))
+    lo, hi = np.nanpercentile(deltas, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return {m: {"delta": float(base[j]), "low": float(lo[j]), "high": float(hi[j]), "rounds": n, "level": level}
+            for j, m in enumerate(("mAP50-95", "mAP50"))}
+
+
+def verdict(delta: float, low: float, high: float, seed_std: float | None, sigmas: float = 2.0) -> str:
+    """Plain words: is the difference larger than image sampling noise and than seed noise?"""
+    beyond_images = low > 0 or high < 0
+    if not beyond_images:
+        return "within image sampling noise"
+    if seed_std is None or not np.isfinite(seed_std):
+        return "beyond image sampling noise (seed noise unknown)"
+    return "larger than both" if abs(delta) >= sigmas * seed_std else "within seed noise"
