@@ -56,6 +56,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def bccd_yolo(bccd_root, tmp_path_factory) -> Path:
+    """The whole BCCD set through voc2yolo (its own ImageSets split): the zoo's protocol."""
+    from components.experiments.data import convert_voc
+
+    out = tmp_path_factory.mktemp("bccd") / "bccd"
+    convert_voc(bccd_root, out)
+    return out / "data.yaml"
+
+
+@pytest.fixture(scope="session")
 def tiny_bccd(bccd_root, tmp_path_factory):
     """12 train / 6 val / 6 test BCCD images as a VOC tree, converted by voc2yolo."""
     root = tmp_path_factory.mktemp("tiny-voc")

@@ -6,20 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from components.experiments.data import convert_voc
 from components.experiments.evaluate import validate
 from components.modeling.catalog import read_manifest
 from components.modeling.checkpoints import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 ENTRIES = read_manifest(WEIGHTS)
-
-
-@pytest.fixture(scope="module")
-def bccd_yolo(bccd_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bccd") / "bccd"
-    convert_voc(bccd_root, out)
-    return out / "data.yaml"
 
 
 def test_manifest_lists_a_baseline_and_every_file_exists():
