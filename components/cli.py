@@ -28,6 +28,49 @@ def _variant(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    import json
+
+    from components.analysis.dataset_report import evaluate_models, html_report
+    from components.experiments.datasets import open_dataset
+    from components.modeling.catalog import read_manifest
+    from components.modeling.checkpoints import load_model
+
+    split = open_dataset(args.data, args.split)
+    entries = {e.name: e for e in read_manifest(args.weights)}
+    models, groups = {}, {}
+    for item in args.models or [e.name for e in entries.values()]:
+        entry = entries.get(item)
+        path = entry.checkpoint if entry else Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"{item}: neither a model in {args.weights}/manifest.json nor a checkpoint file")
+        name = entry.name if entry else path.stem if path.stem not in models else str(path)
+        models[name] = load_model(path)
+        if entry:
+            groups[name] = f"{entry.base} {entry.attention} {entry.placement}"
+    reference = args.reference or next((n for n in models if entries.get(n) and not entries[n].attention),
+                                       next(iter(models)))
+    done = {"last": -1}
+
+    def progress(i, total, what):
+        pct = 100 * i // total
+        if pct // 10 != done["last"]:
+            done["last"] = pct // 10
+            print(f"{pct:3d}%  {what}", file=sys.stderr)
+
+    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "report.html").write_text(html_report(results))
+    for name, m in results["models"].items():
+        b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95")
+        print(f"{name:40s} mAP50-95 {m['mAP50-95']:.3f}" + (f"  Δ {b['delta']:+.3f} [{b['low']:+.3f}, "
+                                                           f"{b['high']:+.3f}]  {b['verdict']}" if b else "  (reference)"))
+    print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from components.attention import ATTENTION_MODULES
     from components.modeling.variants import PLACEMENTS
@@ -45,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--nc", type=int, help="number of classes (training on a data set overrides it anyway)")
     v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
     v.set_defaults(run=_variant)
+
+    a = sub.add_parser("analyze", help="evaluate models over a labelled split against a reference: "
+                                       "metrics, found/missed objects, bootstrap intervals (JSON + HTML report)")
+    a.add_argument("--data", required=True, help="data.yaml, a folder holding one or a VOC tree, or a zip of either")
+    a.add_argument("--split", default="test", choices=["train", "val", "test"])
+    a.add_argument("--models", nargs="*", help="names from --weights' manifest or checkpoint files (default: the zoo)")
+    a.add_argument("--reference", help="model the others are compared with (default: the first baseline)")
+    a.add_argument("--weights", default="weights")
+    a.add_argument("--imgsz", type=int, default=320)
+    a.add_argument("--confidence", type=float, default=0.25, help="threshold for P, R and found objects")
+    a.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    a.add_argument("--out", required=True, help="folder for results.json and report.html")
+    a.set_defaults(run=_analyze)
 
     from components.experiments import data, evaluate, recost, train, zoo
 
