@@ -59,6 +59,11 @@ def _analyze(args) -> int:
             print(f"{pct:3d}%  {what}", file=sys.stderr)
 
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress)
+    if args.save_detections:
+        from components.analysis.dataset_report import detections_for, save_detections
+
+        dets = {n: detections_for(m, n, split, args.imgsz) for n, m in models.items()}  # cached: no new forwards
+        save_detections(args.save_detections, split, args.imgsz, dets)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -100,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--confidence", type=float, default=0.25, help="threshold for P, R and found objects")
     a.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
     a.add_argument("--out", required=True, help="folder for results.json and report.html")
+    a.add_argument("--save-detections", metavar="FILE.json.gz",
+                   help="also store the split's boxes and every model's detections (numbers only), "
+                        "as weights/evaluation/ holds them for the zoo")
     a.set_defaults(run=_analyze)
 
     from components.experiments import data, evaluate, recost, train, zoo

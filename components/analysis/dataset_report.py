@@ -127,6 +127,43 @@ def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320
     return out
 
 
+# ----------------------------------------------------------------------------- stored detections
+#: Largest stored-detections file read (gzip, then the JSON inside).
+MAX_STORED_BYTES = 32 * 2**20
+
+
+def save_detections(path, split: Split, imgsz: int, detections: dict[str, list[np.ndarray]]) -> None:
+    """Numbers only (ground truth, image sizes, each model's detections) as gzipped JSON, so the
+    data-set views work where the images are not (a Space)."""
+    import gzip
+
+    rows = {n: [np.round(d, 4).tolist() for d in per_image] for n, per_image in detections.items()}
+    data = {"split": split.as_dict(), "image size": imgsz, "detections": rows}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+
+
+def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]]]:
+    """(split without pixels, image size, name -> per-image detections); ValueError if malformed."""
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read(MAX_STORED_BYTES + 1)
+    if len(raw) > MAX_STORED_BYTES:
+        raise ValueError("stored detections larger than 32 MB")
+    try:
+        data = json.loads(raw)
+        split = Split.from_dict(data["split"])
+        dets = {str(n): [np.asarray(d, dtype=np.float64).reshape(-1, 6) for d in per_image]
+                for n, per_image in data["detections"].items()}
+        imgsz = int(data["image size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"stored detections unreadable ({type(e).__name__})") from None
+    if any(len(d) != len(split.images) for d in dets.values()):
+        raise ValueError("stored detections do not cover the split's images")
+    return split, imgsz, dets
+
+
 # ----------------------------------------------------------------------------- report
 def metrics_frame(results: dict):
     import pandas as pd
