@@ -23,6 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--examples", default=os.environ.get(EXAMPLES_ENV, str(ROOT / "assets" / "examples")),
                    help=f"folder of example images (or ${EXAMPLES_ENV})")
     p.add_argument("--runs", help="extra runs directory for the Metrics tab")
+    p.add_argument("--data", help="labelled data set for the Evaluate tab: a data.yaml, a folder holding one "
+                                  "(or a Pascal VOC tree), or a zip")
     p.add_argument("--max-examples", type=int, default=8)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     return p.parse_args(argv)
@@ -34,7 +36,7 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
     return [str(p) for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
 
 
-def create_app(weights: str, examples: list[str], runs: str | None = None):
+def create_app(weights: str, examples: list[str], runs: str | None = None, data: str | None = None):
     from components.app import build_app
     from components.modeling.catalog import ModelStore, read_manifest
     from components.torch_thread import run_on_torch_thread
@@ -42,13 +44,14 @@ def create_app(weights: str, examples: list[str], runs: str | None = None):
     store = ModelStore(read_manifest(weights))
     run_on_torch_thread(store.load_all)  # load and warm up where every later forward runs
     sources = [weights] + ([runs] if runs else [])
-    return build_app(store, examples, sources), store
+    stored = Path(weights) / "evaluation"
+    return build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None), store
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     keep_freed_buffers()
-    demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs)
+    demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)
     demo.queue(default_concurrency_limit=2, max_size=32)
     from components.app.widgets import STATE_SESSIONS
     from components.modeling.checkpoints import LIMITS

@@ -5,6 +5,7 @@ import gradio as gr
 
 from components.app.attention_tab import build_attention_tab
 from components.app.compare_tab import build_compare_tab
+from components.app.evaluate_tab import build_evaluate_tab
 from components.app.handlers import end_session, shipped_domain
 from components.app.metrics_tab import build_metrics_tab
 
@@ -17,7 +18,8 @@ INTRO = ("Did adding attention to your YOLO help, and where does it look? Compar
 DELETE_CACHE = (600, 1800)
 
 
-def build_app(store, examples: list[str], run_sources: list[str] | None = None) -> gr.Blocks:
+def build_app(store, examples: list[str], run_sources: list[str] | None = None, data: str | None = None,
+              stored_evaluations: str | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         domain = shipped_domain(store)
@@ -29,6 +31,8 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None) 
             build_compare_tab(store, examples)
         with gr.Tab("Attention"):
             build_attention_tab(store, examples)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(store, data, stored_evaluations)
         with gr.Tab("Metrics"):
             build_metrics_tab(demo, run_sources or [])
         demo.unload(on_session_end)

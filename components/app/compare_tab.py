@@ -5,7 +5,14 @@ import gradio as gr
 
 from components.analysis.compare import IMGSZ_CHOICES
 from components.app.handlers import UserError, run_compare, slider_pair, uploaded_path
-from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, image_with_examples, model_picker
+from components.app.widgets import (
+    DISPLAY_FORMAT,
+    INFERENCE_QUEUE,
+    STATE_TTL_S,
+    image_with_examples,
+    model_picker,
+    reference_choices,
+)
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
@@ -79,12 +86,3 @@ def slider_choices(by_model: dict | None):
     names = list(by_model or {})
     a, b = (names + names)[:2] if len(names) < 2 else names[:2]
     return gr.update(choices=names, value=a), gr.update(choices=names, value=b), slider_pair(by_model, a, b)
-
-
-def reference_choices(store, selected, current):
-    """The reference must be one of the picked models: keep it, else a baseline (a catalogue entry
-    without attention), else the first."""
-    selected = selected or []
-    baseline = next((n for n in selected if n in store.entries and not store.entries[n].attention), None)
-    value = current if current in selected else (baseline or (selected[0] if selected else None))
-    return gr.update(choices=selected, value=value)

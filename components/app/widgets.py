@@ -34,3 +34,12 @@ def image_with_examples(elem_id: str, examples: list[str], height: int = 300) ->
 
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
     return gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=value, label=label)
+
+
+def reference_choices(store, selected, current):
+    """The reference must be one of the picked models: keep it, else a baseline (a catalogue entry
+    without attention), else the first."""
+    selected = selected or []
+    baseline = next((n for n in selected if n in store.entries and not store.entries[n].attention), None)
+    value = current if current in selected else (baseline or (selected[0] if selected else None))
+    return gr.update(choices=selected, value=value)

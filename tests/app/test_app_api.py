@@ -163,7 +163,7 @@ def test_the_api_reads_like_documented_functions(tiny_weights):
 
     demo, _ = create_app(str(tiny_weights), [])
     info = demo.get_api_info()["named_endpoints"]
-    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/metrics"}
+    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/evaluate", "/metrics"}
     assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
         "image", "models", "checkpoints", "confidence", "iou", "image_size", "reference"]
     assert [p["parameter_name"] for p in info["/attention"]["parameters"]] == [

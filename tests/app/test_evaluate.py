@@ -1,0 +1,81 @@
+"""The Evaluate tab's handler: the zoo's stored detections without images, and refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.app.handlers import UserError, run_evaluate
+from components.modeling.catalog import ModelStore, read_manifest
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+STORED = WEIGHTS / "evaluation"
+
+
+@pytest.fixture(scope="module")
+def store():
+    return ModelStore(read_manifest(WEIGHTS))
+
+
+def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(store, tmp_path, monkeypatch):
+    """No images and no forwards: the stored detections give each model's metrics; mAP50-95 is
+    within 0.02 of the test mAP50-95 ultralytics' val wrote into the same model's summary."""
+    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
+    names = ["yolov8n-baseline-s0", "yolov8n-baseline-s1", "yolov8n-baseline-s2", "yolov8n-ema-neck-s0"]
+    monkeypatch.setattr(store, "get", lambda name: pytest.fail(f"{name} was loaded; stored numbers suffice"))
+    table, objects, delta, images, results, paths = run_evaluate(
+        store, None, STORED, None, "test", names, [], "yolov8n-baseline-s0", 0.25, 320, 200, "s1")
+    assert list(table["model"]) == names
+    for name in names:
+        summary = json.loads((WEIGHTS / name / "summary.json").read_text())
+        assert results["models"][name]["mAP50-95"] == pytest.approx(summary["metrics"]["test"]["mAP50-95"], abs=0.02)
+    ema = results["against reference"]["yolov8n-ema-neck-s0"]
+    assert sum(ema["objects"].values()) == results["data set"]["objects"] == 945
+    boot = ema["bootstrap"]["mAP50-95"]
+    assert boot["low"] <= boot["delta"] <= boot["high"] and boot["seed std"] > 0  # three baseline seeds selected
+    assert {Path(p).suffix for p in paths} == {".json", ".html"} and all(Path(p).is_file() for p in paths)
+    assert len(images) > 0 and set(images.columns) >= {"model", "image", "only reference", "only model"}
+
+
+def test_refusals_are_plain_messages(store, tmp_path):
+    with pytest.raises(UserError, match="at least two models"):
+        run_evaluate(store, None, STORED, None, "test", ["yolov8n-baseline-s0"], [], None, 0.25, 320, 100)
+    with pytest.raises(UserError, match="No labelled data set for the 'val' split"):
+        run_evaluate(store, None, STORED, None, "val", ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], [], None,
+                     0.25, 320, 100)
+    with pytest.raises(UserError, match="Unknown split"):
+        run_evaluate(store, None, STORED, None, "../etc", [], [], None, 0.25, 320, 100)
+    bad = tmp_path / "data.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="Data set refused: data set zip refused: not a zip file") as e:
+        run_evaluate(store, None, STORED, str(bad), "test", [], [], None, 0.25, 320, 100)
+    assert str(tmp_path) not in str(e.value)
+
+
+def test_an_uploaded_data_set_cannot_point_outside_its_folder(store, tmp_path):
+    import zipfile
+
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("data.yaml", "path: /etc\ntest: .\nnames: [a]\n")
+    with pytest.raises(UserError, match="points outside its own folder"):
+        run_evaluate(store, None, None, str(z), "test", ["a", "b"], [], None, 0.25, 320, 100)
+
+
+def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_yolo):
+    """gradio_client against a served app started with --data. The split read from disk has the
+    stored split's fingerprint, so the zoo's stored detections are reused (no forwards needed)."""
+    from app_server import serve
+    from gradio_client import Client
+
+    with serve(WEIGHTS, "--data", str(bccd_yolo)) as url:
+        client = Client(url, verbose=False)
+        table, delta, objects, images, files, results = client.predict(
+            models=["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], reference="yolov8n-baseline-s0", rounds=200,
+            api_name="/evaluate")
+    assert [row[0] for row in table["data"]] == ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    assert results["data set"]["images"] == 72 and results["reference"] == "yolov8n-baseline-s0"
+    ema = results["against reference"]["yolov8n-ema-neck-s0"]
+    assert sum(ema["objects"].values()) == results["data set"]["objects"]
+    assert ema["bootstrap"]["mAP50-95"]["verdict"]
