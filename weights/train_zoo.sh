@@ -18,3 +18,7 @@ run yolov8n-baseline-s2 --base yolov8n --seed 2
 for att in PolarizedSA SE CBAM ECA; do
   run "yolov8n-${att,,}-neck-s0" --base yolov8n --attention "$att" --placement neck_outputs --seed 0
 done
+# Issue 18, in its order: more seeds for the two largest Δ first (EMA, CBAM), then the tutorials' bases.
+for s in 1 2; do for att in EMA CBAM; do
+  run "yolov8n-${att,,}-neck-s$s" --base yolov8n --attention "$att" --placement neck_outputs --seed $s
+done; done
