@@ -21,6 +21,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None) -> None:
                 "selected, their spread is the seed noise.")
     with gr.Row():
         with gr.Column(scale=1):
+            button = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
             models = model_picker(store, default, "Models (the reference's seeds give the seed noise)")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Your checkpoints (.pt)")
             dataset = gr.File(file_types=[".zip"], label="Your labelled data set (.zip)")
@@ -32,7 +33,6 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None) -> None:
             with gr.Row():
                 conf = gr.Slider(0.05, 0.95, value=0.25, step=0.05, label="Confidence (P, R, found)")
                 rounds = gr.Slider(100, 2000, value=1000, step=100, label="Bootstrap rounds")
-            button = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
         with gr.Column(scale=2):
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",
                                  elem_id="evaluate-table")
