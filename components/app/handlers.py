@@ -5,6 +5,7 @@ user; tests call them without a browser.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -352,6 +353,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         metrics_frame,
         objects_figure,
     )
+    import pandas as pd
+
     from components.analysis.evaluation import EvaluationError
     from components.experiments.datasets import DatasetError, open_dataset
 
@@ -397,12 +400,10 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     results["image size"] = imgsz
     folder = session_folder(session, "evaluate")
     json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
-    json_path.write_text(__import__("json").dumps(results, indent=1))
+    json_path.write_text(json.dumps(results, indent=1))
     html_path.write_text(html_report(results))
     table = metrics_frame(results).round(3)
     images = [dict(model=n, **row) for n, a in results["against reference"].items() for row in a["images"][:10]]
-    import pandas as pd
-
     return (table, objects_figure(results) if results["against reference"] else None,
             delta_figure(results) if results["against reference"] else None,
             pd.DataFrame(images), results, [str(json_path), str(html_path)])
