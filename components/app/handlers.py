@@ -345,6 +345,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
 
     The data set: an uploaded zip, else the one the app was started with (``--data``), else the
     split stored with the zoo (numbers only: shipped models, no pixels needed)."""
+    import pandas as pd
+
     from components.analysis.dataset_report import (
         delta_figure,
         detections_for,
@@ -353,8 +355,6 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         metrics_frame,
         objects_figure,
     )
-    import pandas as pd
-
     from components.analysis.evaluation import EvaluationError
     from components.experiments.datasets import DatasetError, open_dataset
 
