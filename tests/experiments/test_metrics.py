@@ -161,7 +161,8 @@ def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path)
 
     table, _csv, notes, *_rest, curves, _per_class = metrics_view(["weights", str(bad)], False, None, ["long"],
                                                                    "metrics/mAP50-95(B)")
-    assert len(table) >= len(shipped) - 2  # the shipped variants (seeds pooled) are all there
+    variants = {json.loads((Path("weights") / n / "summary.json").read_text())["variant"]["attention"] for n in shipped}
+    assert len(table) == len(variants) + 1  # every shipped variant (seeds pooled), and the "long" run
     assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
     assert str(tmp_path) not in notes
     assert len(curves.data[0].x) <= 1000  # the chart gets a thinned curve, not 5000 points
