@@ -17,6 +17,7 @@ import numpy as np
 
 from components.analysis.evaluation import (
     CATEGORIES,
+    bootstrap_series,
     coco_eval,
     compare_objects,
     disagreement,
@@ -77,11 +78,12 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     models = {n: metrics_of(full[n], split, cut[n]) for n in detections}
     seed_std = _seed_std(models, reference, seed_groups or {})
     against = {}
+    ref_series = bootstrap_series(full[reference], rounds) if len(detections) > 1 else None
     for n in detections:
         if n == reference:
             continue
         a = compare_objects(split, cut[reference], cut[n])
-        boot = paired_bootstrap(full[reference], full[n], n=rounds)
+        boot = paired_bootstrap(full[reference], full[n], n=rounds, ref_series=ref_series)
         for metric, b in boot.items():
             b["seed std"] = seed_std.get(metric)
             b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric))

@@ -219,17 +219,24 @@ def _resampled(e, idx: np.ndarray) -> tuple[float, float]:
     return _ap(prec), _ap(prec[0])
 
 
-def paired_bootstrap(e_ref, e_model, n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Δ (model - reference) of mAP50-95 and mAP50 with a percentile interval from resampling
-    images with replacement, the same images for both models in each round."""
-    i_n = len(e_ref.params.imgIds)
-    full = np.arange(i_n)
-    base = np.subtract(_resampled(e_model, full), _resampled(e_ref, full))
+def bootstrap_series(e, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """(n + 1, 2): (mAP50-95, mAP50) on the whole split, then on ``n`` resamples of its images
+    with replacement. The resamples depend only on (seed, number of images), so two models'
+    series drawn with the same seed are paired image for image."""
+    i_n = len(e.params.imgIds)
     rng = np.random.default_rng(seed)
-    deltas = np.empty((n, 2))
-    for b in range(n):
-        idx = rng.integers(0, i_n, i_n)
-        deltas[b] = np.subtract(_resampled(e_model, idx), _resampled(e_ref, idx))
+    rows = [_resampled(e, np.arange(i_n))] + [_resampled(e, rng.integers(0, i_n, i_n)) for _ in range(n)]
+    return np.asarray(rows, dtype=float)
+
+
+def paired_bootstrap(e_ref, e_model, n: int = 1000, seed: int = 0, level: float = 0.95,
+                     ref_series: np.ndarray | None = None) -> dict:
+    """Δ (model - reference) of mAP50-95 and mAP50 with a percentile interval from resampling
+    images with replacement, the same images for both models in each round. ``ref_series``:
+    the reference's ``bootstrap_series`` with the same n and seed, when several models share it."""
+    ref = bootstrap_series(e_ref, n, seed) if ref_series is None else ref_series
+    diff = bootstrap_series(e_model, n, seed) - ref
+    base, deltas = diff[0], diff[1:]
     lo, hi = np.nanpercentile(deltas, [50 * (1 - level), 50 * (1 + level)], axis=0)
     return {m: {"delta": float(base[j]), "low": float(lo[j]), "high": float(hi[j]), "rounds": n, "level": level}
             for j, m in enumerate(("mAP50-95", "mAP50"))}
