@@ -11,7 +11,9 @@ from components.app.widgets import INFERENCE_QUEUE, model_picker, reference_choi
 def build_evaluate_tab(store, data: str | None, stored_dir: str | None) -> None:
     baselines = [n for n in store.names if not store.entries[n].attention]
     attention = [n for n in store.names if store.entries[n].attention]
-    default = baselines + [n for n in attention if "ema" in n.lower() or "cbam" in n.lower()][:2]
+    # The baseline's seeds (they give the seed noise) and the first EMA and CBAM variants.
+    default = baselines + [next(n for n in attention if store.entries[n].attention == kind)
+                           for kind in ("EMA", "CBAM") if any(store.entries[n].attention == kind for n in attention)]
     source = ("the data set this app was started with" if data else
               "the BCCD test split stored with the shipped models (numbers only)" if stored_dir else "none yet")
     gr.Markdown(f"Evaluate models over a whole labelled split and compare each with a reference. Data set: "

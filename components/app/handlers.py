@@ -331,12 +331,18 @@ def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
     folder = Path(folder) if folder else None
     for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
         try:
-            s, size, dets = load_detections(path)
+            key = (str(path), path.stat().st_mtime_ns)
+            if key not in _STORED:  # decoded once per file version, not on every click
+                _STORED[key] = load_detections(path)
         except (ValueError, OSError):
             continue
+        s, size, dets = _STORED[key]
         if s.split == split and size == int(imgsz):
             return s, dets
     return None, {}
+
+
+_STORED: dict[tuple, tuple] = {}
 
 
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,

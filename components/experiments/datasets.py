@@ -194,10 +194,23 @@ def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False
     voc = next((a.parent for a in sorted(source.rglob("Annotations")) if (a.parent / "JPEGImages").is_dir()), None)
     if voc is None:
         raise DatasetError("no data.yaml and no VOC tree (Annotations/ + JPEGImages/) found")
+    return read_split(_converted(voc) / "data.yaml", split, confine=True)
+
+
+#: VOC trees already converted: (folder, mtime of Annotations/) -> the converted copy, so asking
+#: for another split or evaluating again does not convert (and fill the disk) again.
+_CONVERTED: dict[tuple, Path] = {}
+
+
+def _converted(voc: Path) -> Path:
+    key = (str(voc.resolve()), (voc / "Annotations").stat().st_mtime_ns)
+    if key in _CONVERTED and (_CONVERTED[key] / "data.yaml").is_file():
+        return _CONVERTED[key]
     out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-")) / "data"
     try:
         convert_voc(voc, out)
     except ValueError as e:
         reason = str(e).replace(str(voc.resolve()), "the VOC folder").replace(str(out.resolve()), "the converted copy")
         raise DatasetError(f"VOC conversion failed: {reason}") from None
-    return read_split(out / "data.yaml", split, confine=True)
+    _CONVERTED[key] = out
+    return out
