@@ -30,6 +30,8 @@ class Comparison:
     detections: list[dict]  # model, class, confidence, box (original pixels), diff status
     reference: str
     results: dict = field(default_factory=dict)  # model -> Detections
+    view: np.ndarray | None = None  # the image at display size, nothing drawn
+    view_scale: float = 1.0  # display pixels per original pixel
 
 
 def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz: int = 320,
@@ -71,7 +73,7 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
             records.append({**rec, "diff": st})
         records += [{"model": name, "class": ref.classes[j], "confidence": None,
                      "box": [round(float(v), 1) for v in ref.boxes[j]], "diff": "missed"} for j in missed]
-    return Comparison(images, list(results), pd.DataFrame(rows), records, reference, results)
+    return Comparison(images, list(results), pd.DataFrame(rows), records, reference, results, view, s)
 
 
 def _class_union(models: dict) -> list[str]:

@@ -1,4 +1,9 @@
-"""Drawing detections with ultralytics' Annotator (cv2 path: no font downloads)."""
+"""Drawing detections with ultralytics' Annotator (cv2 path: no font downloads).
+
+Labels never cover each other: boxes are drawn first, then labels in order of confidence, and a
+label that would overlap one already placed is left out (its box stays). Every box, with its
+confidence, is listed in the detections table beside the images.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +19,22 @@ def class_colors(names: list[str]) -> dict[str, tuple]:
     return {n: colors(i, bgr=True) for i, n in enumerate(names)}
 
 
+def label_rect(box, label: str, font_scale: float, thickness: int, image_width: int) -> tuple[int, int, int, int]:
+    """Where ultralytics' Annotator (cv2 path) puts ``label`` for ``box``: above the box when there
+    is room, else inside its top edge, shifted left to stay in the image. (x1, y1, x2, y2)."""
+    import cv2
+
+    w, h = cv2.getTextSize(label, 0, fontScale=font_scale, thickness=thickness)[0]
+    h += 3
+    x1, y1 = int(box[0]), int(box[1])
+    x1 = min(x1, image_width - w)
+    return (x1, y1 - h, x1 + w, y1) if y1 >= h else (x1, y1, x1 + w, y1 + h)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def draw(image_rgb: np.ndarray, boxes, scores, classes, palette: dict, status: list[str] | None = None,
          missed_boxes=(), missed_classes=()) -> np.ndarray:
     """RGB image with this model's boxes, its "only here" boxes marked, and missed reference boxes."""
@@ -21,10 +42,17 @@ def draw(image_rgb: np.ndarray, boxes, scores, classes, palette: dict, status: l
 
     bgr = np.ascontiguousarray(image_rgb[..., ::-1])
     ann = Annotator(bgr, pil=False)
-    for box, cls in zip(missed_boxes, missed_classes):
-        ann.box_label(list(map(float, box)), f"missed {cls}", color=MISSED_COLOR)
+    items = [(list(map(float, box)), f"missed {cls}", MISSED_COLOR, -1.0)
+             for box, cls in zip(missed_boxes, missed_classes)]
     for i, (box, score, cls) in enumerate(zip(boxes, scores, classes)):
-        only = status is not None and status[i] == "only here"
-        label = f"{ONLY_HERE_MARK}{cls} {score:.2f}" if only else f"{cls} {score:.2f}"
-        ann.box_label(list(map(float, box)), label, color=palette.get(cls, (0, 0, 255)))
+        mark = ONLY_HERE_MARK if status is not None and status[i] == "only here" else ""
+        items.append((list(map(float, box)), f"{mark}{cls} {score:.2f}", palette.get(cls, (0, 0, 255)), float(score)))
+    for box, _label, color, _score in items:
+        ann.box_label(box, "", color=color)
+    placed = []
+    for box, label, color, _score in sorted(items, key=lambda item: -item[3]):
+        rect = label_rect(box, label, ann.sf, ann.tf, bgr.shape[1])
+        if not any(_overlaps(rect, other) for other in placed):
+            placed.append(rect)
+            ann.box_label(box, label, color=color)
     return np.ascontiguousarray(ann.result()[..., ::-1])

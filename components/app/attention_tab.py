@@ -6,14 +6,15 @@ import gradio as gr
 from components.analysis.compare import IMGSZ_CHOICES
 from components.analysis.heatmaps import COLORMAPS
 from components.app.handlers import UserError, attention_downloads, rerender_attention, run_attention, uploaded_path
-from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, image_with_examples, model_picker
+from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
 
 
 def build_attention_tab(store, examples: list[str]) -> None:
     attention_models = [n for n in store.names if store.entries[n].attention]
     with gr.Row():
         with gr.Column(scale=1):
-            image = image_with_examples("attention-image", examples, height=280)
+            image = image_input("attention-image", height=240)
+            button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
             models = model_picker(store, attention_models[:2] or store.names[:1], "Models")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
             with gr.Row():
@@ -22,7 +23,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
             with gr.Row():
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
                 imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
-            button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
+            examples_for(image, examples)
         with gr.Column(scale=2):
             notice = gr.Markdown(label="Notice", show_label=False)
             layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")

@@ -82,7 +82,10 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
 
 
 def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
-    """Returns (gallery items, table, detections JSON, images by model, model names)."""
+    """Returns (gallery items, table, detections JSON, what the page shows, model names).
+
+    What the page shows: the annotated image by model (for the slider), the image at display size
+    with nothing drawn and its scale (for the results grid), and the caption by model."""
     models = resolve_models(store, selected, uploads)
     return _run_compare(store, models, image, conf, iou, imgsz, reference)
 
@@ -99,13 +102,15 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
     except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
         raise unexpected(e) from None
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
+    shown = {"images": images, "view": result.view, "scale": result.view_scale,
+             "captions": {name: caption for name, (_im, caption) in zip(result.names, result.images)}}
     payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
                "detections": result.detections}
     if not any(d["confidence"] is not None for d in result.detections):
         classes = sorted({str(c) for m in models.values() for c in (getattr(m, "names", {}) or {}).values()})
         payload["note"] = (f"No model found anything above the confidence threshold ({float(conf):.2f}). Lower it, "
                            f"or check that the image shows what these models detect: {', '.join(classes[:12])}.")
-    return result.images, result.table, payload, images, list(images)
+    return result.images, result.table, payload, shown, list(images)
 
 
 def shipped_domain(store: ModelStore) -> str:
@@ -130,8 +135,31 @@ def shipped_domain(store: ModelStore) -> str:
             "Add your own checkpoints for other domains.")
 
 
-def slider_pair(images: dict | None, a: str | None, b: str | None):
+def results_grid(shown: dict | None, payload: dict | None):
+    """UI: every model's result in one grid figure (boxes drawn, class and confidence on hover)."""
+    from components.analysis.result_grid import results_grid as grid
+
+    if not shown or shown.get("view") is None or not payload:
+        return None
+    return grid(shown["view"], shown["scale"], payload.get("detections", []), list(shown["images"]),
+                shown.get("captions", {}))
+
+
+def detections_table(payload: dict | None):
+    """Every box of a /compare answer as rows, strongest first per model (UI: the labels on the
+    images leave out those that would cover others; the table has them all)."""
+    import pandas as pd
+
+    rows = [{"model": d["model"], "class": d["class"], "confidence": d["confidence"],
+             "box (x1, y1, x2, y2)": ", ".join(f"{v:.0f}" for v in d["box"]), "diff": d.get("diff")}
+            for d in (payload or {}).get("detections", [])]
+    df = pd.DataFrame(rows, columns=["model", "class", "confidence", "box (x1, y1, x2, y2)", "diff"])
+    return df.sort_values(["model", "confidence"], ascending=[True, False], na_position="last", kind="stable")
+
+
+def slider_pair(shown: dict | None, a: str | None, b: str | None):
     """The two annotated images for the slider, or None until both are available."""
+    images = (shown or {}).get("images")
     if not images or a not in images or b not in images:
         return None
     return images[a], images[b]

@@ -24,12 +24,15 @@ STATE_SESSIONS = 50
 DISPLAY_FORMAT = "jpeg"
 
 
-def image_with_examples(elem_id: str, examples: list[str], height: int = 300) -> gr.Image:
-    """An image input (raw path) with the example images under it."""
-    image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=height, elem_id=elem_id)
+def image_input(elem_id: str, height: int = 300) -> gr.Image:
+    """An image input (raw path); ``examples_for`` puts the example images further down."""
+    return gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=height, elem_id=elem_id)
+
+
+def examples_for(image: gr.Image, examples: list[str]) -> None:
+    """The example images, as one click fills ``image``."""
     if examples:
         gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
-    return image
 
 
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:

@@ -29,7 +29,7 @@ def test_a_big_photo_is_detected_in_full_and_shown_at_display_size(store, big_ph
                                                            0.7, 320, None)
     assert payload["image_size"] == [6000, 8000]
     assert all(max(im.shape[:2]) == DISPLAY_MAX_SIDE for im, _ in items)
-    assert all(max(im.shape[:2]) == DISPLAY_MAX_SIDE for im in by_model.values())  # what the session keeps
+    assert all(max(im.shape[:2]) == DISPLAY_MAX_SIDE for im in by_model["images"].values())  # what the session keeps
     boxes = np.array([d["box"] for d in payload["detections"]])
     assert boxes.size and boxes[:, 2].max() > DISPLAY_MAX_SIDE  # boxes stay in the photo's own pixels
     assert boxes[:, 2].max() <= 8000 and boxes[:, 3].max() <= 6000

@@ -1,0 +1,55 @@
+"""Box labels never cover each other; the stronger box keeps its label."""
+from __future__ import annotations
+
+import numpy as np
+from ultralytics.utils.plotting import Annotator
+
+from components.analysis.render import draw
+
+RED, BLUE = (0, 0, 255), (255, 0, 0)
+
+
+def annotator_drawing(image, boxes_labels):
+    """The expected image, drawn with ultralytics' Annotator directly: (box, label or "", colour)."""
+    ann = Annotator(np.ascontiguousarray(image[..., ::-1]), pil=False)
+    for box, _label, color in boxes_labels:
+        ann.box_label(box, "", color=color)
+    for box, label, color in boxes_labels:
+        if label:
+            ann.box_label(box, label, color=color)
+    return ann.result()[..., ::-1]
+
+
+def test_crowded_labels_keep_only_the_strongest():
+    image = np.full((200, 300, 3), 40, np.uint8)
+    strong, weak = [60.0, 80.0, 160.0, 150.0], [64.0, 82.0, 150.0, 160.0]  # label spots overlap
+    got = draw(image, np.array([weak, strong]), np.array([0.4, 0.9]), ["RBC", "WBC"], {"RBC": RED, "WBC": BLUE})
+    want = annotator_drawing(image, [(weak, "", RED), (strong, "WBC 0.90", BLUE)])
+    assert np.array_equal(got, want)
+
+
+def test_separate_boxes_keep_both_labels():
+    image = np.full((200, 300, 3), 40, np.uint8)
+    a, b = [20.0, 60.0, 90.0, 120.0], [180.0, 100.0, 260.0, 180.0]
+    got = draw(image, np.array([a, b]), np.array([0.4, 0.9]), ["RBC", "WBC"], {"RBC": RED, "WBC": BLUE})
+    want = annotator_drawing(image, [(a, "RBC 0.40", RED), (b, "WBC 0.90", BLUE)])
+    assert np.array_equal(got, want)
+
+
+def test_the_results_grid_has_a_cell_and_every_box_of_each_model():
+    from components.analysis.result_grid import results_grid
+
+    view = np.zeros((120, 160, 3), np.uint8)
+    records = [{"model": "a", "class": "RBC", "confidence": 0.9, "box": [10, 20, 50, 60], "diff": "reference"},
+               {"model": "b", "class": "RBC", "confidence": 0.8, "box": [12, 20, 50, 60], "diff": "matched"},
+               {"model": "b", "class": "WBC", "confidence": 0.3, "box": [100, 40, 150, 90], "diff": "only here"},
+               {"model": "c", "class": "RBC", "confidence": None, "box": [10, 20, 50, 60], "diff": "missed"}]
+    fig = results_grid(view, 0.5, records, ["a", "b", "c"])
+    assert sum(t.type == "image" for t in fig.data) == 3
+    rects = [(s.x0, s.y0, s.x1, s.y1, s.line.dash) for s in fig.layout.shapes]
+    # boxes in display pixels (scale 0.5); dashed = only here, dotted = missed
+    assert rects == [(5, 10, 25, 30, "solid"), (6, 10, 25, 30, "solid"), (50, 20, 75, 45, "dash"),
+                     (5, 10, 25, 30, "dot")]
+    hover = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
+    assert [list(t.text) for t in hover] == [["RBC 0.90"], ["RBC 0.80", "WBC 0.30"], ["missed RBC"]]
+    assert [s.xref for s in fig.layout.shapes] == ["x", "x2", "x2", "x3"]  # each in its own model's cell
