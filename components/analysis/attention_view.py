@@ -35,8 +35,9 @@ class ModelMaps:
 
 @dataclass
 class Inspection:
-    image: np.ndarray
+    image: np.ndarray  # at display size (``display_copy``)
     models: list[ModelMaps]
+    original_hw: tuple[int, int] = (0, 0)  # the image's own size, before the display copy
     # The latest render, keyed by (opacity, colormap): the gallery and the download files draw
     # the same overlays, so the second asks for them again at no cost.
     last_render: tuple | None = field(default=None, repr=False, compare=False)
@@ -65,7 +66,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
         cams = layercam(model, rgb, imgsz) if not layers else []
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams))
-    return _at_display_size(Inspection(rgb, out))
+    return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
 
 
 def _at_display_size(ins: Inspection) -> Inspection:
@@ -121,32 +122,53 @@ def no_attention_models(ins: Inspection) -> list[str]:
 
 
 def channel_figure(ins: Inspection, top_k: int = 5):
-    """Sorted channel weights of every channel gate, one subplot each, top-k channels labelled."""
+    """Sorted channel weights of every channel gate: one chart per layer position (P3, P4, P5...),
+    the models overlaid in it; top-k channels labelled where a chart holds one model."""
     import plotly.graph_objects as go
+    from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    panels = [(mm.model, lm) for mm in ins.models for lm in mm.layers if lm.channel_weights is not None]
+    from components.analysis.attention_matrix import LEVEL_NAMES, layer_columns
+
+    panels: dict[tuple, list] = {}
+    for mm in ins.models:
+        for column, lm in zip(layer_columns(mm.layers), mm.layers):
+            if lm.channel_weights is not None:
+                panels.setdefault(column, []).append((mm.model, lm))
     if not panels:
         return None
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[f"{m} · layer {lm.layer} {lm.module}"
-                                                                  for m, lm in panels])
-    bars, labels = [], []
-    for row, (model, lm) in enumerate(panels, start=1):
-        w = lm.channel_weights
-        order = np.argsort(-w)
-        bars.append(go.Bar(x=np.arange(len(w)), y=w[order], name=f"{model} L{lm.layer}", customdata=order,
-                           hovertemplate="channel %{customdata}: %{y:.3f}<extra></extra>"))
-        # The top bars stand side by side, narrower than a label once there are ~100 channels:
-        # the labels hang in a column to their right, one line each, with leader lines to the bars.
+    order_models = list(dict.fromkeys(m for col in panels.values() for m, _ in col))
+    color = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(order_models)}
+    columns = sorted(panels)
+    titles = [f"{LEVEL_NAMES.get(s, 'stride')} · stride {s}{f' #{k + 1}' if k else ''}: "
+              + ", ".join(f"{m} L{lm.layer} {lm.module}" for m, lm in panels[(s, k)]) for s, k in columns]
+    fig = make_subplots(rows=len(columns), cols=1, subplot_titles=titles, vertical_spacing=0.3 / len(columns))
+    bars, rows, labels = [], [], []
+    for row, column in enumerate(columns, start=1):
         axis = "" if row == 1 else str(row)  # make_subplots names the axes x, x2, x3, ...
-        labels += [dict(x=rank, y=float(w[order[rank]]), xref=f"x{axis}", yref=f"y{axis}", text=f"ch{order[rank]}",
-                        showarrow=True, arrowhead=0, arrowwidth=1, ax=60, ay=10 + 15 * rank, font=dict(size=10),
-                        xanchor="left", bgcolor="rgba(255,255,255,0.85)") for rank in range(min(top_k, len(w)))]
+        for model, lm in panels[column]:
+            w = lm.channel_weights
+            order = np.argsort(-w)
+            bars.append(go.Scatter(x=np.arange(len(w)), y=w[order], name=model, legendgroup=model,
+                                   showlegend=row == 1 or model not in {b.name for b in bars}, mode="lines",
+                                   line=dict(color=color[model], width=2), customdata=order,
+                                   hovertemplate=model[:40] + " channel %{customdata}: %{y:.3f}<extra></extra>"))
+            rows.append(row)
+            if len(panels[column]) > 1:
+                continue
+            # The labels hang in a column to the right of the top channels, one line each.
+            labels += [dict(x=rank, y=float(w[order[rank]]), xref=f"x{axis}", yref=f"y{axis}",
+                            text=f"ch{order[rank]}", showarrow=True, arrowhead=0, arrowwidth=1, ax=60,
+                            ay=10 + 15 * rank, font=dict(size=10), xanchor="left", bgcolor="rgba(255,255,255,0.85)")
+                       for rank in range(min(top_k, len(w)))]
     # In bulk: plotly validates and copies all annotations on every add_annotation call.
-    fig.add_traces(bars, rows=list(range(1, len(panels) + 1)), cols=[1] * len(panels))
+    fig.add_traces(bars, rows=rows, cols=[1] * len(rows))
     fig.update_layout(annotations=list(fig.layout.annotations) + labels)
-    fig.update_layout(height=260 * len(panels), showlegend=False, margin=dict(t=40, b=20, l=40, r=10))
-    fig.update_yaxes(range=[0, 1.05])  # gates are sigmoids
+    for a in fig.layout.annotations[:len(columns)]:
+        a.font = dict(size=11)
+    fig.update_layout(height=90 + 200 * len(columns), margin=dict(t=40, b=20, l=40, r=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0))
+    fig.update_yaxes(range=[0, 1.05], title_text="gate")  # gates are sigmoids
     fig.update_xaxes(title_text="channels, sorted by weight")
     return fig
 

@@ -27,7 +27,8 @@ def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20) -> list[dict]:
-    """One LayerCAM per Detect input, each in original image pixels (h, w), normalised to 0..1."""
+    """One LayerCAM per Detect input, normalised to 0..1: in original image pixels (``map``) and on
+    the feature grid (``grid``)."""
     owner = threading.get_ident()
     acts: dict[int, torch.Tensor] = {}
 
@@ -58,5 +59,6 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
         a = acts[k]
         cam = (a.grad.clamp_min(0) * a).sum(1)[0].clamp_min(0).detach().numpy()
         heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
-        out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat})
+        out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat,
+                    "grid": normalize(cam)})  # the same map on the feature grid
     return out

@@ -5,7 +5,14 @@ import gradio as gr
 
 from components.analysis.compare import IMGSZ_CHOICES
 from components.analysis.heatmaps import COLORMAPS
-from components.app.handlers import UserError, attention_downloads, rerender_attention, run_attention, uploaded_path
+from components.app.handlers import (
+    UserError,
+    attention_downloads,
+    attention_matrix,
+    rerender_attention,
+    run_attention,
+    uploaded_path,
+)
 from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
 
 
@@ -24,16 +31,24 @@ def build_attention_tab(store, examples: list[str]) -> None:
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
                 imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
             examples_for(image, examples)
-        with gr.Column(scale=2):
+        with gr.Column(scale=3):
             notice = gr.Markdown(label="Notice", show_label=False)
-            layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
-            gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=2,
-                                 height="auto", object_fit="contain", elem_id="attention-gallery",
-                                 format=DISPLAY_FORMAT)
-            channels = gr.Plot(label="Channel gates: weights sorted, top channels labelled",
-                               elem_id="attention-channels")
-            downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)", file_count="multiple")
-            summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
+            stretch = gr.Checkbox(False, label="Stretch each map to its own range (off: one colour scale per kind of "
+                                              "map, shared by all models, as on the colour bars)")
+            matrix = gr.Plot(label="Attention by layer: rows = models, columns = P3/P4/P5; hover for values",
+                             elem_id="attention-matrix")
+            with gr.Accordion("Channel gates (SE, ECA, CBAM, PolarizedSA): one chart per layer, models overlaid",
+                              open=False):
+                channels = gr.Plot(show_label=False, elem_id="attention-channels")
+            with gr.Accordion("Every map as an image (EMA's group maps, channel-weighted activations...)", open=False):
+                gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=3,
+                                     height="auto", object_fit="contain", elem_id="attention-gallery",
+                                     format=DISPLAY_FORMAT)
+            with gr.Accordion("Layers, downloads and raw ranges", open=False):
+                layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
+                downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)",
+                                    file_count="multiple")
+                summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None, time_to_live=STATE_TTL_S)
 
     def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None):
@@ -53,7 +68,11 @@ def build_attention_tab(store, examples: list[str]) -> None:
         """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
         return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
 
+    run.success(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False)
     run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+    for control in (colormap, alpha, stretch):
+        control.change(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False,
+                       trigger_mode="always_last")
     for control in (colormap, alpha):
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
                        trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,

@@ -257,6 +257,13 @@ def end_session(session: str | None) -> None:
         shutil.rmtree(_session_root(session), ignore_errors=True)
 
 
+def attention_matrix(ins, colormap="jet", opacity=0.5, stretch=False):
+    """UI: the attention matrix of a stored inspection (rows = models, columns = P3/P4/P5)."""
+    from components.analysis.attention_matrix import matrix_figure
+
+    return matrix_figure(ins, opacity=float(opacity), colormap=colormap, stretch=bool(stretch)) if ins else None
+
+
 @torch_thread
 def rerender_attention(ins, colormap, alpha):
     """Overlays again from the captured maps: opacity and colormap never rerun the models."""

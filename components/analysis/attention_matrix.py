@@ -1,0 +1,182 @@
+"""The attention matrix: rows = models, columns = attention layers by stride (P3, P4, P5).
+
+The same layer position of different models lines up in one column. Each cell is the layer's
+main map on its feature grid, placed over the image in image pixels (the letterbox undone), with
+the detections outlined. Maps of one kind (a spatial gate, EMA's group gates, CoordAtt's h x w
+gates, a channel-weighted activation, LayerCAM) share one colour scale across all models in
+view, shown as a colour bar with its values; ``stretch=True`` instead stretches each map to its
+own range (labelled so on the bar). CoordAtt's 1-D gates are drawn as line plots along the
+cell's left (h) and top (w) edges.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.analysis.heatmaps import normalize
+
+#: Which view is a layer's main map, and the kind of scale it shares, in order of preference.
+MAIN_VIEWS = (("spatial", "spatial gate"),
+              ("spatial_groups (mean over groups)", "EMA group gates (mean)"),
+              ("axis_h x axis_w", "CoordAtt h x w gate"),
+              ("channel-weighted activation", "channel-weighted activation"))
+LAYERCAM_KIND = "LayerCAM (gradients, not attention)"
+PLOTLY_SCALES = {"jet": "Jet", "turbo": "Turbo", "inferno": "Inferno", "viridis": "Viridis", "magma": "Magma"}
+LEVEL_NAMES = {8: "P3", 16: "P4", 32: "P5", 4: "P2", 64: "P6"}
+
+
+@dataclass
+class Cell:
+    model: str
+    column: tuple[int, int]  # (stride, k-th layer of this model at that stride)
+    title: str
+    kind: str
+    grid: np.ndarray  # the map on the feature grid
+    input_hw: tuple[int, int]
+    stride: int
+    profiles: dict | None = None  # CoordAtt: "h", "w" 1-D gates
+
+
+def layer_columns(layers) -> list[tuple[int, int]]:
+    """The matrix column of each of a model's layers (anything with a ``stride``, or dicts with
+    one): (stride, how many of its layers at that stride came before it)."""
+    seen: dict[int, int] = {}
+    out = []
+    for lm in layers:
+        stride = lm["stride"] if isinstance(lm, dict) else lm.stride
+        seen[stride] = seen.get(stride, -1) + 1
+        out.append((stride, seen[stride]))
+    return out
+
+
+def cells(ins) -> list[Cell]:
+    """One cell per attention layer (or LayerCAM level, for a model without attention)."""
+    out = []
+    for mm in ins.models:
+        for column, lm in zip(layer_columns(mm.layers), mm.layers):
+            view, kind = next(((v, k) for v, k in MAIN_VIEWS if v in lm.views), (None, None))
+            if view is not None:
+                out.append(Cell(mm.model, column, f"L{lm.layer} {lm.module}", kind, lm.views[view], mm.input_hw,
+                                lm.stride, lm.profiles or None))
+        for column, cam in zip(layer_columns(mm.layercam), mm.layercam):
+            out.append(Cell(mm.model, column, f"L{cam['layer']} LayerCAM", LAYERCAM_KIND, cam["grid"],
+                            mm.input_hw, cam["stride"]))
+    return out
+
+
+def kind_ranges(all_cells: list[Cell]) -> dict[str, tuple[float, float]]:
+    """The shared colour range of each kind: min and max over every map of that kind in view."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for c in all_cells:
+        lo, hi = float(np.nanmin(c.grid)), float(np.nanmax(c.grid))
+        old = ranges.get(c.kind)
+        ranges[c.kind] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+    return {k: (lo, hi if hi > lo else lo + 1e-6) for k, (lo, hi) in ranges.items()}
+
+
+def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of each feature cell's centre in display pixels: the letterbox (scale, centred
+    padding, as ultralytics' LetterBox and scale_boxes compute it) undone."""
+    (ih, iw), (h0, w0) = c.input_hw, original_hw
+    gain = min(ih / h0, iw / w0)
+    new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)  # LetterBox rounds each side
+    pad_x, pad_y = round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
+    fh, fw = c.grid.shape
+    sy, sx = ih / fh, iw / fw
+    xs = ((np.arange(fw) + 0.5) * sx - pad_x) / (new_w / w0) * view_scale
+    ys = ((np.arange(fh) + 0.5) * sy - pad_y) / (new_h / h0) * view_scale
+    return xs, ys
+
+
+def _data_uri(rgb: np.ndarray) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False, cell_px: int = 260):
+    """The matrix as one plotly figure; None when no model in ``ins`` has a map."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    all_cells = cells(ins)
+    if not all_cells:
+        return None
+    models = [mm.model for mm in ins.models if any(c.model == mm.model for c in all_cells)]
+    columns = sorted({c.column for c in all_cells})
+    kinds = list(dict.fromkeys(c.kind for c in all_cells))
+    ranges = kind_ranges(all_cells)
+    h, w = ins.image.shape[:2]
+    view_scale = w / ins.original_hw[1] if ins.original_hw[1] else 1.0
+    by_place = {(c.model, c.column): c for c in all_cells}
+    titles = []
+    for m in models:
+        for col in columns:
+            c = by_place.get((m, col))
+            titles.append(f"{m} · {c.title}" if c else "")
+    fig = make_subplots(rows=len(models), cols=len(columns), subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=min(0.07, 0.16 / len(models)))
+    source = _data_uri(ins.image)
+    scale = PLOTLY_SCALES.get(colormap, "Jet")
+    traces, places, shapes = [], [], []
+    for r, m in enumerate(models):
+        mm = next(x for x in ins.models if x.model == m)
+        for k, col in enumerate(columns):
+            c = by_place.get((m, col))
+            if c is None:
+                continue
+            axis = r * len(columns) + k + 1
+            ref = "" if axis == 1 else str(axis)
+            xs, ys = cell_axes(c, ins.original_hw, view_scale)
+            z = normalize(c.grid) if stretch else c.grid
+            axis_name = "coloraxis" if kinds.index(c.kind) == 0 else f"coloraxis{kinds.index(c.kind) + 1}"
+            traces += [go.Image(source=source, hoverinfo="skip"),
+                       go.Heatmap(z=np.round(z, 4), x=xs, y=ys, coloraxis=axis_name, opacity=float(opacity),
+                                  zsmooth="best", hovertemplate=c.kind + ": %{z:.3f}<extra>" + m[:40] + "</extra>")]
+            places += [(r + 1, k + 1)] * 2
+            if c.profiles:
+                traces += _profile_lines(c, xs, ys, w, h)
+                places += [(r + 1, k + 1)] * 2
+            shapes += [dict(type="rect", x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]),
+                            xref=f"x{ref}", yref=f"y{ref}", line=dict(color="white", width=1)) for b in mm.boxes]
+    fig.add_traces(traces, rows=[p[0] for p in places], cols=[p[1] for p in places])
+    for i, kind in enumerate(kinds):
+        lo, hi = (0.0, 1.0) if stretch else ranges[kind]
+        title = f"{kind}<br>(each map stretched)" if stretch else kind
+        n = len(kinds)
+        fig.update_layout({("coloraxis" if i == 0 else f"coloraxis{i + 1}"): dict(
+            colorscale=scale, cmin=lo, cmax=hi,
+            colorbar=dict(title=dict(text=title, side="right", font=dict(size=10)), len=0.9 / n, thickness=12,
+                          y=1 - (i + 0.5) / n, yanchor="middle", x=1.01, tickfont=dict(size=10)))})
+    fig.update_layout(shapes=shapes)
+    fig.update_xaxes(visible=False, range=[0, w])
+    fig.update_yaxes(visible=False, range=[h, 0])
+    for a in fig.layout.annotations:
+        a.font = dict(size=11)
+    for k, col in enumerate(columns):  # column headers: the level and stride
+        stride, nth = col
+        text = f"<b>{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}</b>" + (f" #{nth + 1}" if nth else "")
+        fig.add_annotation(text=text, xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
+                           yshift=34, showarrow=False, font=dict(size=12))
+    cell_h = cell_px * h / w
+    fig.update_layout(height=int(len(models) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
+                      plot_bgcolor="white", hovermode="closest")
+    return fig
+
+
+def _profile_lines(c: Cell, xs: np.ndarray, ys: np.ndarray, w: int, h: int) -> list:
+    """CoordAtt's h gate as a line along the left edge and its w gate along the top edge, each
+    over a band of 12% of the image, 0 at the edge and the layer's max value at the band's end."""
+    import plotly.graph_objects as go
+
+    band_x, band_y = 0.12 * w, 0.12 * h
+    ph, pw = np.asarray(c.profiles["h"], float), np.asarray(c.profiles["w"], float)
+    top = max(float(ph.max()), float(pw.max()), 1e-6)
+    style = dict(mode="lines", line=dict(color="white", width=2), showlegend=False)
+    return [go.Scatter(x=ph / top * band_x, y=ys, customdata=ph, hovertemplate="h gate %{customdata:.3f}<extra></extra>",
+                       **style),
+            go.Scatter(x=xs, y=pw / top * band_y, customdata=pw, hovertemplate="w gate %{customdata:.3f}<extra></extra>",
+                       **style)]

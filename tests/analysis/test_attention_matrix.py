@@ -1,0 +1,83 @@
+"""The attention matrix: shared colour scales per kind of map, columns by stride, exact placement."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from components.analysis.attention_matrix import cell_axes, cells, matrix_figure
+from components.analysis.attention_view import Inspection, ModelMaps
+from components.analysis.heatmaps import LayerMaps
+
+
+def layer(index, stride, spatial, hw=(64, 96)):
+    lm = LayerMaps(index, f"model.{index}", "CBAM", spatial.shape, stride)
+    lm.views["spatial"] = spatial
+    return lm
+
+
+def model(name, layers, input_hw=(64, 96)):
+    return ModelMaps(name, "neck_outputs", np.zeros((0, 4)), np.zeros(0), [], input_hw, layers)
+
+
+def two_models():
+    # Model a's gate spans 0.10..0.80, model b's 0.30..0.50: b is the weaker gate.
+    a = np.linspace(0.1, 0.8, 8 * 12).reshape(8, 12)
+    b = np.linspace(0.3, 0.5, 8 * 12).reshape(8, 12)
+    image = np.zeros((48, 72, 3), np.uint8)
+    return Inspection(image, [model("a", [layer(15, 8, a)]), model("b", [layer(15, 8, b)])], (48, 72))
+
+
+def heatmaps(fig):
+    return [t for t in fig.data if t.type == "heatmap"]
+
+
+def test_one_colour_scale_per_kind_shared_by_all_models():
+    fig = matrix_figure(two_models())
+    a, b = heatmaps(fig)
+    assert a.coloraxis == b.coloraxis  # one scale...
+    axis = fig.layout[a.coloraxis]
+    assert (axis.cmin, axis.cmax) == (0.1, 0.8)  # ...spanning both maps, so 0.5 is the same colour in both
+    assert np.isclose(np.max(b.z), 0.5) and np.isclose(np.min(b.z), 0.3)  # values kept, not stretched
+    assert axis.colorbar.title.text == "spatial gate"
+
+
+def test_stretch_gives_each_map_its_own_full_range_and_says_so():
+    fig = matrix_figure(two_models(), stretch=True)
+    for h in heatmaps(fig):
+        assert np.isclose(np.min(h.z), 0) and np.isclose(np.max(h.z), 1)
+    assert "stretched" in fig.layout[heatmaps(fig)[0].coloraxis].colorbar.title.text
+
+
+def test_layers_line_up_by_stride_and_kinds_get_separate_scales():
+    p3, p5 = np.full((8, 12), 0.2), np.full((2, 3), 0.9)
+    ins = Inspection(np.zeros((48, 72, 3), np.uint8),
+                     [model("a", [layer(15, 8, p3), layer(21, 32, p5)]), model("b", [layer(21, 32, p5)])], (48, 72))
+    ins.models[1].layers[0].views = {"channel-weighted activation": np.full((2, 3), 7.0)}
+    got = {(c.model, c.column, c.kind) for c in cells(ins)}
+    assert got == {("a", (8, 0), "spatial gate"), ("a", (32, 0), "spatial gate"),
+                   ("b", (32, 0), "channel-weighted activation")}
+    fig = matrix_figure(ins)
+    assert len({h.coloraxis for h in heatmaps(fig)}) == 2
+    # b's P5 layer sits in the P5 column (the 2nd of 2), row 2: subplot 4, not 3.
+    assert [h.xaxis for h in heatmaps(fig)] == ["x", "x2", "x4"]
+
+
+def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
+    from ultralytics.utils.ops import scale_boxes
+
+    from components.analysis.attention_matrix import Cell
+    from components.analysis.inference import letterbox
+
+    original = (290, 520)
+    x = letterbox(np.zeros((*original, 3), np.uint8), 320)  # (1, 3, 192, 320): 7 rows of padding
+    c = Cell("m", (8, 0), "", "spatial gate", np.zeros((x.shape[2] // 8, x.shape[3] // 8)), tuple(x.shape[2:]), 8)
+    xs, ys = cell_axes(c, original, view_scale=0.5)
+    centres = torch.tensor([[(j + 0.5) * 8, (i + 0.5) * 8, (j + 0.5) * 8, (i + 0.5) * 8]
+                            for i, j in [(0, 0), (5, 7), (23, 39)]], dtype=torch.float32)
+    want = scale_boxes(tuple(x.shape[2:]), centres.clone(), original, padding=True)
+    assert x.shape[2:] == (192, 320)
+    for (i, j), w in zip([(0, 0), (5, 7), (23, 39)], want.numpy()):
+        assert np.isclose(xs[j], w[0] * 0.5, atol=1e-3)
+        if 0 < w[1] < original[0]:  # scale_boxes clips to the image: compare inside it
+            assert np.isclose(ys[i], w[1] * 0.5, atol=1e-3)
+    assert 0 < want[1, 1] < original[0]  # at least the middle cell was compared in y
