@@ -79,14 +79,13 @@ def kind_ranges(all_cells: list[Cell]) -> dict[str, tuple[float, float]]:
 def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """x and y of each feature cell's centre in display pixels: the letterbox (scale, centred
     padding, as ultralytics' LetterBox and scale_boxes compute it) undone."""
-    (ih, iw), (h0, w0) = c.input_hw, original_hw
-    gain = min(ih / h0, iw / w0)
-    new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)  # LetterBox rounds each side
-    pad_x, pad_y = round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
+    from components.analysis.inference import letterbox_geometry
+
+    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(c.input_hw, original_hw)
     fh, fw = c.grid.shape
-    sy, sx = ih / fh, iw / fw
-    xs = ((np.arange(fw) + 0.5) * sx - pad_x) / (new_w / w0) * view_scale
-    ys = ((np.arange(fh) + 0.5) * sy - pad_y) / (new_h / h0) * view_scale
+    sy, sx = c.input_hw[0] / fh, c.input_hw[1] / fw
+    xs = ((np.arange(fw) + 0.5) * sx - pad_x) / gain_x * view_scale
+    ys = ((np.arange(fh) + 0.5) * sy - pad_y) / gain_y * view_scale
     return xs, ys
 
 

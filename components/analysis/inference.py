@@ -45,6 +45,16 @@ def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
 
 
+def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:
+    """(gain_x, gain_y, pad_x, pad_y) of a letterbox from ``original_hw`` to ``input_hw``:
+    input pixel = original pixel * gain + pad, exactly as ultralytics' scale_boxes inverts it
+    (each resized side rounded, the padding centred)."""
+    (ih, iw), (h0, w0) = input_hw, original_hw
+    gain = min(ih / h0, iw / w0)
+    new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
+    return new_w / w0, new_h / h0, round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
+
+
 def model_stride(model: torch.nn.Module) -> int:
     return max(int(getattr(model, "stride", torch.tensor([32])).max()), 32)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from components.analysis.compare import IMGSZ_CHOICES
+from components.app.explain_section import build_explain_section, explain_targets
 from components.app.handlers import UserError, detections_table, results_grid, run_compare, slider_pair, uploaded_path
 from components.app.widgets import (
     DISPLAY_FORMAT,
@@ -52,6 +53,7 @@ def build_compare_tab(store, examples: list[str]) -> None:
             with gr.Accordion("Detections as JSON (what /compare returns)", open=False):
                 detections = gr.JSON(label="Detections (original image pixels)")
     images = gr.State({}, time_to_live=STATE_TTL_S)
+    pick, detection = build_explain_section(store, examples, image, models, uploads, imgsz, detections, images)
 
     def on_compare(image, models=None, checkpoints=None, confidence=0.25, iou=0.7, image_size=320, reference=None):
         """Detect with each model on ``image``: annotated images, a per-model table, and every
@@ -73,7 +75,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
         # UI-only steps (not part of the API): the box table and the slider's pickers.
         event.success(results_grid, [images, detections], grid, api_name=False) \
              .success(detections_table, detections, boxes, api_name=False) \
-             .success(slider_choices, images, [left, right, slider], api_name=False)
+             .success(slider_choices, images, [left, right, slider], api_name=False) \
+             .success(explain_targets, [detections, images], [pick, detection], api_name=False)
 
     # preprocess=False: the raw upload reaches our decoder, which has a clear message for every bad
     # file; gradio's own image preprocessing would fail first with a generic one.
