@@ -39,7 +39,7 @@ def build_attention_tab(store, examples: list[str]) -> None:
                              elem_id="attention-matrix")
             with gr.Accordion("Channel gates (SE, ECA, CBAM, PolarizedSA): one chart per layer, models overlaid",
                               open=False):
-                channels = gr.Plot(show_label=False, elem_id="attention-channels")
+                channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
             with gr.Accordion("Every map as an image (EMA's group maps, channel-weighted activations...)", open=False):
                 gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=3,
                                      height="auto", object_fit="contain", elem_id="attention-gallery",

@@ -115,9 +115,10 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
     by_fn = {}
     for fn in demo.fns.values():
         by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
-    for heavy in ("on_compare", "on_adjust", "on_run"):
+    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain"):
         assert by_fn[heavy] == {("inference", 1)}, heavy
-    for light in ("rerender_attention", "slider_pair", "on_load"):
+    for light in ("rerender_attention", "slider_pair", "on_load", "attention_matrix", "results_grid",
+                  "detections_table", "on_pick"):
         assert all(cid != "inference" for cid, _ in by_fn[light]), light
 
 
@@ -163,7 +164,9 @@ def test_the_api_reads_like_documented_functions(tiny_weights):
 
     demo, _ = create_app(str(tiny_weights), [])
     info = demo.get_api_info()["named_endpoints"]
-    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/evaluate", "/metrics"}
+    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/evaluate", "/metrics", "/explain"}
+    assert [p["parameter_name"] for p in info["/explain"]["parameters"]] == [
+        "image", "models", "checkpoints", "detection", "method", "layers", "image_size"]
     assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
         "image", "models", "checkpoints", "confidence", "iou", "image_size", "reference"]
     assert [p["parameter_name"] for p in info["/attention"]["parameters"]] == [
@@ -186,3 +189,21 @@ def test_a_plain_call_needs_only_the_image(served_app, bccd_test_images):
     client.predict(image=handle_file(str(bccd_test_images[0])), models=["ema"], api_name="/attention")
     files = client.predict(api_name="/attention_downloads")
     assert {Path(f).suffix for f in files} == {".zip", ".npz"}
+
+
+def test_explain_a_detection_that_compare_found(served_app, bccd_test_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    image = handle_file(str(bccd_test_images[0]))
+    _gallery, _table, answer = client.predict(image=image, models=["baseline", "ema"], confidence=0.001,
+                                              api_name="/compare")
+    found = max((d for d in answer["detections"] if d["model"] == "baseline"), key=lambda d: d["confidence"])
+    detection = f"{found['class']} @ " + ",".join(str(v) for v in found["box"])
+    cams, table = client.predict(image=image, models=["baseline", "ema"], detection=detection, method="XGradCAM",
+                                 api_name="/explain")
+    assert len(cams) == 2 and [row[0] for row in table["data"]] == ["baseline", "ema"]
+    assert all(0 <= row[table["headers"].index("energy in box")] <= 1 for row in table["data"])
+    for bad in ("RBC @ 1,2,3", "../../etc/passwd @ 1,2,3,4", "RBC @ 50,50,10,10"):
+        answer = raw_call(served_app, "explain", [image, ["baseline"], [], bad, "Grad-CAM", ["P3"], 320])
+        assert "event: error" in answer and "Traceback" not in answer

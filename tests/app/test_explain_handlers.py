@@ -1,0 +1,37 @@
+"""The explain handlers: naming a detection, picking one by a click, one explanation per model."""
+from __future__ import annotations
+
+import pytest
+
+from components.app.explain_handlers import detection_at, detection_choices, parse_detection
+from components.app.handlers import UserError
+
+PAYLOAD = {"reference": "base", "detections": [
+    {"model": "base", "class": "RBC", "confidence": 0.6, "box": [10, 10, 110, 110], "diff": "reference"},
+    {"model": "base", "class": "WBC", "confidence": 0.9, "box": [40, 40, 60, 60], "diff": "reference"},
+    {"model": "other", "class": "RBC", "confidence": 0.99, "box": [200, 200, 220, 220], "diff": "only here"},
+    {"model": "other", "class": "RBC", "confidence": None, "box": [10, 10, 110, 110], "diff": "missed"}]}
+
+
+def test_the_picker_lists_the_reference_detections_strongest_first():
+    choices = detection_choices(PAYLOAD)
+    assert [v for _label, v in choices] == ["WBC @ 40.0,40.0,60.0,60.0", "RBC @ 10.0,10.0,110.0,110.0"]
+    assert choices[0][0].startswith("WBC 0.90")
+
+
+def test_a_click_picks_the_smallest_box_under_it_else_the_nearest():
+    assert detection_at(PAYLOAD, 50, 50) == "WBC @ 40.0,40.0,60.0,60.0"  # inside both: the smaller
+    assert detection_at(PAYLOAD, 20, 100) == "RBC @ 10.0,10.0,110.0,110.0"
+    assert detection_at(PAYLOAD, 400, 400) == "RBC @ 10.0,10.0,110.0,110.0"  # nearest centre (60, 60 vs 50, 50)
+    assert detection_at({}, 1, 1) is None
+
+
+@pytest.mark.parametrize("text", ["", None, "RBC", "RBC @ 1,2,3", "RBC @ 5,5,1,1", "RBC @ nan,1,2,3",
+                                  "@ 1,2,3,4", "RBC @ 1,2,3,4,5"])
+def test_a_malformed_detection_is_refused_with_a_message(text):
+    with pytest.raises(UserError):
+        parse_detection(text)
+
+
+def test_a_detection_round_trips():
+    assert parse_detection("Platelets @ 1.5, 2, 30.25,40") == ("Platelets", [1.5, 2.0, 30.25, 40.0])
