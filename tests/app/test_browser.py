@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 120_000
+VIEWPORT = {"width": 1440, "height": 900}  # the laptop screen the layout is made for
 
 
 
@@ -66,7 +67,7 @@ def page(app_url):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
             "--no-first-run", "--disable-component-update", "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg = browser.new_page(viewport=VIEWPORT)
         pg.set_default_timeout(TIMEOUT_MS)
         pg.goto(app_url)
         pg.get_by_text("Attention Lens").first.wait_for()
@@ -74,37 +75,91 @@ def page(app_url):
         browser.close()
 
 
-def shot(page, name):
+def shot(page, name, full_page=True):
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
-def test_compare_tab_shows_every_model(page, picked):
+def in_viewport(locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
+
+
+def set_models(page, panel: str, labels: list[str]) -> None:
+    """Check exactly ``labels`` among the model checkboxes of the tab whose button is ``panel``."""
+    column = page.locator(panel).locator("xpath=ancestor::div[contains(@class,'column')][1]")
+    for box in column.get_by_role("checkbox").all():
+        label = box.locator("xpath=..").inner_text().strip()
+        want = label in labels
+        if box.is_checked() != want:
+            box.set_checked(want)
+
+
+@pytest.fixture(scope="module")
+def many(weights):
+    """Up to seven models, baseline first: the layout must show them all at once."""
+    from components.modeling.catalog import read_manifest
+
+    entries = read_manifest(weights)
+    return sorted(entries, key=lambda e: e.attention is not None)[:7]
+
+
+def test_compare_tab_shows_every_model(page, many):
+    page.mouse.wheel(0, -10_000)
+    assert in_viewport(page.locator("#compare-button"))  # the run button needs no scrolling
     page.locator("#compare-image input[type=file]").set_input_files(str(EXAMPLE))
-    for entry in picked:
-        box = page.get_by_label(entry.label)
-        if not box.is_checked():
-            box.check()
+    set_models(page, "#compare-button", [e.label for e in many])
     page.locator("#compare-button").click()
-    page.locator("#compare-gallery img").nth(2).wait_for()
-    assert page.locator("#compare-gallery img").count() >= 3
-    shot(page, "compare")
+    cells = page.locator("#compare-grid .js-plotly-plot image")
+    cells.nth(len(many) - 1).wait_for(state="attached")
+    page.locator("#compare-grid").scroll_into_view_if_needed()
+    assert cells.count() == len(many) and all(in_viewport(cells.nth(i)) for i in range(len(many)))
     table = page.locator("#compare-table")
-    for entry in picked:
+    for entry in many:
         expect(table).to_contain_text(entry.name)
+    shot(page, "compare", full_page=False)  # what the user sees: every result at once
 
 
-def test_attention_tab_renders_a_heatmap(page, picked):
+def test_a_new_pair_of_models_raises_no_false_error(page, many):
+    """The slider's pickers hold the previous pair while a comparison of two other models lands."""
+    set_models(page, "#compare-button", [e.label for e in many[-2:]])
+    page.locator("#compare-button").click()
+    page.locator("#compare-grid .js-plotly-plot .gtitle, #compare-grid .js-plotly-plot .annotation-text") \
+        .filter(has_text=many[-1].name).first.wait_for()
+    expect(page.locator("#compare-table")).not_to_contain_text(many[0].name)
+    expect(page.locator(".toast-body.error")).to_have_count(0)
+
+
+def test_clicking_a_box_explains_it_in_every_model(page, many):
+    pick = page.locator("#explain-pick img")
+    pick.wait_for()
+    pick.scroll_into_view_if_needed()
+    pick.click()  # the middle of the reference result: the box under the click, or the nearest
+    shown = page.locator("#explain-gallery img")
+    shown.nth(1).wait_for()
+    assert shown.count() == 2  # the two models of the last comparison
+    expect(page.locator("#explain-table")).to_contain_text("energy in box")
+    expect(page.locator("#explain-detection input")).to_have_value(re.compile(r"^\w+ [\d.]+ at \("))  # picked
+    shot(page, "explain")
+
+
+def test_attention_tab_shows_a_matrix_with_shared_colour_bars(page, picked):
     page.get_by_role("tab", name="Attention").click()
     page.locator("#attention-image input[type=file]").set_input_files(str(EXAMPLE))
+    set_models(page, "#attention-button", [e.label for e in picked])
     page.locator("#attention-button").click()
-    page.locator("#attention-gallery img").first.wait_for()
-    assert page.locator("#attention-gallery img").count() >= 2
-    # The channel chart draws, with its top-channel labels (CBAM has a channel gate).
+    matrix = page.locator("#attention-matrix .js-plotly-plot")
+    matrix.locator(".colorbar").first.wait_for(state="attached")
+    # one row per model: its title in the cells, and P3/P4/P5 column headers
+    for entry in picked:
+        expect(matrix.locator(".annotation-text").filter(has_text=entry.name).first).to_be_attached()
+    expect(matrix.locator(".annotation-text").filter(has_text="P3 · stride 8")).to_have_count(1)
+    assert matrix.locator(".colorbar").count() >= 2  # LayerCAM for the baseline + the attention kinds
+    page.get_by_text("Channel gates (SE, ECA").click()  # folded by default
     page.locator("#attention-channels .js-plotly-plot").first.wait_for()
-    labels = page.locator("#attention-channels .annotation-text").filter(has_text=re.compile(r"^ch\d+$"))
-    expect(labels.first).to_be_visible()
-    shot(page, "attention")
+    page.locator("#attention-matrix").scroll_into_view_if_needed()
+    shot(page, "attention", full_page=False)
+    page.get_by_text("Layers, downloads and raw ranges").click()
     expect(page.locator("#attention-layers")).to_contain_text(picked[1].attention)
 
 
