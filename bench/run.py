@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench.reference_attention import FLOOR, READER
+from bench.views import views_cost
 from components.attention import ATTENTION_MODULES, create_attention
 from components.env import keep_freed_buffers, restore_malloc_defaults
 from components.experiments.latency import time_alternately
@@ -256,7 +257,9 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
     # process would slow every measurement below (section 4).
     mods = run_on_torch_thread(module_cost, quick)
     models = run_on_torch_thread(model_cost, weights, quick)
-    pipe = pipeline_cost(shipped_store(weights), quick)
+    store = shipped_store(weights)
+    pipe = pipeline_cost(store, quick)
+    views = views_cost(store, quick)
     encode = encode_cost(quick)
     text = [f"# Performance\n\nMeasured by `python -m bench{' --quick' if quick else ''}` on "
             f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}. Ratios come from alternating "
@@ -299,7 +302,14 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "\nPer image, per model (or per map in the Attention tab), after the models have run. The "
             "galleries use the cheaper format (`DISPLAY_FORMAT`); downloads stay lossless.\n",
             "## 6. Cold start and memory (targets <= 15 s, <= 2 GB)\n",
-            table([cold], {"process start to ready s": ".1f", "import+load s": ".1f", "peak RSS MB": ".0f"})]
+            table([cold], {"process start to ready s": ".1f", "import+load s": ".1f", "peak RSS MB": ".0f"}),
+            "\n## 7. Views against the model passes they need (target ratio <= 1.5)\n",
+            table(views, {"passes ms": ".0f", "view ms": ".0f", "ratio": ".2f"}),
+            "\nThe Attention view is what the page waits for before its matrix shows (capture, LayerCAM for "
+            "the model without attention, the matrix figure; the image gallery and channel charts follow). "
+            "Its passes: one forward per attention model, a forward and backward for the plain one. One "
+            "explanation: the /explain handler for one box (Grad-CAM, P3-P5); its passes: a forward and "
+            "backward per model.\n"]
     doc = "\n".join(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc)

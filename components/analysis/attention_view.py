@@ -17,8 +17,9 @@ import pandas as pd
 from components.analysis.heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
 from components.analysis.images import display_copy, load_image
 from components.analysis.inference import detect
-from components.analysis.layercam import layercam
+from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
+from components.attention import attention_modules
 
 
 @dataclass
@@ -61,9 +62,12 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     rgb = load_image(image)
     out = []
     for name, model in models.items():
-        det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
-        layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
-        cams = layercam(model, rgb, imgsz) if not layers else []
+        layers, cams = [], []
+        if attention_modules(model):
+            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
+            layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
+            cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams))
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))

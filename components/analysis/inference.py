@@ -110,9 +110,6 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
 
     ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
     """
-    from ultralytics.utils.nms import non_max_suppression
-    from ultralytics.utils.ops import scale_boxes
-
     x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
     maps, inputs = {}, {}
     t0 = time.perf_counter()
@@ -122,10 +119,24 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
                 pred = model(x)
         else:
             pred = model(x)
-        det = non_max_suppression(pred, conf, iou, max_det=max_det)[0]
+        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+    det.ms = (time.perf_counter() - t0) * 1000
+    det.maps, det.inputs = maps, inputs
+    return det
+
+
+def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np.ndarray, *, conf: float = 0.25,
+                    iou: float = 0.7, max_det: int = 300) -> Detections:
+    """Detections from a forward's raw output ``pred`` on the letterboxed ``x``: NMS, then boxes
+    scaled back to the image's own pixels (for a caller that ran the forward itself)."""
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    with torch.no_grad():
+        raw = pred[0] if isinstance(pred, (list, tuple)) else pred
+        det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det)[0]
         boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
-    ms = (time.perf_counter() - t0) * 1000
     names = getattr(model, "names", {}) or {}
     classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
-    return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, ms,
-                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]), maps, inputs)
+    return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,
+                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]))

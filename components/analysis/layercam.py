@@ -29,6 +29,17 @@ def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
 def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20) -> list[dict]:
     """One LayerCAM per Detect input, normalised to 0..1: in original image pixels (``map``) and on
     the feature grid (``grid``)."""
+    return layercam_and_detections(model, image_rgb, imgsz, top_k)[0]
+
+
+def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20, *,
+                            conf: float = 0.25, iou: float = 0.7):
+    """(LayerCAMs as ``layercam`` gives them, the detections of the same forward)."""
+    import time
+
+    from components.analysis.inference import from_prediction
+
+    t0 = time.perf_counter()
     owner = threading.get_ident()
     acts: dict[int, torch.Tensor] = {}
 
@@ -51,9 +62,11 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
             sizes = [per_cell * c for c in cells]  # candidates per level
             total = sum(level.topk(min(top_k, level.numel())).values.sum() for level in scores.split(sizes))
             total.backward()
+        det = from_prediction(model, pred, x.detach(), image_rgb, conf=conf, iou=iou)
     finally:
         for h in handles:
             h.remove()
+    det.ms = (time.perf_counter() - t0) * 1000
     out = []
     for k, layer in enumerate(layers):
         a = acts[k]
@@ -61,4 +74,4 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
         heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
         out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat,
                     "grid": normalize(cam)})  # the same map on the feature grid
-    return out
+    return out, det

@@ -8,6 +8,7 @@ from components.analysis.heatmaps import COLORMAPS
 from components.app.handlers import (
     UserError,
     attention_downloads,
+    attention_extras,
     attention_matrix,
     rerender_attention,
     run_attention,
@@ -51,24 +52,26 @@ def build_attention_tab(store, examples: list[str]) -> None:
                 summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None, time_to_live=STATE_TTL_S)
 
-    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None):
-        """Each model's attention maps over ``image``; the lossless files follow from /attention_downloads."""
+    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None,
+               stretch=False):
+        """Each model's attention maps over ``image`` as a matrix (rows = models, columns = P3/P4/P5);
+        every map as a file follows from /attention_downloads."""
         try:
             return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
-                                 image_size, [uploaded_path(f) for f in checkpoints or []])
+                                 image_size, [uploaded_path(f) for f in checkpoints or []], stretch)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    outputs = [notice, layers, gallery, channels, summary, state]
-    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads], outputs, api_name="attention",
-                       preprocess=False, **INFERENCE_QUEUE)
+    outputs = [notice, layers, matrix, summary, state]
+    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
+                       api_name="attention", preprocess=False, **INFERENCE_QUEUE)
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).
     def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
         """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
         return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
 
-    run.success(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False)
+    run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
     run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
     for control in (colormap, alpha, stretch):
         control.change(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False,

@@ -166,19 +166,20 @@ def slider_pair(shown: dict | None, a: str | None, b: str | None):
     return images[a], images[b]
 
 
-def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None):
-    """Returns (notice, layer table, overlays, channel figure, summary, state); the downloads
-    come from ``attention_downloads`` on that state, chained after this in the UI."""
+def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None, stretch=False):
+    """Returns (notice, layer table, attention matrix figure, summary, state). What follows in
+    the UI from that state: every map as an image and the channel charts (``attention_extras``),
+    and the downloads (``attention_downloads``): the matrix shows without waiting for them."""
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
     models = resolve_models(store, selected, uploads)
-    return _run_attention(store, models, image, colormap, alpha, conf, imgsz)
+    return _run_attention(store, models, image, colormap, alpha, conf, imgsz, stretch)
 
 
 @torch_thread
-def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz):
-    from components.analysis.attention_view import channel_figure, inspect, no_attention_models, render
-    from components.analysis.charts import message_figure
+def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz, stretch=False):
+    from components.analysis.attention_matrix import matrix_figure
+    from components.analysis.attention_view import inspect, no_attention_models
 
     try:
         placements = {name: (store.entries[name].placement if name in store.entries else None) for name in models}
@@ -187,7 +188,6 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
         raise UserError(str(e)) from None
     except Exception as e:  # noqa: BLE001
         raise unexpected(e) from None
-    items = render(ins, float(alpha), colormap)
     plain = no_attention_models(ins)
     notice = ("" if not plain else
               "**No attention layers** in " + ", ".join(plain) + ": no gates to hook. Shown instead: LayerCAM on "
@@ -196,9 +196,21 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
                            "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
                                         "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
                           for lm in mm.layers] for mm in ins.models}
+    matrix = matrix_figure(ins, opacity=float(alpha), colormap=colormap, stretch=bool(stretch))
+    return notice, ins.table(), matrix, summary, ins
+
+
+@torch_thread
+def attention_extras(ins, colormap="jet", alpha=0.5):
+    """UI, after the matrix: every map as an overlay image, and the channel-gate charts."""
+    from components.analysis.attention_view import channel_figure, render
+    from components.analysis.charts import message_figure
+
+    if ins is None:
+        return [], None
     channels = channel_figure(ins) or message_figure(
         "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
-    return notice, ins.table(), items, channels, summary, ins
+    return render(ins, float(alpha), colormap), channels
 
 
 @torch_thread

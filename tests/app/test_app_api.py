@@ -170,7 +170,7 @@ def test_the_api_reads_like_documented_functions(tiny_weights):
     assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
         "image", "models", "checkpoints", "confidence", "iou", "image_size", "reference"]
     assert [p["parameter_name"] for p in info["/attention"]["parameters"]] == [
-        "image", "models", "colormap", "opacity", "confidence", "image_size", "checkpoints"]
+        "image", "models", "colormap", "opacity", "confidence", "image_size", "checkpoints", "stretch"]
     for name, endpoint in info.items():
         for p in endpoint["parameters"]:
             assert p["parameter_name"] == "image" or p["parameter_has_default"], (name, p["parameter_name"])

@@ -39,8 +39,8 @@ def test_yolox_models_work_in_the_compare_and_attention_views(bccd_test_images):
     uploads = [str(FIXTURES / "yolox-base.pth"), str(FIXTURES / "yolox-nano-cam.pth")]
     names = run_compare(store, str(bccd_test_images[0]), [], uploads, 0.001, 0.7, 320, None)[4]
     assert names == ["yolox-base (yolox-w4, no attention)", "yolox-nano-cam (yolox-nano, CoordAtt)"]
-    notice, table, items, _channels, summary, ins = run_attention(store, str(bccd_test_images[0]), [], "jet", 0.5,
-                                                                  0.25, 320, uploads)
+    notice, table, _matrix, summary, ins = run_attention(store, str(bccd_test_images[0]), [], "jet", 0.5, 0.25, 320,
+                                                         uploads)
     assert "LayerCAM" in notice  # the plain YOLOX gets LayerCAM on its head inputs
     assert len(summary[names[1]]) == 3 and {lm["stride"] for lm in summary[names[1]]} == {8, 16, 32}
     assert all("YOLOX tutorial CAM" in v for v in table[table["model"] == names[1]]["loaded from"])
