@@ -68,8 +68,7 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     Runs on the caller's thread: an upload is read in a limited child process while this thread
     waits, so other users' forwards on the torch thread go on meanwhile."""
     models = {}
-    order = {n: i for i, n in enumerate(store.names)}  # catalogue order, whatever order they were ticked in
-    for name in sorted(selected or [], key=lambda n: order.get(n, len(order))):
+    for name in selected or []:
         if name not in store.entries:
             raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
         models[name] = run_on_torch_thread(store.get, name)
