@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from components.app.handlers import USER_ERRORS, UserError, resolve_models, unexpected
+from components.app.handlers import UserError, resolve_models, user_facing
 from components.torch_thread import torch_thread
 
 _DETECTION = re.compile(r"^\s*(?P<cls>[^@]{1,80}?)\s*@\s*(?P<box>[-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+){3})\s*$")
@@ -76,7 +76,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
     from components.analysis.images import display_copy, load_image
     from components.analysis.render import class_colors, draw
 
-    try:
+    with user_facing(ExplainError):
         rgb = load_image(image)
         h, w = rgb.shape[:2]
         if box[0] >= w or box[1] >= h or box[2] <= 0 or box[3] <= 0:
@@ -102,12 +102,4 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
                          "candidate's level": e.level,
                          "energy in box": round(e.energy_in_box, 3), "box share of image": round(e.box_share, 4),
                          "ms": round(e.ms, 1)})
-    except ExplainError as e:
-        raise UserError(str(e)) from None
-    except USER_ERRORS as e:
-        raise UserError(str(e)) from None
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
-        raise unexpected(e) from None
     return items, pd.DataFrame(rows)

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from components.analysis.compare import CompareError, compare
@@ -31,6 +32,20 @@ def unexpected(e: Exception) -> UserError:
     logging.getLogger("attention_lens").exception("handler failed")
     return UserError(f"Something went wrong ({type(e).__name__}: {e}). The app is still running; "
                      "try another image or model.")
+
+
+@contextmanager
+def user_facing(*domain_errors: type[Exception]):
+    """Inside: the domain's errors (``USER_ERRORS`` and ``domain_errors``) become UserError with
+    their own message; anything unforeseen becomes one clear line, its traceback only in the log."""
+    try:
+        yield
+    except (*USER_ERRORS, *domain_errors) as e:
+        raise UserError(str(e)) from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
+        raise unexpected(e) from None
 
 
 #: The one answer for a file path a request names that is neither an upload nor a shipped file,
@@ -92,15 +107,9 @@ def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, r
 
 @torch_thread
 def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, reference):
-    try:
+    with user_facing():
         ref = reference if reference in models else (store.baseline_name() if store.baseline_name() in models else None)
         result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
-    except USER_ERRORS as e:
-        raise UserError(str(e)) from None
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001  (the browser gets a message, the log the traceback)
-        raise unexpected(e) from None
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     shown = {"images": images, "view": result.view, "scale": result.view_scale,
              "captions": {name: caption for name, (_im, caption) in zip(result.names, result.images)}}
@@ -180,13 +189,9 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
     from components.analysis.attention_matrix import matrix_figure
     from components.analysis.attention_view import inspect, no_attention_models
 
-    try:
+    with user_facing():
         placements = {name: (store.entries[name].placement if name in store.entries else None) for name in models}
         ins = inspect(image, models, placements, imgsz=int(imgsz), conf=float(conf))
-    except USER_ERRORS as e:
-        raise UserError(str(e)) from None
-    except Exception as e:  # noqa: BLE001
-        raise unexpected(e) from None
     plain = no_attention_models(ins)
     notice = ("" if not plain else
               "**No attention layers** in " + ", ".join(plain) + ": no gates to hook. Shown instead: LayerCAM on "
