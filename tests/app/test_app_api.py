@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_i
     assert first["stride"] == 8 and first["maps"]["spatial_groups"]["shape"][1:] == [32, 40]
     assert {Path(d).suffix for d in downloads} == {".zip", ".npz"}
     zipped = next(d for d in downloads if d.endswith(".zip"))
-    assert len(__import__("zipfile").ZipFile(zipped).namelist()) >= 6  # every map as a PNG
+    assert len(zipfile.ZipFile(zipped).namelist()) >= 6  # every map as a PNG
     assert matrix and "plot" in (matrix if isinstance(matrix, dict) else json.loads(matrix))
     assert [row[0] for row in table["data"]].count("ema") == 3
 
