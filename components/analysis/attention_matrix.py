@@ -10,12 +10,12 @@ cell's left (h) and top (w) edges.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import numpy as np
 
 from components.analysis.heatmaps import normalize
+from components.analysis.images import jpeg_data_uri
 
 #: Which view is a layer's main map, and the kind of scale it shares, in order of preference.
 MAIN_VIEWS = (("spatial", "spatial gate"),
@@ -89,12 +89,6 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
     return xs, ys
 
 
-def _data_uri(rgb: np.ndarray) -> str:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
-
 
 def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False, cell_px: int = 260):
     """The matrix as one plotly figure; None when no model in ``ins`` has a map."""
@@ -118,7 +112,7 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
             titles.append(f"{m} · {c.title}" if c else "")
     fig = make_subplots(rows=len(models), cols=len(columns), subplot_titles=titles, horizontal_spacing=0.01,
                         vertical_spacing=min(0.07, 0.16 / len(models)))
-    source = _data_uri(ins.image)
+    source = jpeg_data_uri(ins.image)
     scale = PLOTLY_SCALES.get(colormap, "Jet")
     traces, places, shapes = [], [], []
     for r, m in enumerate(models):

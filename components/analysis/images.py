@@ -100,3 +100,15 @@ def display_copy(rgb: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
 
+
+
+def jpeg_data_uri(rgb: np.ndarray, quality: int = 85) -> str:
+    """An RGB image as a JPEG ``data:`` URI (a plotly image trace's source)."""
+    import base64
+
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("could not encode the image for display")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")

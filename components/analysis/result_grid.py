@@ -7,23 +7,16 @@ stay readable, and a drag zooms into one cell.
 """
 from __future__ import annotations
 
-import base64
 import math
 
 import numpy as np
+
+from components.analysis.images import jpeg_data_uri
 
 #: Cells per row: nine models fit a 1440 px page in three rows with no inner scroll.
 COLUMNS = 3
 MISSED_RGB = "rgb(150,150,150)"
 
-
-def _data_uri(rgb: np.ndarray, quality: int = 85) -> str:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("could not encode the image")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def _rgb(bgr: tuple) -> str:
@@ -49,7 +42,7 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
                         vertical_spacing=min(0.06, 0.12 / rows))
     classes = sorted({str(d["class"]) for d in detections})
     palette = {c: _rgb(v) for c, v in class_colors(classes).items()}
-    source = _data_uri(view)
+    source = jpeg_data_uri(view)
     shapes, traces, places = [], [], []
     for k, model in enumerate(models):
         row, col = divmod(k, cols)
