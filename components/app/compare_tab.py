@@ -73,10 +73,11 @@ def build_compare_tab(store, examples: list[str]) -> None:
 
     def after(event):
         # UI-only steps (not part of the API): the box table and the slider's pickers.
-        event.success(results_grid, [images, detections], grid, api_name=False) \
+        # The explain section's targets first: a box clicked once the grid shows is never reset by a late step.
+        event.success(explain_targets, [detections, images], [pick, detection], api_name=False) \
+             .success(results_grid, [images, detections], grid, api_name=False) \
              .success(detections_table, detections, boxes, api_name=False) \
-             .success(slider_choices, images, [left, right, slider], api_name=False) \
-             .success(explain_targets, [detections, images], [pick, detection], api_name=False)
+             .success(slider_choices, images, [left, right, slider], api_name=False)
 
     # preprocess=False: the raw upload reaches our decoder, which has a clear message for every bad
     # file; gradio's own image preprocessing would fail first with a generic one.
