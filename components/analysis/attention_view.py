@@ -111,7 +111,8 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
                 items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
             if lm.group_maps is not None:
                 items.append((group_grid(lm.group_maps, colormap=colormap),
-                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps"))
+                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps, one scale "
+                              f"({float(lm.group_maps.min()):.2f}-{float(lm.group_maps.max()):.2f}), each group's range under it"))
     for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
         for cam in mm.layercam:
             im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)

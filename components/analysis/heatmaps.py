@@ -112,16 +112,27 @@ def add_profiles(image_rgb: np.ndarray, profile_h: np.ndarray, profile_w: np.nda
     return out
 
 
-def group_grid(group_maps: np.ndarray, tile: int = 48, columns: int = 8, colormap: str = "jet") -> np.ndarray:
-    """EMA's per-group maps as a grid of small heatmap tiles (each normalised on its own)."""
+def group_grid(group_maps: np.ndarray, tile: int = 56, columns: int = 8, colormap: str = "jet") -> np.ndarray:
+    """EMA's per-group maps as a labelled grid of heatmap tiles on one colour scale (the layer's
+    min..max over all groups, so tiles compare), each tile captioned with its group index and
+    the range of its own weights."""
     g = len(group_maps)
     rows = (g + columns - 1) // columns
     h, w = group_maps.shape[1:]
     th, tw = tile, max(1, round(tile * w / h))
-    grid = np.full((rows * (th + 2), columns * (tw + 2), 3), 255, np.uint8)
-    for i, m in enumerate(group_maps):
-        tile_img = cv2.resize((normalize(m) * 255).astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+    caption = 26  # two lines of small text under each tile
+    cell_h, cell_w = th + caption, max(tw, 58) + 4
+    grid = np.full((rows * cell_h, columns * cell_w, 3), 255, np.uint8)
+    lo, hi = float(np.nanmin(group_maps)), float(np.nanmax(group_maps))
+    scale = (group_maps - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(group_maps)
+    for i, m in enumerate(scale):
+        tile_img = cv2.resize((np.clip(m, 0, 1) * 255).astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
         colored = cv2.applyColorMap(tile_img, COLORMAPS.get(colormap, cv2.COLORMAP_JET))[..., ::-1]
         r, c = divmod(i, columns)
-        grid[r * (th + 2):r * (th + 2) + th, c * (tw + 2):c * (tw + 2) + tw] = colored
+        y, x = r * cell_h, c * cell_w
+        grid[y:y + th, x:x + tw] = colored
+        own = group_maps[i]
+        for k, text in enumerate((f"g{i}", f"{float(own.min()):.2f}-{float(own.max()):.2f}")):
+            cv2.putText(grid, text, (x, y + th + 11 + 12 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (40, 40, 40), 1,
+                        cv2.LINE_AA)
     return grid

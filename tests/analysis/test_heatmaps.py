@@ -202,3 +202,16 @@ def test_concurrent_calls_with_different_image_shapes_keep_their_own_boxes(store
     assert not errors
     for (k, _), det in results.items():
         np.testing.assert_array_equal(det.boxes, alone[k].boxes)
+
+
+def test_ema_group_tiles_share_one_scale_and_carry_their_ranges():
+    from components.analysis.heatmaps import group_grid
+
+    weak, strong = np.full((4, 4), 0.2), np.full((4, 4), 0.8)
+    grid = group_grid(np.stack([weak, strong]), tile=20, columns=2)
+    # one scale over the layer: the constant 0.2 group is the bottom colour, the 0.8 group the top
+    # (stretched on their own, both constants would get the same colour)
+    assert not np.array_equal(grid[5, 5], grid[5, 62 + 5])
+    blank = group_grid(np.stack([weak, weak]), tile=20, columns=2)
+    assert np.array_equal(blank[5, 5], blank[5, 62 + 5])
+    assert (grid[20:, :] < 200).any()  # the captions under the tiles
