@@ -25,7 +25,7 @@ def views_cost(store, quick: bool) -> list[dict]:
     from components.analysis.images import load_image
     from components.analysis.inference import detect, letterbox, model_stride
     from components.app.explain_handlers import detection_value, run_explain
-    from components.app.handlers import _run_attention
+    from components.app.handlers import run_attention
     from components.torch_thread import run_on_torch_thread
 
     names = _three(store)
@@ -57,7 +57,7 @@ def views_cost(store, quick: bool) -> list[dict]:
             forward_backward(m, x[n])
 
     def attention_view():  # what the page waits for before the matrix shows (the rest follows)
-        _run_attention(store, models, str(EXAMPLE), "jet", 0.5, 0.25, 320)
+        run_attention(store, str(EXAMPLE), names, "jet", 0.5, 0.25, 320)
 
     runs = 3 if quick else 10
     t_att, t_view, t_exp, t_explain = alternate(

@@ -169,7 +169,6 @@ def _profile_lines(c: Cell, xs: np.ndarray, ys: np.ndarray, w: int, h: int) -> l
     ph, pw = np.asarray(c.profiles["h"], float), np.asarray(c.profiles["w"], float)
     top = max(float(ph.max()), float(pw.max()), 1e-6)
     style = dict(mode="lines", line=dict(color="white", width=2), showlegend=False)
-    return [go.Scatter(x=ph / top * band_x, y=ys, customdata=ph, hovertemplate="h gate %{customdata:.3f}<extra></extra>",
-                       **style),
-            go.Scatter(x=xs, y=pw / top * band_y, customdata=pw, hovertemplate="w gate %{customdata:.3f}<extra></extra>",
-                       **style)]
+    hover = "%s gate %%{customdata:.3f}<extra></extra>"
+    return [go.Scatter(x=ph / top * band_x, y=ys, customdata=ph, hovertemplate=hover % "h", **style),
+            go.Scatter(x=xs, y=pw / top * band_y, customdata=pw, hovertemplate=hover % "w", **style)]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.analysis.heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
-from components.analysis.images import display_copy, load_image
+from components.analysis.images import display_copy, display_size, load_image
 from components.analysis.inference import detect
 from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
@@ -60,6 +60,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
             iou: float = 0.7) -> Inspection:
     """Run each model once with its gates hooked; keep boxes and maps for rendering."""
     rgb = load_image(image)
+    shown_hw = display_size(rgb.shape[:2])[0]
     out = []
     for name, model in models.items():
         layers, cams = [], []
@@ -67,24 +68,20 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
             det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
             layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
-            cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou)
+            cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams))
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
 
 
 def _at_display_size(ins: Inspection) -> Inspection:
-    """Keep only what the views need: the image, boxes and LayerCAM maps at display size (the
-    inspection is held per session between events; gate maps are feature-sized already)."""
-    import cv2
-
+    """Keep only what the views need: the image and boxes at display size (the inspection is held
+    per session between events; gate maps are feature-sized, LayerCAM maps drawn at display size)."""
     view, s = display_copy(ins.image)
     if s == 1.0:
         return ins
     for mm in ins.models:
         mm.boxes = mm.boxes * s
-        for cam in mm.layercam:
-            cam["map"] = cv2.resize(cam["map"], view.shape[1::-1], interpolation=cv2.INTER_AREA)
     ins.image = view
     return ins
 
@@ -110,9 +107,10 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
                 im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
                 items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
             if lm.group_maps is not None:
+                lo, hi = float(lm.group_maps.min()), float(lm.group_maps.max())
                 items.append((group_grid(lm.group_maps, colormap=colormap),
-                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps, one scale "
-                              f"({float(lm.group_maps.min()):.2f}-{float(lm.group_maps.max()):.2f}), each group's range under it"))
+                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps on one "
+                              f"scale ({lo:.2f}-{hi:.2f}), each group's own range under its tile"))
     for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
         for cam in mm.layercam:
             im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)

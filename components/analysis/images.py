@@ -93,12 +93,19 @@ def display_copy(rgb: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.
     """(the image at most ``max_side`` on its longer side, the scale applied); the same array if it fits."""
     import cv2
 
-    h, w = rgb.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
+    (h, w), scale = display_size(rgb.shape[:2], max_side)
     if scale == 1.0:
         return rgb, 1.0
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA), scale
+
+
+def display_size(hw: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> tuple[tuple[int, int], float]:
+    """((h, w) of the display copy of an image of size ``hw``, the scale), without resizing anything."""
+    h, w = hw
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return (h, w), 1.0
+    return (max(1, round(h * scale)), max(1, round(w * scale))), scale
 
 
 

@@ -33,8 +33,9 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
 
 
 def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20, *,
-                            conf: float = 0.25, iou: float = 0.7):
-    """(LayerCAMs as ``layercam`` gives them, the detections of the same forward)."""
+                            conf: float = 0.25, iou: float = 0.7, map_hw: tuple[int, int] | None = None):
+    """(LayerCAMs as ``layercam`` gives them, the detections of the same forward); ``map_hw``:
+    draw each ``map`` at that size of the image (its display copy) instead of its own pixels."""
     import time
 
     from components.analysis.inference import from_prediction
@@ -71,7 +72,7 @@ def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz
     for k, layer in enumerate(layers):
         a = acts[k]
         cam = (a.grad.clamp_min(0) * a).sum(1)[0].clamp_min(0).detach().numpy()
-        heat = normalize(to_original(cam, tuple(x.shape[2:]), image_rgb.shape[:2]))
+        heat = normalize(to_original(cam, tuple(x.shape[2:]), tuple(map_hw or image_rgb.shape[:2])))
         out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "map": heat,
                     "grid": normalize(cam)})  # the same map on the feature grid
     return out, det
