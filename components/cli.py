@@ -31,7 +31,8 @@ def _variant(args) -> int:
 def _analyze(args) -> int:
     import json
 
-    from components.analysis.dataset_report import evaluate_models, html_report
+    from components.analysis.dataset_report import evaluate_models
+    from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import open_dataset
     from components.modeling.catalog import read_manifest
     from components.modeling.checkpoints import load_model
@@ -58,12 +59,16 @@ def _analyze(args) -> int:
             done["last"] = pct // 10
             print(f"{pct:3d}%  {what}", file=sys.stderr)
 
-    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress)
+    localise = not args.no_localisation
+    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
+                              localise)
     if args.save_detections:
-        from components.analysis.dataset_report import detections_for, save_detections
+        from components.analysis.dataset_report import predictions_for, save_detections
 
-        dets = {n: detections_for(m, n, split, args.imgsz) for n, m in models.items()}  # cached: no new forwards
-        save_detections(args.save_detections, split, args.imgsz, dets)
+        # Cached by evaluate_models: no new forwards.
+        both = {n: predictions_for(m, n, split, args.imgsz, localise=localise) for n, m in models.items()}
+        save_detections(args.save_detections, split, args.imgsz, {n: d for n, (d, _) in both.items()},
+                        {n: s for n, (_, s) in both.items()})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -105,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--confidence", type=float, default=0.25, help="threshold for P, R and found objects")
     a.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
     a.add_argument("--out", required=True, help="folder for results.json and report.html")
+    a.add_argument("--no-localisation", action="store_true",
+                   help="skip the attention localisation scores (energy in boxes, pointing game)")
     a.add_argument("--save-detections", metavar="FILE.json.gz",
                    help="also store the split's boxes and every model's detections (numbers only), "
                         "as weights/evaluation/ holds them for the zoo")

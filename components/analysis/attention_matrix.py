@@ -14,17 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.analysis.heatmaps import normalize
+from components.analysis.heatmaps import LAYERCAM_KIND, LEVEL_NAMES, main_view, normalize
 from components.analysis.images import jpeg_data_uri
 
-#: Which view is a layer's main map, and the kind of scale it shares, in order of preference.
-MAIN_VIEWS = (("spatial", "spatial gate"),
-              ("spatial_groups (mean over groups)", "EMA group gates (mean)"),
-              ("axis_h x axis_w", "CoordAtt h x w gate"),
-              ("channel-weighted activation", "channel-weighted activation"))
-LAYERCAM_KIND = "LayerCAM (gradients, not attention)"
 PLOTLY_SCALES = {"jet": "Jet", "turbo": "Turbo", "inferno": "Inferno", "viridis": "Viridis", "magma": "Magma"}
-LEVEL_NAMES = {8: "P3", 16: "P4", 32: "P5", 4: "P2", 64: "P6"}
 
 
 @dataclass
@@ -56,7 +49,7 @@ def cells(ins) -> list[Cell]:
     out = []
     for mm in ins.models:
         for column, lm in zip(layer_columns(mm.layers), mm.layers):
-            view, kind = next(((v, k) for v, k in MAIN_VIEWS if v in lm.views), (None, None))
+            view, kind = main_view(lm)
             if view is not None:
                 out.append(Cell(mm.model, column, f"L{lm.layer} {lm.module}", kind, lm.views[view], mm.input_hw,
                                 lm.stride, lm.profiles or None))

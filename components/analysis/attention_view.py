@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.analysis.heatmaps import LayerMaps, add_profiles, group_grid, layer_maps, overlay, to_original
+from components.analysis.heatmaps import (
+    LEVEL_NAMES,
+    LayerMaps,
+    add_profiles,
+    group_grid,
+    layer_maps,
+    overlay,
+    to_original,
+)
 from components.analysis.images import display_copy, display_size, load_image
 from components.analysis.inference import detect
 from components.analysis.layercam import layercam_and_detections
@@ -131,7 +139,7 @@ def channel_figure(ins: Inspection, top_k: int = 5):
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    from components.analysis.attention_matrix import LEVEL_NAMES, layer_columns
+    from components.analysis.attention_matrix import layer_columns
 
     panels: dict[tuple, list] = {}
     for mm in ins.models:

@@ -44,25 +44,34 @@ def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, in
     return {by_name[c]: j for j, c in enumerate(classes)}
 
 
-def predict_split(model, split: Split, imgsz: int, label: str = "model", progress=None) -> list[np.ndarray]:
-    """Per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own pixels."""
+def predict_split(model, split: Split, imgsz: int, label: str = "model", progress=None, localise: bool = False):
+    """(per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own pixels;
+    per image localisation scores when ``localise``, else None). Localisation comes from the
+    same forwards (see localisation.detect_and_score)."""
     from components.analysis.images import load_image
     from components.analysis.inference import detect
+    from components.analysis.localisation import detect_and_score, groups_of
 
     if not split.has_pixels:
         raise EvaluationError("this split is stored as numbers only; its images are needed to run a model")
     mapping = class_map(getattr(model, "names", {}) or {}, split.classes, label)
     by_name = {n: mapping[int(i)] for i, n in (getattr(model, "names", {}) or {}).items() if int(i) in mapping}
-    out = []
+    out, scores = [], [] if localise else None
     for i, path in enumerate(split.paths):
-        det = detect(model, load_image(path), conf=0.001, iou=0.7, imgsz=imgsz, max_det=MAX_DETS)
+        rgb = load_image(path)
+        if localise:
+            groups = groups_of(split.boxes[i], split.classes, size_of)
+            det, s = detect_and_score(model, rgb, groups, split.boxes[i], imgsz=imgsz, max_det=MAX_DETS)
+            scores.append(s)
+        else:
+            det = detect(model, rgb, conf=0.001, iou=0.7, imgsz=imgsz, max_det=MAX_DETS)
         keep = [k for k, c in enumerate(det.classes) if c in by_name]
         cls = np.array([by_name[det.classes[k]] for k in keep], dtype=np.float64)
         out.append(np.column_stack([det.boxes[keep].astype(np.float64), det.scores[keep].astype(np.float64), cls])
                    if keep else np.zeros((0, 6)))
         if progress:
             progress(i + 1, len(split.paths))
-    return out
+    return out, scores
 
 
 # ----------------------------------------------------------------------------- pycocotools
@@ -250,3 +259,21 @@ def verdict(delta: float, low: float, high: float, seed_std: float | None, sigma
     if seed_std is None or not np.isfinite(seed_std):
         return "beyond image sampling noise (seed noise unknown)"
     return "larger than both" if abs(delta) >= sigmas * seed_std else "within seed noise"
+
+
+# ----------------------------------------------------------------------------- one image
+def image_outcomes(split: Split, index: int, dets: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """For one image: (per ground-truth box: found; per detection scoring >= ``confidence``, in
+    order: a true positive), from pycocotools' own matches at IoU 0.5, as the counts use them."""
+    one = Split(split.name, split.split, split.classes, [split.images[index]], [split.sizes[index]],
+                [split.boxes[index]], split.fingerprint)
+    e = coco_eval(one, [dets], confidence)
+    kept = dets[dets[:, 4] >= confidence] if len(dets) else dets
+    found = np.zeros(len(split.boxes[index]), dtype=bool)
+    true = np.zeros(len(kept), dtype=bool)
+    for _, _, entry in _entries(e):
+        for gid, m in zip(entry["gtIds"], entry["gtMatches"][0]):
+            found[int(gid) - 1] = m > 0
+        for did, m in zip(entry["dtIds"], entry["dtMatches"][0]):
+            true[int(did) - 1] = m > 0
+    return found, true

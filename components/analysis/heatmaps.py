@@ -18,6 +18,13 @@ from components.attention import Gate, attention_modules
 
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
              "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
+#: Which view is a layer's main map, and the kind of scale it shares, in order of preference.
+MAIN_VIEWS = (("spatial", "spatial gate"),
+              ("spatial_groups (mean over groups)", "EMA group gates (mean)"),
+              ("axis_h x axis_w", "CoordAtt h x w gate"),
+              ("channel-weighted activation", "channel-weighted activation"))
+LAYERCAM_KIND = "LayerCAM (gradients, not attention)"
+LEVEL_NAMES = {8: "P3", 16: "P4", 32: "P5", 4: "P2", 64: "P6"}
 
 
 @dataclass
@@ -69,6 +76,11 @@ def _derive_views(lm: LayerMaps, x: torch.Tensor) -> None:
         # The layer's input weighted by the channel gate: which pixels the up-weighted channels fire on.
         cam = torch.einsum("c,chw->hw", torch.from_numpy(weights), x).clamp_min(0).numpy()
         lm.views["channel-weighted activation"] = cam
+
+
+def main_view(lm: LayerMaps) -> tuple[str | None, str | None]:
+    """(view name, kind) of the layer's main map, or (None, None) when it has none."""
+    return next(((v, k) for v, k in MAIN_VIEWS if v in lm.views), (None, None))
 
 
 def to_original(feature_map: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:

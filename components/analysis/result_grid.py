@@ -16,6 +16,9 @@ from components.analysis.images import jpeg_data_uri
 #: Cells per row: nine models fit a 1440 px page in three rows with no inner scroll.
 COLUMNS = 3
 MISSED_RGB = "rgb(150,150,150)"
+#: Line style by a box's status: missed boxes grey dotted, boxes found only here (or false
+#: positives, in the Evaluate review) dashed, anything else solid.
+DASHES = {"missed": "dot", "only here": "dash", "false positive": "dash"}
 
 
 
@@ -54,12 +57,13 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
             x1, y1, x2, y2 = (float(v) * scale for v in d["box"])
             missed = d.get("diff") == "missed"
             color = MISSED_RGB if missed else palette.get(str(d["class"]), "rgb(255,0,0)")
-            dash = "dot" if missed else ("dash" if d.get("diff") == "only here" else "solid")
+            dash = DASHES.get(d.get("diff") or "", "solid")
             shapes.append(dict(type="rect", x0=x1, y0=y1, x1=x2, y1=y2, xref=f"x{axis}", yref=f"y{axis}",
                                line=dict(color=color, width=1.5, dash=dash)))
         if mine:
             centres = np.array([[(d["box"][0] + d["box"][2]) / 2, (d["box"][1] + d["box"][3]) / 2] for d in mine])
-            text = [f"{d['class']} {d['confidence']:.2f}" if d["confidence"] is not None else f"missed {d['class']}"
+            text = [f"{d['class']} {d['confidence']:.2f}" if d["confidence"] is not None
+                    else f"{d.get('diff') or 'missed'} {d['class']}"
                     for d in mine]
             status = [d.get("diff") or "" for d in mine]
             traces.append(go.Scatter(x=centres[:, 0] * scale, y=centres[:, 1] * scale, mode="markers",

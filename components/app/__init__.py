@@ -27,14 +27,15 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None, 
             gr.Markdown(domain, elem_id="shipped-domain")
         if not store.names:
             gr.Markdown("**No shipped models found** (weights/manifest.json). Upload two checkpoints to compare.")
-        with gr.Tab("Compare"):
-            build_compare_tab(store, examples)
-        with gr.Tab("Attention"):
-            build_attention_tab(store, examples)
-        with gr.Tab("Evaluate"):
-            build_evaluate_tab(store, data, stored_evaluations)
-        with gr.Tab("Metrics"):
-            build_metrics_tab(demo, run_sources or [])
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(store, examples)
+            with gr.Tab("Attention", id="attention"):
+                attention = build_attention_tab(store, examples)
+            with gr.Tab("Evaluate", id="evaluate"):
+                build_evaluate_tab(store, data, stored_evaluations, attention, tabs)
+            with gr.Tab("Metrics", id="metrics"):
+                build_metrics_tab(demo, run_sources or [])
         demo.unload(on_session_end)
     return demo
 

@@ -1,6 +1,9 @@
 """Layout of the Attention tab: widgets and wiring; computation lives in attention_view."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import gradio as gr
 
 from components.analysis.compare import IMGSZ_CHOICES
@@ -17,7 +20,16 @@ from components.app.handlers import (
 from components.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
 
 
-def build_attention_tab(store, examples: list[str]) -> None:
+@dataclass
+class AttentionEntry:
+    """How another tab sends an image here: set ``image`` (and ``models``), then ``follow(event)``
+    runs this tab's view after that event, as its button would."""
+    image: gr.Image
+    models: gr.CheckboxGroup
+    follow: Callable
+
+
+def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
     attention_models = [n for n in store.names if store.entries[n].attention]
     with gr.Row():
         with gr.Column(scale=1):
@@ -73,6 +85,13 @@ def build_attention_tab(store, examples: list[str]) -> None:
 
     run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
     run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+
+    def follow(event):
+        after = event.then(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
+                           api_name=False, preprocess=False, **INFERENCE_QUEUE)
+        after.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+        after.success(on_downloads, [state, colormap, alpha], downloads, api_name=False)
+
     for control in (colormap, alpha, stretch):
         control.change(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False,
                        trigger_mode="always_last")
@@ -80,3 +99,4 @@ def build_attention_tab(store, examples: list[str]) -> None:
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
                        trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,
                                                         api_name=False)
+    return AttentionEntry(image, models, follow)

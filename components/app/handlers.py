@@ -5,7 +5,6 @@ user; tests call them without a browser.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -368,100 +367,3 @@ def metrics_pickers(sources: list[str], zip_path, picked, column):
     runs, _ = _runs_for(sources, zip_path)
     picked, column = _picks(runs, picked, column)
     return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)
-
-
-# ----------------------------------------------------------------------------- Evaluate
-#: Where the shipped zoo's stored detections live, relative to the weights folder.
-STORED_EVALUATIONS = "evaluation"
-SPLIT_CHOICES = ("test", "val", "train")
-
-
-def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
-    """(split, detections) stored with the zoo for this split and image size, or (None, {})."""
-    from components.analysis.dataset_report import load_detections
-
-    folder = Path(folder) if folder else None
-    for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
-        try:
-            key = (str(path), path.stat().st_mtime_ns)
-            if key not in _STORED:  # decoded once per file version, not on every click
-                _STORED[key] = load_detections(path)
-        except (ValueError, OSError):
-            continue
-        s, size, dets = _STORED[key]
-        if s.split == split and size == int(imgsz):
-            return s, dets
-    return None, {}
-
-
-_STORED: dict[tuple, tuple] = {}
-
-
-def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
-                 image_size, rounds, session: str | None = None, progress=None):
-    """(metrics table, objects figure, Δ figure, disagreement table, results dict, [json, html] paths).
-
-    The data set: an uploaded zip, else the one the app was started with (``--data``), else the
-    split stored with the zoo (numbers only: shipped models, no pixels needed)."""
-    import pandas as pd
-
-    from components.analysis.dataset_report import (
-        delta_figure,
-        detections_for,
-        evaluate_detections,
-        html_report,
-        metrics_frame,
-        objects_figure,
-    )
-    from components.analysis.evaluation import EvaluationError
-    from components.experiments.datasets import DatasetError, open_dataset
-
-    split = str(split or "test")
-    if split not in SPLIT_CHOICES:
-        raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
-    imgsz = int(image_size)
-    try:
-        source = upload or data
-        data_split = open_dataset(source, split, uploaded=bool(upload)) if source else None
-    except DatasetError as e:
-        raise UserError(f"Data set refused: {e}") from None
-    stored_split, stored = stored_evaluation(stored_dir, split, imgsz)
-    if data_split is None and stored_split is None:
-        raise UserError(f"No labelled data set for the '{split}' split at {imgsz} px: upload a data set zip "
-                        "(images + YOLO labels + data.yaml, or a VOC folder).")
-    chosen = data_split or stored_split
-    if stored_split is not None and chosen.fingerprint != stored_split.fingerprint:
-        stored = {}  # another data set: the zoo's stored detections do not apply
-    names = list(selected or [])
-    if len(names) + len(uploads or []) < 2:
-        raise UserError("Pick at least two models: a reference and one to compare with it.")
-    models = resolve_models(store, [n for n in names if n not in stored], uploads)
-    detections = {}
-    try:
-        order = names + [n for n in models if n not in names]
-        for k, name in enumerate(order):
-            if progress:
-                progress((k, len(order)), desc=f"{name}")
-            if name in stored:
-                detections[name] = stored[name]
-            elif chosen.has_pixels:
-                detections[name] = run_on_torch_thread(detections_for, models[name], name, chosen, imgsz)
-            else:
-                raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
-                                "upload the data set as a zip.")
-        ref = reference if reference in detections else (store.baseline_name() if store.baseline_name() in detections
-                                                         else order[0])
-        groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
-        results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups)
-    except (DatasetError, EvaluationError) as e:
-        raise UserError(str(e)) from None
-    results["image size"] = imgsz
-    folder = session_folder(session, "evaluate")
-    json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
-    json_path.write_text(json.dumps(results, indent=1))
-    html_path.write_text(html_report(results))
-    table = metrics_frame(results).round(3)
-    images = [dict(model=n, **row) for n, a in results["against reference"].items() for row in a["images"][:10]]
-    return (table, objects_figure(results) if results["against reference"] else None,
-            delta_figure(results) if results["against reference"] else None,
-            pd.DataFrame(images), results, [str(json_path), str(html_path)])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.app.handlers import UserError, run_evaluate
+from components.app.evaluate_handlers import evaluation_views, review_image, run_evaluate
+from components.app.handlers import UserError
 from components.modeling.catalog import ModelStore, read_manifest
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -24,8 +25,9 @@ def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(sto
     monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
     names = ["yolov8n-baseline-s0", "yolov8n-baseline-s1", "yolov8n-baseline-s2", "yolov8n-ema-neck-s0"]
     monkeypatch.setattr(store, "get", lambda name: pytest.fail(f"{name} was loaded; stored numbers suffice"))
-    table, objects, delta, images, results, paths = run_evaluate(
+    results, paths, held = run_evaluate(
         store, None, STORED, None, "test", names, [], "yolov8n-baseline-s0", 0.25, 320, 200, "s1")
+    table, delta, objects, images, located_table, located = evaluation_views(results)
     assert list(table["model"]) == names
     for name in names:
         summary = json.loads((WEIGHTS / name / "summary.json").read_text())
@@ -36,6 +38,12 @@ def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(sto
     assert boot["low"] <= boot["delta"] <= boot["high"] and boot["seed std"] > 0  # three baseline seeds selected
     assert {Path(p).suffix for p in paths} == {".json", ".html"} and all(Path(p).is_file() for p in paths)
     assert len(images) > 0 and set(images.columns) >= {"model", "image", "only reference", "only model"}
+    # Localisation was stored with the zoo too: every model has scored layers, no forward ran.
+    assert set(results["localisation"]) == set(names)
+    assert set(located_table["model"]) == set(names) and located is not None
+    # One image opened without pixels: the boxes on a blank canvas, and the caption says so.
+    fig, caption = review_image(held, images["image"][0])
+    assert "blank canvas" in caption and len(fig.layout.shapes) > 0
 
 
 def test_refusals_are_plain_messages(store, tmp_path):
@@ -71,7 +79,7 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
 
     with serve(WEIGHTS, "--data", str(bccd_yolo)) as url:
         client = Client(url, verbose=False)
-        table, delta, objects, images, files, results = client.predict(
+        table, delta, objects, images, files, results, located_table, located = client.predict(
             models=["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], reference="yolov8n-baseline-s0", rounds=200,
             api_name="/evaluate")
     assert [row[0] for row in table["data"]] == ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
@@ -79,3 +87,5 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
     ema = results["against reference"]["yolov8n-ema-neck-s0"]
     assert sum(ema["objects"].values()) == results["data set"]["objects"]
     assert ema["bootstrap"]["mAP50-95"]["verdict"]
+    # Where the maps fall, per layer: EMA's three neck layers, LayerCAM's three levels for the baseline.
+    assert sorted(r[0] for r in located_table["data"]) == ["yolov8n-baseline-s0"] * 3 + ["yolov8n-ema-neck-s0"] * 3

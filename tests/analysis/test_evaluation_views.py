@@ -1,0 +1,45 @@
+"""The Evaluate view's filters on a constructed case with known answers."""
+from __future__ import annotations
+
+import numpy as np
+from test_evaluation import dets_from, split_of
+
+from components.analysis.dataset_report import evaluate_detections
+from components.analysis.evaluation_views import filter_choices, group_key, object_counts, ranked_images
+
+SMALL_A, BIG_A = (0, 0, 0, 20, 20), (0, 100, 100, 300, 300)
+SMALL_B, MID_B = (1, 40, 0, 60, 20), (1, 0, 100, 50, 150)
+
+
+def _results():
+    # Image 0: a small "a" (both find it), a big "a" only the model finds, a small "b" only the
+    # reference finds. Image 1: a medium "b" nobody finds; the model adds two false positives.
+    split = split_of([[SMALL_A, BIG_A, SMALL_B], [MID_B]])
+    ghost = np.array([[300, 300, 350, 350, 0.9, 0], [300, 0, 350, 50, 0.9, 1]], dtype=float)
+    ref = [np.vstack([dets_from([SMALL_A, SMALL_B])]), np.zeros((0, 6))]
+    model = [np.vstack([dets_from([SMALL_A, BIG_A])]), ghost]
+    return evaluate_detections(split, {"ref": ref, "model": model}, "ref", rounds=20)
+
+
+def test_filters_count_only_the_objects_of_that_class_and_size():
+    r = _results()
+    assert filter_choices(r) == (["all", "a", "b"], ["all", "small", "medium", "large"])
+    assert object_counts(r, "model") == {"both": 1, "only reference": 1, "only model": 1, "neither": 1}
+    assert object_counts(r, "model", cls="a") == {"both": 1, "only reference": 0, "only model": 1, "neither": 0}
+    assert object_counts(r, "model", size="small") == {"both": 1, "only reference": 1, "only model": 0,
+                                                        "neither": 0}
+    assert object_counts(r, "model", cls="b", size="medium") == {"both": 0, "only reference": 0, "only model": 0,
+                                                                 "neither": 1}
+
+
+def test_ranked_images_follow_the_filter():
+    r = _results()
+    # Unfiltered: image 0 has two one-sided objects; image 1 none, but two added false positives.
+    assert [(x["image"], x["only reference"], x["only model"], x["FP added"], x["score"])
+            for x in ranked_images(r, "model")] == [("0.jpg", 1, 1, 0, 2), ("1.jpg", 0, 0, 2, 2)]
+    # Class "b": only image 0's small "b" is one-sided; false positives do not rank a filtered view.
+    assert [(x["image"], x["only reference"], x["only model"]) for x in ranked_images(r, "model", cls="b")] == \
+        [("0.jpg", 1, 0)]
+    assert ranked_images(r, "model", size="medium") == []  # the medium "b" is missed by both: no disagreement
+    assert group_key("b", "small") == "class b" and group_key("all", "small") == "size small"
+    assert group_key(None, "all") == "all"
