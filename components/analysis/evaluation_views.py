@@ -24,20 +24,25 @@ def metrics_frame(results: dict):
 
 
 def objects_figure(results: dict, cls: str | None = None, size: str | None = None):
-    """Stacked bars: each model's ground-truth objects (of class ``cls`` and size ``size``, if
-    given) as found by both / only one / neither."""
+    """Stacked bars of each model's ground-truth objects (of class ``cls`` and size ``size``, if
+    given) found by only the reference, only the model, or neither; the many found by both are
+    counted in each model's label rather than drawn, so the differences stay visible."""
     import plotly.graph_objects as go
 
     names = list(results["against reference"])
     counts = {n: object_counts(results, n, cls, size) if results.get("objects") else
               results["against reference"][n]["objects"] for n in names}
+    labels = [f"{n}<br>both found {counts[n]['both']}" for n in names]
     fig = go.Figure()
-    for c in CATEGORIES:
-        fig.add_trace(go.Bar(name=c, x=names, y=[counts[n][c] for n in names]))
+    colours = {"only reference": "#EF553B", "only model": "#00CC96", "neither": "#AB63FA"}
+    for c in CATEGORIES[1:]:
+        fig.add_trace(go.Bar(name=c, x=labels, y=[counts[n][c] for n in names], marker_color=colours[c]))
     which = " ".join(v for v in (size, cls) if v not in (None, ALL)) or "all"
-    fig.update_layout(barmode="stack", height=360, yaxis_title=f"ground-truth objects ({which})",
-                      title=f"Found at confidence ≥ {results['confidence']:g}, IoU 0.5, vs {results['reference']}",
-                      margin=dict(t=40, b=40, l=50, r=10), legend=dict(orientation="h"))
+    fig.update_layout(barmode="stack", height=380, yaxis_title=f"objects ({which})",
+                      title=dict(text=f"Found by only one of the two, or neither (confidence ≥ "
+                                      f"{results['confidence']:g}, IoU 0.5)", font_size=13),
+                      margin=dict(t=40, b=70, l=50, r=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(tickangle=0, automargin=True)
     return fig
 
 
@@ -184,17 +189,26 @@ def localisation_figure(results: dict, group: str = "all"):
                                                         showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
         return fig
     for k, (model, rows) in enumerate(frame.groupby("model", sort=False)):
-        x = [f"{lv} · {m.split(' (')[0]}" for lv, m in zip(rows["level"], rows["map"])]
-        hover = [f"{model}<br>{layer} ({m})<br>{n} images" for layer, m, n in zip(rows["layer"], rows["map"],
-                                                                                     rows["images"])]
+        seen: dict[str, int] = {}
+        x = []
+        for lv in rows["level"]:  # a second layer at one level (attention inside a block) gets "#2"
+            seen[lv] = seen.get(lv, 0) + 1
+            x.append(lv if seen[lv] == 1 else f"{lv} #{seen[lv]}")
+        hover = [f"{model}<br>{layer}: {m}<br>{n} images" for layer, m, n in zip(rows["layer"], rows["map"],
+                                                                                    rows["images"])]
         for col, metric in ((1, "energy ratio"), (2, "pointing game")):
             fig.add_trace(go.Bar(name=model, x=x, y=rows[metric], legendgroup=model, showlegend=col == 1,
-                                 hovertext=hover, marker_color=_colour(k)), row=1, col=col)
+                                 hovertext=hover, marker_color=_colour(k),
+                                 marker_pattern_shape="/" if "LayerCAM" in rows["map"].iloc[0] else ""),
+                          row=1, col=col)
     fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(barmode="group", height=380, margin=dict(t=40, b=40, l=50, r=10),
-                      legend=dict(orientation="h", y=-0.2), title_text=f"Where the maps fall: {group}",
-                      title_font_size=13)
+    fig.update_xaxes(categoryorder="array", categoryarray=sorted(
+        {v for d in fig.data for v in d.x}, key=lambda v: (int(v[1]) if v[1:2].isdigit() else 9, v)))
+    fig.update_layout(barmode="group", height=400, margin=dict(t=60, b=40, l=50, r=10),
+                      legend=dict(orientation="h", y=-0.15),
+                      title=dict(text=f"Where the maps fall ({group}); hatched = LayerCAM (models without "
+                                      "attention), plain = the attention layer's own map", font_size=13))
     return fig
 
 

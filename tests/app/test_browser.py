@@ -168,3 +168,31 @@ def test_metrics_tab_has_the_table_and_a_chart(page):
     for chart in ("#pareto-flops", "#curves", "#per-class"):
         page.locator(f"{chart} .js-plotly-plot").first.wait_for()
     shot(page, "metrics")
+
+
+def test_evaluate_tab_filters_ranks_and_opens_an_image(page):
+    """The zoo's stored numbers (no images here): evaluate, filter by class, open a ranked image."""
+    page.get_by_role("tab", name="Evaluate").click()
+    page.mouse.wheel(0, -10_000)
+    assert in_viewport(page.locator("#evaluate-button")) and in_viewport(page.locator("#evaluate-stop"))
+    page.locator("#evaluate-button").click()
+    located = page.locator("#evaluate-localisation .js-plotly-plot")
+    located.wait_for()
+    expect(located).to_contain_text("energy in boxes")
+    expect(page.locator("#evaluate-table")).to_contain_text("within")  # a verdict
+    page.locator("#evaluate-class input").click()
+    page.get_by_role("option", name="WBC", exact=True).click()
+    expect(page.locator("#evaluate-objects .js-plotly-plot")).to_contain_text("objects (WBC)")
+    expect(located).to_contain_text("class WBC")
+    first = page.locator('#evaluate-images [data-testid="cell-0-1"]')
+    name = first.inner_text().strip()
+    first.click()
+    expect(page.locator("#evaluate-open input")).to_have_value(name)
+    review = page.locator("#evaluate-review .js-plotly-plot")
+    review.locator("image").first.wait_for(state="attached")
+    expect(review).to_contain_text("ground truth")
+    expect(page.locator("#evaluate-review-caption")).to_contain_text("blank canvas")  # stored numbers only
+    page.locator("#evaluate-localisation").scroll_into_view_if_needed()
+    shot(page, "evaluate", full_page=False)
+    page.locator("#evaluate-to-attention").click()  # no pixels here: a plain message, no traceback
+    expect(page.locator(".toast-body.error")).to_contain_text("stored as numbers only")
