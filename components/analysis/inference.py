@@ -129,9 +129,12 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
                     iou: float = 0.7, max_det: int = 300) -> Detections:
     """Detections from a forward's raw output ``pred`` on the letterboxed ``x``: NMS, then boxes
     scaled back to the image's own pixels (for a caller that ran the forward itself)."""
+    import torchvision  # noqa: F401  (see below)
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
+    # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
+    # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
     with torch.no_grad():
         raw = pred[0] if isinstance(pred, (list, tuple)) else pred
         det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det)[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import types
 from dataclasses import dataclass
 
 import torch
@@ -47,10 +48,14 @@ YAML_KEYS = {"nc", "scales", "scale", "depth_multiple", "width_multiple", "backb
 
 @functools.cache
 def ultralytics_layers() -> frozenset[str]:
-    """Layer names ultralytics' YAML parser builds (its module classes), for this version."""
-    from ultralytics.nn import tasks
+    """Layer names ultralytics' YAML parser builds, for this version: its module classes and the
+    blocks inside them (yolo11's C3k2 holds C3k, its C2PSA holds PSABlock; neither is a YAML row)."""
+    from ultralytics.nn import modules, tasks
 
-    return frozenset(k for k, v in vars(tasks).items() if isinstance(v, type) and issubclass(v, nn.Module))
+    spaces = [vars(tasks)] + [vars(m) for m in vars(modules).values() if isinstance(m, types.ModuleType)
+                              and m.__name__.startswith("ultralytics.nn.modules.")]
+    return frozenset(k for space in spaces for k, v in space.items()
+                     if isinstance(v, type) and issubclass(v, nn.Module))
 
 
 @functools.cache
