@@ -118,11 +118,13 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
     demo, _ = create_app(str(tiny_weights), [])
     by_fn = {}
     for fn in demo.fns.values():
+        if fn.fn is None:  # a stop button's event: it only cancels, it runs nothing
+            continue
         by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
-    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain"):
+    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain", "on_evaluate"):
         assert by_fn[heavy] == {("inference", 1)}, heavy
     for light in ("rerender_attention", "slider_pair", "on_load", "attention_matrix", "results_grid",
-                  "detections_table", "on_pick"):
+                  "detections_table", "on_pick", "on_filter", "on_review"):
         assert all(cid != "inference" for cid, _ in by_fn[light]), light
 
 
