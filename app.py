@@ -42,7 +42,9 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     from components.torch_thread import run_on_torch_thread
 
     store = ModelStore(read_manifest(weights))
-    run_on_torch_thread(store.load_all)  # load and warm up where every later forward runs
+    # The default selection loads (and warms up) now, where every later forward runs; the rest of
+    # the zoo loads on first use, so start-up time and memory do not grow with the zoo.
+    run_on_torch_thread(store.load, store.default_selection())
     sources = [weights] + ([runs] if runs else [])
     stored = Path(weights) / "evaluation"
     return build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None), store

@@ -30,12 +30,12 @@ class AttentionEntry:
 
 
 def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
-    attention_models = [n for n in store.names if store.entries[n].attention]
+    variants = [n for n in store.default_selection() if store.entries[n].attention]
     with gr.Row():
         with gr.Column(scale=1):
             image = image_input("attention-image", height=240)
             button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
-            models = model_picker(store, attention_models[:2] or store.names[:1], "Models")
+            models = model_picker(store, variants or store.names[:1], "Models")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
             with gr.Row():
                 colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")

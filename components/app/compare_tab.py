@@ -18,14 +18,13 @@ from components.app.widgets import (
 
 
 def build_compare_tab(store, examples: list[str]) -> None:
-    attention = [n for n in store.names if store.entries[n].attention]
-    default = ([store.baseline_name()] if store.baseline_name() else []) + attention[:2] or store.names[:3]
+    default = store.default_selection()
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             image = image_input("compare-image", height=240)
             button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             models = model_picker(store, default, "Models (pick 2 or more)")
-            reference = gr.Dropdown(choices=store.names, value=store.baseline_name(), label="Reference for the diff",
+            reference = gr.Dropdown(choices=default, value=store.baseline_name(default), label="Reference for the diff",
                                     allow_custom_value=True)
             with gr.Row():
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence")

@@ -99,8 +99,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             else:
                 raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
                                 "upload the data set as a zip.")
-        ref = reference if reference in detections else (store.baseline_name() if store.baseline_name() in detections
-                                                         else order[0])
+        ref = reference if reference in detections else (store.baseline_name(detections) or order[0])
         groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,
                                       localisation=scores if localisation else None)

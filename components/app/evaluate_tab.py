@@ -18,12 +18,11 @@ ALL = "all"
 
 
 def build_evaluate_tab(store, data: str | None, stored_dir: str | None, attention=None, tabs=None) -> None:
-    baselines = [n for n in store.names if not store.entries[n].attention]
-    attention_models = [n for n in store.names if store.entries[n].attention]
-    # The baseline's seeds (they give the seed noise) and the first EMA and CBAM variants.
-    default = baselines + [next(n for n in attention_models if store.entries[n].attention == kind)
-                           for kind in ("EMA", "CBAM") if any(store.entries[n].attention == kind
-                                                              for n in attention_models)]
+    # The first base's baseline seeds (they give the seed noise) and its EMA and CBAM variants.
+    picked = store.default_selection()
+    base = store.entries[picked[0]].base if picked else None
+    default = [n for n in store.names if not store.entries[n].attention and store.entries[n].base == base]
+    default += [n for n in picked if store.entries[n].attention]
     source = ("the data set this app was started with" if data else
               "the BCCD test split stored with the shipped models (numbers only)" if stored_dir else "none yet")
     gr.Markdown(f"Evaluate models over a whole labelled split and compare each with a reference. Data set: "
@@ -39,7 +38,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, attentio
             models = model_picker(store, default, "Models (the reference's seeds give the seed noise)")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Your checkpoints (.pt)")
             dataset = gr.File(file_types=[".zip"], label="Your labelled data set (.zip)")
-            reference = gr.Dropdown(choices=store.names, value=store.baseline_name(), label="Reference",
+            reference = gr.Dropdown(choices=default, value=store.baseline_name(default), label="Reference",
                                     allow_custom_value=True)
             with gr.Row():
                 split = gr.Dropdown(choices=list(SPLIT_CHOICES), value="test", label="Split")

@@ -107,7 +107,7 @@ def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, r
 @torch_thread
 def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, reference):
     with user_facing():
-        ref = reference if reference in models else (store.baseline_name() if store.baseline_name() in models else None)
+        ref = reference if reference in models else store.baseline_name(models)
         result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     shown = {"images": images, "view": result.view, "scale": result.view_scale,

@@ -43,6 +43,6 @@ def reference_choices(store, selected, current):
     """The reference must be one of the picked models: keep it, else a baseline (a catalogue entry
     without attention), else the first."""
     selected = selected or []
-    baseline = next((n for n in selected if n in store.entries and not store.entries[n].attention), None)
+    baseline = store.baseline_name(selected)
     value = current if current in selected else (baseline or (selected[0] if selected else None))
     return gr.update(choices=selected, value=value)

@@ -87,6 +87,8 @@ def variant_key(run: Run) -> tuple:
 
 def variant_name(key: tuple) -> str:
     base, attention, placement = key
+    if str(base).startswith("yolov5") and attention != "?" and not str(base).endswith("u"):
+        base = f"{base}u"  # the anchor-free v5u layout, as ultralytics names it
     if attention == "?":
         return f"{base} (no summary.json)"
     return f"{base} baseline" if not attention else f"{base} + {attention} @ {placement}"
@@ -193,8 +195,9 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if not len(df):
         return df
-    order = df["attention"].map(lambda v: (v == "?", v != "none", v))
-    return df.assign(_o=order).sort_values(["data set", "setting", "base", "_o", "placement", "model"]) \
+    # Grouped by base, then placement: the baseline first, each placement's modules together.
+    order = df["attention"].map(lambda v: (v == "?", v != "none"))
+    return df.assign(_o=order).sort_values(["data set", "setting", "base", "_o", "placement", "attention", "model"]) \
         .drop(columns="_o").reset_index(drop=True)
 
 

@@ -31,9 +31,28 @@ class Entry:
     run: Path | None = None
 
     @property
+    def model(self) -> str:
+        """ultralytics' name for the base: yolov5 bases are its anchor-free "u" layout."""
+        base = self.base or ""
+        return base + "u" if base.startswith("yolov5") and not base.endswith("u") else base
+
+    @property
+    def group(self) -> str:
+        """Base and placement, e.g. "yolov8n · neck_outputs", or "yolov8n · baseline"."""
+        return f"{self.model or '?'} · {self.placement or 'baseline'}"
+
+    @property
     def label(self) -> str:
-        what = f"{self.attention} @ {self.placement}" if self.attention else "baseline"
-        return f"{self.name} ({what})"
+        what = self.attention or "baseline"
+        seed = f" s{self.seed}" if self.seed is not None else ""
+        return f"{self.group} · {what}{seed}" if self.attention else f"{self.model or '?'} · baseline{seed}"
+
+    def sort_key(self) -> tuple:
+        """Pickers and tables list models by base, baseline first, then placement, kind and seed."""
+        order = {"yolov8": 0, "yolov5": 1, "yolo11": 2}
+        family = next((v for k, v in order.items() if (self.base or "").startswith(k)), len(order))
+        return (family, self.base or "", self.attention is not None, self.placement or "", self.attention or "",
+                self.seed if self.seed is not None else -1, self.name)
 
 
 def read_manifest(weights_dir: str | Path) -> list[Entry]:
@@ -93,10 +112,35 @@ class ModelStore:
 
     @property
     def names(self) -> list[str]:
-        return list(self.entries)
+        """Shipped model names, grouped by base and placement (``Entry.sort_key``)."""
+        return [e.name for e in sorted(self.entries.values(), key=Entry.sort_key)]
 
-    def baseline_name(self) -> str | None:
-        return next((e.name for e in self.entries.values() if not e.attention), None)
+    def baseline_name(self, among=None) -> str | None:
+        """The first baseline (a model without attention), among ``among`` when given; there, of
+        the base most of the attention models in ``among`` have, so a yolov5nu variant is
+        compared with the yolov5nu baseline."""
+        pool = [n for n in self.names if among is None or n in among]
+        bases = [self.entries[n].base for n in pool if self.entries[n].attention]
+        base = max(set(bases), key=bases.count) if bases else None
+        baselines = [n for n in pool if not self.entries[n].attention]
+        return next((n for n in baselines if self.entries[n].base == base), baselines[0] if baselines else None)
+
+    def default_selection(self) -> list[str]:
+        """A small default: the first base's first baseline and two of its attention kinds (EMA and
+        CBAM first, whose gains were largest), at the lowest seed each."""
+        baseline = self.baseline_name()
+        if baseline is None:
+            return self.names[:3]
+        base = self.entries[baseline].base
+        variants = [n for n in self.names if self.entries[n].attention and self.entries[n].base == base]
+        preferred = {"EMA": 0, "CBAM": 1}
+        variants.sort(key=lambda n: (self.entries[n].seed or 0, preferred.get(self.entries[n].attention, 2)))
+        picked, kinds = [], set()
+        for n in variants:
+            if self.entries[n].attention not in kinds and len(picked) < 2:
+                picked.append(n)
+                kinds.add(self.entries[n].attention)
+        return [baseline] + sorted(picked, key=self.names.index)
 
     def get(self, name: str) -> torch.nn.Module:
         with self._lock:
@@ -107,8 +151,17 @@ class ModelStore:
             return self._models[name]
 
     def load_all(self) -> None:
-        for name in self.names:
+        self.load(self.names)
+
+    def load(self, names) -> None:
+        """Load (and warm up) ``names`` now; any other model loads on its first use."""
+        for name in names:
             self.get(name)
+
+    @property
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return [n for n in self.names if n in self._models]
 
     def upload(self, path: str | Path) -> tuple[str, torch.nn.Module]:
         """(display name, model) for an uploaded detection checkpoint. Raises CheckpointError.

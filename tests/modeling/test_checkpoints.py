@@ -48,6 +48,19 @@ def test_project_checkpoint_round_trips_with_identical_outputs(ema_model, tmp_pa
     assert loaded.train_args["name"] == "my-run" and loaded.names == {0: "0", 1: "1", 2: "2"}
 
 
+@pytest.mark.parametrize("base, attention, placement", [("yolo11n", None, None), ("yolo11n", "EMA", "neck_outputs"),
+                                                         ("yolov5n", "SE", "before_sppf")])
+def test_every_base_the_zoo_trains_round_trips(base, attention, placement, tmp_path):
+    """yolo11 pickles blocks that are no YAML row (C3k inside C3k2, PSABlock inside C2PSA)."""
+    torch.manual_seed(2)
+    model = build_model(make_variant(base, attention, placement, nc=3)).eval()
+    inner = {type(m).__name__ for m in model.modules()}
+    assert base != "yolo11n" or {"C3k", "PSABlock"} <= inner
+    save_like_ultralytics(model, tmp_path / "m.pt")
+    x = torch.rand(1, 3, 96, 128)
+    assert torch.equal(outputs(load_model(tmp_path / "m.pt"), x), outputs(copy.deepcopy(model).half().float(), x))
+
+
 def test_unstripped_last_pt_uses_the_ema_weights(plain_model, tmp_path):
     """ultralytics' last.pt during training: model None, ema set, optimizer state, numpy-free args."""
     ema = copy.deepcopy(plain_model)
