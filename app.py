@@ -37,6 +37,7 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 
 def create_app(weights: str, examples: list[str], runs: str | None = None, data: str | None = None):
+    from components.analysis.onnx_backend import REGISTRY
     from components.app import build_app
     from components.modeling.catalog import ModelStore, read_manifest
     from components.torch_thread import run_on_torch_thread
@@ -45,6 +46,9 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     # The default selection loads (and warms up) now, where every later forward runs; the rest of
     # the zoo loads on first use, so start-up time and memory do not grow with the zoo.
     run_on_torch_thread(store.load, store.default_selection())
+    # Their ONNX Runtime exports follow in the background (from the disk cache after the first
+    # start); until one is ready its model answers through PyTorch.
+    REGISTRY.prepare([store.get(n) for n in store.default_selection()])
     sources = [weights] + ([runs] if runs else [])
     stored = Path(weights) / "evaluation"
     return build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None), store

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from bench.reference_attention import FLOOR, READER
+from bench import backends
+from bench.evaluation import evaluation_cost
 from bench.views import views_cost
 from components.attention import ATTENTION_MODULES, create_attention
 from components.env import keep_freed_buffers, restore_malloc_defaults
@@ -260,6 +262,9 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
     store = shipped_store(weights)
     pipe = pipeline_cost(store, quick)
     views = views_cost(store, quick)
+    evaluation = evaluation_cost(store, quick)
+    per_backend = backends.per_model(store, quick)
+    backend_views = backends.views(store, quick)
     encode = encode_cost(quick)
     text = [f"# Performance\n\nMeasured by `python -m bench{' --quick' if quick else ''}` on "
             f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}. Ratios come from alternating "
@@ -309,7 +314,21 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "the model without attention, the matrix figure; the image gallery and channel charts follow). "
             "Its passes: one forward per attention model, a forward and backward for the plain one. One "
             "explanation: the /explain handler for one box (Grad-CAM, P3-P5); its passes: a forward and "
-            "backward per model.\n"]
+            "backward per model.\n",
+            "## 8. A data-set evaluation against ultralytics' own `val` (targets: ours / val <= 1.2, "
+            "localisation adds <= 15%)\n",
+            table(evaluation, {"ours / val": ".2f", "ORT / val": ".2f", "localisation adds": "+.0%"}),
+            "\nOne shipped model per attention kind (and the baseline) over the BCCD test split at 320: ultralytics' "
+            "DetectionValidator (rect batches of 16) against our pass (image by image, pycocotools' metrics), "
+            "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
+            "ONNX Runtime. The paired bootstrap of the deltas is timed on its own (ultralytics has none).\n",
+            "## 9. ONNX Runtime against PyTorch eager\n",
+            table(per_backend, {"pytorch ms": ".1f", "onnxruntime ms": ".1f", "ratio": ".2f"}),
+            "\nRaw forwards at batch 1 on the torch thread; ONNX Runtime's include every gate map as an extra "
+            "output. Each export was checked against PyTorch before it was timed "
+            "(components/analysis/onnx_backend.py).\n",
+            table(backend_views, {"ORT view / raw (<= 1.2)": ".2f", "ORT view / PyTorch view (<= 0.6)": ".2f"}),
+            "\nThe same handlers the page calls, with the backend switched between alternated calls.\n"]
     doc = "\n".join(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc)

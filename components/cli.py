@@ -65,6 +65,8 @@ def _analyze(args) -> int:
     if args.save_detections:
         from components.analysis.dataset_report import predictions_for, save_detections
 
+        Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
+
         # Cached by evaluate_models: no new forwards.
         both = {n: predictions_for(m, n, split, args.imgsz, localise=localise) for n, m in models.items()}
         save_detections(args.save_detections, split, args.imgsz, {n: d for n, (d, _) in both.items()},

@@ -12,6 +12,11 @@ sys.path.insert(0, str(ROOT))
 
 import components  # noqa: E402,F401  (applies YOLO_OFFLINE etc.)
 
+# Forwards run on PyTorch in tests unless a test turns ONNX Runtime on (tests/analysis/
+# test_onnx_backend.py): a background export finishing mid-test would switch a model's backend
+# between two calls that a test compares exactly. Exports land in the test session's own folder.
+os.environ.setdefault("ATTENTION_LENS_BACKEND", "pytorch")
+
 #: The one setting that locates the BCCD data set (its folder holding BCCD/).
 DATA_ENV = "ATTENTION_LENS_BCCD"
 BCCD = Path(os.environ.get(DATA_ENV, ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"

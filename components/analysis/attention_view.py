@@ -40,6 +40,7 @@ class ModelMaps:
     input_hw: tuple[int, int]
     layers: list[LayerMaps] = field(default_factory=list)
     layercam: list[dict] = field(default_factory=list)  # only for models with no attention layers
+    backend: str = "pytorch"  # what ran the forward the maps came from
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Inspection:
             for lm in mm.layers:
                 rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
                              "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",
-                             "maps": ", ".join(sorted(lm.gates)), "loaded from": lm.loaded_as or "this project"})
+                             "maps": ", ".join(sorted(lm.gates)), "loaded from": lm.loaded_as or "this project",
+                             "backend": mm.backend})
         return pd.DataFrame(rows)
 
 
@@ -78,7 +80,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
             cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
-                             layers, cams))
+                             layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)"))
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
 
 

@@ -67,7 +67,7 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
             status, missed = match(det.boxes, det.classes, ref.boxes, ref.classes, match_iou, det.scores)
         drawn = draw(view, det.boxes * s, det.scores, det.classes, palette, None if name == reference else status,
                      ref.boxes[missed] * s if missed else (), [ref.classes[j] for j in missed])
-        images.append((drawn, f"{name} · {len(det.classes)} boxes · {det.ms:.0f} ms"))
+        images.append((drawn, f"{name} · {len(det.classes)} boxes · {det.ms:.0f} ms ({det.backend})"))
         rows.append(_row(name, det, names, status, missed, name == reference))
         for rec, st in zip(det.as_records(name), status):
             records.append({**rec, "diff": st})
@@ -86,7 +86,7 @@ def _class_union(models: dict) -> list[str]:
 
 
 def _row(name: str, det: Detections, names: list[str], status, missed, is_ref: bool) -> dict:
-    row = {"model": name, "ms": round(det.ms, 1), "boxes": len(det.classes)}
+    row = {"model": name, "ms": round(det.ms, 1), "backend": det.backend, "boxes": len(det.classes)}
     for n in names:
         row[n] = det.classes.count(n)
     row["only here"] = None if is_ref else status.count("only here")

@@ -54,6 +54,9 @@ def predict_split(model, split: Split, imgsz: int, label: str = "model", progres
 
     if not split.has_pixels:
         raise EvaluationError("this split is stored as numbers only; its images are needed to run a model")
+    from components.analysis.onnx_backend import REGISTRY
+
+    REGISTRY.prepare([model], wait=True)  # one backend for the whole split (export first, if it can)
     mapping = class_map(getattr(model, "names", {}) or {}, split.classes, label)
     by_name = {n: mapping[int(i)] for i, n in (getattr(model, "names", {}) or {}).items() if int(i) in mapping}
     out, scores = [], [] if localise else None

@@ -31,6 +31,7 @@ class Detections:
     image_shape: tuple[int, int]  # original (h, w)
     maps: dict = field(default_factory=dict)  # gate qualified name -> captured tensor (cpu)
     inputs: dict = field(default_factory=dict)  # attention module name -> its input tensor (cpu)
+    backend: str = "pytorch"  # what ran the forward: "onnxruntime" or "pytorch"
 
     def as_records(self, model: str) -> list[dict]:
         return [{"model": model, "class": c, "confidence": round(float(s), 4),
@@ -109,12 +110,21 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
     """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
 
     ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
+    The forward runs on ONNX Runtime once the model's checked export is ready (the maps are
+    extra outputs of that graph), else on PyTorch; ``Detections.backend`` says which.
     """
+    from components.analysis import onnx_backend
+
     x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
     maps, inputs = {}, {}
     t0 = time.perf_counter()
     with forward_lock(model), torch.no_grad():
-        if capture:
+        fast = onnx_backend.run(model, x)
+        if fast is not None:
+            pred, gate_maps, gate_inputs = fast
+            if capture:
+                maps, inputs = gate_maps, gate_inputs
+        elif capture:
             with capture_gates(model, maps, inputs):
                 pred = model(x)
         else:
@@ -122,6 +132,7 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
         det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
     det.ms = (time.perf_counter() - t0) * 1000
     det.maps, det.inputs = maps, inputs
+    det.backend = "onnxruntime" if fast is not None else "pytorch"
     return det
 
 

@@ -1,0 +1,128 @@
+"""Section 9 of the bench: ONNX Runtime against PyTorch eager, per model and through the views.
+
+Every figure is a ratio of two things timed alternately in one loop. The backend is switched
+between the alternated calls by the setting the app reads (``ATTENTION_LENS_BACKEND``); every
+model's export is built and checked before the timing starts.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"
+
+
+@contextmanager
+def backend(name: str):
+    from components.analysis.onnx_backend import BACKEND_ENV
+
+    old = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = old
+
+
+def on(name: str, fn):
+    def call():
+        with backend(name):
+            return fn()
+    return call
+
+
+def per_model(store, quick: bool) -> list[dict]:
+    """Raw forwards (gate maps included on ONNX Runtime) of every shipped model at 320 and 640."""
+    from bench.run import alternate
+    from components.analysis.onnx_backend import REGISTRY
+    from components.torch_thread import run_on_torch_thread
+
+    models = {n: store.get(n) for n in store.names}
+    with backend("onnxruntime"):
+        REGISTRY.prepare(list(models.values()), wait=True)
+    rows = []
+    for size in (320, 640):
+        x = torch.zeros(1, 3, size, size)
+        for name, m in models.items():
+            with backend("onnxruntime"):
+                exported = REGISTRY.session(m)
+            if exported is None:
+                rows.append({"model": name, "imgsz": size, "pytorch ms": float("nan"), "onnxruntime ms": float("nan"),
+                             "ratio": float("nan"), "note": REGISTRY.failure(m) or "not exported"})
+                continue
+
+            def eager(m=m):
+                with torch.no_grad():
+                    m(x)
+
+            t_torch, t_ort = alternate([lambda: run_on_torch_thread(eager),
+                                        lambda: run_on_torch_thread(exported.run, x)], 3 if quick else 15, warmup=2)
+            rows.append({"model": name, "imgsz": size, "pytorch ms": t_torch, "onnxruntime ms": t_ort,
+                         "ratio": t_ort / t_torch, "note": ""})
+    return rows
+
+
+def views(store, quick: bool) -> list[dict]:
+    """The compare handler (all shipped models, 640) and the Attention view (3 models, 320), each on
+    both backends, against the raw ONNX Runtime forwards they need."""
+    import cv2
+
+    from bench.run import alternate
+    from components.analysis.inference import letterbox, model_stride
+    from components.analysis.onnx_backend import REGISTRY
+    from components.app.handlers import run_attention, run_compare
+    from components.torch_thread import run_on_torch_thread
+
+    names = store.names
+    models = {n: store.get(n) for n in names}
+    with backend("onnxruntime"):
+        REGISTRY.prepare(list(models.values()), wait=True)
+        sessions = {n: REGISTRY.session(m) for n, m in models.items()}
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    path = str(Path(tempfile.mkdtemp(prefix="attention-lens-bench-")) / "image.png")
+    cv2.imwrite(path, image[..., ::-1])
+    x640 = run_on_torch_thread(lambda: {n: letterbox(image, 640, model_stride(m)) for n, m in models.items()})
+
+    def raw_ort(chosen, x):
+        def run():
+            for n in chosen:
+                if sessions[n] is not None:
+                    sessions[n].run(x[n])
+                else:  # its export failed: the view runs it on PyTorch too
+                    with torch.no_grad():
+                        models[n](x[n])
+        return run
+
+    def compare(size):
+        return lambda: run_compare(store, path, names, None, 0.25, 0.7, size, None)
+
+    runs = 2 if quick else 6
+    t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(names, x640)),
+                                       on("onnxruntime", compare(640)), on("pytorch", compare(640))], runs, warmup=1)
+    rows = [{"view": f"compare, {len(names)} models, 640", "raw ONNX Runtime forwards ms": t_raw,
+             "view on ONNX Runtime ms": t_ort, "view on PyTorch ms": t_torch,
+             "ORT view / raw (<= 1.2)": t_ort / t_raw, "ORT view / PyTorch view (<= 0.6)": t_ort / t_torch}]
+    attention = [n for n in store.default_selection() if store.entries[n].attention]
+    if attention:
+        rgb = cv2.imread(str(EXAMPLE))[..., ::-1].copy()
+        x320 = run_on_torch_thread(lambda: {n: letterbox(rgb, 320, model_stride(models[n])) for n in attention})
+
+        def view():
+            return run_attention(store, str(EXAMPLE), attention, "jet", 0.5, 0.25, 320)
+
+        t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(attention, x320)),
+                                           on("onnxruntime", view), on("pytorch", view)], runs, warmup=1)
+        rows.append({"view": f"attention, {len(attention)} models with attention, 320",
+                     "raw ONNX Runtime forwards ms": t_raw, "view on ONNX Runtime ms": t_ort,
+                     "view on PyTorch ms": t_torch, "ORT view / raw (<= 1.2)": t_ort / t_raw,
+                     "ORT view / PyTorch view (<= 0.6)": t_ort / t_torch})
+    return rows

@@ -1,0 +1,76 @@
+"""Section 8 of the bench: a data-set evaluation against ultralytics' own ``val``.
+
+The same shipped models (one per attention kind, and the baseline), the BCCD test split, 320 px,
+timed alternately in one loop:
+
+- ultralytics ``val`` of each model (its DetectionValidator: rect batches of 16, its mAP);
+- our evaluation pass: each model's detections over the split, image by image, and the
+  metrics from pycocotools (what the Evaluate tab waits for before the bootstrap);
+- the same pass with the localisation scores (gate capture, or LayerCAM for a model without
+  attention, scored against the ground truth).
+
+The paired bootstrap of the Δs is timed on its own: ultralytics has nothing like it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BCCD = Path(os.environ.get("ATTENTION_LENS_BCCD", ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"
+
+
+def _one_per_kind(store) -> list[str]:
+    seen, names = set(), []
+    for n in store.names:
+        kind = store.entries[n].attention
+        if kind not in seen:
+            seen.add(kind)
+            names.append(n)
+    return names
+
+
+def evaluation_cost(store, quick: bool) -> list[dict]:
+    from bench.backends import backend
+    from bench.run import alternate
+    from components.analysis.dataset_report import evaluate_detections
+    from components.analysis.evaluation import coco_eval, metrics_of, predict_split
+    from components.experiments.data import convert_voc
+    from components.experiments.datasets import read_split
+    from components.experiments.evaluate import validate
+    from components.torch_thread import run_on_torch_thread
+
+    if not (BCCD / "Annotations").is_dir():
+        return []
+    names = _one_per_kind(store)
+    models = {n: run_on_torch_thread(store.get, n) for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        convert_voc(BCCD, Path(tmp) / "bccd")
+        data = Path(tmp) / "bccd" / "data.yaml"
+        split = read_split(data, "test")
+
+        def ultralytics_val():
+            for m in models.values():
+                validate(m, data, "test", 320)
+
+        def ours(localise: bool, runtime: str):
+            def run():
+                with backend(runtime):
+                    for n, m in models.items():
+                        dets, _ = predict_split(m, split, 320, n, localise=localise)
+                        metrics_of(coco_eval(split, dets), split)
+            return run
+
+        runs = 1 if quick else 3
+        timed = alternate([lambda: run_on_torch_thread(ultralytics_val)]
+                          + [lambda loc=loc, rt=rt: run_on_torch_thread(ours(loc, rt))
+                             for rt in ("pytorch", "onnxruntime") for loc in (False, True)], runs, warmup=1)
+        t_val, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
+        dets = {n: run_on_torch_thread(predict_split, m, split, 320, n)[0] for n, m in models.items()}
+        (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
+    return [{"models": len(names), "images": len(split.images), "ultralytics val s": t_val / 1000,
+             "ours s": t_ours / 1000, "ours / val": t_ours / t_val, "with localisation s": t_loc / 1000,
+             "localisation adds": t_loc / t_ours - 1, "ours on ONNX Runtime s": t_ours_ort / 1000,
+             "ORT / val": t_ours_ort / t_val, "ORT with localisation s": t_loc_ort / 1000,
+             "bootstrap 1000 rounds s": t_boot / 1000}]

@@ -1,0 +1,336 @@
+"""The fast path for detection forwards: each model exported to ONNX once and run by ONNX Runtime.
+
+Why ONNX Runtime: on this 2-core CPU its forwards of the shipped models took 0.26-0.53x of
+PyTorch eager's (issue 19's table; ``python -m bench`` keeps the ratio), the wheel is ~16 MB
+(OpenVINO's are several times that, for a similar speed at 640), it reads the graphs
+``torch.onnx.export`` writes without a conversion step, and it is the runtime Hugging Face's own
+CPU tooling uses. OpenVINO was faster at 320 in that table; it would be a second backend, not a
+replacement, and is left out until a measurement on a Space says it earns its wheels.
+
+What runs where:
+- The graph is exported from a private copy of the model (the shared one is never put in export
+  mode or train mode), with dynamic height and width, and every attention gate's output and
+  every attention module's input as extra outputs: the maps come from the same run.
+- Each export is checked against PyTorch on two input shapes (raw predictions and every map)
+  before it is used; one that fails to export or to match is never used, and its reason is kept.
+- Exports are cached on disk by a hash of the model's weights and structure, so a restart
+  only loads them. A first export runs in the background, one model at a time on the torch
+  thread between users' requests; until it is ready the model answers through PyTorch.
+- Gradient-based explanations (Grad-CAM, LayerCAM) stay on PyTorch: they need the autograd graph.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import logging
+import os
+import queue
+import tempfile
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+#: Largest difference allowed between the two runtimes on the check inputs. Raw box predictions
+#: are in input pixels (up to 640): float32 re-association moves them by ~2e-4 there; maps and
+#: class scores are in [0, 1] and must agree within 1e-4.
+PRED_TOLERANCE = 1e-3
+MAP_TOLERANCE = 1e-4
+CHECK_SHAPES = ((320, 256), (224, 320))
+CACHE_ENV = "ATTENTION_LENS_ONNX_CACHE"
+#: Cached graphs kept on disk (oldest removed first); each is about the model's fp32 size.
+CACHE_FILES = 64
+BACKEND_ENV = "ATTENTION_LENS_BACKEND"  # "pytorch" turns the fast path off
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+@dataclass
+class Exported:
+    """An ONNX Runtime session for one model, and the names of its extra outputs."""
+
+    session: object
+    gates: list[str]  # qualified gate names, outputs 1..len(gates)
+    inputs: list[str]  # qualified attention module names whose inputs follow the gates
+
+    def run(self, x: torch.Tensor):
+        """(raw prediction, {gate: map}, {module: input}) as torch tensors, for one letterboxed input."""
+        out = self.session.run(None, {"images": x.numpy()})
+        pred = torch.from_numpy(out[0])
+        gates = {n: torch.from_numpy(a) for n, a in zip(self.gates, out[1:1 + len(self.gates)])}
+        inputs = {n: torch.from_numpy(a) for n, a in zip(self.inputs, out[1 + len(self.gates):])}
+        return pred, gates, inputs
+
+
+def enabled() -> bool:
+    if os.environ.get(BACKEND_ENV, "onnxruntime").lower() in ("pytorch", "torch", "off"):
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "attention-lens-onnx")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_key(model: torch.nn.Module) -> str:
+    """A hash of what the graph depends on: module types and attributes' layout, every tensor's
+    name, dtype, shape and bytes, and the exporter's and runtime's versions."""
+    import onnxruntime
+
+    h = hashlib.sha256()
+    h.update(f"{torch.__version__}|{onnxruntime.__version__}|{OPSET}|{type(model).__qualname__}".encode())
+    for name, m in model.named_modules():
+        h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}:{m.extra_repr()}\n".encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:32]
+
+
+def attention_names(model: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """(gate names, attention module names) in the order capture_gates sees them."""
+    from components.attention import LAYER_CLASSES, Gate
+
+    kinds = tuple(LAYER_CLASSES.values())
+    gates = [n for n, m in model.named_modules() if isinstance(m, Gate)]
+    modules = [n for n, m in model.named_modules() if isinstance(m, kinds) and not isinstance(m, Gate)]
+    return gates, modules
+
+
+class _WithMaps(torch.nn.Module):
+    """The model's raw prediction, then every gate's output and every attention module's input."""
+
+    def __init__(self, model: torch.nn.Module, gates: list[str], modules: list[str]):
+        super().__init__()
+        self.model = model
+        self.gate_names, self.module_names = gates, modules
+
+    def forward(self, x):
+        named = dict(self.model.named_modules())
+        got: dict[str, torch.Tensor] = {}
+        handles = [named[n].register_forward_hook(lambda m, a, o, n=n: got.__setitem__(("g", n), o))
+                   for n in self.gate_names]
+        handles += [named[n].register_forward_pre_hook(lambda m, a, n=n: got.__setitem__(("i", n), a[0]))
+                    for n in self.module_names]
+        try:
+            y = self.model(x)
+        finally:
+            for h in handles:
+                h.remove()
+        y = y[0] if isinstance(y, (list, tuple)) else y
+        return (y, *[got[("g", n)] for n in self.gate_names], *[got[("i", n)] for n in self.module_names])
+
+
+def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
+    """The ONNX graph of a private copy of ``model`` (dynamic h and w), and its extra outputs' names."""
+    private = copy.deepcopy(model).float().eval()
+    gates, modules = attention_names(private)
+    head = private.model[-1] if hasattr(private, "model") and hasattr(private.model, "__getitem__") else None
+    for attr, value in (("export", True), ("dynamic", True), ("format", "onnx")):
+        if head is not None and hasattr(head, attr):
+            setattr(head, attr, value)
+    wrapper = _WithMaps(private, gates, modules).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, *CHECK_SHAPES[0]),), buf, opset_version=OPSET, dynamo=False,
+                          input_names=["images"], output_names=["pred"] + [f"gate:{n}" for n in gates]
+                          + [f"input:{n}" for n in modules], dynamic_axes={"images": {2: "h", 3: "w"}})
+    return buf.getvalue(), gates, modules
+
+
+def open_session(graph: bytes | str):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, torch.get_num_threads())
+    so.inter_op_num_threads = 1
+    # Threads sleep between runs instead of spinning: PyTorch shares these cores (explanations).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
+
+
+def check(model: torch.nn.Module, exported: Exported) -> str | None:
+    """None when ONNX Runtime reproduces PyTorch on the check shapes; else what differs."""
+    from components.analysis.inference import capture_gates, forward_lock
+
+    gen = torch.Generator().manual_seed(0)
+    for h, w in CHECK_SHAPES:
+        x = torch.rand(1, 3, h, w, generator=gen)
+        maps, inputs = {}, {}
+        with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs):
+            ref = model(x)
+        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        pred, gates, ins = exported.run(x)
+        if pred.shape != ref.shape:
+            return f"prediction shape {tuple(pred.shape)} != {tuple(ref.shape)} at {h}x{w}"
+        diff = float((pred - ref).abs().max())
+        if not diff <= PRED_TOLERANCE:
+            return f"predictions differ by {diff:.2g} at {h}x{w}"
+        for name, a in list(gates.items()) + list(ins.items()):
+            b = maps.get(name, inputs.get(name))
+            if b is None or a.shape != b.shape:
+                return f"{name}: map missing or of another shape at {h}x{w}"
+            d = float((a - b).abs().max())
+            if not d <= MAP_TOLERANCE * max(1.0, float(b.abs().max())):
+                return f"{name}: maps differ by {d:.2g} at {h}x{w}"
+    return None
+
+
+def build(model: torch.nn.Module) -> Exported:
+    """Export (or load from the cache), open and check ``model``'s graph. Raises ExportError."""
+    key = model_key(model)
+    folder = cache_dir()
+    path = folder / f"{key}.onnx"
+    gates, modules = attention_names(model)
+    try:
+        if not path.is_file():
+            graph, gates_e, modules_e = export_bytes(model)
+            if (gates_e, modules_e) != (gates, modules):
+                raise ExportError("the copy's attention layers differ from the model's")
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(graph)
+            os.replace(tmp, path)  # whole files only: a crash never leaves half a graph
+            _trim(folder)
+        else:
+            os.utime(path)
+        exported = Exported(open_session(str(path)), gates, modules)
+    except ExportError:
+        raise
+    except Exception as e:  # the exporter and the runtime raise many kinds; the model stays on PyTorch
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
+    problem = check(model, exported)
+    if problem:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"does not match PyTorch: {problem}")
+    return exported
+
+
+def _trim(folder: Path) -> None:
+    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
+    for old in files[:-CACHE_FILES]:
+        old.unlink(missing_ok=True)
+
+
+class Registry:
+    """Which models run on ONNX Runtime: ready sessions, exports waiting, and refusals with reasons.
+
+    Keyed by the model object (weakly: an evicted upload takes its session with it). Exports run
+    one at a time on the torch thread, queued by a background thread, so a user's request waits
+    for at most one export.
+    """
+
+    def __init__(self):
+        self._ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._failed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._pending: weakref.WeakSet = weakref.WeakSet()
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def session(self, model: torch.nn.Module) -> Exported | None:
+        """The model's session if it is ready; else None (and its export is queued once)."""
+        if not enabled():
+            return None
+        with self._lock:
+            ready = self._ready.get(model)
+            if ready is not None or model in self._failed:
+                return ready
+        self.prepare([model])
+        return None
+
+    def backend(self, model: torch.nn.Module) -> str:
+        with self._lock:
+            if model in self._ready:
+                return "onnxruntime"
+            if model in self._failed:
+                return "pytorch (export failed)"
+            return "pytorch (exporting)" if model in self._pending else "pytorch"
+
+    def failure(self, model: torch.nn.Module) -> str | None:
+        with self._lock:
+            return self._failed.get(model)
+
+    def prepare(self, models, wait: bool = False) -> None:
+        """Queue ``models`` for export in the background (``wait``: build them now, on this call)."""
+        if not enabled():
+            return
+        for model in models:
+            with self._lock:
+                if model in self._ready or model in self._failed or (model in self._pending and not wait):
+                    continue
+                self._pending.add(model)
+            if wait:
+                from components.torch_thread import run_on_torch_thread
+
+                run_on_torch_thread(self._build, model)
+            else:
+                self._queue.put(weakref.ref(model))
+        with self._lock:
+            if not wait and (self._worker is None or not self._worker.is_alive()):
+                self._worker = threading.Thread(target=self._drain, name="attention-lens-export", daemon=True)
+                self._worker.start()
+
+    def _drain(self) -> None:
+        from components.torch_thread import run_on_torch_thread
+
+        while True:
+            try:
+                ref = self._queue.get(timeout=5)
+            except queue.Empty:
+                return
+            try:
+                model = ref()
+                if model is not None:
+                    run_on_torch_thread(self._build, model)
+            finally:
+                self._queue.task_done()
+
+    def join(self) -> None:
+        """Until every queued export has finished (or failed)."""
+        self._queue.join()
+
+    def _build(self, model: torch.nn.Module) -> None:
+        with self._lock:
+            if model in self._ready or model in self._failed:
+                return
+        try:
+            exported = build(model)
+        except ExportError as e:
+            log.warning("ONNX Runtime not used for a model: %s", e)
+            with self._lock:
+                self._failed[model] = str(e)
+                self._pending.discard(model)
+            return
+        with self._lock:
+            self._ready[model] = exported
+            self._pending.discard(model)
+
+
+#: The process's one registry (models are shared by every session, and so are their sessions).
+REGISTRY = Registry()
+
+
+def run(model: torch.nn.Module, x: torch.Tensor):
+    """(raw prediction, gate maps, module inputs) through ONNX Runtime when the model's session
+    is ready, else None (the caller runs PyTorch; the model's export is queued)."""
+    exported = REGISTRY.session(model)
+    return None if exported is None else exported.run(x)

@@ -1,0 +1,166 @@
+"""The ONNX Runtime fast path: exports match PyTorch (maps included), fall back with a reason, cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.analysis import onnx_backend
+from components.analysis.inference import capture_gates, detect
+from components.attention import ATTENTION_MODULES
+from components.modeling.catalog import prepare
+from components.modeling.models import build_model
+from components.modeling.variants import make_variant
+
+pytest.importorskip("onnxruntime")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fast(monkeypatch, tmp_path):
+    """ONNX Runtime on, a fresh registry, exports cached under this test's folder."""
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "onnx"))
+    registry = onnx_backend.Registry()
+    monkeypatch.setattr(onnx_backend, "REGISTRY", registry)
+    return registry
+
+
+def variant(base="yolov8n", attention=None, placement="neck_outputs", seed=0):
+    torch.manual_seed(seed)
+    return prepare(build_model(make_variant(base, attention, placement if attention else None, nc=3)))
+
+
+def smear(h=240, w=320, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((h, w, 3)) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("attention", [None, *ATTENTION_MODULES])
+def test_each_module_exports_with_its_maps_equal_to_pytorch(attention, fast):
+    model = variant(attention=attention)
+    exported = onnx_backend.build(model)
+    x = torch.rand(1, 3, 288, 384, generator=torch.Generator().manual_seed(3))  # a shape the check did not use
+    maps, inputs = {}, {}
+    with torch.no_grad(), capture_gates(model, maps, inputs):
+        ref = model(x)[0]
+    pred, gates, ins = exported.run(x)
+    # Independent of the exporter's own check: every hooked map is an output, and agrees.
+    assert set(gates) == set(maps) and set(ins) == set(inputs)
+    assert (attention is None) == (not gates)
+    torch.testing.assert_close(pred, ref, rtol=0, atol=1e-3)
+    for name in maps:
+        torch.testing.assert_close(gates[name], maps[name], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("base, attention, placement", [("yolo11n", "EMA", "neck_outputs"),
+                                                         ("yolov5n", "EMA", "in_csp"),
+                                                         ("yolov8n", "CoordAtt", "backbone_outputs")])
+def test_the_zoos_other_bases_and_placements_export(base, attention, placement, fast):
+    assert onnx_backend.build(variant(base, attention, placement)).gates
+
+
+def shipped(name: str):
+    from components.modeling.catalog import ModelStore, read_manifest
+
+    store = ModelStore(read_manifest(ROOT / "weights"))
+    if name not in store.entries:
+        pytest.skip("the shipped zoo is not here")
+    return store.get(name)
+
+
+def test_detect_goes_fast_once_the_export_is_ready_with_the_same_boxes(fast):
+    from components.analysis.images import load_image
+
+    model = shipped("yolov8n-cbam-neck-s0")
+    image = load_image(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
+    first = detect(model, image, conf=0.25, imgsz=320, capture=True)
+    assert first.backend == "pytorch"  # the export is queued, not waited for
+    fast.join()
+    second = detect(model, image, conf=0.25, imgsz=320, capture=True)
+    assert second.backend == "onnxruntime" and fast.backend(model) == "onnxruntime"
+    assert second.classes == first.classes and len(first.classes) > 0
+    np.testing.assert_allclose(second.boxes, first.boxes, atol=0.05)
+    np.testing.assert_allclose(second.scores, first.scores, atol=1e-4)
+    assert set(second.maps) == set(first.maps) and first.maps
+    for name, m in first.maps.items():
+        torch.testing.assert_close(second.maps[name], m, rtol=0, atol=1e-4)
+
+
+def test_an_export_that_does_not_match_falls_back_with_its_reason(fast, monkeypatch):
+    model = variant(attention="SE")
+    monkeypatch.setattr(onnx_backend, "PRED_TOLERANCE", -1.0)  # nothing can match
+    fast.prepare([model], wait=True)
+    assert fast.backend(model) == "pytorch (export failed)"
+    assert "does not match PyTorch: predictions differ" in fast.failure(model)
+    assert detect(model, smear(), imgsz=320).backend == "pytorch"
+    assert not list((onnx_backend.cache_dir()).glob("*.onnx"))  # a refused graph is not kept
+
+
+def test_an_export_that_raises_falls_back(fast, monkeypatch):
+    model = variant(attention="ECA")
+
+    def broken(_model):
+        raise RuntimeError("Unsupported: ONNX export of operator foo\nmore detail")
+
+    monkeypatch.setattr(onnx_backend, "export_bytes", broken)
+    fast.prepare([model], wait=True)
+    assert fast.failure(model) == "RuntimeError: Unsupported: ONNX export of operator foo"
+    assert detect(model, smear(), imgsz=320).backend == "pytorch"
+
+
+def test_a_second_process_loads_the_cached_graph_without_exporting(fast, monkeypatch):
+    model = variant(attention="EMA")
+    onnx_backend.build(model)
+    assert len(list(onnx_backend.cache_dir().glob("*.onnx"))) == 1
+
+    def no_export(_model):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_backend, "export_bytes", no_export)
+    onnx_backend.build(model)  # same weights: loaded from the cache
+    other = variant(attention="EMA", seed=9)  # other weights: another key
+    assert onnx_backend.model_key(other) != onnx_backend.model_key(model)
+
+
+def test_the_shared_model_is_left_as_it_was(fast):
+    model = variant(attention="PolarizedSA")
+    head = model.model[-1]
+    before = (model.training, head.export, getattr(head, "dynamic", None), getattr(head, "format", None))
+    onnx_backend.build(model)
+    assert (model.training, head.export, getattr(head, "dynamic", None), getattr(head, "format", None)) == before
+    assert isinstance(model(torch.zeros(1, 3, 64, 64)), tuple)  # still ultralytics' eval output
+
+
+def test_turned_off_it_never_exports(monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "pytorch")
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path))
+    registry = onnx_backend.Registry()
+    monkeypatch.setattr(onnx_backend, "REGISTRY", registry)
+    model = variant()
+    assert detect(model, smear(), imgsz=320).backend == "pytorch"
+    registry.join()
+    assert registry.backend(model) == "pytorch" and not list(tmp_path.glob("*.onnx"))
+
+
+def test_boxes_on_the_bccd_test_split_match_pytorch(fast, bccd_test_images):
+    """Issue 19's exactness bar, on real images and a shipped model: the same boxes after NMS."""
+    from components.analysis.images import load_image
+
+    model = shipped("yolov8n-ema-neck-s0")
+    exported = onnx_backend.build(model)
+    worst = 0.0
+    for path in bccd_test_images:
+        rgb = load_image(path)
+        torch_det = detect(model, rgb, conf=0.25, imgsz=320)
+        fast.prepare([model], wait=True)
+        assert fast.session(model) is not None
+        fast_det = detect(model, rgb, conf=0.25, imgsz=320)
+        fast._ready.pop(model)  # back to PyTorch for the next image's reference
+        assert fast_det.backend == "onnxruntime"
+        assert fast_det.classes == torch_det.classes, path.name
+        worst = max(worst, float(np.abs(fast_det.boxes - torch_det.boxes).max(initial=0)))
+    assert worst < 0.05  # image pixels
+    assert exported.gates
