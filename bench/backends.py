@@ -1,6 +1,8 @@
 """Section 9 of the bench: ONNX Runtime against PyTorch eager, per model and through the views.
 
-Every figure is a ratio of two things timed alternately in one loop. The backend is switched
+Every figure is a ratio of two things timed alternately in one loop, each call after one untimed
+call of the same kind (``settle``): both runtimes keep worker threads spinning for a moment after
+a run, so a call timed right after the other runtime's pays for that one's threads. The backend is switched
 between the alternated calls by the setting the app reads (``ATTENTION_LENS_BACKEND``); every
 model's export is built and checked before the timing starts.
 """
@@ -65,7 +67,8 @@ def per_model(store, quick: bool) -> list[dict]:
                     m(x)
 
             t_torch, t_ort = alternate([lambda: run_on_torch_thread(eager),
-                                        lambda: run_on_torch_thread(exported.run, x)], 3 if quick else 15, warmup=2)
+                                        lambda: run_on_torch_thread(exported.run, x)], 3 if quick else 15, warmup=2,
+                                       settle=1)
             rows.append({"model": name, "imgsz": size, "pytorch ms": t_torch, "onnxruntime ms": t_ort,
                          "ratio": t_ort / t_torch, "note": ""})
     return rows
@@ -107,7 +110,8 @@ def views(store, quick: bool) -> list[dict]:
 
     runs = 2 if quick else 6
     t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(names, x640)),
-                                       on("onnxruntime", compare(640)), on("pytorch", compare(640))], runs, warmup=1)
+                                       on("onnxruntime", compare(640)), on("pytorch", compare(640))], runs, warmup=1,
+                                      settle=1)
     rows = [{"view": f"compare, {len(names)} models, 640", "raw ONNX Runtime forwards ms": t_raw,
              "view on ONNX Runtime ms": t_ort, "view on PyTorch ms": t_torch,
              "ORT view / raw (<= 1.2)": t_ort / t_raw, "ORT view / PyTorch view (<= 0.6)": t_ort / t_torch}]
@@ -120,7 +124,8 @@ def views(store, quick: bool) -> list[dict]:
             return run_attention(store, str(EXAMPLE), attention, "jet", 0.5, 0.25, 320)
 
         t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(attention, x320)),
-                                           on("onnxruntime", view), on("pytorch", view)], runs, warmup=1)
+                                           on("onnxruntime", view), on("pytorch", view)], runs, warmup=1,
+                                           settle=1)
         rows.append({"view": f"attention, {len(attention)} models with attention, 320",
                      "raw ONNX Runtime forwards ms": t_raw, "view on ONNX Runtime ms": t_ort,
                      "view on PyTorch ms": t_torch, "ORT view / raw (<= 1.2)": t_ort / t_raw,

@@ -86,7 +86,6 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
 def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False, cell_px: int = 260):
     """The matrix as one plotly figure; None when no model in ``ins`` has a map."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     all_cells = cells(ins)
     if not all_cells:
@@ -103,11 +102,12 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
         for col in columns:
             c = by_place.get((m, col))
             titles.append(f"{m} · {c.title}" if c else "")
-    fig = make_subplots(rows=len(models), cols=len(columns), subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=min(0.07, 0.16 / len(models)))
+    # Plain dicts, built into one figure without plotly's per-property validation (with it, the
+    # figure cost more than the two forwards it shows on ONNX Runtime).
+    layout = grid_layout(len(models), len(columns), titles, 0.01, min(0.07, 0.16 / len(models)))
     source = jpeg_data_uri(ins.image)
     scale = PLOTLY_SCALES.get(colormap, "Jet")
-    traces, places, shapes = [], [], []
+    traces, shapes = [], []
     for r, m in enumerate(models):
         mm = next(x for x in ins.models if x.model == m)
         for k, col in enumerate(columns):
@@ -116,52 +116,74 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
                 continue
             axis = r * len(columns) + k + 1
             ref = "" if axis == 1 else str(axis)
+            on_axes = dict(xaxis=f"x{ref}", yaxis=f"y{ref}")
             xs, ys = cell_axes(c, ins.original_hw, view_scale)
             z = normalize(c.grid) if stretch else c.grid
             axis_name = "coloraxis" if kinds.index(c.kind) == 0 else f"coloraxis{kinds.index(c.kind) + 1}"
-            traces += [go.Image(source=source, hoverinfo="skip"),
-                       go.Heatmap(z=np.round(z, 4), x=xs, y=ys, coloraxis=axis_name, opacity=float(opacity),
-                                  zsmooth="best", hovertemplate=c.kind + ": %{z:.3f}<extra>" + m[:40] + "</extra>")]
-            places += [(r + 1, k + 1)] * 2
+            traces += [dict(type="image", source=source, hoverinfo="skip", **on_axes),
+                       dict(type="heatmap", z=np.round(z, 4), x=xs, y=ys, coloraxis=axis_name, opacity=float(opacity),
+                            zsmooth="best", hovertemplate=c.kind + ": %{z:.3f}<extra>" + m[:40] + "</extra>",
+                            **on_axes)]
             if c.profiles:
-                traces += _profile_lines(c, xs, ys, w, h)
-                places += [(r + 1, k + 1)] * 2
+                traces += [dict(t, **on_axes) for t in _profile_lines(c, xs, ys, w, h)]
             shapes += [dict(type="rect", x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]),
                             xref=f"x{ref}", yref=f"y{ref}", line=dict(color="white", width=1)) for b in mm.boxes]
-    fig.add_traces(traces, rows=[p[0] for p in places], cols=[p[1] for p in places])
     for i, kind in enumerate(kinds):
         lo, hi = (0.0, 1.0) if stretch else ranges[kind]
         title = f"{kind}<br>(each map stretched)" if stretch else kind
         n = len(kinds)
-        fig.update_layout({("coloraxis" if i == 0 else f"coloraxis{i + 1}"): dict(
+        layout["coloraxis" if i == 0 else f"coloraxis{i + 1}"] = dict(
             colorscale=scale, cmin=lo, cmax=hi,
             colorbar=dict(title=dict(text=title, side="right", font=dict(size=10)), len=0.9 / n, thickness=12,
-                          y=1 - (i + 0.5) / n, yanchor="middle", x=1.01, tickfont=dict(size=10)))})
-    fig.update_layout(shapes=shapes)
-    fig.update_xaxes(visible=False, range=[0, w])
-    fig.update_yaxes(visible=False, range=[h, 0])
-    for a in fig.layout.annotations:
-        a.font = dict(size=11)
+                          y=1 - (i + 0.5) / n, yanchor="middle", x=1.01, tickfont=dict(size=10)))
+    layout["shapes"] = shapes
+    for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        layout[key].update(visible=False, range=[0, w] if key.startswith("x") else [h, 0])
+    for a in layout.get("annotations", []):
+        a["font"] = dict(size=11)
     for k, col in enumerate(columns):  # column headers: the level and stride
         stride, nth = col
         text = f"<b>{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}</b>" + (f" #{nth + 1}" if nth else "")
-        fig.add_annotation(text=text, xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
-                           yshift=34, showarrow=False, font=dict(size=12))
+        layout.setdefault("annotations", []).append(dict(
+            text=text, xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0, yshift=34, showarrow=False,
+            font=dict(size=12)))
     cell_h = cell_px * h / w
-    fig.update_layout(height=int(len(models) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
-                      plot_bgcolor="white", hovermode="closest")
-    return fig
+    layout.update(height=int(len(models) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
+                  plot_bgcolor="white", hovermode="closest")
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def grid_layout(rows: int, cols: int, titles: list[str], h_space: float, v_space: float) -> dict:
+    """Axes laid out as a rows x cols grid (row 1 at the top), axis n = (row - 1) * cols + col, and
+    each cell's title centred above it: the layout plotly's make_subplots writes, as a dict."""
+    width = (1 - h_space * (cols - 1)) / cols
+    height = (1 - v_space * (rows - 1)) / rows
+    layout, annotations = {}, []
+    for r in range(rows):
+        for c in range(cols):
+            n = r * cols + c + 1
+            sfx = "" if n == 1 else str(n)
+            x0, y1 = c * (width + h_space), 1 - r * (height + v_space)
+            layout[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", domain=_unit([x0, x0 + width]))
+            layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}", domain=_unit([y1 - height, y1]))
+            if titles[n - 1]:
+                annotations.append(dict(text=titles[n - 1], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
+                                        xanchor="center", yanchor="bottom", showarrow=False))
+    layout["annotations"] = annotations
+    return layout
+
+
+def _unit(domain: list[float]) -> list[float]:
+    return [min(max(v, 0.0), 1.0) for v in domain]  # float rounding can leave -3e-17
 
 
 def _profile_lines(c: Cell, xs: np.ndarray, ys: np.ndarray, w: int, h: int) -> list:
     """CoordAtt's h gate as a line along the left edge and its w gate along the top edge, each
     over a band of 12% of the image, 0 at the edge and the layer's max value at the band's end."""
-    import plotly.graph_objects as go
-
     band_x, band_y = 0.12 * w, 0.12 * h
     ph, pw = np.asarray(c.profiles["h"], float), np.asarray(c.profiles["w"], float)
     top = max(float(ph.max()), float(pw.max()), 1e-6)
-    style = dict(mode="lines", line=dict(color="white", width=2), showlegend=False)
+    style = dict(type="scatter", mode="lines", line=dict(color="white", width=2), showlegend=False)
     hover = "%s gate %%{customdata:.3f}<extra></extra>"
-    return [go.Scatter(x=ph / top * band_x, y=ys, customdata=ph, hovertemplate=hover % "h", **style),
-            go.Scatter(x=xs, y=pw / top * band_y, customdata=pw, hovertemplate=hover % "w", **style)]
+    return [dict(x=ph / top * band_x, y=ys, customdata=ph, hovertemplate=hover % "h", **style),
+            dict(x=xs, y=pw / top * band_y, customdata=pw, hovertemplate=hover % "w", **style)]

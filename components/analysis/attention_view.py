@@ -57,7 +57,8 @@ class Inspection:
         for mm in self.models:
             if not mm.layers:
                 rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
-                             "stride": None, "feature map": None, "maps": None, "loaded from": None})
+                             "stride": None, "feature map": None, "maps": "LayerCAM", "loaded from": None,
+                             "backend": mm.backend})
             for lm in mm.layers:
                 rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
                              "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",

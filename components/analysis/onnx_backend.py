@@ -155,14 +155,30 @@ def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
     return buf.getvalue(), gates, modules
 
 
+_pool_lock = threading.Lock()
+_pool: list[int] = []
+
+
+def _shared_pool() -> None:
+    """One intra-op thread pool for every session of the process, sized like PyTorch's.
+
+    With a pool per session, the threads of the model that just ran were still spinning while the
+    next model ran (ONNX Runtime's threads spin briefly between runs), so a compare of 17 models
+    ran slower than PyTorch. Must be set before the first session exists."""
+    from onnxruntime.capi import _pybind_state
+
+    with _pool_lock:
+        if not _pool:
+            _pybind_state.set_global_thread_pool_sizes(max(1, torch.get_num_threads()), 1)
+            _pool.append(1)
+
+
 def open_session(graph: bytes | str):
     import onnxruntime as ort
 
+    _shared_pool()
     so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, torch.get_num_threads())
-    so.inter_op_num_threads = 1
-    # Threads sleep between runs instead of spinning: PyTorch shares these cores (explanations).
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.use_per_session_threads = False
     so.log_severity_level = 3
     return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
 
@@ -301,6 +317,8 @@ class Registry:
                 model = ref()
                 if model is not None:
                     run_on_torch_thread(self._build, model)
+            except RuntimeError:  # the torch thread is gone: the interpreter is shutting down
+                return
             finally:
                 self._queue.task_done()
 
@@ -314,10 +332,11 @@ class Registry:
                 return
         try:
             exported = build(model)
-        except ExportError as e:
-            log.warning("ONNX Runtime not used for a model: %s", e)
+        except Exception as e:  # noqa: BLE001  (whatever went wrong, the model stays on PyTorch)
+            reason = str(e) if isinstance(e, ExportError) else f"{type(e).__name__}: {str(e)[:200]}"
+            log.warning("ONNX Runtime not used for a model: %s", reason)
             with self._lock:
-                self._failed[model] = str(e)
+                self._failed[model] = reason
                 self._pending.discard(model)
             return
         with self._lock:

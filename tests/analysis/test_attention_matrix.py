@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from components.analysis.attention_matrix import cell_axes, cells, matrix_figure
@@ -81,3 +82,20 @@ def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
         if 0 < w[1] < original[0]:  # scale_boxes clips to the image: compare inside it
             assert np.isclose(ys[i], w[1] * 0.5, atol=1e-3)
     assert 0 < want[1, 1] < original[0]  # at least the middle cell was compared in y
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 3), (4, 2)])
+def test_grid_layout_is_the_layout_plotly_make_subplots_writes(rows, cols):
+    from plotly.subplots import make_subplots
+
+    from components.analysis.attention_matrix import grid_layout
+
+    titles = [f"cell {i}" for i in range(rows * cols)]
+    want = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
+                         vertical_spacing=0.05).to_dict()["layout"]
+    got = grid_layout(rows, cols, titles, 0.01, 0.05)
+    for key in [k for k in want if k.startswith(("xaxis", "yaxis"))]:
+        assert got[key]["anchor"] == want[key]["anchor"]
+        assert got[key]["domain"] == pytest.approx(want[key]["domain"], abs=1e-9)
+    for a, b in zip(got["annotations"], want["annotations"]):
+        assert a["text"] == b["text"] and (a["x"], a["y"]) == pytest.approx((b["x"], b["y"]), abs=1e-9)
