@@ -161,7 +161,8 @@ def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path)
 
     table, _csv, notes, *_rest, curves, _per_class = metrics_view(["weights", str(bad)], False, None, ["long"],
                                                                    "metrics/mAP50-95(B)")
-    variants = {json.loads((Path("weights") / n / "summary.json").read_text())["variant"]["attention"] for n in shipped}
+    variants = {tuple(json.loads((Path("weights") / n / "summary.json").read_text())["variant"].get(k)
+                      for k in ("base", "attention", "placement")) for n in shipped}
     assert len(table) == len(variants) + 1  # every shipped variant (seeds pooled), and the "long" run
     assert "<img" not in notes and "&lt;img src=x onerror=alert\\(1\\)&gt;" in notes
     assert str(tmp_path) not in notes
@@ -193,8 +194,9 @@ def test_a_variant_is_compared_with_the_baseline_of_its_own_base_and_setting(tmp
         fake_run(tmp_path, f"v8-s{i}", None, v, seed=i)
     fake_run(tmp_path, "v5-ema", "EMA", 0.45, base="yolov5n")
     df = metrics_table(collect_runs([tmp_path])[0]).set_index("model")
-    assert df.loc["yolov5n + EMA @ neck_outputs", "flag"] == "no baseline on this data set and setting"
-    assert math.isnan(df.loc["yolov5n + EMA @ neck_outputs", "Δ test mAP50-95"])
+    # named as ultralytics names the v5u layout it builds
+    assert df.loc["yolov5nu + EMA @ neck_outputs", "flag"] == "no baseline on this data set and setting"
+    assert math.isnan(df.loc["yolov5nu + EMA @ neck_outputs", "Δ test mAP50-95"])
 
 
 def test_a_seed_given_twice_is_counted_once_and_flagged(tmp_path):
@@ -238,3 +240,20 @@ def test_a_plain_ultralytics_run_shows_its_best_val_epoch_and_its_checkpoints_co
     assert row["GFLOPs (torch)"] == pytest.approx(summary["gflops"]["at_imgsz"]["torch"])
     assert math.isnan(row["test mAP50-95"]) and "not compared" in row["flag"]
     assert row["data set"] == "blood (no fingerprint)" and row["model"] == "yolov8n-ema.yaml (no summary.json)"
+
+
+def test_rows_are_grouped_by_base_then_placement_with_the_baseline_first(tmp_path):
+    import json as _json
+
+    made = [("v8-ema-neck", "yolov8n", "EMA", "neck_outputs"), ("v5-base", "yolov5n", None, None),
+            ("v8-cbam-bb", "yolov8n", "CBAM", "backbone_outputs"), ("v8-base", "yolov8n", None, None),
+            ("v8-cbam-neck", "yolov8n", "CBAM", "neck_outputs"), ("v8-ema-bb", "yolov8n", "EMA", "backbone_outputs")]
+    for name, base, attention, placement in made:
+        d = fake_run(tmp_path, name, attention, 0.5, base=base)
+        summary = _json.loads((d / "summary.json").read_text())
+        summary["variant"]["placement"] = placement
+        (d / "summary.json").write_text(_json.dumps(summary))
+    df = metrics_table(collect_runs([tmp_path])[0])
+    assert list(df["model"]) == ["yolov5nu baseline", "yolov8n baseline",
+                                 "yolov8n + CBAM @ backbone_outputs", "yolov8n + EMA @ backbone_outputs",
+                                 "yolov8n + CBAM @ neck_outputs", "yolov8n + EMA @ neck_outputs"]
