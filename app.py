@@ -59,12 +59,12 @@ def main(argv=None) -> int:
     keep_freed_buffers()
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)
     demo.queue(default_concurrency_limit=2, max_size=32)
-    from components.app.widgets import STATE_SESSIONS
+    from components.app.widgets import CSS, STATE_SESSIONS
     from components.modeling.checkpoints import LIMITS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
-                max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS)
+                max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS, css=CSS)
     return 0
 
 

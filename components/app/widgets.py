@@ -35,8 +35,19 @@ def examples_for(image: gr.Image, examples: list[str]) -> None:
         gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples", cache_examples=False)
 
 
+#: Page CSS (gradio 6 takes it in ``launch``): a model picker with many models scrolls inside a
+#: box of about ten rows, with tighter rows, instead of pushing the rest of the column down.
+CSS = """
+.model-picker .wrap { max-height: 23rem; overflow-y: auto; gap: 0.25rem; }
+.model-picker .wrap label { padding: 0.2rem 0.5rem; }
+"""
+
+
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
-    return gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=value, label=label)
+    """The shipped models, grouped by base and placement (``ModelStore.names``), labelled with both."""
+    info = f"{len(store.names)} models, by base and placement" if len(store.names) > 8 else None
+    return gr.CheckboxGroup(choices=[(store.entries[n].label, n) for n in store.names], value=value, label=label,
+                            info=info, elem_classes=["model-picker"])
 
 
 def reference_choices(store, selected, current):
