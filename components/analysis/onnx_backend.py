@@ -81,10 +81,24 @@ def enabled() -> bool:
     return True
 
 
+_private: list[Path] = []
+
+
 def cache_dir() -> Path:
-    path = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "attention-lens-onnx")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The graph cache: ``$ATTENTION_LENS_ONNX_CACHE``, else a folder in the temp dir. A graph is
+    loaded from here as it is, so the folder must be this user's alone: one that another user owns
+    or can write to is not used (a fresh private folder for this process instead)."""
+    path = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / f"attention-lens-onnx-{os.getuid()}")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return path
+    except OSError:
+        pass
+    if not _private:
+        _private.append(Path(tempfile.mkdtemp(prefix="attention-lens-onnx-")))
+    return _private[0]
 
 
 def model_key(model: torch.nn.Module) -> str:

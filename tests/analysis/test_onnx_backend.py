@@ -164,3 +164,14 @@ def test_boxes_on_the_bccd_test_split_match_pytorch(fast, bccd_test_images):
         worst = max(worst, float(np.abs(fast_det.boxes - torch_det.boxes).max(initial=0)))
     assert worst < 0.05  # image pixels
     assert exported.gates
+
+
+def test_a_cache_folder_others_can_write_to_is_not_used(monkeypatch, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could plant a graph under a model's hash
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(shared))
+    assert onnx_backend.cache_dir() != shared
+    own = tmp_path / "own"
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(own))
+    assert onnx_backend.cache_dir() == own and not own.stat().st_mode & 0o077
