@@ -193,7 +193,7 @@ def open_session(graph: bytes | str):
     _shared_pool()
     so = ort.SessionOptions()
     so.use_per_session_threads = False
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # failures reach the caller as exceptions (and our log), not stderr
     return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
 
 
@@ -247,7 +247,10 @@ def build(model: torch.nn.Module) -> Exported:
     except Exception as e:  # the exporter and the runtime raise many kinds; the model stays on PyTorch
         path.unlink(missing_ok=True)
         raise ExportError(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
-    problem = check(model, exported)
+    try:
+        problem = check(model, exported)
+    except Exception as e:  # noqa: BLE001  (a graph that cannot run a shape PyTorch runs)
+        problem = f"{type(e).__name__} on a check input: {(str(e).splitlines() or [''])[0][:300]}"
     if problem:
         path.unlink(missing_ok=True)
         raise ExportError(f"does not match PyTorch: {problem}")

@@ -175,3 +175,19 @@ def test_a_cache_folder_others_can_write_to_is_not_used(monkeypatch, tmp_path):
     own = tmp_path / "own"
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(own))
     assert onnx_backend.cache_dir() == own and not own.stat().st_mode & 0o077
+
+
+@pytest.mark.parametrize("fixture, exported", [("yolov5/v5-c3ema-best.pt", True), ("yolox/yolox-cbam.pth", True),
+                                               ("yolox/yolox-eca.pth", False)])
+def test_other_code_bases_export_or_fall_back_with_a_reason(fixture, exported, fast):
+    """Files written by yolov5 7.0 and YOLOX 0.3.0. YOLOX's ECA graph fails to run a second input
+    shape in ONNX Runtime (a Concat's buffer keeps the first shape): the check catches it."""
+    from components.modeling.checkpoints import load_model
+
+    model = prepare(load_model(ROOT / "tests" / "fixtures" / fixture))
+    fast.prepare([model], wait=True)
+    assert (fast.backend(model) == "onnxruntime") == exported, fast.failure(model)
+    det = detect(model, smear(), conf=0.001, imgsz=320, capture=True)
+    assert det.backend == ("onnxruntime" if exported else "pytorch")
+    if not exported:
+        assert "does not match PyTorch" in fast.failure(model)
