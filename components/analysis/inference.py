@@ -43,7 +43,11 @@ def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tens
     from ultralytics.data.augment import LetterBox
 
     boxed = LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb)
-    return torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
+    # Scaled in numpy (the same float32 division): a torch op this small still wakes PyTorch's
+    # thread pool, which then competes with ONNX Runtime's spinning threads.
+    chw = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32)
+    chw /= np.float32(255)
+    return torch.from_numpy(chw).unsqueeze(0)
 
 
 def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:
@@ -105,6 +109,17 @@ def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
             h.remove()
 
 
+@contextmanager
+def one_thread():
+    """PyTorch ops on one thread for the block (the calling thread's setting, restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
            imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None) -> Detections:
     """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
@@ -129,7 +144,11 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
                 pred = model(x)
         else:
             pred = model(x)
-        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+        if fast is not None:
+            with one_thread():  # NMS's small ops: a second pool of threads would fight ORT's spinning ones
+                det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+        else:
+            det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
     det.ms = (time.perf_counter() - t0) * 1000
     det.maps, det.inputs = maps, inputs
     det.backend = "onnxruntime" if fast is not None else "pytorch"
