@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from components.experiments.runs import Run, find_runs, plain_metrics
+from components.experiments.zoo import placement_label
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0
@@ -82,7 +83,7 @@ def variant_key(run: Run) -> tuple:
     if not run.usable:
         return (str(run.args.get("model") or run.name), "?", None)
     v = run.summary.get("variant") or {}
-    return (v.get("base") or "?", v.get("attention"), v.get("placement") if v.get("attention") else None)
+    return (v.get("base") or "?", v.get("attention"), placement_label(v) if isinstance(v, dict) else None)
 
 
 def variant_name(key: tuple) -> str:

@@ -26,10 +26,18 @@ def ship_run(run_dir: str | Path, weights_dir: str | Path, name: str) -> dict:
             shutil.copy2(run_dir / f, target / f)
     variant = summary.get("variant", {})
     entry = {"name": name, "base": variant.get("base"), "attention": variant.get("attention"),
-             "placement": variant.get("placement"), "seed": summary.get("seed"),
+             "placement": placement_label(variant), "seed": summary.get("seed"),
              "checkpoint": f"{name}/best.pt", "run": name}
     add_to_manifest(weights_dir, entry)
     return entry
+
+
+def placement_label(variant: dict) -> str | None:
+    """The placement, with the CSP position where it has one: "in_csp (main)" and "in_csp (concat)"
+    are different variants (the tutorials' C3_EMA1 and C3_EMA3) and must not be pooled."""
+    placement = variant.get("placement") if variant.get("attention") else None
+    position = (variant.get("params") or {}).get("position") if isinstance(variant.get("params"), dict) else None
+    return f"{placement} ({position})" if placement and position else placement
 
 
 def add_to_manifest(weights_dir: str | Path, entry: dict) -> None:

@@ -257,3 +257,20 @@ def test_rows_are_grouped_by_base_then_placement_with_the_baseline_first(tmp_pat
     assert list(df["model"]) == ["yolov5nu baseline", "yolov8n baseline",
                                  "yolov8n + CBAM @ backbone_outputs", "yolov8n + EMA @ backbone_outputs",
                                  "yolov8n + CBAM @ neck_outputs", "yolov8n + EMA @ neck_outputs"]
+
+
+def test_csp_positions_are_different_variants(tmp_path):
+    """EMA inside C3 at the main branch and at the concat (the tutorials' C3_EMA1 and C3_EMA3) are
+    two variants: pooling them would average two different models as if they were seeds."""
+    import json as _json
+
+    fake_run(tmp_path, "base", None, 0.5, base="yolov5n")
+    for name, position, value, seed in (("main-s0", "main", 0.50, 0), ("concat-s0", "concat", 0.56, 0)):
+        d = fake_run(tmp_path, name, "EMA", value, seed=seed, base="yolov5n")
+        summary = _json.loads((d / "summary.json").read_text())
+        summary["variant"].update(placement="in_csp", params={"position": position})
+        (d / "summary.json").write_text(_json.dumps(summary))
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("model")
+    assert df.loc["yolov5nu + EMA @ in_csp (main)", "test mAP50-95"] == pytest.approx(0.50)
+    assert df.loc["yolov5nu + EMA @ in_csp (concat)", "test mAP50-95"] == pytest.approx(0.56)
+    assert (df["seeds"] == 1).all()
