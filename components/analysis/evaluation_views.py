@@ -19,7 +19,7 @@ def metrics_frame(results: dict):
                      "95% interval": f"[{b['low']:+.3f}, {b['high']:+.3f}]" if b else "reference",
                      "verdict": b.get("verdict", "reference"), "mAP50": m["mAP50"], "P": m.get("P"),
                      "R": m.get("R"), "AP small": m["AP small"], "AP medium": m["AP medium"],
-                     "AP large": m["AP large"]})
+                     "AP large": m["AP large"], "ran on": results.get("ran on", {}).get(name, "")})
     return pd.DataFrame(rows)
 
 

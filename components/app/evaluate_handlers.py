@@ -59,6 +59,17 @@ def _open_split(data, upload, split: str):
         raise UserError(f"Data set refused: {e}") from None
 
 
+def backend_of(model, localisation: bool) -> str:
+    """What ran a model's pass over the split: its forwards wait for the export first, so one
+    split runs on one backend; with localisation, a model without attention runs LayerCAM."""
+    from components.analysis.onnx_backend import REGISTRY
+    from components.attention import attention_modules
+
+    if localisation and not attention_modules(model):
+        return "pytorch (LayerCAM needs gradients)"
+    return REGISTRY.backend(model)
+
+
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True):
     """(results dict, [json, html] paths, Held). ``localisation``: also score where each model's
@@ -84,7 +95,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     if len(names) + len(uploads or []) < 2:
         raise UserError("Pick at least two models: a reference and one to compare with it.")
     models = resolve_models(store, [n for n in names if n not in stored], uploads)
-    detections, scores = {}, {}
+    detections, scores, ran_on = {}, {}, {}
     try:
         order = names + [n for n in models if n not in names]
         for k, name in enumerate(order):
@@ -92,10 +103,12 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
                 progress((k, len(order)), desc=f"{name}")
             if name in stored and (name in stored_scores or not localisation or not chosen.has_pixels):
                 detections[name], scores[name] = stored[name], stored_scores.get(name)
+                ran_on[name] = "stored numbers"
             elif chosen.has_pixels:
+                model = models.get(name) or run_on_torch_thread(store.get, name)
                 detections[name], scores[name] = run_on_torch_thread(
-                    predictions_for, models.get(name) or run_on_torch_thread(store.get, name), name, chosen, imgsz,
-                    None, bool(localisation))
+                    predictions_for, model, name, chosen, imgsz, None, bool(localisation))
+                ran_on[name] = backend_of(model, bool(localisation))
             else:
                 raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
                                 "upload the data set as a zip.")
@@ -106,6 +119,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     except (DatasetError, EvaluationError) as e:
         raise UserError(str(e)) from None
     results["image size"] = imgsz
+    results["ran on"] = ran_on
     folder = session_folder(session, "evaluate")
     json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
     json_path.write_text(json.dumps(results, indent=1))

@@ -83,9 +83,27 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
             models=["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], reference="yolov8n-baseline-s0", rounds=200,
             api_name="/evaluate")
     assert [row[0] for row in table["data"]] == ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    assert set(results["ran on"].values()) == {"stored numbers"}  # the split matches the stored one
     assert results["data set"]["images"] == 72 and results["reference"] == "yolov8n-baseline-s0"
     ema = results["against reference"]["yolov8n-ema-neck-s0"]
     assert sum(ema["objects"].values()) == results["data set"]["objects"]
     assert ema["bootstrap"]["mAP50-95"]["verdict"]
     # Where the maps fall, per layer: EMA's three neck layers, LayerCAM's three levels for the baseline.
     assert sorted(r[0] for r in located_table["data"]) == ["yolov8n-baseline-s0"] * 3 + ["yolov8n-ema-neck-s0"] * 3
+
+
+def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypatch):
+    """On a data set with pixels (not the stored split), with ONNX Runtime on: the attention model's
+    pass runs on it; the baseline's, with localisation, is LayerCAM on PyTorch."""
+    from components.analysis import onnx_backend
+
+    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "onnx"))
+    monkeypatch.setattr(onnx_backend, "REGISTRY", onnx_backend.Registry())
+    names = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    results, _paths, _held = run_evaluate(store, str(tiny_bccd), STORED, None, "test", names, [], names[0], 0.25,
+                                          320, 50, "s2")
+    assert results["ran on"] == {names[0]: "pytorch (LayerCAM needs gradients)", names[1]: "onnxruntime"}
+    table = evaluation_views(results)[0]
+    assert list(table["ran on"]) == [results["ran on"][n] for n in table["model"]]
