@@ -104,6 +104,7 @@ class ModelStore:
 
     def __init__(self, entries: list[Entry], max_uploads: int = 8):
         self.entries = {e.name: e for e in entries}
+        self._order = [e.name for e in sorted(entries, key=Entry.sort_key)]  # entries never change
         self._models: dict[str, torch.nn.Module] = {}
         self._uploads: OrderedDict[str, torch.nn.Module] = OrderedDict()
         self._upload_names: dict[str, str] = {}
@@ -113,7 +114,7 @@ class ModelStore:
     @property
     def names(self) -> list[str]:
         """Shipped model names, grouped by base and placement (``Entry.sort_key``)."""
-        return [e.name for e in sorted(self.entries.values(), key=Entry.sort_key)]
+        return list(self._order)
 
     def baseline_name(self, among=None) -> str | None:
         """The first baseline (a model without attention), among ``among`` when given; there, of
@@ -140,7 +141,7 @@ class ModelStore:
             if self.entries[n].attention not in kinds and len(picked) < 2:
                 picked.append(n)
                 kinds.add(self.entries[n].attention)
-        return [baseline] + sorted(picked, key=self.names.index)
+        return [baseline] + [n for n in self._order if n in picked]
 
     def get(self, name: str) -> torch.nn.Module:
         with self._lock:
