@@ -45,10 +45,11 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     store = ModelStore(read_manifest(weights))
     # The default selection loads (and warms up) now, where every later forward runs; the rest of
     # the zoo loads on first use, so start-up time and memory do not grow with the zoo.
-    run_on_torch_thread(store.load, store.default_selection())
+    default = store.default_selection()
+    run_on_torch_thread(store.load, default)
     # Their ONNX Runtime exports follow in the background (from the disk cache after the first
     # start); until one is ready its model answers through PyTorch.
-    REGISTRY.prepare([store.get(n) for n in store.default_selection()])
+    REGISTRY.prepare([store.get(n) for n in default])
     sources = [weights] + ([runs] if runs else [])
     stored = Path(weights) / "evaluation"
     return build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None), store
