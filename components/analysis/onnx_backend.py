@@ -136,19 +136,13 @@ class _WithMaps(torch.nn.Module):
         self.gate_names, self.module_names = gates, modules
 
     def forward(self, x):
-        named = dict(self.model.named_modules())
-        got: dict[str, torch.Tensor] = {}
-        handles = [named[n].register_forward_hook(lambda m, a, o, n=n: got.__setitem__(("g", n), o))
-                   for n in self.gate_names]
-        handles += [named[n].register_forward_pre_hook(lambda m, a, n=n: got.__setitem__(("i", n), a[0]))
-                    for n in self.module_names]
-        try:
+        from components.analysis.inference import capture_gates
+
+        maps, inputs = {}, {}
+        with capture_gates(self.model, maps, inputs):  # the app's own hooks: the same maps, by name
             y = self.model(x)
-        finally:
-            for h in handles:
-                h.remove()
         y = y[0] if isinstance(y, (list, tuple)) else y
-        return (y, *[got[("g", n)] for n in self.gate_names], *[got[("i", n)] for n in self.module_names])
+        return (y, *[maps[n] for n in self.gate_names], *[inputs[n] for n in self.module_names])
 
 
 def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
