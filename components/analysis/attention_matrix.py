@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.analysis.heatmaps import LAYERCAM_KIND, LEVEL_NAMES, main_view, normalize
-from components.analysis.images import jpeg_data_uri
+from components.analysis.images import display_copy, jpeg_data_uri
 
 PLOTLY_SCALES = {"jet": "Jet", "turbo": "Turbo", "inferno": "Inferno", "viridis": "Viridis", "magma": "Magma"}
 
@@ -87,6 +87,14 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
     """The matrix as one plotly figure; None when no model in ``ins`` has a map."""
     import plotly.graph_objects as go
 
+    spec = matrix_spec(ins, opacity=opacity, colormap=colormap, stretch=stretch, cell_px=cell_px)
+    return None if spec is None else go.Figure(spec, _validate=False)
+
+
+def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False,
+                cell_px: int = 260) -> dict | None:
+    """The matrix as a plotly figure's plain data (``{"data": [...], "layout": {...}}``), for a
+    caller that encodes it without building plotly objects; None when no model has a map."""
     all_cells = cells(ins)
     if not all_cells:
         return None
@@ -105,7 +113,11 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
     # Plain dicts, built into one figure without plotly's per-property validation (with it, the
     # figure cost more than the two forwards it shows on ONNX Runtime).
     layout = grid_layout(len(models), len(columns), titles, 0.01, min(0.07, 0.16 / len(models)))
-    source = jpeg_data_uri(ins.image)
+    # Every cell repeats the image as its own trace's source: a copy at twice the cell's width
+    # (sharp on a high-density screen) keeps the figure small; dx, dy stretch it over the axes.
+    small, shrink = display_copy(ins.image, 2 * cell_px)
+    source = jpeg_data_uri(small)
+    pixel = dict(dx=w / small.shape[1], dy=h / small.shape[0]) if shrink != 1.0 else {}
     scale = PLOTLY_SCALES.get(colormap, "Jet")
     traces, shapes = [], []
     for r, m in enumerate(models):
@@ -120,7 +132,7 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
             xs, ys = cell_axes(c, ins.original_hw, view_scale)
             z = normalize(c.grid) if stretch else c.grid
             axis_name = "coloraxis" if kinds.index(c.kind) == 0 else f"coloraxis{kinds.index(c.kind) + 1}"
-            traces += [dict(type="image", source=source, hoverinfo="skip", **on_axes),
+            traces += [dict(type="image", source=source, hoverinfo="skip", **pixel, **on_axes),
                        dict(type="heatmap", z=np.round(z, 4), x=xs, y=ys, coloraxis=axis_name, opacity=float(opacity),
                             zsmooth="best", hovertemplate=c.kind + ": %{z:.3f}<extra>" + m[:40] + "</extra>",
                             **on_axes)]
@@ -150,7 +162,7 @@ def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: 
     cell_h = cell_px * h / w
     layout.update(height=int(len(models) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
                   plot_bgcolor="white", hovermode="closest")
-    return go.Figure(dict(data=traces, layout=layout), _validate=False)
+    return dict(data=traces, layout=layout)
 
 
 def grid_layout(rows: int, cols: int, titles: list[str], h_space: float, v_space: float) -> dict:

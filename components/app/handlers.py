@@ -77,7 +77,8 @@ def uploaded_path(value, shipped=()) -> str | None:
 
 
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
-    """name -> model for the picked catalogue entries and the uploaded checkpoints.
+    """name -> model for the picked catalogue entries (in the catalogue's order: baseline first,
+    then by placement) and the uploaded checkpoints.
 
     Runs on the caller's thread: an upload is read in a limited child process while this thread
     waits, so other users' forwards on the torch thread go on meanwhile."""
@@ -85,6 +86,8 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     for name in selected or []:
         if name not in store.entries:
             raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
+    rank = {n: i for i, n in enumerate(store.names)}
+    for name in sorted(set(selected or []), key=rank.__getitem__):  # catalogue order, whatever the click order
         models[name] = run_on_torch_thread(store.get, name)
     for path in uploads or []:
         try:
@@ -185,7 +188,7 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
 
 @torch_thread
 def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz, stretch=False):
-    from components.analysis.attention_matrix import matrix_figure
+    from components.analysis.attention_matrix import matrix_spec
     from components.analysis.attention_view import inspect, no_attention_models
 
     with user_facing():
@@ -199,7 +202,7 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
                            "maps": {k: {"shape": list(v.shape), "min": round(float(v.min()), 4),
                                         "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
                           for lm in mm.layers] for mm in ins.models}
-    matrix = matrix_figure(ins, opacity=float(alpha), colormap=colormap, stretch=bool(stretch))
+    matrix = plot_payload(matrix_spec(ins, opacity=float(alpha), colormap=colormap, stretch=bool(stretch)))
     return notice, ins.table(), matrix, summary, ins
 
 
@@ -275,9 +278,19 @@ def end_session(session: str | None) -> None:
 
 def attention_matrix(ins, colormap="jet", opacity=0.5, stretch=False):
     """UI: the attention matrix of a stored inspection (rows = models, columns = P3/P4/P5)."""
-    from components.analysis.attention_matrix import matrix_figure
+    from components.analysis.attention_matrix import matrix_spec
 
-    return matrix_figure(ins, opacity=float(opacity), colormap=colormap, stretch=bool(stretch)) if ins else None
+    return plot_payload(matrix_spec(ins, opacity=float(opacity), colormap=colormap, stretch=bool(stretch))) if ins else None
+
+
+def plot_payload(spec: dict | None):
+    """A figure's plain data as what gr.Plot sends, encoded here once: a plotly Figure would be
+    validated and deep-copied on construction, then re-encoded by gr.Plot (together ~35 ms for a
+    4-model matrix, more than the two forwards it shows on ONNX Runtime)."""
+    import plotly.io as pio
+    from gradio.components.plot import PlotData
+
+    return None if spec is None else PlotData(type="plotly", plot=pio.to_json(spec, validate=False))
 
 
 @torch_thread

@@ -99,3 +99,27 @@ def test_grid_layout_is_the_layout_plotly_make_subplots_writes(rows, cols):
         assert got[key]["domain"] == pytest.approx(want[key]["domain"], abs=1e-9)
     for a, b in zip(got["annotations"], want["annotations"]):
         assert a["text"] == b["text"] and (a["x"], a["y"]) == pytest.approx((b["x"], b["y"]), abs=1e-9)
+
+
+def test_the_background_is_a_small_copy_stretched_over_the_whole_image():
+    import base64
+
+    import cv2
+
+    from components.analysis.attention_matrix import matrix_spec
+
+    ins = two_models()
+    ins.image = np.zeros((900, 1200, 3), np.uint8)
+    ins.image[:, :600] = 255  # the left half white: the copy must keep the picture, not just its size
+    ins.original_hw = (900, 1200)
+    spec = matrix_spec(ins, cell_px=260)
+    images = [t for t in spec["data"] if t["type"] == "image"]
+    assert len(images) == 2
+    for t in images:
+        raw = base64.b64decode(t["source"].split(",", 1)[1])
+        small = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        assert max(small.shape[:2]) == 520
+        assert small.shape[1] * t["dx"] == pytest.approx(1200) and small.shape[0] * t["dy"] == pytest.approx(900)
+        assert small[:, :250].min() > 240 and small[:, 270:].max() < 15
+    for key in [k for k in spec["layout"] if k.startswith("xaxis")]:
+        assert spec["layout"][key]["range"] == [0, 1200]

@@ -93,7 +93,11 @@ def test_attention_endpoint_lists_layers_and_serves_maps(served_app, bccd_test_i
     assert {Path(d).suffix for d in downloads} == {".zip", ".npz"}
     zipped = next(d for d in downloads if d.endswith(".zip"))
     assert len(zipfile.ZipFile(zipped).namelist()) >= 6  # every map as a PNG
-    assert matrix and "plot" in (matrix if isinstance(matrix, dict) else json.loads(matrix))
+    matrix = matrix if isinstance(matrix, dict) else json.loads(matrix)
+    figure = json.loads(matrix["plot"]) if isinstance(matrix["plot"], str) else matrix["plot"]
+    heat = [t for t in figure["data"] if t["type"] == "heatmap"]
+    assert matrix["type"] == "plotly" and len(heat) == 3 + 3  # ema's 3 gates, the baseline's 3 LayerCAM levels
+    assert {t["hovertemplate"].split("</extra>")[0].rsplit(">", 1)[1] for t in heat} == {"baseline", "ema"}
     assert [row[0] for row in table["data"]].count("ema") == 3
 
 

@@ -154,6 +154,10 @@ def test_attention_tab_shows_a_matrix_with_shared_colour_bars(page, picked):
         expect(matrix.locator(".annotation-text").filter(has_text=entry.name).first).to_be_attached()
     expect(matrix.locator(".annotation-text").filter(has_text="P3 · stride 8")).to_have_count(1)
     assert matrix.locator(".colorbar").count() >= 2  # LayerCAM for the baseline + the attention kinds
+    # The background (a smaller copy of the image, stretched by dx, dy) fills its cell's plot area.
+    cell, picture = matrix.locator(".bglayer rect.bg").first.bounding_box(), matrix.locator(
+        ".imagelayer image").first.bounding_box()
+    assert picture["width"] == pytest.approx(cell["width"], rel=0.02), (picture, cell)
     page.get_by_text("Channel gates (SE, ECA").click()  # folded by default
     page.locator("#attention-channels .js-plotly-plot").first.wait_for()
     page.locator("#attention-matrix").scroll_into_view_if_needed()

@@ -1,0 +1,48 @@
+"""The handlers' own contracts: which models a request resolves to, and the plot payload."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.app.handlers import UserError, plot_payload, resolve_models
+from components.modeling.catalog import ModelStore, read_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    store = ModelStore(read_manifest(ROOT / "weights"))
+    if not {"yolov8n-baseline-s0", "yolov8n-ema-neck-s0", "yolov8n-cbam-neck-s0"} <= set(store.names):
+        pytest.skip("the shipped zoo is not here")
+    return store
+
+
+def test_picked_models_come_in_catalogue_order_whatever_the_click_order(zoo):
+    got = resolve_models(zoo, ["yolov8n-ema-neck-s0", "yolov8n-cbam-neck-s0", "yolov8n-baseline-s0",
+                               "yolov8n-ema-neck-s0"], None)
+    # The baseline row first, then placement and kind (CBAM before EMA): rows line up across views.
+    assert list(got) == ["yolov8n-baseline-s0", "yolov8n-cbam-neck-s0", "yolov8n-ema-neck-s0"]
+
+
+def test_an_unknown_name_is_refused_before_anything_loads(zoo):
+    with pytest.raises(UserError, match="Unknown model"):
+        resolve_models(zoo, ["yolov8n-baseline-s0", "../../etc/passwd"], None)
+
+
+def test_the_plot_payload_is_a_valid_plotly_figure_with_the_same_values():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    spec = {"data": [{"type": "heatmap", "z": np.arange(6, dtype=np.float32).reshape(2, 3), "x": np.array([1.5, 2.5, 3.5])}],
+            "layout": {"height": 300, "xaxis": {"range": [0, 4]}}}
+    payload = plot_payload(spec)
+    assert payload.type == "plotly"
+    got = pio.from_json(payload.plot)  # plotly validates what the browser would get
+    want = go.Figure(spec)
+    np.testing.assert_array_equal(np.asarray(got.data[0].z), want.data[0].z)
+    np.testing.assert_array_equal(np.asarray(got.data[0].x), want.data[0].x)
+    assert got.layout.height == 300 and tuple(got.layout.xaxis.range) == (0, 4)
+    assert plot_payload(None) is None
