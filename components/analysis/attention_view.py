@@ -18,6 +18,7 @@ from components.analysis.heatmaps import (
     LEVEL_NAMES,
     LayerMaps,
     add_profiles,
+    attention_layers,
     group_grid,
     layer_maps,
     overlay,
@@ -27,7 +28,6 @@ from components.analysis.images import display_copy, display_size, load_image
 from components.analysis.inference import detect
 from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
-from components.attention import attention_modules
 
 
 @dataclass
@@ -75,7 +75,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     out = []
     for name, model in models.items():
         layers, cams = [], []
-        if attention_modules(model):
+        if attention_layers(model):
             det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
             layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward

@@ -7,6 +7,8 @@ image share original pixel coordinates, and renders overlays.
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import cv2
@@ -25,6 +27,22 @@ MAIN_VIEWS = (("spatial", "spatial gate"),
               ("channel-weighted activation", "channel-weighted activation"))
 LAYERCAM_KIND = "LayerCAM (gradients, not attention)"
 LEVEL_NAMES = {8: "P3", 16: "P4", 32: "P5", 4: "P2", 64: "P6"}
+
+_layers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_layers_lock = threading.Lock()
+
+
+def attention_layers(model: torch.nn.Module) -> list:
+    """``attention_modules(model)``, found once per model: the analysis never changes a model's
+    structure (loaded models are shared, read-only), and a module scan costs ~0.6 ms, paid per
+    image and model in a data-set pass otherwise."""
+    with _layers_lock:
+        found = _layers.get(model)
+    if found is None:
+        found = attention_modules(model)
+        with _layers_lock:
+            _layers[model] = found
+    return found
 
 
 @dataclass
@@ -46,7 +64,7 @@ class LayerMaps:
 def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int]) -> list[LayerMaps]:
     """Group captured gate outputs by attention module and derive the views of each."""
     out = []
-    for name, layer, module in attention_modules(model):
+    for name, layer, module in attention_layers(model):
         gates = {g.kind: maps[f"{name}.{gname}"][0].float().numpy()
                  for gname, g in module.named_modules() if isinstance(g, Gate) and f"{name}.{gname}" in maps}
         x = inputs.get(name)

@@ -46,38 +46,51 @@ def score_map(grid: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, 
     ``grid``: the map on its feature grid over the letterboxed input of ``input_hw``;
     ``boxes``: (n, 5) class, x1, y1, x2, y2 in original pixels of an image of ``image_hw``.
     """
-    gh, gw = grid.shape
-    sy, sx = input_hw[0] / gh, input_hw[1] / gw
+    return score_maps([grid], input_hw, image_hw, boxes, groups, tolerance)[0]
+
+
+def score_maps(grids: list[np.ndarray], input_hw: tuple[int, int], image_hw: tuple[int, int], boxes: np.ndarray,
+               groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX) -> list[dict[str, tuple[float, bool]]]:
+    """``score_map`` of several maps of one input (a model's layers): the groups' box masks are
+    drawn once for all of them."""
     gain_x, gain_y, pad_x, pad_y = letterbox_geometry(input_hw, image_hw)
     new_w, new_h = round(image_hw[1] * gain_x), round(image_hw[0] * gain_y)
-    # The map at input-pixel resolution, cropped to the image (the padding is not the image).
-    rows = np.minimum((np.arange(pad_y, pad_y + new_h) / sy).astype(int), gh - 1)
-    cols = np.minimum((np.arange(pad_x, pad_x + new_w) / sx).astype(int), gw - 1)
-    energy = np.clip(np.asarray(grid, dtype=np.float64), 0, None)[np.ix_(rows, cols)]
-    total = energy.sum()
-    # Boxes in the crop's pixels, rounded to whole pixels and clipped to it.
+    # Boxes in the crop's pixels (the image inside the letterbox), rounded to whole pixels and clipped to it.
     b = np.column_stack([boxes[:, 1] * gain_x, boxes[:, 2] * gain_y, boxes[:, 3] * gain_x, boxes[:, 4] * gain_y])
     b = np.rint(b).astype(int)
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, new_w)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, new_h)
-    # Pointing: the strongest cell of the grid among those that show the image, at its centre,
-    # in original pixels.
-    valid = np.zeros_like(grid, dtype=bool)
-    valid[np.unique(rows)[:, None], np.unique(cols)[None, :]] = True
-    r, c = np.unravel_index(np.argmax(np.where(valid, grid, -np.inf)), grid.shape)
-    px = ((c + 0.5) * sx - pad_x) / gain_x
-    py = ((r + 0.5) * sy - pad_y) / gain_y
-    out = {}
+    masks = {}
     for name, idx in groups.items():
-        mask = np.zeros(energy.shape, dtype=bool)
+        mask = np.zeros((new_h, new_w), dtype=bool)
         for x1, y1, x2, y2 in b[idx]:
             mask[y1:y2, x1:x2] = True
-        area = mask.mean()
-        ratio = float(energy[mask].sum() / total / area) if total > 0 and area > 0 else float("nan")
-        gt = boxes[idx]
-        hit = bool(np.any((gt[:, 1] - tolerance <= px) & (px <= gt[:, 3] + tolerance)
-                          & (gt[:, 2] - tolerance <= py) & (py <= gt[:, 4] + tolerance)))
-        out[name] = (ratio, hit)
+        masks[name] = (mask, np.count_nonzero(mask) / mask.size)
+    out = []
+    for grid in grids:
+        gh, gw = grid.shape
+        sy, sx = input_hw[0] / gh, input_hw[1] / gw
+        # The map at input-pixel resolution, cropped to the image (the padding is not the image).
+        rows = np.minimum((np.arange(pad_y, pad_y + new_h) / sy).astype(int), gh - 1)
+        cols = np.minimum((np.arange(pad_x, pad_x + new_w) / sx).astype(int), gw - 1)
+        energy = np.clip(np.asarray(grid, dtype=np.float64), 0, None)[np.ix_(rows, cols)]
+        total = energy.sum()
+        # Pointing: the strongest cell of the grid among those that show the image, at its
+        # centre, in original pixels.
+        valid = np.zeros_like(grid, dtype=bool)
+        valid[np.unique(rows)[:, None], np.unique(cols)[None, :]] = True
+        r, c = np.unravel_index(np.argmax(np.where(valid, grid, -np.inf)), grid.shape)
+        px = ((c + 0.5) * sx - pad_x) / gain_x
+        py = ((r + 0.5) * sy - pad_y) / gain_y
+        scores = {}
+        for name, idx in groups.items():
+            mask, area = masks[name]
+            ratio = float(np.sum(energy, where=mask) / total / area) if total > 0 and area > 0 else float("nan")
+            gt = boxes[idx]
+            hit = bool(np.any((gt[:, 1] - tolerance <= px) & (px <= gt[:, 3] + tolerance)
+                              & (gt[:, 2] - tolerance <= py) & (py <= gt[:, 4] + tolerance)))
+            scores[name] = (ratio, hit)
+        out.append(scores)
     return out
 
 
@@ -118,13 +131,12 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     with none, LayerCAM at its Detect inputs) scored against the image's ground truth ``gt``
     ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
     "groups": {group: [energy ratio, hit]}}, or None for an image without objects."""
-    from components.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
+    from components.analysis.heatmaps import LAYERCAM_KIND, attention_layers, layer_maps, main_view
     from components.analysis.inference import detect, from_prediction, letterbox, model_stride
     from components.analysis.layercam import layercam_grids
-    from components.attention import attention_modules
 
     maps = []
-    if attention_modules(model):
+    if attention_layers(model):
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det)
         for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
             view, kind = main_view(lm)
@@ -138,9 +150,7 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
         maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
     if not groups:
         return det, None
-    hw = tuple(image_rgb.shape[:2])
-    scores = {label: {"kind": kind, "stride": int(stride),
-                      "groups": {g: [round(r, 4), h] for g, (r, h) in
-                                 score_map(grid, det.input_shape, hw, gt, groups).items()}}
-              for label, kind, stride, grid in maps}
+    scored = score_maps([grid for *_, grid in maps], det.input_shape, tuple(image_rgb.shape[:2]), gt, groups)
+    scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}
+              for (label, kind, stride, _), one in zip(maps, scored)}
     return det, scores
