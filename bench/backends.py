@@ -42,10 +42,30 @@ def on(name: str, fn):
     return call
 
 
+def openvino_runner(path: Path):
+    """A callable running the cached ONNX graph at ``path`` on OpenVINO's CPU plugin (same graph,
+    maps included, as many threads as PyTorch), or None when openvino is not installed. Only the
+    bench uses it: the app ships one runtime (see onnx_backend's docstring for why)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                                                          "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                                                          "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+
+    def run(x: torch.Tensor):
+        request.infer({0: x.numpy()})
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+    return run
+
+
 def per_model(store, quick: bool) -> list[dict]:
-    """Raw forwards (gate maps included on ONNX Runtime) of every shipped model at 320 and 640."""
+    """Raw forwards (gate maps included on the exported graph) of every shipped model at 320 and
+    640, on PyTorch eager, ONNX Runtime and, where it is installed, OpenVINO."""
     from bench.run import alternate
-    from components.analysis.onnx_backend import REGISTRY
+    from components.analysis.onnx_backend import REGISTRY, cache_dir, model_key
     from components.torch_thread import run_on_torch_thread
 
     models = {n: store.get(n) for n in store.names}
@@ -53,7 +73,7 @@ def per_model(store, quick: bool) -> list[dict]:
         REGISTRY.prepare(list(models.values()), wait=True)
     rows = []
     for size in (320, 640):
-        x = torch.zeros(1, 3, size, size)
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
         for name, m in models.items():
             with backend("onnxruntime"):
                 exported = REGISTRY.session(m)
@@ -66,11 +86,19 @@ def per_model(store, quick: bool) -> list[dict]:
                 with torch.no_grad():
                     m(x)
 
-            t_torch, t_ort = alternate([lambda: run_on_torch_thread(eager),
-                                        lambda: run_on_torch_thread(exported.run, x)], 3 if quick else 15, warmup=2,
-                                       settle=1)
-            rows.append({"model": name, "imgsz": size, "pytorch ms": t_torch, "onnxruntime ms": t_ort,
-                         "ratio": t_ort / t_torch, "note": ""})
+            fns = [lambda: run_on_torch_thread(eager), lambda: run_on_torch_thread(exported.run, x)]
+            ov_run = run_on_torch_thread(openvino_runner, cache_dir() / f"{run_on_torch_thread(model_key, m)}.onnx")
+            note = ""
+            if ov_run is not None:
+                diff = float((run_on_torch_thread(ov_run, x) - exported.run(x)[0]).abs().max())
+                note = f"OpenVINO vs ORT max |diff| {diff:.1e}"
+                fns.append(lambda: run_on_torch_thread(ov_run, x))
+            t_torch, t_ort, *t_ov = alternate(fns, 3 if quick else 15, warmup=2, settle=1)
+            row = {"model": name, "imgsz": size, "pytorch ms": t_torch, "onnxruntime ms": t_ort,
+                   "ratio": t_ort / t_torch}
+            if t_ov:
+                row.update({"openvino ms": t_ov[0], "openvino ratio": t_ov[0] / t_torch})
+            rows.append({**row, "note": note})
     return rows
 
 

@@ -236,11 +236,11 @@ def _module_note(mods: list[dict]) -> str:
 def table(rows: list[dict], fmt: dict | None = None) -> str:
     if not rows:
         return "(nothing to measure)\n"
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # a column only some rows have shows "-" elsewhere
     fmt = fmt or {}
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r[c], fmt.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(r.get(c, float("nan")), fmt.get(c)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -323,7 +323,8 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
             "ONNX Runtime. The paired bootstrap of the deltas is timed on its own (ultralytics has none).\n",
             "## 9. ONNX Runtime against PyTorch eager\n",
-            table(per_backend, {"pytorch ms": ".1f", "onnxruntime ms": ".1f", "ratio": ".2f"}),
+            table(per_backend, {"pytorch ms": ".1f", "onnxruntime ms": ".1f", "ratio": ".2f", "openvino ms": ".1f",
+                                "openvino ratio": ".2f"}),
             "\nRaw forwards at batch 1 on the torch thread; ONNX Runtime's include every gate map as an extra "
             "output. Each export was checked against PyTorch before it was timed "
             "(components/analysis/onnx_backend.py).\n",

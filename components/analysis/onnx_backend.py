@@ -1,11 +1,13 @@
 """The fast path for detection forwards: each model exported to ONNX once and run by ONNX Runtime.
 
-Why ONNX Runtime: on this 2-core CPU its forwards of the shipped models took 0.26-0.53x of
-PyTorch eager's (issue 19's table; ``python -m bench`` keeps the ratio), the wheel is ~16 MB
-(OpenVINO's are several times that, for a similar speed at 640), it reads the graphs
-``torch.onnx.export`` writes without a conversion step, and it is the runtime Hugging Face's own
-CPU tooling uses. OpenVINO was faster at 320 in that table; it would be a second backend, not a
-replacement, and is left out until a measurement on a Space says it earns its wheels.
+Why ONNX Runtime, measured (``python -m bench``, section 9, which adds an OpenVINO column when
+openvino is installed): at float32, which the exactness contract needs, ONNX Runtime's forwards of
+the shipped models took 0.26-0.32x PyTorch eager's at 320 and ~0.5x at 640; OpenVINO 2026.4 on
+the same graphs took 0.42-0.50x at 320 and the same ~0.5x at 640 (5 models, this 2-core AMD EPYC,
+2026-11-30). OpenVINO is faster only at its default precision on CPUs with bf16 (0.29-0.37x at
+640), where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the
+smaller wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes without a
+conversion step, and is the runtime Hugging Face's own CPU tooling uses.
 
 What runs where:
 - The graph is exported from a private copy of the model (the shared one is never put in export
