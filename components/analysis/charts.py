@@ -52,17 +52,20 @@ def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, flo
 
 def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                   sigmas: float = NOISE_SIGMAS) -> go.Figure:
-    """Score against cost, one trace and one Pareto front per data set and setting (never mixed).
+    """Score against cost, one trace and one Pareto front per data set, setting and base model
+    (never mixed: a yolov5nu variant is not on the yolov8n front, nor in its baseline's band).
 
     Error bars are ±1 standard deviation over seeds. The shaded band around each baseline is
     the noise band the table's flag uses: its mean ± ``sigmas`` seed standard deviations."""
     fig = go.Figure()
     if df.empty:
         return fig
-    keys = ["data set", "setting"] if {"data set", "setting"} <= set(df.columns) else []
+    keys = [k for k in ("data set", "setting", "base") if k in df.columns]
     groups = list(df.groupby(keys, sort=False)) if keys else [((), df)]
+    # A legend suffix names only what differs between the groups (the base, when one data set).
+    differs = [i for i in range(len(keys)) if len({k[i] for k, _ in groups}) > 1]
     for key, part in groups:
-        suffix = f" · {' · '.join(str(k) for k in key)}" if len(groups) > 1 else ""
+        suffix = "".join(f" · {key[i]}" for i in differs)
         cost, score = part[cost_column].tolist(), part[score_column].tolist()
         std = part.get(f"{score_column} std")
         bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]

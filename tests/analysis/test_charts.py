@@ -53,6 +53,23 @@ def test_the_noise_band_is_the_flags_band_and_data_sets_get_their_own_fronts(tmp
     assert sorted(y for t in fronts for y in t.y) == [0.51, 0.9]
 
 
+def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
+    from run_dirs import fake_run
+
+    from components.experiments.metrics import collect_runs, metrics_table
+
+    for i, v in enumerate([0.50, 0.52, 0.48]):
+        fake_run(tmp_path, f"v8-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "v8-ema", "EMA", 0.51)
+    fake_run(tmp_path, "v5", None, 0.45, base="yolov5n")
+    fake_run(tmp_path, "v5-ema", "EMA", 0.60, base="yolov5n")  # would dominate the yolov8n front if pooled
+    fig = pareto_figure(metrics_table(collect_runs([tmp_path])[0]), "GFLOPs (thop)")
+    fronts = {t.name: sorted(t.y) for t in fig.data if t.name.startswith("Pareto front")}
+    assert fronts == {"Pareto front · yolov8n": [0.51], "Pareto front · yolov5n": [0.60]}
+    bands = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(bands) == 1 and "yolov8n baseline" in fig.layout.annotations[0].text
+
+
 def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
     df = pd.DataFrame({"model": ["yolov8n baseline", "yolov8n + EMA @ neck_outputs"], "attention": ["none", "EMA"]})
     assert point_labels(df) == ["baseline", "EMA"]
