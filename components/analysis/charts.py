@@ -28,26 +28,54 @@ LABEL_SLOTS = ("top center", "bottom center", "middle right", "middle left", "to
 
 
 def point_labels(df) -> list[str]:
-    """Short labels: the attention module (or "baseline"); the full model name where those repeat."""
+    """Short labels: the attention module (or "baseline"); where those repeat, module @ placement;
+    the full model name where those repeat too."""
     short = ["baseline" if a in (None, "none", "") else str(a) for a in df.get("attention", df["model"])]
-    return short if len(set(short)) == len(short) else df["model"].astype(str).tolist()
+    if len(set(short)) == len(short):
+        return short
+    if "placement" in df.columns:
+        placed = [s if s == "baseline" or p in (None, "") or p != p else f"{s} @ {p}"
+                  for s, p in zip(short, df["placement"])]
+        if len(set(placed)) == len(placed):
+            return placed
+    return df["model"].astype(str).tolist()
 
 
 def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, float] | None = None,
-                    near: tuple[float, float] = (0.2, 0.15)) -> list[str]:
+                    near: tuple[float, float] = (0.2, 0.15),
+                    x_extent: tuple[float, float] | None = None) -> list[str]:
     """A text position per point: each point near an earlier one (within ``near``, in fractions
-    of the plotted spans) takes a slot none of those neighbours took, so clustered labels spread."""
+    of the plotted spans, the points' own unless given) takes a slot none of those neighbours
+    took, so clustered labels spread."""
     def scale(v, extent=None):
         finite = [a for a in v if a == a]
         lo, hi = extent or ((min(finite), max(finite)) if finite else (0.0, 1.0))
         return [(a - lo) / ((hi - lo) or 1.0) for a in v]
 
-    nx, ny = scale(xs), scale(ys, y_extent)
+    nx, ny = scale(xs, x_extent), scale(ys, y_extent)
     out: list[str] = []
     for i in range(len(xs)):
         taken = {out[j] for j in range(i) if abs(nx[i] - nx[j]) < near[0] and abs(ny[i] - ny[j]) < near[1]}
         out.append(next((slot for slot in LABEL_SLOTS if slot not in taken), LABEL_SLOTS[0]))
     return out
+
+
+def sparse_labels(xs: list[float], ys: list[float], labels: list[str], first: list[int],
+                  x_extent: tuple[float, float] | None, y_extent: tuple[float, float] | None,
+                  near: tuple[float, float] = (0.08, 0.08)) -> list[str]:
+    """``labels`` with the crowded ones blanked (their points keep their hover text): points in
+    ``first`` (the front, the baselines) are labelled, then each other point whose label would
+    not sit within ``near`` (fractions of the chart's spans) of one already labelled."""
+    def frac(v, extent):
+        lo, hi = extent or (0.0, 1.0)
+        return (v - lo) / ((hi - lo) or 1.0)
+
+    kept: list[int] = []
+    for i in list(dict.fromkeys(first)) + [i for i in range(len(xs)) if i not in first]:
+        if i in first or not any(abs(frac(xs[i], x_extent) - frac(xs[j], x_extent)) < near[0]
+                                 and abs(frac(ys[i], y_extent) - frac(ys[j], y_extent)) < near[1] for j in kept):
+            kept.append(i)
+    return [label if i in kept else "" for i, label in enumerate(labels)]
 
 
 def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
@@ -62,6 +90,12 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         return fig
     keys = [k for k in ("data set", "setting", "base") if k in df.columns]
     groups = list(df.groupby(keys, sort=False)) if keys else [((), df)]
+    finite_x = [v for v in df[cost_column].tolist() if v == v]
+    x_extent = (min(finite_x), max(finite_x)) if finite_x else None  # the chart's span: groups share it
+    std_all = df.get(f"{score_column} std")
+    spread = [(v - (b if b == b else 0.0), v + (b if b == b else 0.0)) for v, b in
+              zip(df[score_column], std_all if std_all is not None else [0.0] * len(df)) if v == v]
+    y_extent = (min(lo for lo, _ in spread), max(hi for _, hi in spread)) if spread else None
     # A legend suffix names only what differs between the groups (the base, when one data set).
     differs = [i for i in range(len(keys)) if len({k[i] for k, _ in groups}) > 1]
     for key, part in groups:
@@ -69,11 +103,15 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         cost, score = part[cost_column].tolist(), part[score_column].tolist()
         std = part.get(f"{score_column} std")
         bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
-        finite = [(v - b, v + b) for v, b in zip(score, bars) if v == v]
-        extent = (min(lo for lo, _ in finite), max(hi for _, hi in finite)) if finite else None
-        fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=point_labels(part),
-                                 textposition=label_positions(cost, score, extent), customdata=part["model"],
-                                 hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
+        front = pareto_front(cost, score)
+        baselines = [i for i, a in enumerate(part.get("attention", [None] * len(part))) if a == "none"]
+        text = sparse_labels(cost, score, point_labels(part), front + baselines, x_extent, y_extent)
+        shown = [i for i, t in enumerate(text) if t]  # label slots are shared out among the shown labels only
+        slots = dict(zip(shown, label_positions([cost[i] for i in shown], [score[i] for i in shown], y_extent,
+                                                x_extent=x_extent)))
+        fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=text,
+                                 textposition=[slots.get(i, LABEL_SLOTS[0]) for i in range(len(text))],
+                                 customdata=part["model"], hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
                                  name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10),
                                  error_y=dict(type="data", array=bars) if std is not None else None))
         front = pareto_front(cost, score)
@@ -82,10 +120,15 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                                  marker=dict(symbol="star", size=14)))
         for lo, hi, base in noise_bands(part, sigmas):
             fig.add_hrect(y0=lo, y1=hi, fillcolor="grey", opacity=0.15, line_width=0,
-                          annotation_text=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band){suffix}",
+                          annotation_text=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band)"
+                                          + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"),
                           annotation_position="top left", annotation_font_size=11)
-    fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=420,
-                      margin=dict(t=30, b=40, l=50, r=10), legend=dict(orientation="h"))
+    if x_extent:  # room for the outermost points' labels inside the plot
+        pad = 0.15 * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0)
+        fig.update_xaxes(range=[x_extent[0] - pad, x_extent[1] + pad])
+    fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=460,
+                      margin=dict(t=30, b=40, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
 
 

@@ -70,9 +70,23 @@ def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
     assert len(bands) == 1 and "yolov8n baseline" in fig.layout.annotations[0].text
 
 
+def test_crowded_labels_are_blanked_but_the_front_and_baselines_keep_theirs():
+    from components.analysis.charts import sparse_labels
+
+    xs, ys = [0.0, 0.01, 0.02, 1.0, 0.5], [0.0, 0.01, 0.5, 1.0, 0.02]
+    labels = ["base", "crowded", "apart", "front", "near-x-only"]
+    # Point 1 sits within 8% of point 0 on both axes; 2 is near in x only; 4 near in y only.
+    got = sparse_labels(xs, ys, labels, first=[3, 0], x_extent=(0, 1), y_extent=(0, 1))
+    assert got == ["base", "", "apart", "front", "near-x-only"]
+    assert sparse_labels(xs, ys, labels, first=[1, 0], x_extent=(0, 1), y_extent=(0, 1))[:2] == ["base", "crowded"]
+
+
 def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
     df = pd.DataFrame({"model": ["yolov8n baseline", "yolov8n + EMA @ neck_outputs"], "attention": ["none", "EMA"]})
     assert point_labels(df) == ["baseline", "EMA"]
+    two_placements = pd.DataFrame({"model": ["v5 baseline", "v5 + EMA @ neck", "v5 + EMA @ in_csp (main)"],
+                                   "attention": ["none", "EMA", "EMA"], "placement": [None, "neck", "in_csp (main)"]})
+    assert point_labels(two_placements) == ["baseline", "EMA @ neck", "EMA @ in_csp (main)"]
     per_run = pd.DataFrame({"model": ["base-s0", "base-s1"], "attention": ["none", "none"]})
     assert point_labels(per_run) == ["base-s0", "base-s1"]
 
