@@ -63,14 +63,16 @@ def _analyze(args) -> int:
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
                               localise)
     if args.save_detections:
-        from components.analysis.dataset_report import predictions_for, save_detections
+        from components.analysis.dataset_report import merged_detections, predictions_for, save_detections
 
         Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
 
         # Cached by evaluate_models: no new forwards.
         both = {n: predictions_for(m, n, split, args.imgsz, localise=localise) for n, m in models.items()}
-        save_detections(args.save_detections, split, args.imgsz, {n: d for n, (d, _) in both.items()},
-                        {n: s for n, (_, s) in both.items()})
+        dets, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
+        if args.merge and Path(args.save_detections).is_file():
+            dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)
+        save_detections(args.save_detections, split, args.imgsz, dets, scores)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--save-detections", metavar="FILE.json.gz",
                    help="also store the split's boxes and every model's detections (numbers only), "
                         "as weights/evaluation/ holds them for the zoo")
+    a.add_argument("--merge", action="store_true",
+                   help="with --save-detections: keep the other models already stored in that file (same split "
+                        "and image size), so only new models need a pass")
     a.set_defaults(run=_analyze)
 
     from components.experiments import data, evaluate, recost, train, zoo

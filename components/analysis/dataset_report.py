@@ -200,6 +200,17 @@ def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]], dict
     return split, imgsz, dets, scores
 
 
+def merged_detections(path, split: Split, imgsz: int, detections: dict, localisation: dict) -> tuple[dict, dict]:
+    """The models stored at ``path`` with ``detections`` (and their scores) added or replacing
+    theirs; ValueError when the file holds another split or image size (the numbers would not
+    be comparable)."""
+    old_split, old_size, old_dets, old_scores = load_detections(path)
+    if (old_split.fingerprint, old_split.split, old_size) != (split.fingerprint, split.split, imgsz):
+        raise ValueError(f"{path} holds the {old_split.split} split of another data set or image size "
+                         f"({old_split.fingerprint[:8]}, {old_size} px); not merged")
+    return {**old_dets, **detections}, {**old_scores, **{n: s for n, s in localisation.items() if s is not None}}
+
+
 def _scores(s) -> dict | None:
     """One image's stored localisation scores, checked to be the numbers they should be."""
     if s is None:
