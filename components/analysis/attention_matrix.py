@@ -113,9 +113,10 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     # Plain dicts, built into one figure without plotly's per-property validation (with it, the
     # figure cost more than the two forwards it shows on ONNX Runtime).
     layout = grid_layout(len(models), len(columns), titles, 0.01, min(0.07, 0.16 / len(models)))
-    # Every cell repeats the image as its own trace's source: a copy at twice the cell's width
-    # (sharp on a high-density screen) keeps the figure small; dx, dy stretch it over the axes.
-    small, shrink = display_copy(ins.image, 2 * cell_px)
+    # Every cell repeats the image as its own trace's source: a big image goes as a copy at twice
+    # the cell's width (sharp on a high-density screen), which keeps the figure small; dx, dy
+    # stretch it over the axes. A copy of a small one would cost more than it saves.
+    small, shrink = display_copy(ins.image, 2 * cell_px) if max(ins.image.shape[:2]) > 3 * cell_px else (ins.image, 1.0)
     source = jpeg_data_uri(small)
     pixel = dict(dx=w / small.shape[1], dy=h / small.shape[0]) if shrink != 1.0 else {}
     scale = PLOTLY_SCALES.get(colormap, "Jet")

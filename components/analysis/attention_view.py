@@ -25,7 +25,7 @@ from components.analysis.heatmaps import (
     to_original,
 )
 from components.analysis.images import display_copy, display_size, load_image
-from components.analysis.inference import detect
+from components.analysis.inference import detect, letterbox, model_stride
 from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
 
@@ -72,11 +72,14 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     """Run each model once with its gates hooked; keep boxes and maps for rendering."""
     rgb = load_image(image)
     shown_hw = display_size(rgb.shape[:2])[0]
-    out = []
+    out, inputs = [], {}  # letterboxed once per stride, shared by the models
     for name, model in models.items():
         layers, cams = [], []
         if attention_layers(model):
-            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True)
+            stride = model_stride(model)
+            if stride not in inputs:
+                inputs[stride] = letterbox(rgb, imgsz, stride)
+            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, x=inputs[stride])
             layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
             cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
