@@ -34,7 +34,7 @@ def _analyze(args) -> int:
     from components.analysis.dataset_report import evaluate_models
     from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import open_dataset
-    from components.modeling.catalog import read_manifest
+    from components.modeling.catalog import ModelStore, read_manifest
     from components.modeling.checkpoints import load_model
 
     split = open_dataset(args.data, args.split)
@@ -49,8 +49,12 @@ def _analyze(args) -> int:
         models[name] = load_model(path)
         if entry:
             groups[name] = f"{entry.base} {entry.attention} {entry.placement}"
-    reference = args.reference or next((n for n in models if entries.get(n) and not entries[n].attention),
-                                       next(iter(models)))
+    # As the app does: the baseline of the base most of the chosen attention models have.
+    reference = args.reference or ModelStore(list(entries.values())).baseline_name(
+        [n for n in models if n in entries]) or next(iter(models))
+    if reference not in models:
+        raise SystemExit(f"--reference {reference!r} is not among the evaluated models")
+    ref_base = entries[reference].base if reference in entries else None
     done = {"last": -1}
 
     def progress(i, total, what):
@@ -77,10 +81,13 @@ def _analyze(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.html").write_text(html_report(results))
+    print(f"reference: {reference}")
     for name, m in results["models"].items():
         b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95")
+        other = name in entries and ref_base and entries[name].base != ref_base
         print(f"{name:40s} mAP50-95 {m['mAP50-95']:.3f}" + (f"  Δ {b['delta']:+.3f} [{b['low']:+.3f}, "
-                                                           f"{b['high']:+.3f}]  {b['verdict']}" if b else "  (reference)"))
+                                                           f"{b['high']:+.3f}]  {b['verdict']}" if b else "  (reference)")
+              + (f"  (another base than the reference's {ref_base})" if other else ""))
     print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
     return 0
 
@@ -108,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data", required=True, help="data.yaml, a folder holding one or a VOC tree, or a zip of either")
     a.add_argument("--split", default="test", choices=["train", "val", "test"])
     a.add_argument("--models", nargs="*", help="names from --weights' manifest or checkpoint files (default: the zoo)")
-    a.add_argument("--reference", help="model the others are compared with (default: the first baseline)")
+    a.add_argument("--reference", help="model the others are compared with (default: the baseline of the base "
+                                          "most of the chosen attention models have)")
     a.add_argument("--weights", default="weights")
     a.add_argument("--imgsz", type=int, default=320)
     a.add_argument("--confidence", type=float, default=0.25, help="threshold for P, R and found objects")

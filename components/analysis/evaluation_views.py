@@ -67,6 +67,13 @@ def delta_figure(results: dict):
     return fig
 
 
+def script_json(data) -> str:
+    """JSON to embed in a <script> element: its text is read raw (entities stay as they are), so
+    only the characters that could end or confuse the element are escaped, as JSON escapes that
+    ``json.loads`` of the element's text undoes."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def html_report(results: dict) -> str:
     """One self-contained HTML file (plotly.js inlined once) with the tables and charts."""
     ds = results["data set"]
@@ -91,7 +98,7 @@ def html_report(results: dict) -> str:
             f"reference {html.escape(results['reference'])}; P, R and found objects at confidence "
             f"≥ {results['confidence']:g}; bootstrap {results['bootstrap rounds']} rounds over images.</p>"
             f"{table}{loc}{charts}{images}"
-            f"<script type='application/json' id='results'>{html.escape(json.dumps(results))}</script>")
+            f"<script type='application/json' id='results'>{script_json(results)}</script>")
 
 
 def _rows_html(rows: list[dict]) -> str:

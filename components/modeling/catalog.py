@@ -122,7 +122,7 @@ class ModelStore:
         compared with the yolov5nu baseline."""
         pool = [n for n in self.names if among is None or n in among]
         bases = [self.entries[n].base for n in pool if self.entries[n].attention]
-        base = max(set(bases), key=bases.count) if bases else None
+        base = max(dict.fromkeys(bases), key=bases.count) if bases else None  # a tie: the first in catalogue order
         baselines = [n for n in pool if not self.entries[n].attention]
         return next((n for n in baselines if self.entries[n].base == base), baselines[0] if baselines else None)
 

@@ -59,6 +59,8 @@ def test_a_selection_is_compared_with_the_baseline_of_its_own_base(tmp_path):
     assert store.baseline_name(["v8-ema-s0", "v8-base-s1", "v5-base"]) == "v8-base-s1"
     assert store.baseline_name(["v8-ema-s0", "v11-ema"]) is None  # no baseline picked: none invented
     assert store.baseline_name() == "v8-base-s0"
+    # A tie between bases goes to the first base in catalogue order, every time (not set order).
+    assert store.baseline_name(["v5-ema", "v5-base", "v11-ema", "v11-base"]) == "v5-base"
 
 
 def test_models_load_on_first_use_only(tmp_path):

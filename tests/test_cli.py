@@ -1,0 +1,28 @@
+"""`python -m components analyze`: results, report and stored detections, grown with --merge."""
+from __future__ import annotations
+
+import json
+
+from components.analysis.dataset_report import load_detections
+from components.cli import main
+
+
+def test_analyze_writes_results_report_and_merges_stored_detections(tiny_bccd, tiny_weights, tmp_path, capsys):
+    stored = tmp_path / "stored" / "test.json.gz"
+    common = ["analyze", "--data", str(tiny_bccd), "--split", "test", "--weights", str(tiny_weights), "--imgsz", "128",
+              "--rounds", "50", "--save-detections", str(stored)]
+    assert main([*common, "--models", "ema", "baseline", "--out", str(tmp_path / "a")]) == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["reference"] == "baseline"  # the baseline, though named second
+    assert set(results["against reference"]) == {"ema"}
+    report = (tmp_path / "a" / "report.html").read_text()
+    embedded = report.split("<script type='application/json' id='results'>", 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded) == results  # the element's raw text is the results, as a script reads it
+    assert "reference: baseline" in capsys.readouterr().out
+    first = load_detections(stored)[2]
+
+    assert main([*common, "--models", "baseline", "coordatt", "--out", str(tmp_path / "b"), "--merge"]) == 0
+    _, size, dets, scores = load_detections(stored)
+    assert size == 128 and sorted(dets) == ["baseline", "coordatt", "ema"]  # ema kept from the first pass
+    assert all((a == b).all() for a, b in zip(dets["ema"], first["ema"]))
+    assert sorted(scores) == ["baseline", "coordatt", "ema"]
