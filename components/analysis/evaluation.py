@@ -9,7 +9,8 @@ AP; this module only feeds it numbers and reads its results:
   the model / neither (IoU 0.5, above the threshold), false positives per image, and images
   ranked by how much the two disagree;
 - a paired bootstrap over images for each Δ: the same resampled images for both models, the
-  AP re-accumulated by pycocotools from its own per-image matches (no re-matching, no own AP code).
+  AP re-accumulated from pycocotools' own per-image matches (no re-matching) by its accumulate
+  rule, vectorised (``Resampler``; tested equal to pycocotools' accumulate).
 
 Detections use ultralytics' validation settings (confidence 0.001, NMS IoU 0.7, up to 300 per
 image), so mAP agrees with ``model.val()`` up to letterboxing and AP interpolation details.
@@ -17,7 +18,6 @@ image), so mAP agrees with ``model.val()`` up to letterboxing and AP interpolati
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 from dataclasses import dataclass
 
@@ -215,20 +215,66 @@ def disagreement(split: Split, against: Against) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- bootstrap
-def _resampled(e, idx: np.ndarray) -> tuple[float, float]:
-    """(mAP50-95, mAP50) over the images ``idx`` (with repeats), accumulated by pycocotools from
-    the per-image matches it already made."""
-    k_n, a_n, i_n = len(e.params.catIds), len(e.params.areaRng), len(e.params.imgIds)
-    r = copy.copy(e)
-    p = copy.copy(e.params)
-    p.imgIds = [e.params.imgIds[i] for i in idx]
-    p.areaRng, p.areaRngLbl, p.maxDets = [e.params.areaRng[0]], ["all"], [MAX_DETS]
-    r.params = r._paramsEval = p
-    r.evalImgs = [e.evalImgs[k * a_n * i_n + i] for k in range(k_n) for i in idx]
-    with _quiet():
-        r.accumulate()
-    prec = r.eval["precision"][:, :, :, 0, 0]
-    return _ap(prec), _ap(prec[0])
+class Resampler:
+    """(mAP50-95, mAP50) over any multiset of a split's images, from pycocotools' own per-image
+    matches (``evalImgs``: no re-matching), accumulated the way ``COCOeval.accumulate`` does at
+    area "all" and the largest maxDets: per class, the chosen images' detections sorted by score
+    (stable), cumulative true and false positives per IoU threshold, precision made monotone
+    from the right, read at the 101 recall thresholds, classes without ground truth left out.
+    pycocotools does the monotone step as a Python loop over every detection (~13 ms a round on
+    BCCD at confidence 0.001); here it is numpy's, and the detections of each class sit in flat
+    arrays so a round only gathers. Equal to pycocotools' accumulate (tests/analysis/test_evaluation.py)."""
+
+    def __init__(self, e):
+        k_n, a_n, i_n = len(e.params.catIds), len(e.params.areaRng), len(e.params.imgIds)
+        self.rec_thrs = np.asarray(e.params.recThrs)
+        self.t_n = len(e.params.iouThrs)
+        self.classes = []
+        for k in range(k_n):
+            scores, matched, ignored, starts, n_gt = [], [], [], [0], np.zeros(i_n, dtype=np.int64)
+            for i in range(i_n):
+                entry = e.evalImgs[k * a_n * i_n + i]  # area "all" comes first
+                if entry is None:
+                    starts.append(starts[-1])
+                    continue
+                scores.append(np.asarray(entry["dtScores"][:MAX_DETS], dtype=float))
+                matched.append(np.asarray(entry["dtMatches"])[:, :MAX_DETS] > 0)
+                ignored.append(np.asarray(entry["dtIgnore"])[:, :MAX_DETS].astype(bool))
+                starts.append(starts[-1] + len(scores[-1]))
+                n_gt[i] = int((~np.asarray(entry["gtIgnore"], dtype=bool)).sum())
+            m = np.concatenate(matched, axis=1) if matched else np.zeros((self.t_n, 0), bool)
+            ig = np.concatenate(ignored, axis=1) if ignored else np.zeros((self.t_n, 0), bool)
+            # Per detection and IoU threshold: a true positive, a false positive (neither if ignored).
+            self.classes.append((np.concatenate(scores) if scores else np.zeros(0), m & ~ig, ~m & ~ig,
+                                 np.asarray(starts), n_gt))
+
+    def __call__(self, idx: np.ndarray) -> tuple[float, float]:
+        precision = []
+        for scores, is_tp, is_fp, starts, n_gt in self.classes:
+            npig = int(n_gt[idx].sum())
+            if npig == 0:
+                continue  # pycocotools leaves this class at -1: not averaged
+            # The chosen images' detections in idx order (as pycocotools concatenates them), then by score.
+            lo, counts = starts[idx], starts[idx + 1] - starts[idx]
+            ends = np.cumsum(counts)
+            sel = np.repeat(lo - ends + counts, counts) + np.arange(ends[-1] if len(ends) else 0)
+            order = sel[np.argsort(-scores[sel], kind="mergesort")]
+            tp = np.cumsum(is_tp[:, order], axis=1, dtype=float)
+            fp = np.cumsum(is_fp[:, order], axis=1, dtype=float)
+            q = np.zeros((self.t_n, len(self.rec_thrs)))
+            nd = tp.shape[1]
+            if nd:
+                rc = tp / npig
+                pr = tp / (fp + tp + np.spacing(1))
+                pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+                for t in range(self.t_n):
+                    at = np.searchsorted(rc[t], self.rec_thrs, side="left")
+                    q[t] = np.where(at < nd, pr[t, np.minimum(at, nd - 1)], 0.0)
+            precision.append(q)
+        if not precision:
+            return float("nan"), float("nan")
+        p = np.stack(precision, axis=-1)  # (T, R, classes with ground truth)
+        return float(p.mean()), float(p[0].mean())
 
 
 def bootstrap_series(e, n: int = 1000, seed: int = 0) -> np.ndarray:
@@ -237,7 +283,8 @@ def bootstrap_series(e, n: int = 1000, seed: int = 0) -> np.ndarray:
     series drawn with the same seed are paired image for image."""
     i_n = len(e.params.imgIds)
     rng = np.random.default_rng(seed)
-    rows = [_resampled(e, np.arange(i_n))] + [_resampled(e, rng.integers(0, i_n, i_n)) for _ in range(n)]
+    resampled = Resampler(e)
+    rows = [resampled(np.arange(i_n))] + [resampled(rng.integers(0, i_n, i_n)) for _ in range(n)]
     return np.asarray(rows, dtype=float)
 
 
