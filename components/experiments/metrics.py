@@ -18,6 +18,7 @@ import pandas as pd
 
 from components.experiments.runs import Run, find_runs, plain_metrics
 from components.experiments.zoo import placement_label
+from components.modeling.variants import base_rank
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0
@@ -196,10 +197,12 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if not len(df):
         return df
-    # Grouped by base, then placement: the baseline first, each placement's modules together.
+    # Grouped by base (in the pickers' order), then placement: the baseline first, each placement's
+    # modules together.
     order = df["attention"].map(lambda v: (v == "?", v != "none"))
-    return df.assign(_o=order).sort_values(["data set", "setting", "base", "_o", "placement", "attention", "model"]) \
-        .drop(columns="_o").reset_index(drop=True)
+    return df.assign(_o=order, _b=df["base"].map(base_rank)) \
+        .sort_values(["data set", "setting", "_b", "_o", "placement", "attention", "model"]) \
+        .drop(columns=["_o", "_b"]).reset_index(drop=True)
 
 
 def _setting_label(setting: tuple) -> str:

@@ -49,9 +49,9 @@ class Entry:
 
     def sort_key(self) -> tuple:
         """Pickers and tables list models by base, baseline first, then placement, kind and seed."""
-        order = {"yolov8": 0, "yolov5": 1, "yolo11": 2}
-        family = next((v for k, v in order.items() if (self.base or "").startswith(k)), len(order))
-        return (family, self.base or "", self.attention is not None, self.placement or "", self.attention or "",
+        from components.modeling.variants import base_rank
+
+        return (*base_rank(self.base), self.attention is not None, self.placement or "", self.attention or "",
                 self.seed if self.seed is not None else -1, self.name)
 
 

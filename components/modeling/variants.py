@@ -38,6 +38,17 @@ class Base:
         return self.family + (self.scale or "")
 
 
+#: The order bases are listed in everywhere (pickers, Metrics, the zoo table): the project's
+#: first base, then the older and the newer layout.
+BASE_ORDER = ("yolov8", "yolov5", "yolo11")
+
+
+def base_rank(base: str | None) -> tuple[int, str]:
+    """Sort key of a base name ("yolov8n", "yolov5nu", ...): by family in BASE_ORDER, unknown last."""
+    name = (base or "").lower()
+    return next((i for i, f in enumerate(BASE_ORDER) if name.startswith(f)), len(BASE_ORDER)), name
+
+
 def parse_base(name: str) -> Base:
     m = re.fullmatch(r"(yolov5|yolov8|yolo11)([nsmlx])?", name.strip().lower())
     if not m:

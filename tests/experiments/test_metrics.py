@@ -247,16 +247,19 @@ def test_rows_are_grouped_by_base_then_placement_with_the_baseline_first(tmp_pat
 
     made = [("v8-ema-neck", "yolov8n", "EMA", "neck_outputs"), ("v5-base", "yolov5n", None, None),
             ("v8-cbam-bb", "yolov8n", "CBAM", "backbone_outputs"), ("v8-base", "yolov8n", None, None),
-            ("v8-cbam-neck", "yolov8n", "CBAM", "neck_outputs"), ("v8-ema-bb", "yolov8n", "EMA", "backbone_outputs")]
+            ("v8-cbam-neck", "yolov8n", "CBAM", "neck_outputs"), ("v8-ema-bb", "yolov8n", "EMA", "backbone_outputs"),
+            ("v11-base", "yolo11n", None, None)]
     for name, base, attention, placement in made:
         d = fake_run(tmp_path, name, attention, 0.5, base=base)
         summary = _json.loads((d / "summary.json").read_text())
         summary["variant"]["placement"] = placement
         (d / "summary.json").write_text(_json.dumps(summary))
     df = metrics_table(collect_runs([tmp_path])[0])
-    assert list(df["model"]) == ["yolov5nu baseline", "yolov8n baseline",
+    # Bases in the pickers' order (yolov8n, yolov5nu, yolo11n), not alphabetical.
+    assert list(df["model"]) == ["yolov8n baseline",
                                  "yolov8n + CBAM @ backbone_outputs", "yolov8n + EMA @ backbone_outputs",
-                                 "yolov8n + CBAM @ neck_outputs", "yolov8n + EMA @ neck_outputs"]
+                                 "yolov8n + CBAM @ neck_outputs", "yolov8n + EMA @ neck_outputs",
+                                 "yolov5nu baseline", "yolo11n baseline"]
 
 
 def test_csp_positions_are_different_variants(tmp_path):
