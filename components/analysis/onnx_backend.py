@@ -1,11 +1,11 @@
 """The fast path for detection forwards: each model exported to ONNX once and run by ONNX Runtime.
 
 Why ONNX Runtime, measured (``python -m bench``, section 9, which adds an OpenVINO column when
-openvino is installed): at float32, which the exactness contract needs, ONNX Runtime's forwards of
-the shipped models took 0.26-0.32x PyTorch eager's at 320 and ~0.5x at 640; OpenVINO 2026.4 on
-the same graphs took 0.42-0.50x at 320 and the same ~0.5x at 640 (5 models, this 2-core AMD EPYC,
-2026-11-30). OpenVINO is faster only at its default precision on CPUs with bf16 (0.29-0.37x at
-640), where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the
+openvino is installed; docs/PERFORMANCE.md, 22 models, this 2-core AMD EPYC, 2026-11-30): at
+float32, which the exactness contract needs, ONNX Runtime's forwards took 0.38-0.46x PyTorch
+eager's at 320 (three models 0.62-0.70x) and 0.42-0.43x at 640; OpenVINO 2026.4 on the same graphs
+0.68-0.84x and 0.74-0.79x. OpenVINO is faster only at its default precision on CPUs with bf16,
+where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the
 smaller wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes without a
 conversion step, and is the runtime Hugging Face's own CPU tooling uses.
 
