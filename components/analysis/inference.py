@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,10 +144,8 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
                 pred = model(x)
         else:
             pred = model(x)
-        if fast is not None:
-            with one_thread():  # NMS's small ops: a second pool of threads would fight ORT's spinning ones
-                det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
-        else:
+        # After ORT, NMS's small ops run on one thread: a second pool would fight ORT's spinning ones.
+        with one_thread() if fast is not None else nullcontext():
             det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
     det.ms = (time.perf_counter() - t0) * 1000
     det.maps, det.inputs = maps, inputs
