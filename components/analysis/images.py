@@ -61,8 +61,15 @@ def load_image(source) -> np.ndarray:
         raise ImageError(f"{label} is damaged or truncated ({e}).") from None
 
 
+#: The EXIF tag saying how the camera was held (1: upright as stored).
+EXIF_ORIENTATION = 0x0112
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
-    im = ImageOps.exif_transpose(im)
+    # Each step below copies the whole image, so only the ones a picture needs are taken (an
+    # upright RGB JPEG needs none: the copies were half the load time of a 640x480 photo).
+    if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         hi = a.max() or 1.0
@@ -70,7 +77,9 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(background, im.convert("RGBA"))
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im)
 
 
 def _from_array(a: np.ndarray) -> np.ndarray:
@@ -115,7 +124,7 @@ def jpeg_data_uri(rgb: np.ndarray, quality: int = 85) -> str:
 
     import cv2
 
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ImageError("could not encode the image for display")
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
