@@ -86,18 +86,10 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
 
 
 
-def matrix_figure(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False, cell_px: int = 260):
-    """The matrix as one plotly figure; None when no model in ``ins`` has a map."""
-    import plotly.graph_objects as go
-
-    spec = matrix_spec(ins, opacity=opacity, colormap=colormap, stretch=stretch, cell_px=cell_px)
-    return None if spec is None else go.Figure(spec, _validate=False)
-
-
 def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False,
                 cell_px: int = 260) -> dict | None:
-    """The matrix as a plotly figure's plain data (``{"data": [...], "layout": {...}}``), for a
-    caller that encodes it without building plotly objects; None when no model has a map."""
+    """The matrix as a plotly figure's plain data (``{"data": [...], "layout": {...}}``), encoded
+    as it is (``handlers.plot_payload``) without building plotly objects; None when no model has a map."""
     all_cells = cells(ins)
     if not all_cells:
         return None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis.attention_matrix import cell_axes, cells, matrix_figure
+from components.analysis.attention_matrix import cell_axes, cells, matrix_spec
 from components.analysis.attention_view import Inspection, ModelMaps
 from components.analysis.heatmaps import LayerMaps
 
@@ -18,6 +18,13 @@ def layer(index, stride, spatial, hw=(64, 96)):
 
 def model(name, layers, input_hw=(64, 96)):
     return ModelMaps(name, "neck_outputs", np.zeros((0, 4)), np.zeros(0), [], input_hw, layers)
+
+
+def matrix_figure(ins, **options):
+    """The matrix as the browser builds it: plotly validates every property of the spec."""
+    import plotly.graph_objects as go
+
+    return go.Figure(matrix_spec(ins, **options))
 
 
 def two_models():
