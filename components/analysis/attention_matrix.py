@@ -85,7 +85,6 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
     return xs, ys
 
 
-
 def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False,
                 cell_px: int = 260) -> dict | None:
     """The matrix as a plotly figure's plain data (``{"data": [...], "layout": {...}}``), encoded

@@ -18,14 +18,13 @@ from components.analysis.heatmaps import (
     LEVEL_NAMES,
     LayerMaps,
     add_profiles,
-    attention_layers,
     group_grid,
     layer_maps,
     overlay,
     to_original,
 )
 from components.analysis.images import display_copy, display_size, load_image
-from components.analysis.inference import detect, letterbox, model_stride
+from components.analysis.inference import attention_layout, detect, letterbox, model_stride
 from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
 
@@ -75,7 +74,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     out, inputs = [], {}  # letterboxed once per stride, shared by the models
     for name, model in models.items():
         layers, cams = [], []
-        if attention_layers(model):
+        if attention_layout(model).layers:
             stride = model_stride(model)
             if stride not in inputs:
                 inputs[stride] = letterbox(rgb, imgsz, stride)

@@ -7,8 +7,6 @@ image share original pixel coordinates, and renders overlays.
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass, field
 
 import cv2
@@ -16,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.attention import Gate, attention_modules
+from components.analysis.inference import attention_layout
 
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
              "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
@@ -27,23 +25,6 @@ MAIN_VIEWS = (("spatial", "spatial gate"),
               ("channel-weighted activation", "channel-weighted activation"))
 LAYERCAM_KIND = "LayerCAM (gradients, not attention)"
 LEVEL_NAMES = {8: "P3", 16: "P4", 32: "P5", 4: "P2", 64: "P6"}
-
-_layers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_layers_lock = threading.Lock()
-
-
-def attention_layers(model: torch.nn.Module) -> list:
-    """``attention_modules(model)``, found once per model: the analysis never changes a model's
-    structure (loaded models are shared, read-only), and a module scan costs ~0.6 ms, paid per
-    image and model in a data-set pass otherwise."""
-    with _layers_lock:
-        found = _layers.get(model)
-    if found is None:
-        found = attention_modules(model)
-        with _layers_lock:
-            _layers[model] = found
-    return found
-
 
 @dataclass
 class LayerMaps:
@@ -64,15 +45,14 @@ class LayerMaps:
 def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int]) -> list[LayerMaps]:
     """Group captured gate outputs by attention module and derive the views of each."""
     out = []
-    for name, layer, module in attention_layers(model):
-        gates = {g.kind: maps[f"{name}.{gname}"][0].float().numpy()
-                 for gname, g in module.named_modules() if isinstance(g, Gate) and f"{name}.{gname}" in maps}
-        x = inputs.get(name)
+    for lay in attention_layout(model).layers:
+        gates = {g.kind: maps[gname][0].float().numpy() for gname, g in lay.gates if gname in maps}
+        x = inputs.get(lay.name)
         if not gates or x is None:
             continue
         h, w = x.shape[2:]
-        lm = LayerMaps(layer, name, type(module).__name__, (h, w), max(1, round(input_hw[0] / h)), gates,
-                       loaded_as=getattr(module, "loaded_as", ""))
+        lm = LayerMaps(lay.layer, lay.name, type(lay.module).__name__, (h, w), max(1, round(input_hw[0] / h)), gates,
+                       loaded_as=getattr(lay.module, "loaded_as", ""))
         _derive_views(lm, x[0].float())
         out.append(lm)
     return out

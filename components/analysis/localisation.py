@@ -131,12 +131,12 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     with none, LayerCAM at its Detect inputs) scored against the image's ground truth ``gt``
     ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
     "groups": {group: [energy ratio, hit]}}, or None for an image without objects."""
-    from components.analysis.heatmaps import LAYERCAM_KIND, attention_layers, layer_maps, main_view
-    from components.analysis.inference import detect, from_prediction, letterbox, model_stride
+    from components.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
+    from components.analysis.inference import attention_layout, detect, from_prediction, letterbox, model_stride
     from components.analysis.layercam import layercam_grids
 
     maps = []
-    if attention_layers(model):
+    if attention_layout(model).layers:
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det)
         for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
             view, kind = main_view(lm)

@@ -119,16 +119,6 @@ def model_key(model: torch.nn.Module) -> str:
     return h.hexdigest()[:32]
 
 
-def attention_names(model: torch.nn.Module) -> tuple[list[str], list[str]]:
-    """(gate names, attention module names) in the order capture_gates sees them."""
-    from components.attention import LAYER_CLASSES, Gate
-
-    kinds = tuple(LAYER_CLASSES.values())
-    gates = [n for n, m in model.named_modules() if isinstance(m, Gate)]
-    modules = [n for n, m in model.named_modules() if isinstance(m, kinds) and not isinstance(m, Gate)]
-    return gates, modules
-
-
 class _WithMaps(torch.nn.Module):
     """The model's raw prediction, then every gate's output and every attention module's input."""
 
@@ -149,8 +139,11 @@ class _WithMaps(torch.nn.Module):
 
 def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
     """The ONNX graph of a private copy of ``model`` (dynamic h and w), and its extra outputs' names."""
+    from components.analysis.inference import attention_layout
+
     private = copy.deepcopy(model).float().eval()
-    gates, modules = attention_names(private)
+    layout = attention_layout(private)
+    gates, modules = layout.gate_names, layout.module_names
     head = private.model[-1] if hasattr(private, "model") and hasattr(private.model, "__getitem__") else None
     for attr, value in (("export", True), ("dynamic", True), ("format", "onnx")):
         if head is not None and hasattr(head, attr):
@@ -222,10 +215,13 @@ def check(model: torch.nn.Module, exported: Exported) -> str | None:
 
 def build(model: torch.nn.Module) -> Exported:
     """Export (or load from the cache), open and check ``model``'s graph. Raises ExportError."""
+    from components.analysis.inference import attention_layout
+
     key = model_key(model)
     folder = cache_dir()
     path = folder / f"{key}.onnx"
-    gates, modules = attention_names(model)
+    layout = attention_layout(model)
+    gates, modules = layout.gate_names, layout.module_names
     try:
         if not path.is_file():
             graph, gates_e, modules_e = export_bytes(model)
