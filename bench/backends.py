@@ -65,7 +65,7 @@ def per_model(store, quick: bool) -> list[dict]:
     """Raw forwards (gate maps included on the exported graph) of every shipped model at 320 and
     640, on PyTorch eager, ONNX Runtime and, where it is installed, OpenVINO."""
     from bench.run import alternate
-    from components.analysis.onnx_backend import REGISTRY, cache_dir, model_key
+    from components.analysis.onnx_backend import REGISTRY
     from components.torch_thread import run_on_torch_thread
 
     models = {n: store.get(n) for n in store.names}
@@ -87,7 +87,7 @@ def per_model(store, quick: bool) -> list[dict]:
                     m(x)
 
             fns = [lambda: run_on_torch_thread(eager), lambda: run_on_torch_thread(exported.run, x)]
-            ov_run = run_on_torch_thread(openvino_runner, cache_dir() / f"{run_on_torch_thread(model_key, m)}.onnx")
+            ov_run = run_on_torch_thread(openvino_runner, exported.path)
             note = ""
             if ov_run is not None:
                 diff = float((run_on_torch_thread(ov_run, x) - exported.run(x)[0]).abs().max())

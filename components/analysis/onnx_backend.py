@@ -63,6 +63,7 @@ class Exported:
     session: object
     gates: list[str]  # qualified gate names, outputs 1..len(gates)
     inputs: list[str]  # qualified attention module names whose inputs follow the gates
+    path: Path | None = None  # the cached graph it runs (another runtime can open the same file)
 
     def run(self, x: torch.Tensor):
         """(raw prediction, {gate: map}, {module: input}) as torch tensors, for one letterboxed input."""
@@ -233,7 +234,7 @@ def build(model: torch.nn.Module) -> Exported:
             _trim(folder)
         else:
             os.utime(path)
-        exported = Exported(open_session(str(path)), gates, modules)
+        exported = Exported(open_session(str(path)), gates, modules, path)
     except ExportError:
         raise
     except Exception as e:  # the exporter and the runtime raise many kinds; the model stays on PyTorch

@@ -113,14 +113,14 @@ def test_an_export_that_raises_falls_back(fast, monkeypatch):
 
 def test_a_second_process_loads_the_cached_graph_without_exporting(fast, monkeypatch):
     model = variant(attention="EMA")
-    onnx_backend.build(model)
-    assert len(list(onnx_backend.cache_dir().glob("*.onnx"))) == 1
+    first = onnx_backend.build(model)
+    assert list(onnx_backend.cache_dir().glob("*.onnx")) == [first.path]  # the session says which graph it runs
 
     def no_export(_model):
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_backend, "export_bytes", no_export)
-    onnx_backend.build(model)  # same weights: loaded from the cache
+    assert onnx_backend.build(model).path == first.path  # same weights: loaded from the cache
     other = variant(attention="EMA", seed=9)  # other weights: another key
     assert onnx_backend.model_key(other) != onnx_backend.model_key(model)
 
