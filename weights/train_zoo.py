@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +93,9 @@ def main(argv=None) -> int:
         late = a.deadline is not None and time.time() - t0 > a.deadline
         while todo and len(running) < a.parallel and not late:
             name, args = todo.pop(0)
+            # An unfinished run of an earlier session starts again from scratch, under its own name
+            # (left in place, ultralytics would write this one to NAME-2 and the check below would fail it).
+            shutil.rmtree(work / "runs" / name, ignore_errors=True)
             cmd = [sys.executable, "-m", "components", "train", "--data", str(data), "--epochs", a.epochs, *PROTOCOL, *args,
                    "--project", str(work / "runs"), "--device", a.device, "--workers", str(a.workers),
                    "--latency-runs", a.latency_runs]
