@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,14 +128,17 @@ class ModelStore:
 
     def default_selection(self) -> list[str]:
         """A small default: the first base's first baseline and two of its attention kinds (EMA and
-        CBAM first, whose gains were largest), at the lowest seed each."""
+        CBAM first, whose gains were largest), at the lowest seed each, at the placement where the
+        base has most variants (its main setting; a side placement is one click away)."""
         baseline = self.baseline_name()
         if baseline is None:
             return self.names[:3]
         base = self.entries[baseline].base
         variants = [n for n in self.names if self.entries[n].attention and self.entries[n].base == base]
+        per_placement = Counter(self.entries[n].placement for n in variants)
         preferred = {"EMA": 0, "CBAM": 1}
-        variants.sort(key=lambda n: (self.entries[n].seed or 0, preferred.get(self.entries[n].attention, 2)))
+        variants.sort(key=lambda n: (self.entries[n].seed or 0, -per_placement[self.entries[n].placement],
+                                     preferred.get(self.entries[n].attention, 2)))
         picked, kinds = [], set()
         for n in variants:
             if self.entries[n].attention not in kinds and len(picked) < 2:

@@ -52,6 +52,13 @@ def test_default_is_one_baseline_and_two_kinds_of_its_base(tmp_path):
     assert len(store_of(tmp_path, no_baseline).default_selection()) == 3
 
 
+def test_the_default_stays_on_the_bases_main_placement(tmp_path):
+    # CBAM on the backbone outputs lists first (placements in model order) but is one run of a side
+    # setting: the default keeps to the placement where the base has most of its variants.
+    zoo = ZOO + [("v8-cbam-bb", "yolov8n", "CBAM", "backbone_outputs", 0)]
+    assert store_of(tmp_path, zoo).default_selection() == ["v8-base-s0", "v8-cbam-s0", "v8-ema-s0"]
+
+
 def test_a_selection_is_compared_with_the_baseline_of_its_own_base(tmp_path):
     store = store_of(tmp_path)
     assert store.baseline_name(["v8-base-s0", "v5-base", "v5-ema"]) == "v5-base"
