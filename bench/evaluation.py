@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 BCCD = Path(os.environ.get("ATTENTION_LENS_BCCD", ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"
 
@@ -36,6 +38,9 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
     from bench.run import alternate
     from components.analysis.dataset_report import evaluate_detections
     from components.analysis.evaluation import coco_eval, metrics_of, predict_split
+    from components.analysis.images import load_image
+    from components.analysis.inference import letterbox, model_stride
+    from components.analysis.onnx_backend import REGISTRY
     from components.experiments.data import convert_voc
     from components.experiments.datasets import read_split
     from components.experiments.evaluate import validate
@@ -62,15 +67,35 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
                         metrics_of(coco_eval(split, dets), split)
             return run
 
+        # The bare ONNX Runtime forwards the pass needs (every image letterboxed beforehand): what
+        # issue 19 holds the pass to, as it holds the views.
+        with backend("onnxruntime"):
+            REGISTRY.prepare(list(models.values()), wait=True)
+            sessions = {n: REGISTRY.session(m) for n, m in models.items()}
+        strides = {model_stride(m) for m in models.values()}
+        boxed = run_on_torch_thread(lambda: {st: [letterbox(load_image(p), 320, st) for p in split.paths]
+                                             for st in strides})
+
+        def raw_ort():
+            for n, m in models.items():
+                for x in boxed[model_stride(m)]:
+                    if sessions[n] is not None:
+                        sessions[n].run(x)
+                    else:  # its export failed: the pass runs it on PyTorch too
+                        with torch.no_grad():
+                            m(x)
+
         runs = 1 if quick else 3
-        timed = alternate([lambda: run_on_torch_thread(ultralytics_val)]
+        timed = alternate([lambda: run_on_torch_thread(ultralytics_val), lambda: run_on_torch_thread(raw_ort)]
                           + [lambda loc=loc, rt=rt: run_on_torch_thread(ours(loc, rt))
                              for rt in ("pytorch", "onnxruntime") for loc in (False, True)], runs, warmup=1)
-        t_val, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
+        t_val, t_raw, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
         dets = {n: run_on_torch_thread(predict_split, m, split, 320, n)[0] for n, m in models.items()}
         (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
     return [{"models": len(names), "images": len(split.images), "ultralytics val s": t_val / 1000,
              "ours s": t_ours / 1000, "ours / val": t_ours / t_val, "with localisation s": t_loc / 1000,
              "localisation adds": t_loc / t_ours - 1, "ours on ONNX Runtime s": t_ours_ort / 1000,
-             "ORT / val": t_ours_ort / t_val, "ORT with localisation s": t_loc_ort / 1000,
+             "ORT / val": t_ours_ort / t_val, "raw ORT forwards s": t_raw / 1000,
+             "ORT / raw ORT (<= 1.2)": t_ours_ort / t_raw, "ORT / ours on PyTorch (<= 0.6)": t_ours_ort / t_ours,
+             "ORT with localisation s": t_loc_ort / 1000,
              "bootstrap 1000 rounds s": t_boot / 1000}]

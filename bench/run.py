@@ -317,7 +317,8 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "backward per model.\n",
             "## 8. A data-set evaluation against ultralytics' own `val` (targets: ours / val <= 1.2, "
             "localisation adds <= 15%)\n",
-            table(evaluation, {"ours / val": ".2f", "ORT / val": ".2f", "localisation adds": "+.0%"}),
+            table(evaluation, {"ours / val": ".2f", "ORT / val": ".2f", "localisation adds": "+.0%",
+                              "ORT / raw ORT (<= 1.2)": ".2f", "ORT / ours on PyTorch (<= 0.6)": ".2f"}),
             "\nOne shipped model per attention kind (and the baseline) over the BCCD test split at 320: ultralytics' "
             "DetectionValidator (rect batches of 16) against our pass (image by image, pycocotools' metrics), "
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
