@@ -102,6 +102,19 @@ def per_model(store, quick: bool) -> list[dict]:
     return rows
 
 
+def bare_forwards(sessions: dict, models: dict, inputs: dict) -> None:
+    """The forwards a view or pass needs and nothing else: each model on each of its letterboxed
+    inputs (``inputs``: name -> tensors), on its ONNX Runtime session, or on PyTorch where its
+    export failed (as the app would run it)."""
+    for n, xs in inputs.items():
+        for x in xs:
+            if sessions[n] is not None:
+                sessions[n].run(x)
+            else:
+                with torch.no_grad():
+                    models[n](x)
+
+
 def views(store, quick: bool) -> list[dict]:
     """The compare handler (all shipped models, 640) and the Attention view (the default selection's
     attention models at 320; every attention model at 640), each on both backends, against the raw
@@ -125,14 +138,7 @@ def views(store, quick: bool) -> list[dict]:
     x640 = run_on_torch_thread(lambda: {n: letterbox(image, 640, model_stride(m)) for n, m in models.items()})
 
     def raw_ort(chosen, x):
-        def run():
-            for n in chosen:
-                if sessions[n] is not None:
-                    sessions[n].run(x[n])
-                else:  # its export failed: the view runs it on PyTorch too
-                    with torch.no_grad():
-                        models[n](x[n])
-        return run
+        return lambda: bare_forwards(sessions, models, {n: [x[n]] for n in chosen})
 
     def compare(size):
         return lambda: run_compare(store, path, names, None, 0.25, 0.7, size, None)

@@ -17,8 +17,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 BCCD = Path(os.environ.get("ATTENTION_LENS_BCCD", ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"
 
@@ -34,7 +32,7 @@ def _one_per_kind(store) -> list[str]:
 
 
 def evaluation_cost(store, quick: bool) -> list[dict]:
-    from bench.backends import backend
+    from bench.backends import backend, bare_forwards
     from bench.run import alternate
     from components.analysis.dataset_report import evaluate_detections
     from components.analysis.evaluation import coco_eval, metrics_of, predict_split
@@ -77,13 +75,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
                                              for st in strides})
 
         def raw_ort():
-            for n, m in models.items():
-                for x in boxed[model_stride(m)]:
-                    if sessions[n] is not None:
-                        sessions[n].run(x)
-                    else:  # its export failed: the pass runs it on PyTorch too
-                        with torch.no_grad():
-                            m(x)
+            bare_forwards(sessions, models, {n: boxed[model_stride(m)] for n, m in models.items()})
 
         runs = 1 if quick else 3
         timed = alternate([lambda: run_on_torch_thread(ultralytics_val), lambda: run_on_torch_thread(raw_ort)]
