@@ -5,7 +5,7 @@ timed alternately in one loop:
 
 - ultralytics ``val`` of each model (its DetectionValidator: rect batches of 16, its mAP);
 - our evaluation pass: each model's detections over the split, image by image, and the
-  metrics from pycocotools (what the Evaluate tab waits for before the bootstrap);
+  metrics from the COCO tools (what the Evaluate tab waits for before the bootstrap);
 - the same pass with the localisation scores (gate capture, or LayerCAM for a model without
   attention, scored against the ground truth).
 

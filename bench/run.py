@@ -320,7 +320,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             table(evaluation, {"ours / val": ".2f", "ORT / val": ".2f", "localisation adds": "+.0%",
                               "ORT / raw ORT (<= 1.2)": ".2f", "ORT / ours on PyTorch (<= 0.6)": ".2f"}),
             "\nOne shipped model per attention kind (and the baseline) over the BCCD test split at 320: ultralytics' "
-            "DetectionValidator (rect batches of 16) against our pass (image by image, pycocotools' metrics), "
+            "DetectionValidator (rect batches of 16) against our pass (image by image, COCO metrics by faster-coco-eval), "
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
             "ONNX Runtime. The paired bootstrap of the deltas is timed on its own (ultralytics has none).\n",
             "## 9. ONNX Runtime against PyTorch eager\n",

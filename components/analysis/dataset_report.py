@@ -1,6 +1,6 @@
 """Several models over one labelled split, against a reference: the numbers, and a report.
 
-``evaluate_models`` runs (or reuses) each model's detections, asks pycocotools for the metrics
+``evaluate_models`` runs (or reuses) each model's detections, asks the COCO tools for the metrics
 (evaluation.py), and returns one JSON-ready dict. Detections are cached per (model content,
 split fingerprint, image size), so a second look at other thresholds or another reference costs
 only the matching. The tables, charts and HTML report of the dict are in evaluation_views.py.
@@ -18,6 +18,7 @@ from components.analysis.evaluation import (
     CATEGORIES,
     bootstrap_series,
     coco_eval,
+    coco_matches,
     compare_objects,
     disagreement,
     metrics_of,
@@ -83,12 +84,13 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     per layer, class and size under "localisation"."""
     if reference not in detections:
         raise ValueError(f"the reference {reference!r} is not among the evaluated models")
-    full = {n: coco_eval(split, d) for n, d in detections.items()}
-    cut = {n: coco_eval(split, d, confidence) for n, d in detections.items()}
-    models = {n: metrics_of(full[n], split, cut[n]) for n in detections}
+    cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
+    models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
     seed_std = _seed_std(models, reference, seed_groups or {})
     against, objects = {}, None
-    ref_series = bootstrap_series(full[reference], rounds) if len(detections) > 1 else None
+    # The bootstrap resamples images: it needs every detection's per-image matches.
+    full = {n: coco_matches(split, d) for n, d in detections.items()} if len(detections) > 1 else {}
+    ref_series = bootstrap_series(full[reference], rounds) if full else None
     for n in detections:
         if n == reference:
             continue

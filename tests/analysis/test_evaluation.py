@@ -1,6 +1,9 @@
 """Data-set evaluation: constructed cases with known answers, and agreement with ultralytics' val."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 
@@ -8,6 +11,7 @@ from components.analysis.evaluation import (
     EvaluationError,
     class_map,
     coco_eval,
+    coco_matches,
     compare_objects,
     disagreement,
     metrics_of,
@@ -55,14 +59,13 @@ def test_found_and_missed_objects_against_a_reference_and_false_positives():
     ghost = np.array([[0, 300, 50, 350, 0.9, 0]])  # matches nothing
     ref = np.vstack([dets_from(gt[:2]), ghost, ghost + [0, 60, 0, 60, 0, 0]])  # objects 0, 1 and two FPs
     model = np.vstack([dets_from(gt[1:3]), dets_from([gt[3]], score=0.1)])  # 1, 2; object 3 below threshold
-    against = compare_objects(split, coco_eval(split, [ref], 0.25), coco_eval(split, [model], 0.25))
+    against = compare_objects(split, coco_matches(split, [ref], 0.25), coco_matches(split, [model], 0.25))
     assert [o["category"] for o in against.objects] == ["only reference", "both", "only model", "neither"]
     assert against.counts == {"both": 1, "only reference": 1, "only model": 1, "neither": 1}
     assert against.fp_reference.tolist() == [2] and against.fp_model.tolist() == [0]
     row = disagreement(split, against)[0]
     assert (row["only reference"], row["only model"], row["FP removed"], row["score"]) == (1, 1, 2, 4)
-    e = coco_eval(split, [ref], 0.25)
-    m = metrics_of(e, split, e)
+    m = metrics_of(coco_eval(split, [ref], 0.25), split, coco_matches(split, [ref], 0.25))
     assert (m["P"], m["R"]) == (pytest.approx(2 / 4), pytest.approx(2 / 4))
 
 
@@ -76,7 +79,7 @@ def test_bootstrap_of_identical_models_is_zero_and_of_a_uniformly_better_one_exc
         good.append(dets_from(rows))
         bad.append(dets_from(rows, shift=30))  # IoU 0.54: found at 0.5 only
     split = split_of(images, classes=("a",))
-    e_bad, e_good = coco_eval(split, bad), coco_eval(split, good)
+    e_bad, e_good = coco_matches(split, bad), coco_matches(split, good)
     same = paired_bootstrap(e_bad, e_bad, n=50)
     assert same["mAP50-95"] == {"delta": 0.0, "low": 0.0, "high": 0.0, "rounds": 50, "level": 0.95}
     better = paired_bootstrap(e_bad, e_good, n=50)["mAP50-95"]
@@ -98,7 +101,7 @@ def test_bootstrap_interval_covers_the_true_difference_about_as_often_as_it_says
             ref.append(dets_from(rows) if rng.random() < 0.5 else np.zeros((0, 6)))
             model.append(dets_from(rows) if rng.random() < 0.7 else np.zeros((0, 6)))
         split = split_of(images, classes=("a",))
-        ci = paired_bootstrap(coco_eval(split, ref), coco_eval(split, model), n=200, seed=draw)["mAP50"]
+        ci = paired_bootstrap(coco_matches(split, ref), coco_matches(split, model), n=200, seed=draw)["mAP50"]
         misses += not (ci["low"] <= 0.2 <= ci["high"])
     assert misses <= 6, misses
 
@@ -156,18 +159,10 @@ def test_resampled_ap_equals_pycocotools_accumulate_on_the_stored_bccd_detection
     """Real detections (the zoo's stored BCCD test-split numbers, confidence 0.001, up to 300 per
     image): the vectorised accumulation gives pycocotools' AP for the whole split, for resamples
     with repeats, and for an image set with a class missing."""
-    import contextlib
-    import io
-    from pathlib import Path
-
-    from components.analysis.dataset_report import load_detections
     from components.analysis.evaluation import Resampler
 
-    stored = Path(__file__).resolve().parents[2] / "weights" / "evaluation" / "bccd-test.json.gz"
-    if not stored.is_file():
-        pytest.skip("the zoo's stored detections are not here")
-    split, _, dets, _ = load_detections(stored)
-    e = coco_eval(split, dets["yolov8n-ema-neck-s0"])
+    split, _, dets, _ = stored_bccd()
+    e = coco_matches(split, dets["yolov8n-ema-neck-s0"])
     ours = Resampler(e)
     rng = np.random.default_rng(0)
     no_platelets = [i for i, b in enumerate(split.boxes) if not (b[:, 0] == split.classes.index("Platelets")).any()]
@@ -177,14 +172,55 @@ def test_resampled_ap_equals_pycocotools_accumulate_on_the_stored_bccd_detection
         with contextlib.redirect_stdout(io.StringIO()):
             want = pycocotools_resampled(e, idx)
         assert ours(idx) == pytest.approx(want, abs=1e-12)
-    assert ours(cases[0])[0] == pytest.approx(metrics_of(e, split)["mAP50-95"], abs=1e-12)
+    # The whole split: the metrics' own mAP (faster-coco-eval, another implementation).
+    assert ours(cases[0])[0] == pytest.approx(metrics_of(coco_eval(split, dets["yolov8n-ema-neck-s0"]), split)["mAP50-95"],
+                                             abs=1e-12)
 
 
 def test_resampled_ap_of_a_class_without_detections_is_zero_and_without_objects_is_left_out():
     from components.analysis.evaluation import Resampler
 
     split = split_of([[(0, 10, 10, 110, 110), (1, 200, 200, 300, 300)], [(0, 50, 50, 150, 150)]])
-    e = coco_eval(split, [dets_from([(0, 10, 10, 110, 110)]), dets_from([(0, 50, 50, 150, 150)])])  # class b never detected
+    e = coco_matches(split, [dets_from([(0, 10, 10, 110, 110)]), dets_from([(0, 50, 50, 150, 150)])])  # class b never detected
     assert Resampler(e)(np.array([0, 1])) == pytest.approx(pycocotools_resampled(e, np.array([0, 1])), abs=1e-12)
     assert Resampler(e)(np.array([0, 1])) == pytest.approx((0.5, 0.5))  # a: 1.0, b: 0.0
     assert Resampler(e)(np.array([1, 1])) == pytest.approx((1.0, 1.0))  # no b object in these images: b not averaged
+
+
+def stored_bccd():
+    from pathlib import Path
+
+    from components.analysis.dataset_report import load_detections
+
+    stored = Path(__file__).resolve().parents[2] / "weights" / "evaluation" / "bccd-test.json.gz"
+    if not stored.is_file():
+        pytest.skip("the zoo's stored detections are not here")
+    return load_detections(stored)
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.25])
+def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(min_score):
+    """The metrics come from faster-coco-eval; pycocotools' own evaluate + accumulate of the same
+    detections (at the same areas and maxDets) is the independent reference: every precision and
+    recall value, hence every AP by size and class, agrees."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from components.analysis.evaluation import AREAS, MAX_DETS, _dataset
+
+    split, _, dets, _ = stored_bccd()
+    for name in ("yolov8n-baseline-s0", "yolov5nu-baseline-s0", "yolov8n-ema-neck-s0"):
+        gt, dt = COCO(), COCO()
+        gt.dataset, dt.dataset = _dataset(split), _dataset(split, dets[name], min_score)
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+            dt.createIndex()
+            ref = COCOeval(gt, dt, "bbox")
+            ref.params.maxDets = [1, 10, MAX_DETS]
+            ref.params.areaRng = [[0, 1e10]] + [list(r) for r in AREAS.values()]
+            ref.params.areaRngLbl = ["all", *AREAS]
+            ref.evaluate()
+            ref.accumulate()
+        ours = coco_eval(split, dets[name], min_score)
+        for key in ("precision", "recall"):
+            np.testing.assert_allclose(np.asarray(ours.eval[key]), ref.eval[key], rtol=0, atol=1e-12)
