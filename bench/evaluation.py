@@ -4,8 +4,8 @@ The same shipped models (one per attention kind, and the baseline), the BCCD tes
 timed alternately in one loop:
 
 - ultralytics ``val`` of each model (its DetectionValidator: rect batches of 16, its mAP);
-- our evaluation pass: each model's detections over the split, image by image, and the
-  metrics from the COCO tools (what the Evaluate tab waits for before the bootstrap);
+- our evaluation pass: every model's detections over the split in one pass (each image read
+  once), and the metrics from the COCO tools (what the Evaluate tab waits for before the bootstrap);
 - the same pass with the localisation scores (gate capture, or LayerCAM for a model without
   attention, scored against the ground truth).
 
@@ -35,7 +35,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
     from bench.backends import backend, bare_forwards
     from bench.run import alternate
     from components.analysis.dataset_report import evaluate_detections
-    from components.analysis.evaluation import coco_eval, metrics_of, predict_split
+    from components.analysis.evaluation import coco_eval, metrics_of, predict_models
     from components.analysis.images import load_image
     from components.analysis.inference import letterbox, model_stride
     from components.analysis.onnx_backend import REGISTRY
@@ -60,8 +60,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
         def ours(localise: bool, runtime: str):
             def run():
                 with backend(runtime):
-                    for n, m in models.items():
-                        dets, _ = predict_split(m, split, 320, n, localise=localise)
+                    for dets, _ in predict_models(models, split, 320, localise=localise).values():
                         metrics_of(coco_eval(split, dets), split)
             return run
 
@@ -82,7 +81,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
                           + [lambda loc=loc, rt=rt: run_on_torch_thread(ours(loc, rt))
                              for rt in ("pytorch", "onnxruntime") for loc in (False, True)], runs, warmup=1)
         t_val, t_raw, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
-        dets = {n: run_on_torch_thread(predict_split, m, split, 320, n)[0] for n, m in models.items()}
+        dets = {n: d for n, (d, _) in run_on_torch_thread(predict_models, models, split, 320).items()}
         (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
     return [{"models": len(names), "images": len(split.images), "ultralytics val s": t_val / 1000,
              "ours s": t_ours / 1000, "ours / val": t_ours / t_val, "with localisation s": t_loc / 1000,

@@ -67,12 +67,12 @@ def _analyze(args) -> int:
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
                               localise)
     if args.save_detections:
-        from components.analysis.dataset_report import merged_detections, predictions_for, save_detections
+        from components.analysis.dataset_report import merged_detections, predictions_for_models, save_detections
 
         Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
 
         # Cached by evaluate_models: no new forwards.
-        both = {n: predictions_for(m, n, split, args.imgsz, localise=localise) for n, m in models.items()}
+        both = predictions_for_models(models, split, args.imgsz, localise=localise)
         dets, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
         if args.merge and Path(args.save_detections).is_file():
             dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)

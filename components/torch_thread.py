@@ -10,6 +10,7 @@ worker handles the request.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +28,12 @@ def on_torch_thread() -> bool:
 
 
 def run_on_torch_thread(fn, /, *args, **kwargs):
-    """``fn(*args, **kwargs)`` on the torch thread; its result or exception, as if called here."""
+    """``fn(*args, **kwargs)`` on the torch thread; its result or exception, as if called here,
+    in a copy of the caller's context (so gradio's progress, which finds its event through
+    context variables, reports from there too)."""
     if on_torch_thread():
         return fn(*args, **kwargs)
-    return _executor.submit(fn, *args, **kwargs).result()
+    return _executor.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
 
 
 def torch_thread(fn):

@@ -48,3 +48,19 @@ def test_dashboard_handlers_run_their_forwards_on_the_torch_thread(tiny_weights,
             h.remove()
     torch_ident = run_on_torch_thread(threading.get_ident)
     assert len(seen) >= len(store.names) and set(seen) == {torch_ident}
+
+
+def test_work_on_the_torch_thread_sees_the_callers_context_variables():
+    """gradio's Progress finds its event through context variables: a progress call made from
+    the torch thread must reach the caller's event, not nobody's."""
+    import contextvars
+
+    event = contextvars.ContextVar("event", default=None)
+
+    def caller(name):
+        event.set(name)
+        return run_on_torch_thread(event.get)
+
+    with ThreadPoolExecutor(4) as callers:
+        assert list(callers.map(caller, ["a", "b", "c", "d"])) == ["a", "b", "c", "d"]
+    assert event.get() is None  # the caller's own context is unchanged

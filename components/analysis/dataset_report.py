@@ -23,7 +23,6 @@ from components.analysis.evaluation import (
     disagreement,
     metrics_of,
     paired_bootstrap,
-    predict_split,
     verdict,
 )
 from components.analysis.localisation import summarise
@@ -51,26 +50,36 @@ def model_digest(model) -> str:
     return digest
 
 
-def detections_for(model, name: str, split: Split, imgsz: int, progress=None) -> list[np.ndarray]:
-    """The model's per-image detections on the split (cached per content, split and size)."""
-    return predictions_for(model, name, split, imgsz, progress)[0]
-
-
 def predictions_for(model, name: str, split: Split, imgsz: int, progress=None, localise: bool = False):
-    """(detections, localisation scores or None), cached per (model content, split fingerprint,
-    split, image size); a cached entry without scores is run again when scores are asked for."""
-    key = (model_digest(model), split.fingerprint, split.split, imgsz)
+    """(detections, localisation scores or None) of one model: see ``predictions_for_models``."""
+    return predictions_for_models({name: model}, split, imgsz, progress, localise)[name]
+
+
+def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
+    """name -> (detections, localisation scores or None), cached per (model content, split
+    fingerprint, split, image size); the models not cached run together, in one pass over the
+    split (each image read once). A cached entry without scores is run again when scores are
+    asked for. ``progress(done, total)`` after each image of that pass."""
+    from components.analysis.evaluation import predict_models
+
+    keys = {name: (model_digest(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
+    found = {}
     with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and (hit[1] is not None or not localise):
-            _CACHE.move_to_end(key)
-            return hit
-    entry = predict_split(model, split, imgsz, name, progress, localise)
-    with _LOCK:
-        _CACHE[key] = entry
-        while len(_CACHE) > _CACHE_MAX:
-            _CACHE.popitem(last=False)
-    return entry
+        for name, key in keys.items():
+            hit = _CACHE.get(key)
+            if hit is not None and (hit[1] is not None or not localise):
+                _CACHE.move_to_end(key)
+                found[name] = hit
+    missing = {name: model for name, model in models.items() if name not in found}
+    if missing:
+        ran = predict_models(missing, split, imgsz, progress, localise)
+        with _LOCK:
+            for name, entry in ran.items():
+                _CACHE[keys[name]] = entry
+            while len(_CACHE) > _CACHE_MAX:
+                _CACHE.popitem(last=False)
+        found.update(ran)
+    return {name: found[name] for name in models}
 
 
 def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], reference: str,
@@ -148,13 +157,12 @@ def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320
                     rounds: int = 1000, seed_groups: dict[str, str] | None = None, progress=None,
                     localise: bool = True) -> dict:
     """Run (or reuse) each model's detections (and localisation scores) on the split, then
-    ``evaluate_detections``. ``progress(done, total, what)`` is called after each image of each model."""
-    detections, scores, total = {}, {}, len(models) * len(split.images)
-    for k, (name, model) in enumerate(models.items()):
-        def step(i, n, k=k, name=name):
-            if progress:
-                progress(k * n + i, total, name)
-        detections[name], scores[name] = predictions_for(model, name, split, imgsz, step, localise)
+    ``evaluate_detections``. ``progress(done, total, what)`` is called after each image."""
+    def step(i, n):
+        if progress:
+            progress(i, n, f"{len(models)} models")
+    both = predictions_for_models(models, split, imgsz, step, localise)
+    detections, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
     out = evaluate_detections(split, detections, reference, confidence, rounds, seed_groups,
                               localisation=scores if localise else None)
     out["image size"] = imgsz

@@ -50,33 +50,54 @@ def predict_split(model, split: Split, imgsz: int, label: str = "model", progres
     """(per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own pixels;
     per image localisation scores when ``localise``, else None). Localisation comes from the
     same forwards (see localisation.detect_and_score)."""
+    return predict_models({label: model}, split, imgsz, progress, localise)[label]
+
+
+def predict_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
+    """``predict_split`` for several models (name -> model) in one pass over the split: each
+    image is read and letterboxed once (per stride), then every model runs on it.
+    ``progress(done, total)`` after each image."""
     from components.analysis.images import load_image
-    from components.analysis.inference import detect
+    from components.analysis.inference import detect, letterbox, model_stride
     from components.analysis.localisation import detect_and_score, groups_of
+    from components.analysis.onnx_backend import REGISTRY
 
     if not split.has_pixels:
         raise EvaluationError("this split is stored as numbers only; its images are needed to run a model")
-    from components.analysis.onnx_backend import REGISTRY
-
-    REGISTRY.prepare([model], wait=True)  # one backend for the whole split (export first, if it can)
-    mapping = class_map(getattr(model, "names", {}) or {}, split.classes, label)
-    by_name = {n: mapping[int(i)] for i, n in (getattr(model, "names", {}) or {}).items() if int(i) in mapping}
-    out, scores = [], [] if localise else None
+    by_name = {}  # model -> {model class name: split class index}
+    for label, model in models.items():
+        names = getattr(model, "names", {}) or {}
+        mapping = class_map(names, split.classes, label)
+        by_name[label] = {n: mapping[int(i)] for i, n in names.items() if int(i) in mapping}
+    REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
+    out = {label: ([], [] if localise else None) for label in models}
     for i, path in enumerate(split.paths):
-        rgb = load_image(path)
-        if localise:
-            groups = groups_of(split.boxes[i], split.classes, size_of)
-            det, s = detect_and_score(model, rgb, groups, split.boxes[i], imgsz=imgsz, max_det=MAX_DETS)
-            scores.append(s)
-        else:
-            det = detect(model, rgb, conf=0.001, iou=0.7, imgsz=imgsz, max_det=MAX_DETS)
-        keep = [k for k, c in enumerate(det.classes) if c in by_name]
-        cls = np.array([by_name[det.classes[k]] for k in keep], dtype=np.float64)
-        out.append(np.column_stack([det.boxes[keep].astype(np.float64), det.scores[keep].astype(np.float64), cls])
-                   if keep else np.zeros((0, 6)))
+        rgb, boxed = load_image(path), {}
+        groups = groups_of(split.boxes[i], split.classes, size_of) if localise else None
+        for label, model in models.items():
+            stride = model_stride(model)
+            if stride not in boxed:
+                boxed[stride] = letterbox(rgb, imgsz, stride)
+            x = boxed[stride]
+            dets, scores = out[label]
+            if localise:
+                det, s = detect_and_score(model, rgb, groups, split.boxes[i], imgsz=imgsz, max_det=MAX_DETS, x=x)
+                scores.append(s)
+            else:
+                det = detect(model, rgb, conf=0.001, iou=0.7, imgsz=imgsz, max_det=MAX_DETS, x=x)
+            dets.append(_in_split_classes(det, by_name[label]))
         if progress:
             progress(i + 1, len(split.paths))
-    return out, scores
+    return out
+
+
+def _in_split_classes(det, by_name: dict) -> np.ndarray:
+    """(n, 6) rows of the detections whose class the split has, with the split's class index."""
+    keep = [k for k, c in enumerate(det.classes) if c in by_name]
+    if not keep:
+        return np.zeros((0, 6))
+    cls = np.array([by_name[det.classes[k]] for k in keep], dtype=np.float64)
+    return np.column_stack([det.boxes[keep].astype(np.float64), det.scores[keep].astype(np.float64), cls])
 
 
 # ----------------------------------------------------------------------------- pycocotools
@@ -90,15 +111,19 @@ def _dataset(split: Split, dets: list[np.ndarray] | None = None, min_score: floa
     cats = [{"id": k + 1, "name": c} for k, c in enumerate(split.classes)]
     anns = []
     for i, rows in enumerate(split.boxes if dets is None else dets):
-        for r in rows:
-            if dets is not None and r[4] < min_score:
-                continue
-            x1, y1, x2, y2 = (float(v) for v in (r[1:5] if dets is None else r[:4]))
-            ann = {"id": len(anns) + 1, "image_id": i + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                   "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
-                   "category_id": int(r[0] if dets is None else r[5]) + 1}
-            if dets is not None:
-                ann["score"] = float(r[4])
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5 if dets is None else 6)
+        if dets is not None:
+            rows = rows[rows[:, 4] >= min_score]
+        xyxy, cls = (rows[:, 1:5], rows[:, 0]) if dets is None else (rows[:, :4], rows[:, 5])
+        wh = xyxy[:, 2:] - xyxy[:, :2]
+        scores = rows[:, 4].tolist() if dets is not None else [None] * len(rows)
+        # Python floats from numpy's float64 arithmetic: the same values, without a per-number loop.
+        for (x1, y1), (w, h), area, c, score in zip(xyxy[:, :2].tolist(), wh.tolist(), (wh[:, 0] * wh[:, 1]).tolist(),
+                                                    (cls.astype(np.int64) + 1).tolist(), scores):
+            ann = {"id": len(anns) + 1, "image_id": i + 1, "bbox": [x1, y1, w, h], "area": area, "iscrowd": 0,
+                   "category_id": c}
+            if score is not None:
+                ann["score"] = score
             anns.append(ann)
     return {"images": images, "categories": cats, "annotations": anns}
 

@@ -126,25 +126,26 @@ def _group_order(group: str) -> tuple:
 
 
 def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray], gt: np.ndarray, *,
-                     imgsz: int = 320, conf: float = 0.001, iou: float = 0.7, max_det: int = 300):
+                     imgsz: int = 320, conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None):
     """(detections, scores) from one forward: each attention layer's main map (or, for a model
     with none, LayerCAM at its Detect inputs) scored against the image's ground truth ``gt``
     ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
-    "groups": {group: [energy ratio, hit]}}, or None for an image without objects."""
+    "groups": {group: [energy ratio, hit]}}, or None for an image without objects. ``x``: the
+    letterboxed image, when the caller already has it."""
     from components.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
     from components.analysis.inference import attention_layout, detect, from_prediction, letterbox, model_stride
     from components.analysis.layercam import layercam_grids
 
     maps = []
     if attention_layout(model).layers:
-        det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det)
+        det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x)
         for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
             view, kind = main_view(lm)
             if view:
                 maps.append((f"L{lm.layer} {lm.module}", kind, lm.stride, lm.views[view]))
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
     if not maps:
-        x = letterbox(image_rgb, imgsz, model_stride(model))
+        x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
         grids, pred = layercam_grids(model, x)
         det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
         maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]

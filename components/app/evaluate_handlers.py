@@ -74,7 +74,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True):
     """(results dict, [json, html] paths, Held). ``localisation``: also score where each model's
     maps fall (energy in boxes, pointing game), from the same forwards."""
-    from components.analysis.dataset_report import evaluate_detections, predictions_for
+    from components.analysis.dataset_report import evaluate_detections, predictions_for_models
     from components.analysis.evaluation import EvaluationError
     from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import DatasetError
@@ -95,23 +95,29 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     if len(names) + len(uploads or []) < 2:
         raise UserError("Pick at least two models: a reference and one to compare with it.")
     models = resolve_models(store, [n for n in names if n not in stored], uploads)
-    detections, scores, ran_on = {}, {}, {}
+    detections, scores, ran_on, to_run = {}, {}, {}, {}
     try:
         order = names + [n for n in models if n not in names]
-        for k, name in enumerate(order):
-            if progress:
-                progress((k, len(order)), desc=f"{name}")
+        for name in order:
             if name in stored and (name in stored_scores or not localisation or not chosen.has_pixels):
                 detections[name], scores[name] = stored[name], stored_scores.get(name)
                 ran_on[name] = "stored numbers"
             elif chosen.has_pixels:
-                model = models.get(name) or run_on_torch_thread(store.get, name)
-                detections[name], scores[name] = run_on_torch_thread(
-                    predictions_for, model, name, chosen, imgsz, None, bool(localisation))
-                ran_on[name] = backend_of(model, bool(localisation))
+                to_run[name] = models.get(name) or run_on_torch_thread(store.get, name)
             else:
                 raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
                                 "upload the data set as a zip.")
+
+        def step(done, total):
+            if progress:
+                progress((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
+        # One pass over the split for every model that runs (each image read once).
+        ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))
+        for name, model in to_run.items():
+            detections[name], scores[name] = ran[name]
+            ran_on[name] = backend_of(model, bool(localisation))
+        detections = {n: detections[n] for n in order}
+        scores = {n: scores[n] for n in order}
         ref = reference if reference in detections else (store.baseline_name(detections) or order[0])
         groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,

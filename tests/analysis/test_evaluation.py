@@ -224,3 +224,32 @@ def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(
         ours = coco_eval(split, dets[name], min_score)
         for key in ("precision", "recall"):
             np.testing.assert_allclose(np.asarray(ours.eval[key]), ref.eval[key], rtol=0, atol=1e-12)
+
+
+def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alone(tiny_bccd, monkeypatch):
+    """Two shipped models over a split in one pass: every image is decoded once (not once per
+    model), and each model's rows are its own detections on that image (``detect`` called
+    directly, at the pass's settings), mapped to the split's classes."""
+    from pathlib import Path
+
+    from components.analysis import images
+    from components.analysis.evaluation import MAX_DETS, predict_models
+    from components.analysis.inference import detect
+    from components.experiments.datasets import read_split
+    from components.modeling.checkpoints import load_model
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
+    split = read_split(tiny_bccd, "test")
+    reads, real = [], images.load_image
+    monkeypatch.setattr(images, "load_image", lambda p: reads.append(p) or real(p))
+    steps = []
+    out = predict_models(models, split, 320, progress=lambda i, n: steps.append((i, n)))
+    assert sorted(reads) == sorted(split.paths) and steps[-1] == (len(split.paths), len(split.paths))
+    for name, model in models.items():
+        dets, scores = out[name]
+        assert scores is None and len(dets) == len(split.paths)
+        for path, rows in zip(split.paths, dets):
+            want = detect(model, real(path), conf=0.001, iou=0.7, imgsz=320, max_det=MAX_DETS)
+            np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
+            assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
