@@ -61,6 +61,16 @@ def openvino_runner(path: Path):
     return run
 
 
+def ort_sessions(models: dict) -> dict:
+    """name -> the model's checked ONNX Runtime session (None where its export failed), every
+    export built and checked first, so no timing waits for one."""
+    from components.analysis.onnx_backend import REGISTRY
+
+    with backend("onnxruntime"):
+        REGISTRY.prepare(list(models.values()), wait=True)
+        return {n: REGISTRY.session(m) for n, m in models.items()}
+
+
 def per_model(store, quick: bool) -> list[dict]:
     """Raw forwards (gate maps included on the exported graph) of every shipped model at 320 and
     640, on PyTorch eager, ONNX Runtime and, where it is installed, OpenVINO."""
@@ -69,14 +79,12 @@ def per_model(store, quick: bool) -> list[dict]:
     from components.torch_thread import run_on_torch_thread
 
     models = {n: store.get(n) for n in store.names}
-    with backend("onnxruntime"):
-        REGISTRY.prepare(list(models.values()), wait=True)
+    sessions = ort_sessions(models)
     rows = []
     for size in (320, 640):
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
         for name, m in models.items():
-            with backend("onnxruntime"):
-                exported = REGISTRY.session(m)
+            exported = sessions[name]
             if exported is None:
                 rows.append({"model": name, "imgsz": size, "pytorch ms": float("nan"), "onnxruntime ms": float("nan"),
                              "ratio": float("nan"), "note": REGISTRY.failure(m) or "not exported"})
@@ -123,15 +131,12 @@ def views(store, quick: bool) -> list[dict]:
 
     from bench.run import alternate
     from components.analysis.inference import letterbox, model_stride
-    from components.analysis.onnx_backend import REGISTRY
     from components.app.handlers import run_attention, run_compare
     from components.torch_thread import run_on_torch_thread
 
     names = store.names
     models = {n: store.get(n) for n in names}
-    with backend("onnxruntime"):
-        REGISTRY.prepare(list(models.values()), wait=True)
-        sessions = {n: REGISTRY.session(m) for n, m in models.items()}
+    sessions = ort_sessions(models)
     image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     path = str(Path(tempfile.mkdtemp(prefix="attention-lens-bench-")) / "image.png")
     cv2.imwrite(path, image[..., ::-1])

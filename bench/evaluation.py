@@ -32,13 +32,12 @@ def _one_per_kind(store) -> list[str]:
 
 
 def evaluation_cost(store, quick: bool) -> list[dict]:
-    from bench.backends import backend, bare_forwards
+    from bench.backends import backend, bare_forwards, ort_sessions
     from bench.run import alternate
     from components.analysis.dataset_report import evaluate_detections
     from components.analysis.evaluation import coco_eval, metrics_of, predict_models
     from components.analysis.images import load_image
     from components.analysis.inference import letterbox, model_stride
-    from components.analysis.onnx_backend import REGISTRY
     from components.experiments.data import convert_voc
     from components.experiments.datasets import read_split
     from components.experiments.evaluate import validate
@@ -66,9 +65,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
 
         # The bare ONNX Runtime forwards the pass needs (every image letterboxed beforehand): what
         # issue 19 holds the pass to, as it holds the views.
-        with backend("onnxruntime"):
-            REGISTRY.prepare(list(models.values()), wait=True)
-            sessions = {n: REGISTRY.session(m) for n, m in models.items()}
+        sessions = ort_sessions(models)
         strides = {model_stride(m) for m in models.values()}
         boxed = run_on_torch_thread(lambda: {st: [letterbox(load_image(p), 320, st) for p in split.paths]
                                              for st in strides})
