@@ -253,3 +253,42 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
             want = detect(model, real(path), conf=0.001, iou=0.7, imgsz=320, max_det=MAX_DETS)
             np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
             assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
+
+
+def test_resampled_ap_equals_pycocotools_with_ignored_detections_and_tied_scores():
+    """Detections on a crowd region are ignored by pycocotools (neither true nor false
+    positives), and equal scores keep the order the images were drawn in: the resampled AP still
+    equals pycocotools' accumulate, for random resamples of random detections."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from components.analysis.evaluation import MAX_DETS, Resampler
+
+    rng = np.random.default_rng(3)
+    images, gt_anns, dt_anns = [], [], []
+    for i in range(1, 13):
+        images.append({"id": i, "height": 400, "width": 400})
+        for crowd in (0, 0, 0, 1):
+            x, y = rng.uniform(0, 300, 2)
+            gt_anns.append({"id": len(gt_anns) + 1, "image_id": i, "category_id": 1, "iscrowd": crowd,
+                            "bbox": [x, y, 80, 80], "area": 6400.0})
+            for _ in range(3):  # near, shifted and far copies, scores on a coarse grid (many ties)
+                dx, dy = rng.normal(0, 15, 2)
+                dt_anns.append({"id": len(dt_anns) + 1, "image_id": i, "category_id": 1,
+                                "bbox": [x + dx, y + dy, 80, 80], "area": 6400.0,
+                                "score": float(rng.integers(1, 6)) / 5})
+    gt, dt = COCO(), COCO()
+    gt.dataset = {"images": images, "categories": [{"id": 1, "name": "a"}], "annotations": gt_anns}
+    dt.dataset = {"images": images, "categories": [{"id": 1, "name": "a"}], "annotations": dt_anns}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt.createIndex()
+        e = COCOeval(gt, dt, "bbox")
+        e.params.maxDets, e.params.areaRng, e.params.areaRngLbl = [MAX_DETS], [[0, 1e10]], ["all"]
+        e.evaluate()
+    assert any(np.asarray(x["dtIgnore"]).any() for x in e.evalImgs if x)  # the case is what it claims
+    ours = Resampler(e)
+    for idx in [np.arange(12), *(rng.integers(0, 12, 12) for _ in range(20))]:
+        with contextlib.redirect_stdout(io.StringIO()):
+            want = pycocotools_resampled(e, idx)
+        assert ours(idx) == pytest.approx(want, abs=1e-12)
