@@ -22,7 +22,7 @@ from components.analysis.evaluation import (
     compare_objects,
     disagreement,
     metrics_of,
-    paired_bootstrap,
+    paired_interval,
     verdict,
 )
 from components.analysis.localisation import summarise
@@ -97,15 +97,13 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
     seed_std = _seed_std(models, reference, seed_groups or {})
     against, objects = {}, None
-    # The bootstrap resamples images: it needs every detection's per-image matches.
-    full = {n: coco_matches(split, d) for n, d in detections.items()} if len(detections) > 1 else {}
-    ref_series = bootstrap_series(full[reference], rounds) if full else None
+    series = {n: series_for(split, d, rounds) for n, d in detections.items()} if len(detections) > 1 else {}
     for n in detections:
         if n == reference:
             continue
         a = compare_objects(split, cut[reference], cut[n])
         objects = objects or _object_columns(split, a.objects)
-        boot = paired_bootstrap(full[reference], full[n], n=rounds, ref_series=ref_series)
+        boot = paired_interval(series[reference], series[n])
         for metric, b in boot.items():
             b["seed std"] = seed_std.get(metric)
             b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric))
@@ -126,6 +124,39 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
             "models": models, "against reference": against, "objects": objects,
             "localisation": {n: summarise(per_image) for n, per_image in (localisation or {}).items()
                              if per_image is not None and n in detections}}
+
+
+_SERIES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def detections_digest(detections: list[np.ndarray]) -> str:
+    """A hash of one model's per-image detections (their numbers, image by image)."""
+    h = hashlib.sha256()
+    for d in detections:
+        a = np.ascontiguousarray(d, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def series_for(split: Split, detections: list[np.ndarray], rounds: int) -> np.ndarray:
+    """The model's ``bootstrap_series`` on the split (every detection's per-image matches,
+    resampled ``rounds`` times), cached per (split fingerprint, split, detections, rounds): it
+    depends on neither the reference nor the confidence, so another look costs only the matching
+    at the new confidence."""
+    key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
+    with _LOCK:
+        hit = _SERIES.get(key)
+        if hit is not None:
+            _SERIES.move_to_end(key)
+            return hit
+    series = bootstrap_series(coco_matches(split, detections), rounds)
+    series.setflags(write=False)  # shared by every later evaluation that finds it here
+    with _LOCK:
+        _SERIES[key] = series
+        while len(_SERIES) > 4 * _CACHE_MAX:
+            _SERIES.popitem(last=False)
+    return series
 
 
 #: One letter per found/missed category, for the compact per-object strings.

@@ -350,13 +350,16 @@ def bootstrap_series(e, n: int = 1000, seed: int = 0) -> np.ndarray:
     return np.asarray(rows, dtype=float)
 
 
-def paired_bootstrap(e_ref, e_model, n: int = 1000, seed: int = 0, level: float = 0.95,
-                     ref_series: np.ndarray | None = None) -> dict:
+def paired_bootstrap(e_ref, e_model, n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """Δ (model - reference) of mAP50-95 and mAP50 with a percentile interval from resampling
-    images with replacement, the same images for both models in each round. ``ref_series``:
-    the reference's ``bootstrap_series`` with the same n and seed, when several models share it."""
-    ref = bootstrap_series(e_ref, n, seed) if ref_series is None else ref_series
-    diff = bootstrap_series(e_model, n, seed) - ref
+    images with replacement, the same images for both models in each round."""
+    return paired_interval(bootstrap_series(e_ref, n, seed), bootstrap_series(e_model, n, seed), level)
+
+
+def paired_interval(ref_series: np.ndarray, model_series: np.ndarray, level: float = 0.95) -> dict:
+    """``paired_bootstrap`` from the two models' ``bootstrap_series``, drawn with the same n and seed."""
+    n = len(ref_series) - 1
+    diff = model_series - ref_series
     base, deltas = diff[0], diff[1:]
     lo, hi = np.nanpercentile(deltas, [50 * (1 - level), 50 * (1 + level)], axis=0)
     return {m: {"delta": float(base[j]), "low": float(lo[j]), "high": float(hi[j]), "rounds": n, "level": level}

@@ -35,3 +35,31 @@ def test_another_data_set_or_image_size_is_not_merged(tmp_path, other):
     save_detections(path, split(), 320, {"old": dets(10)})
     with pytest.raises(ValueError, match="not merged"):
         merged_detections(path, split(other.get("fingerprint", "f00d")), other.get("imgsz", 320), {"new": dets(1)}, {})
+
+
+def test_another_reference_or_confidence_reuses_each_models_bootstrap_series(monkeypatch):
+    """The zoo's stored BCCD detections, three models: a second evaluation with another
+    reference and confidence matches only at the new confidence (3 calls, not 6); its intervals
+    equal those of an evaluation that computes everything afresh."""
+    from pathlib import Path
+
+    from components.analysis import dataset_report
+    from components.analysis.dataset_report import evaluate_detections
+    from components.analysis.evaluation import coco_matches
+
+    stored = Path(__file__).resolve().parents[2] / "weights" / "evaluation" / "bccd-test.json.gz"
+    if not stored.is_file():
+        pytest.skip("the zoo's stored detections are not here")
+    split_, _, all_dets, _ = load_detections(stored)
+    three = {n: all_dets[n] for n in ("yolov8n-baseline-s0", "yolov8n-ema-neck-s0", "yolov8n-cbam-neck-s0")}
+    calls = []
+    monkeypatch.setattr(dataset_report, "coco_matches", lambda *a, **k: calls.append(a[2:]) or coco_matches(*a, **k))
+    monkeypatch.setattr(dataset_report, "_SERIES", type(dataset_report._SERIES)())
+    evaluate_detections(split_, three, "yolov8n-baseline-s0", confidence=0.25, rounds=100)
+    assert len(calls) == 6  # each model: at the confidence, and every detection for the bootstrap
+    calls.clear()
+    again = evaluate_detections(split_, three, "yolov8n-ema-neck-s0", confidence=0.4, rounds=100)
+    assert calls == [(0.4,)] * 3
+    monkeypatch.setattr(dataset_report, "_SERIES", type(dataset_report._SERIES)())
+    fresh = evaluate_detections(split_, three, "yolov8n-ema-neck-s0", confidence=0.4, rounds=100)
+    assert again["against reference"] == fresh["against reference"] and again["models"] == fresh["models"]
