@@ -14,16 +14,14 @@ from collections import OrderedDict
 
 import numpy as np
 
+from components.analysis.bootstrap import bootstrap_series, paired_interval, verdict
 from components.analysis.evaluation import (
     CATEGORIES,
-    bootstrap_series,
     coco_eval,
     coco_matches,
     compare_objects,
     disagreement,
     metrics_of,
-    paired_interval,
-    verdict,
 )
 from components.analysis.localisation import summarise
 from components.experiments.datasets import Split

@@ -1,0 +1,48 @@
+"""Constructed COCO cases shared by the evaluation and bootstrap tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.experiments.datasets import Split
+
+STORED = Path(__file__).resolve().parents[1] / "weights" / "evaluation" / "bccd-test.json.gz"
+
+
+def split_of(boxes_per_image, classes=("a", "b"), size=(400, 400)):
+    boxes = [np.asarray(b, dtype=float).reshape(-1, 5) for b in boxes_per_image]
+    return Split("t", "test", list(classes), [f"{i}.jpg" for i in range(len(boxes))], [size] * len(boxes), boxes)
+
+
+def dets_from(gt_rows, score=0.9, shift=0.0):
+    """Detections equal to ground-truth rows (class, x1, y1, x2, y2), optionally shifted in x."""
+    return np.array([[r[1] + shift, r[2], r[3] + shift, r[4], score, r[0]] for r in gt_rows], dtype=float).reshape(-1, 6)
+
+
+def pycocotools_resampled(e, idx):
+    """The independent reference: pycocotools' own accumulate over the images ``idx`` (with
+    repeats), at area "all" and the largest maxDets, from the per-image matches it made."""
+    import copy
+
+    k_n, a_n, i_n = len(e.params.catIds), len(e.params.areaRng), len(e.params.imgIds)
+    r, p = copy.copy(e), copy.copy(e.params)
+    p.imgIds = [e.params.imgIds[i] for i in idx]
+    p.areaRng, p.areaRngLbl, p.maxDets = [e.params.areaRng[0]], ["all"], [e.params.maxDets[-1]]
+    r.params = r._paramsEval = p
+    r.evalImgs = [e.evalImgs[k * a_n * i_n + i] for k in range(k_n) for i in idx]
+    r.accumulate()
+    prec = r.eval["precision"][:, :, :, 0, 0]
+    valid, valid50 = prec[prec > -1], prec[0][prec[0] > -1]
+    return (float(valid.mean()) if valid.size else float("nan"), float(valid50.mean()) if valid50.size else float("nan"))
+
+
+def stored_bccd():
+    """(split, image size, detections, localisation) stored with the zoo for the BCCD test split."""
+    from components.analysis.dataset_report import load_detections
+
+    if not STORED.is_file():
+        pytest.skip("the zoo's stored detections are not here")
+    return load_detections(STORED)
+
