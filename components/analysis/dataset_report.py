@@ -48,11 +48,6 @@ def model_digest(model) -> str:
     return digest
 
 
-def predictions_for(model, name: str, split: Split, imgsz: int, progress=None, localise: bool = False):
-    """(detections, localisation scores or None) of one model: see ``predictions_for_models``."""
-    return predictions_for_models({name: model}, split, imgsz, progress, localise)[name]
-
-
 def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
     """name -> (detections, localisation scores or None), cached per (model content, split
     fingerprint, split, image size); the models not cached run together, in one pass over the

@@ -43,17 +43,12 @@ def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, in
     return {by_name[c]: j for j, c in enumerate(classes)}
 
 
-def predict_split(model, split: Split, imgsz: int, label: str = "model", progress=None, localise: bool = False):
-    """(per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own pixels;
-    per image localisation scores when ``localise``, else None). Localisation comes from the
-    same forwards (see localisation.detect_and_score)."""
-    return predict_models({label: model}, split, imgsz, progress, localise)[label]
-
-
 def predict_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
-    """``predict_split`` for several models (name -> model) in one pass over the split: each
-    image is read and letterboxed once (per stride), then every model runs on it.
-    ``progress(done, total)`` after each image."""
+    """name -> (per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own
+    pixels; per image localisation scores when ``localise``, else None), for several models
+    (name -> model) in one pass over the split: each image is read and letterboxed once (per
+    stride), then every model runs on it. Localisation comes from the same forwards (see
+    localisation.detect_and_score). ``progress(done, total)`` after each image."""
     from components.analysis.images import load_image
     from components.analysis.inference import detect, letterbox, model_stride
     from components.analysis.localisation import detect_and_score, groups_of

@@ -69,14 +69,14 @@ def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     measured here 0.514 vs 0.501 for the baseline."""
     from pathlib import Path
 
-    from components.analysis.evaluation import predict_split
+    from components.analysis.evaluation import predict_models
     from components.experiments.datasets import read_split
     from components.experiments.evaluate import validate
     from components.modeling.checkpoints import load_model
 
     model = load_model(Path(__file__).resolve().parents[2] / "weights" / "yolov8n-baseline-s0" / "best.pt")
     split = read_split(bccd_yolo, "test")
-    ours = metrics_of(coco_eval(split, predict_split(model, split, 320)[0]), split)
+    ours = metrics_of(coco_eval(split, predict_models({"baseline": model}, split, 320)["baseline"][0]), split)
     theirs = validate(model, bccd_yolo, "test", 320)
     assert ours["mAP50-95"] == pytest.approx(theirs["mAP50-95"], abs=0.02)
     assert ours["mAP50"] == pytest.approx(theirs["mAP50"], abs=0.03)
