@@ -110,14 +110,15 @@ def per_model(store, quick: bool) -> list[dict]:
     return rows
 
 
-def bare_forwards(sessions: dict, models: dict, inputs: dict) -> None:
+def bare_forwards(sessions: dict, models: dict, inputs: dict, capture: bool = False) -> None:
     """The forwards a view or pass needs and nothing else: each model on each of its letterboxed
-    inputs (``inputs``: name -> tensors), on its ONNX Runtime session, or on PyTorch where its
-    export failed (as the app would run it)."""
+    inputs (``inputs``: name -> tensors), on its ONNX Runtime session (the gate maps fetched only
+    with ``capture``, as the app fetches them), or on PyTorch where its export failed (as the app
+    would run it)."""
     for n, xs in inputs.items():
         for x in xs:
             if sessions[n] is not None:
-                sessions[n].run(x)
+                sessions[n].run(x, capture)
             else:
                 with torch.no_grad():
                     models[n](x)
@@ -142,8 +143,8 @@ def views(store, quick: bool) -> list[dict]:
     cv2.imwrite(path, image[..., ::-1])
     x640 = run_on_torch_thread(lambda: {n: letterbox(image, 640, model_stride(m)) for n, m in models.items()})
 
-    def raw_ort(chosen, x):
-        return lambda: bare_forwards(sessions, models, {n: [x[n]] for n in chosen})
+    def raw_ort(chosen, x, capture=False):
+        return lambda: bare_forwards(sessions, models, {n: [x[n]] for n in chosen}, capture)
 
     def compare(size):
         return lambda: run_compare(store, path, names, None, 0.25, 0.7, size, None)
@@ -168,7 +169,7 @@ def views(store, quick: bool) -> list[dict]:
         def view(chosen=chosen, size=size):
             return run_attention(store, str(EXAMPLE), chosen, "jet", 0.5, 0.25, size)
 
-        t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(chosen, x)),
+        t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(chosen, x, True)),
                                            on("onnxruntime", view), on("pytorch", view)], runs, warmup=1,
                                           settle=1)
         rows.append({"view": f"attention, {len(chosen)} models with attention, {size}",

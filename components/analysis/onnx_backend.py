@@ -65,8 +65,14 @@ class Exported:
     inputs: list[str]  # qualified attention module names whose inputs follow the gates
     path: Path | None = None  # the cached graph it runs (another runtime can open the same file)
 
-    def run(self, x: torch.Tensor):
-        """(raw prediction, {gate: map}, {module: input}) as torch tensors, for one letterboxed input."""
+    def __post_init__(self):
+        self._prediction = [self.session.get_outputs()[0].name]
+
+    def run(self, x: torch.Tensor, capture: bool = True):
+        """(raw prediction, {gate: map}, {module: input}) as torch tensors, for one letterboxed
+        input; without ``capture``, the prediction alone (the runtime then need not copy the maps out)."""
+        if not capture:
+            return torch.from_numpy(self.session.run(self._prediction, {"images": x.numpy()})[0]), {}, {}
         out = self.session.run(None, {"images": x.numpy()})
         pred = torch.from_numpy(out[0])
         gates = {n: torch.from_numpy(a) for n, a in zip(self.gates, out[1:1 + len(self.gates)])}
@@ -358,8 +364,9 @@ class Registry:
 REGISTRY = Registry()
 
 
-def run(model: torch.nn.Module, x: torch.Tensor):
+def run(model: torch.nn.Module, x: torch.Tensor, capture: bool = True):
     """(raw prediction, gate maps, module inputs) through ONNX Runtime when the model's session
-    is ready, else None (the caller runs PyTorch; the model's export is queued)."""
+    is ready, else None (the caller runs PyTorch; the model's export is queued). Without
+    ``capture`` the maps are not fetched (empty)."""
     exported = REGISTRY.session(model)
-    return None if exported is None else exported.run(x)
+    return None if exported is None else exported.run(x, capture)

@@ -27,7 +27,11 @@ def validate(model: torch.nn.Module, data: str | Path, split: str, imgsz: int, b
     args = dict(data=str(data), split=split, imgsz=imgsz, batch=batch, plots=False, save_json=False,
                 verbose=False, device="cpu", workers=0)
     validator = DetectionValidator(args=args)
-    validator(model=model)
+    threads = torch.get_num_threads()
+    try:
+        validator(model=model)
+    finally:  # its device selection sets the whole process to cores - 1 threads (1 on 2 cores)
+        torch.set_num_threads(threads)
     box = validator.metrics.box
     names = validator.metrics.names
     per_class = {}
@@ -71,9 +75,6 @@ def build_summary(model: torch.nn.Module, data: str | Path, imgsz: int, batch: i
     from components.experiments.latency import measure_latency
 
     t0 = time.time()
-    # Latency first: ultralytics' validator sets torch to cpu_count - 1 threads for CPU runs, and
-    # the latency must be timed with the threads the dashboard and recost use (restored below).
-    threads = torch.get_num_threads()
     latency = {"at_imgsz": measure_latency(model, imgsz, latency_runs),
                "at_640": measure_latency(model, 640, latency_runs)}
     summary = {"version": SUMMARY_VERSION, "imgsz": imgsz, "seed": seed,
@@ -84,7 +85,6 @@ def build_summary(model: torch.nn.Module, data: str | Path, imgsz: int, batch: i
                           "at_imgsz": gflops(model, imgsz), "at_640": gflops(model, 640)},
                "latency_cpu": latency,
                "dataset": split_fingerprint(data), "versions": versions()}
-    torch.set_num_threads(threads)
     summary.update(extra or {})
     summary["evaluation_seconds"] = round(time.time() - t0, 1)
     return summary

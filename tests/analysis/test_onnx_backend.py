@@ -53,6 +53,9 @@ def test_each_module_exports_with_its_maps_equal_to_pytorch(attention, fast):
     torch.testing.assert_close(pred, ref, rtol=0, atol=1e-3)
     for name in maps:
         torch.testing.assert_close(gates[name], maps[name], rtol=0, atol=1e-4)
+    alone, no_gates, no_inputs = exported.run(x, capture=False)  # detection only: the maps not fetched
+    assert not no_gates and not no_inputs
+    torch.testing.assert_close(alone, pred, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("base, attention, placement", [("yolo11n", "EMA", "neck_outputs"),
