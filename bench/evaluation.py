@@ -4,6 +4,8 @@ The same shipped models (one per attention kind, and the baseline), the BCCD tes
 timed alternately in one loop:
 
 - ultralytics ``val`` of each model (its DetectionValidator: rect batches of 16, its mAP);
+- the bare ONNX Runtime forwards of the pass, one image a run (issue 19's yardstick) and as the
+  pass runs them (8 images a run where a graph takes batches);
 - our evaluation pass: every model's detections over the split in one pass (each image read
   once), and the metrics from the COCO tools (what the Evaluate tab waits for before the bootstrap);
 - the same pass with the localisation scores (gate capture, or LayerCAM for a model without
@@ -16,6 +18,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BCCD = Path(os.environ.get("ATTENTION_LENS_BCCD", ROOT.parent / "shared" / "datasets" / "bccd")) / "BCCD"
@@ -35,7 +39,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
     from bench.backends import backend, bare_forwards, ort_sessions
     from bench.run import alternate
     from components.analysis.dataset_report import evaluate_detections
-    from components.analysis.evaluation import coco_eval, metrics_of, predict_models
+    from components.analysis.evaluation import PASS_BATCH, coco_eval, metrics_of, predict_models
     from components.analysis.images import load_image
     from components.analysis.inference import letterbox, model_stride
     from components.experiments.data import convert_voc
@@ -73,17 +77,28 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
         def raw_ort():
             bare_forwards(sessions, models, {n: boxed[model_stride(m)] for n, m in models.items()})
 
+        # The same forwards as the pass runs them: PASS_BATCH images a run where a graph takes
+        # batches (all of BCCD's images letterbox to one shape).
+        batches = {st: [torch.cat(xs[k:k + PASS_BATCH]) for k in range(0, len(xs), PASS_BATCH)]
+                   for st, xs in boxed.items()}
+
+        def raw_ort_batched():
+            bare_forwards(sessions, models, {n: batches[model_stride(m)] if sessions[n] and sessions[n].batched
+                                             else boxed[model_stride(m)] for n, m in models.items()})
+
         runs = 1 if quick else 3
-        timed = alternate([lambda: run_on_torch_thread(ultralytics_val), lambda: run_on_torch_thread(raw_ort)]
+        timed = alternate([lambda: run_on_torch_thread(ultralytics_val), lambda: run_on_torch_thread(raw_ort),
+                           lambda: run_on_torch_thread(raw_ort_batched)]
                           + [lambda loc=loc, rt=rt: run_on_torch_thread(ours(loc, rt))
                              for rt in ("pytorch", "onnxruntime") for loc in (False, True)], runs, warmup=1)
-        t_val, t_raw, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
+        t_val, t_raw, t_raw_b, t_ours, t_loc, t_ours_ort, t_loc_ort = timed
         dets = {n: d for n, (d, _) in run_on_torch_thread(predict_models, models, split, 320).items()}
         (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
     return [{"models": len(names), "images": len(split.images), "ultralytics val s": t_val / 1000,
              "ours s": t_ours / 1000, "ours / val": t_ours / t_val, "with localisation s": t_loc / 1000,
              "localisation adds": t_loc / t_ours - 1, "ours on ONNX Runtime s": t_ours_ort / 1000,
              "ORT / val": t_ours_ort / t_val, "raw ORT forwards s": t_raw / 1000,
-             "ORT / raw ORT (<= 1.2)": t_ours_ort / t_raw, "ORT / ours on PyTorch (<= 0.6)": t_ours_ort / t_ours,
+             "ORT / raw ORT (<= 1.2)": t_ours_ort / t_raw, "raw ORT forwards in batches s": t_raw_b / 1000,
+             "ORT / raw ORT in batches": t_ours_ort / t_raw_b, "ORT / ours on PyTorch (<= 0.6)": t_ours_ort / t_ours,
              "ORT with localisation s": t_loc_ort / 1000,
              "bootstrap 1000 rounds s": t_boot / 1000}]

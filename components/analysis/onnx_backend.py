@@ -15,6 +15,8 @@ What runs where:
   every attention module's input as extra outputs: the maps come from the same run.
 - Each export is checked against PyTorch on two input shapes (raw predictions and every map)
   before it is used; one that fails to export or to match is never used, and its reason is kept.
+  A batch of two is checked too: a data-set pass feeds a graph that takes batches several images
+  per run (``PASS_BATCH`` in evaluation.py; one per run for a graph that does not).
 - Exports are cached on disk by a hash of the model's weights and structure, so a restart
   only loads them. A first export runs in the background, one model at a time on the torch
   thread between users' requests; until it is ready the model answers through PyTorch.
@@ -46,6 +48,8 @@ OPSET = 17
 PRED_TOLERANCE = 1e-3
 MAP_TOLERANCE = 1e-4
 CHECK_SHAPES = ((320, 256), (224, 320))
+#: The graphs' layout (part of the cache key): 2 = a dynamic batch axis.
+GRAPH = 2
 CACHE_ENV = "ATTENTION_LENS_ONNX_CACHE"
 #: Cached graphs kept on disk (oldest removed first); each is about the model's fp32 size.
 CACHE_FILES = 64
@@ -64,6 +68,7 @@ class Exported:
     gates: list[str]  # qualified gate names, outputs 1..len(gates)
     inputs: list[str]  # qualified attention module names whose inputs follow the gates
     path: Path | None = None  # the cached graph it runs (another runtime can open the same file)
+    batched: bool = False  # checked on a batch of images too (a data-set pass then feeds it several)
 
     def __post_init__(self):
         self._prediction = [self.session.get_outputs()[0].name]
@@ -116,7 +121,7 @@ def model_key(model: torch.nn.Module) -> str:
     import onnxruntime
 
     h = hashlib.sha256()
-    h.update(f"{torch.__version__}|{onnxruntime.__version__}|{OPSET}|{type(model).__qualname__}".encode())
+    h.update(f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|{type(model).__qualname__}".encode())
     for name, m in model.named_modules():
         h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}:{m.extra_repr()}\n".encode())
     for name, t in model.state_dict().items():
@@ -145,7 +150,7 @@ class _WithMaps(torch.nn.Module):
 
 
 def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
-    """The ONNX graph of a private copy of ``model`` (dynamic h and w), and its extra outputs' names."""
+    """The ONNX graph of a private copy of ``model`` (dynamic batch, h and w), and its extra outputs' names."""
     from components.analysis.inference import attention_layout
 
     private = copy.deepcopy(model).float().eval()
@@ -161,7 +166,7 @@ def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
         torch.onnx.export(wrapper, (torch.zeros(1, 3, *CHECK_SHAPES[0]),), buf, opset_version=OPSET, dynamo=False,
                           input_names=["images"], output_names=["pred"] + [f"gate:{n}" for n in gates]
-                          + [f"input:{n}" for n in modules], dynamic_axes={"images": {2: "h", 3: "w"}})
+                          + [f"input:{n}" for n in modules], dynamic_axes={"images": {0: "n", 2: "h", 3: "w"}})
     return buf.getvalue(), gates, modules
 
 
@@ -220,6 +225,23 @@ def check(model: torch.nn.Module, exported: Exported) -> str | None:
     return None
 
 
+def batch_check(model: torch.nn.Module, exported: Exported) -> bool:
+    """Whether the graph runs a batch of two images as PyTorch does (some foreign code bases
+    fold the batch size into a constant at export; those then take one image at a time)."""
+    from components.analysis.inference import forward_lock
+
+    h, w = CHECK_SHAPES[0]
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(1))
+    try:
+        with forward_lock(model), torch.no_grad():
+            ref = model(x)
+        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        pred = exported.run(x, capture=False)[0]
+    except Exception:  # noqa: BLE001  (a graph that cannot take a batch)
+        return False
+    return pred.shape == ref.shape and float((pred - ref).abs().max()) <= PRED_TOLERANCE
+
+
 def build(model: torch.nn.Module) -> Exported:
     """Export (or load from the cache), open and check ``model``'s graph. Raises ExportError."""
     from components.analysis.inference import attention_layout
@@ -253,6 +275,7 @@ def build(model: torch.nn.Module) -> Exported:
     if problem:
         path.unlink(missing_ok=True)
         raise ExportError(f"does not match PyTorch: {problem}")
+    exported.batched = batch_check(model, exported)
     return exported
 
 
@@ -362,6 +385,12 @@ class Registry:
 
 #: The process's one registry (models are shared by every session, and so are their sessions).
 REGISTRY = Registry()
+
+
+def batched(model: torch.nn.Module) -> bool:
+    """Whether the model's ready session takes a batch of images in one run."""
+    exported = REGISTRY.session(model)
+    return exported is not None and exported.batched
 
 
 def run(model: torch.nn.Module, x: torch.Tensor, capture: bool = True):

@@ -205,3 +205,78 @@ def test_other_code_bases_export_and_match(fixture, fast):
         assert set(gates) == set(maps) and gates
         for name in maps:
             torch.testing.assert_close(gates[name], maps[name], rtol=0, atol=1e-4)
+
+
+class _Runs:
+    """An ONNX Runtime session that counts its runs and the images each was given."""
+
+    def __init__(self, session):
+        self.session, self.images = session, []
+
+    def run(self, names, feed):
+        self.images.append(len(feed["images"]))
+        return self.session.run(names, feed)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def _letterboxed(paths, imgsz=320):
+    from components.analysis.images import load_image
+    from components.analysis.inference import letterbox
+
+    rgbs = [load_image(p) for p in paths]
+    return rgbs, torch.cat([letterbox(rgb, imgsz, 32) for rgb in rgbs])
+
+
+def test_a_pass_feeds_a_graph_several_images_a_run_with_each_images_own_boxes(fast, bccd_test_images, monkeypatch):
+    from components.analysis.inference import detect_batch
+
+    model = shipped("yolov8n-cbam-neck-s0")
+    fast.prepare([model], wait=True)
+    exported = fast.session(model)
+    assert exported.batched  # checked on a batch of two at build time
+    rgbs, x = _letterboxed(bccd_test_images[:3])
+    counted = _Runs(exported.session)
+    exported.session = counted
+    dets = detect_batch(model, rgbs, x, conf=0.001, max_det=300)
+    assert counted.images == [3]  # one run for the three images
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "pytorch")  # the reference: PyTorch, one image a forward
+    for k, (rgb, det) in enumerate(zip(rgbs, dets)):
+        alone = detect(model, rgb, conf=0.001, max_det=300, x=x[k:k + 1])
+        assert det.backend == "onnxruntime" and alone.backend == "pytorch"
+        top = alone.scores > 0.25  # the boxes a user sees; the low-score tail may reorder at ties
+        assert det.classes[:top.sum()] == [c for c, t in zip(alone.classes, top) if t]
+        assert float(np.abs(det.boxes[:top.sum()] - alone.boxes[top]).max(initial=0)) < 0.05
+
+
+class _OneAtATime(torch.nn.Module):
+    """A layer whose output is reshaped to batch 1, as some code bases hard-code the batch size:
+    the exported graph then folds the batch in as a constant."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+        self.f, self.i, self.type, self.np = layer.f, layer.i, layer.type, getattr(layer, "np", 0)
+
+    def forward(self, x):
+        y = self.layer(x)
+        return y.reshape(1, *y.shape[1:])
+
+
+def test_a_graph_that_folds_in_the_batch_size_runs_one_image_at_a_time(fast, bccd_test_images):
+    from components.analysis.inference import detect_batch
+
+    model = variant(attention="SE")
+    model.model[0] = _OneAtATime(model.model[0])
+    fast.prepare([model], wait=True)
+    exported = fast.session(model)
+    assert exported is not None and not exported.batched  # one image a run still matches PyTorch
+    rgbs, x = _letterboxed(bccd_test_images[:2])
+    counted = _Runs(exported.session)
+    exported.session = counted
+    dets = detect_batch(model, rgbs, x, conf=0.25)
+    assert counted.images == [1, 1]
+    for k, rgb in enumerate(rgbs):
+        alone = detect(model, rgb, conf=0.25, x=x[k:k + 1])
+        np.testing.assert_array_equal(dets[k].boxes, alone.boxes)
