@@ -11,7 +11,7 @@ conversion step, and is the runtime Hugging Face's own CPU tooling uses.
 
 What runs where:
 - The graph is exported from a private copy of the model (the shared one is never put in export
-  mode or train mode), with dynamic height and width, and every attention gate's output and
+  mode or train mode), with dynamic batch, height and width, and every attention gate's output and
   every attention module's input as extra outputs: the maps come from the same run.
 - Each export is checked against PyTorch on two input shapes (raw predictions and every map)
   before it is used; one that fails to export or to match is never used, and its reason is kept.
