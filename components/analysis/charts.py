@@ -60,21 +60,32 @@ def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, flo
     return out
 
 
+#: A label character's width as a fraction of a Metrics chart's plot width (12 px text, ~6.5 px a
+#: character, about 540 px of plot in the half-width charts).
+CHAR_WIDTH = 0.012
+
+
 def sparse_labels(xs: list[float], ys: list[float], labels: list[str], first: list[int],
                   x_extent: tuple[float, float] | None, y_extent: tuple[float, float] | None,
-                  near: tuple[float, float] = (0.08, 0.08)) -> list[str]:
+                  near: tuple[float, float] = (0.08, 0.08), taken: list | None = None) -> list[str]:
     """``labels`` with the crowded ones blanked (their points keep their hover text): points in
     ``first`` (the front, the baselines) are labelled, then each other point whose label would
-    not sit within ``near`` (fractions of the chart's spans) of one already labelled."""
+    not sit near one already labelled: within ``near[1]`` of the chart's height and closer in x
+    than ``near[0]`` plus half the two labels' widths (fractions of the chart's spans). ``taken``
+    holds (x, y, characters) of labels other traces placed on the same chart; the ones kept here
+    are added to it."""
     def frac(v, extent):
         lo, hi = extent or (0.0, 1.0)
         return (v - lo) / ((hi - lo) or 1.0)
 
+    taken = [] if taken is None else taken
     kept: list[int] = []
     for i in list(dict.fromkeys(first)) + [i for i in range(len(xs)) if i not in first]:
-        if i in first or not any(abs(frac(xs[i], x_extent) - frac(xs[j], x_extent)) < near[0]
-                                 and abs(frac(ys[i], y_extent) - frac(ys[j], y_extent)) < near[1] for j in kept):
+        x, y, n = frac(xs[i], x_extent), frac(ys[i], y_extent), len(labels[i])
+        if i in first or not any(abs(x - tx) < near[0] + CHAR_WIDTH * (n + tn) / 2 and abs(y - ty) < near[1]
+                                 for tx, ty, tn in taken):
             kept.append(i)
+            taken.append((x, y, n))
     return [label if i in kept else "" for i, label in enumerate(labels)]
 
 
@@ -98,6 +109,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
     y_extent = (min(lo for lo, _ in spread), max(hi for _, hi in spread)) if spread else None
     # A legend suffix names only what differs between the groups (the base, when one data set).
     differs = [i for i in range(len(keys)) if len({k[i] for k, _ in groups}) > 1]
+    taken: list = []  # labels placed so far, over every group: one base's labels must not cover another's
     for key, part in groups:
         suffix = "".join(f" · {key[i]}" for i in differs)
         cost, score = part[cost_column].tolist(), part[score_column].tolist()
@@ -105,7 +117,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
         front = pareto_front(cost, score)
         baselines = [i for i, a in enumerate(part.get("attention", [None] * len(part))) if a == "none"]
-        text = sparse_labels(cost, score, point_labels(part), front + baselines, x_extent, y_extent)
+        text = sparse_labels(cost, score, point_labels(part), front + baselines, x_extent, y_extent, taken=taken)
         shown = [i for i, t in enumerate(text) if t]  # label slots are shared out among the shown labels only
         slots = dict(zip(shown, label_positions([cost[i] for i in shown], [score[i] for i in shown], y_extent,
                                                 x_extent=x_extent)))

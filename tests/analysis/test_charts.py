@@ -81,6 +81,23 @@ def test_crowded_labels_are_blanked_but_the_front_and_baselines_keep_theirs():
     assert sparse_labels(xs, ys, labels, first=[1, 0], x_extent=(0, 1), y_extent=(0, 1))[:2] == ["base", "crowded"]
 
 
+def test_sparse_labels_allow_for_label_width_and_for_labels_another_trace_placed():
+    from components.analysis.charts import CHAR_WIDTH, sparse_labels
+
+    xs, ys = [0.0, 0.15], [0.5, 0.5]  # 0.15 apart in x: clear of 0.08 for one-letter labels only
+    assert sparse_labels(xs, ys, ["a", "b"], first=[0], x_extent=(0, 1), y_extent=(0, 1)) == ["a", "b"]
+    long = ["PolarizedSA @ neck_outputs", "SE @ neck_outputs"]  # 26 and 17 characters
+    assert 0.15 < 0.08 + CHAR_WIDTH * (26 + 17) / 2
+    assert sparse_labels(xs, ys, long, first=[0], x_extent=(0, 1), y_extent=(0, 1)) == [long[0], ""]
+    # Another base's trace already put a label at (0.14, 0.5): this trace's point there stays
+    # unlabelled unless it is on its own front; the one kept is added for the next trace.
+    taken = [(0.14, 0.5, 8)]
+    assert sparse_labels([0.15, 0.9], [0.5, 0.5], ["EMA", "SE"], first=[], x_extent=(0, 1), y_extent=(0, 1),
+                         taken=taken) == ["", "SE"]
+    assert taken[-1] == (0.9, 0.5, 2)
+    assert sparse_labels([0.15], [0.5], ["EMA"], first=[0], x_extent=(0, 1), y_extent=(0, 1), taken=taken) == ["EMA"]
+
+
 def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
     df = pd.DataFrame({"model": ["yolov8n baseline", "yolov8n + EMA @ neck_outputs"], "attention": ["none", "EMA"]})
     assert point_labels(df) == ["baseline", "EMA"]
