@@ -25,6 +25,11 @@ def pareto_front(cost: list[float], score: list[float]) -> list[int]:
 
 #: Where a point's label can go, tried in this order.
 LABEL_SLOTS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom right")
+#: A label's size as fractions of a Metrics chart's plot area (12 px text: ~6.5 px a character of
+#: ~540 px plot width, a line ~17 px of ~290 px plot height), and its gap from the marker.
+CHAR_WIDTH, LINE_HEIGHT, GAP = 0.012, 0.06, (0.012, 0.03)
+#: The x axis is padded by this fraction of the costs' span each side (room for edge labels).
+X_PAD = 0.15
 
 
 def point_labels(df) -> list[str]:
@@ -41,52 +46,51 @@ def point_labels(df) -> list[str]:
     return df["model"].astype(str).tolist()
 
 
-def label_positions(xs: list[float], ys: list[float], y_extent: tuple[float, float] | None = None,
-                    near: tuple[float, float] = (0.2, 0.15),
-                    x_extent: tuple[float, float] | None = None) -> list[str]:
-    """A text position per point: each point near an earlier one (within ``near``, in fractions
-    of the plotted spans, the points' own unless given) takes a slot none of those neighbours
-    took, so clustered labels spread."""
-    def scale(v, extent=None):
-        finite = [a for a in v if a == a]
-        lo, hi = extent or ((min(finite), max(finite)) if finite else (0.0, 1.0))
-        return [(a - lo) / ((hi - lo) or 1.0) for a in v]
-
-    nx, ny = scale(xs, x_extent), scale(ys, y_extent)
-    out: list[str] = []
-    for i in range(len(xs)):
-        taken = {out[j] for j in range(i) if abs(nx[i] - nx[j]) < near[0] and abs(ny[i] - ny[j]) < near[1]}
-        out.append(next((slot for slot in LABEL_SLOTS if slot not in taken), LABEL_SLOTS[0]))
-    return out
+def _label_box(slot: str, x: float, y: float, w: float) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a label of width ``w`` at ``slot`` around the point (x, y), in fractions."""
+    h, (gx, gy) = LINE_HEIGHT, GAP
+    vertical, horizontal = slot.split()
+    if vertical == "middle":
+        y0 = y - h / 2
+        x0 = x + gx if horizontal == "right" else x - gx - w
+    else:
+        y0 = y + gy if vertical == "top" else y - gy - h
+        x0 = x - w / 2 if horizontal == "center" else x
+    return x0, y0, x0 + w, y0 + h
 
 
-#: A label character's width as a fraction of a Metrics chart's plot width (12 px text, ~6.5 px a
-#: character, about 540 px of plot in the half-width charts).
-CHAR_WIDTH = 0.012
+def _overlap(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def sparse_labels(xs: list[float], ys: list[float], labels: list[str], first: list[int],
-                  x_extent: tuple[float, float] | None, y_extent: tuple[float, float] | None,
-                  near: tuple[float, float] = (0.08, 0.08), taken: list | None = None) -> list[str]:
-    """``labels`` with the crowded ones blanked (their points keep their hover text): points in
-    ``first`` (the front, the baselines) are labelled, then each other point whose label would
-    not sit near one already labelled: within ``near[1]`` of the chart's height and closer in x
-    than ``near[0]`` plus half the two labels' widths (fractions of the chart's spans). ``taken``
-    holds (x, y, characters) of labels other traces placed on the same chart; the ones kept here
-    are added to it."""
+def place_labels(xs: list[float], ys: list[float], labels: list[str], first: list[int],
+                 x_extent: tuple[float, float] | None, y_extent: tuple[float, float] | None,
+                 taken: list | None = None) -> tuple[list[str], list[str]]:
+    """(text, text position) per point. Points in ``first`` (the front, the baselines) are labelled
+    first, each at the first slot whose box overlaps no label placed yet (the least-covered slot
+    when none is free); every other point only where a slot is free, else its label is left out
+    (the point keeps its hover text). Boxes stay inside the padded x axis. ``taken`` holds the
+    boxes other traces placed on the same chart; this trace's are added to it."""
     def frac(v, extent):
         lo, hi = extent or (0.0, 1.0)
         return (v - lo) / ((hi - lo) or 1.0)
 
     taken = [] if taken is None else taken
-    kept: list[int] = []
+    text, where = [""] * len(xs), [LABEL_SLOTS[0]] * len(xs)
     for i in list(dict.fromkeys(first)) + [i for i in range(len(xs)) if i not in first]:
-        x, y, n = frac(xs[i], x_extent), frac(ys[i], y_extent), len(labels[i])
-        if i in first or not any(abs(x - tx) < near[0] + CHAR_WIDTH * (n + tn) / 2 and abs(y - ty) < near[1]
-                                 for tx, ty, tn in taken):
-            kept.append(i)
-            taken.append((x, y, n))
-    return [label if i in kept else "" for i, label in enumerate(labels)]
+        if xs[i] != xs[i] or ys[i] != ys[i] or not labels[i]:
+            continue
+        x, y = frac(xs[i], x_extent), frac(ys[i], y_extent)
+        w = CHAR_WIDTH * len(labels[i]) * (1 + 2 * X_PAD)  # in fractions of the costs' span, as x
+        boxes = {slot: _label_box(slot, x, y, w) for slot in LABEL_SLOTS}
+        inside = [s for s, b in boxes.items() if b[0] >= -X_PAD and b[2] <= 1 + X_PAD] or list(LABEL_SLOTS)
+        cover = {s: sum(_overlap(boxes[s], t) for t in taken) for s in inside}
+        slot = min(inside, key=lambda s: (cover[s] > 0, cover[s] if i in first else 0, inside.index(s)))
+        if cover[slot] > 0 and i not in first:
+            continue
+        text[i], where[i] = labels[i], slot
+        taken.append(boxes[slot])
+    return text, where
 
 
 def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
@@ -117,12 +121,9 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
         front = pareto_front(cost, score)
         baselines = [i for i, a in enumerate(part.get("attention", [None] * len(part))) if a == "none"]
-        text = sparse_labels(cost, score, point_labels(part), front + baselines, x_extent, y_extent, taken=taken)
-        shown = [i for i, t in enumerate(text) if t]  # label slots are shared out among the shown labels only
-        slots = dict(zip(shown, label_positions([cost[i] for i in shown], [score[i] for i in shown], y_extent,
-                                                x_extent=x_extent)))
+        text, slots = place_labels(cost, score, point_labels(part), front + baselines, x_extent, y_extent, taken)
         fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=text,
-                                 textposition=[slots.get(i, LABEL_SLOTS[0]) for i in range(len(text))],
+                                 textposition=slots,
                                  customdata=part["model"], hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
                                  name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10),
                                  error_y=dict(type="data", array=bars) if std is not None else None))
@@ -136,7 +137,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                                           + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"),
                           annotation_position="top left", annotation_font_size=11)
     if x_extent:  # room for the outermost points' labels inside the plot
-        pad = 0.15 * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0)
+        pad = X_PAD * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0)
         fig.update_xaxes(range=[x_extent[0] - pad, x_extent[1] + pad])
     fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=460,
                       margin=dict(t=30, b=40, l=50, r=10),

@@ -8,7 +8,6 @@ import pytest
 
 from components.analysis.charts import (
     curves_figure,
-    label_positions,
     pareto_figure,
     pareto_front,
     per_class_figure,
@@ -70,32 +69,64 @@ def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
     assert len(bands) == 1 and "yolov8n baseline" in fig.layout.annotations[0].text
 
 
-def test_crowded_labels_are_blanked_but_the_front_and_baselines_keep_theirs():
-    from components.analysis.charts import sparse_labels
+def _boxes(xs, ys, text, where, char=0.012 * 1.3, h=0.06, gap=(0.012, 0.03)):
+    """Each shown label's box, worked out here from the slot names (x, y already fractions)."""
+    out = []
+    for x, y, t, slot in zip(xs, ys, text, where):
+        if not t:
+            continue
+        w = char * len(t)
+        v, hz = slot.split()
+        if v == "middle":
+            x0, y0 = (x + gap[0], y - h / 2) if hz == "right" else (x - gap[0] - w, y - h / 2)
+        else:
+            y0 = y + gap[1] if v == "top" else y - gap[1] - h
+            x0 = x - w / 2 if hz == "center" else x
+        out.append((x0, y0, x0 + w, y0 + h))
+    return out
 
-    xs, ys = [0.0, 0.01, 0.02, 1.0, 0.5], [0.0, 0.01, 0.5, 1.0, 0.02]
-    labels = ["base", "crowded", "apart", "front", "near-x-only"]
-    # Point 1 sits within 8% of point 0 on both axes; 2 is near in x only; 4 near in y only.
-    got = sparse_labels(xs, ys, labels, first=[3, 0], x_extent=(0, 1), y_extent=(0, 1))
-    assert got == ["base", "", "apart", "front", "near-x-only"]
-    assert sparse_labels(xs, ys, labels, first=[1, 0], x_extent=(0, 1), y_extent=(0, 1))[:2] == ["base", "crowded"]
+
+def _disjoint(boxes):
+    return all(min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+               for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
-def test_sparse_labels_allow_for_label_width_and_for_labels_another_trace_placed():
-    from components.analysis.charts import CHAR_WIDTH, sparse_labels
+def test_labels_of_a_cluster_take_free_slots_and_the_crowded_others_are_left_out():
+    from components.analysis.charts import place_labels
 
-    xs, ys = [0.0, 0.15], [0.5, 0.5]  # 0.15 apart in x: clear of 0.08 for one-letter labels only
-    assert sparse_labels(xs, ys, ["a", "b"], first=[0], x_extent=(0, 1), y_extent=(0, 1)) == ["a", "b"]
-    long = ["PolarizedSA @ neck_outputs", "SE @ neck_outputs"]  # 26 and 17 characters
-    assert 0.15 < 0.08 + CHAR_WIDTH * (26 + 17) / 2
-    assert sparse_labels(xs, ys, long, first=[0], x_extent=(0, 1), y_extent=(0, 1)) == [long[0], ""]
-    # Another base's trace already put a label at (0.14, 0.5): this trace's point there stays
-    # unlabelled unless it is on its own front; the one kept is added for the next trace.
-    taken = [(0.14, 0.5, 8)]
-    assert sparse_labels([0.15, 0.9], [0.5, 0.5], ["EMA", "SE"], first=[], x_extent=(0, 1), y_extent=(0, 1),
-                         taken=taken) == ["", "SE"]
-    assert taken[-1] == (0.9, 0.5, 2)
-    assert sparse_labels([0.15], [0.5], ["EMA"], first=[0], x_extent=(0, 1), y_extent=(0, 1), taken=taken) == ["EMA"]
+    unit = dict(x_extent=(0, 1), y_extent=(0, 1))
+    # Two far-apart points: both labelled above.
+    assert place_labels([0.1, 0.9], [0.1, 0.9], ["a", "b"], [], **unit) == (["a", "b"], ["top center"] * 2)
+    # The front's two long labels at one spot (EMA and CBAM @ neck_outputs, as on the yolov8n chart)
+    # take different slots, without overlapping.
+    xs, ys = [0.5, 0.5], [0.5, 0.51]
+    long = ["EMA @ neck_outputs", "CBAM @ neck_outputs"]
+    text, where = place_labels(xs, ys, long, [0, 1], **unit)
+    assert text == long and where[0] != where[1] and _disjoint(_boxes(xs, ys, text, where))
+    # Six front labels fill every slot around one spot: a seventh point there, not on the front, is
+    # left unlabelled; on the front it is labelled all the same.
+    xs, ys = [0.5] * 7, [0.5] * 7
+    labels = [f"module {k} @ neck_outputs" for k in range(7)]
+    text, where = place_labels(xs, ys, labels, list(range(6)), **unit)
+    assert text[:6] == labels[:6] and text[6] == "" and len(set(where[:6])) == 6
+    assert place_labels(xs, ys, labels, list(range(7)), **unit)[0] == labels
+
+
+def test_labels_stay_inside_the_padded_axis_and_clear_of_other_traces_labels():
+    from components.analysis.charts import place_labels
+
+    unit = dict(x_extent=(0, 1), y_extent=(0, 1))
+    # At the right edge a long label goes to the point's left, not off the chart.
+    text, where = place_labels([1.0], [0.5], ["CBAM @ backbone_outputs"], [0], **unit)
+    assert where == ["middle left"]
+    # Another trace (another base) already holds the box above and below a spot: this trace's
+    # point there is labelled beside it, and its own box joins the shared record.
+    taken = []
+    place_labels([0.3, 0.3], [0.5, 0.5], ["baseline", "EMA"], [0, 1], taken=taken, **unit)
+    held = list(taken)
+    text, where = place_labels([0.3], [0.5], ["SE"], [], taken=taken, **unit)
+    assert text == ["SE"] and where[0] not in ("top center", "bottom center")
+    assert len(taken) == len(held) + 1 and _disjoint(taken)
 
 
 def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
@@ -106,15 +137,6 @@ def test_pareto_labels_are_short_unless_that_makes_them_ambiguous():
     assert point_labels(two_placements) == ["baseline", "EMA @ neck", "EMA @ in_csp (main)"]
     per_run = pd.DataFrame({"model": ["base-s0", "base-s1"], "attention": ["none", "none"]})
     assert point_labels(per_run) == ["base-s0", "base-s1"]
-
-
-def test_clustered_points_get_labels_in_different_places():
-    # The shipped zoo's shape: four models within 0.002 GFLOPs and 0.01 mAP, one far away; the
-    # y axis spans the baseline's error bar (0.495 ± 0.028).
-    xs, ys = [2.048, 2.0485, 2.049, 2.050, 2.062], [0.495, 0.499, 0.492, 0.494, 0.522]
-    positions = label_positions(xs, ys, (0.467, 0.523))
-    assert len(set(positions[:4])) == 4 and positions[4] == "top center"
-    assert label_positions([1.0, 2.0], [0.1, 0.9]) == ["top center", "top center"]
 
 
 def test_curves_and_per_class_follow_the_selected_runs(tiny_weights):
