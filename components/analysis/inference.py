@@ -200,17 +200,18 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
 def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
                  iou: float = 0.7, max_det: int = 300) -> list[Detections]:
     """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one ONNX
-    Runtime run when the model's graph takes batches (onnx_backend.batched), else one by one.
+    Runtime run when the model's graph takes batches (``Exported.batched``), else one by one.
     No maps. NMS per image, as for one; ``ms`` is the run's share per image."""
     from components.analysis import onnx_backend
 
     t0 = time.perf_counter()
-    fast = onnx_backend.run(model, x, capture=False) if len(images_rgb) > 1 and onnx_backend.batched(model) else None
-    if fast is None:
+    exported = onnx_backend.REGISTRY.session(model) if len(images_rgb) > 1 else None
+    if exported is None or not exported.batched:
         return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1])
                 for k, rgb in enumerate(images_rgb)]
+    pred = exported.run(x, capture=False)[0]
     with torch.no_grad(), one_thread():
-        dets = [from_prediction(model, fast[0][k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det)
+        dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det)
                 for k, rgb in enumerate(images_rgb)]
     for det in dets:
         det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), "onnxruntime"

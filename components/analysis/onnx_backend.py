@@ -201,15 +201,11 @@ def open_session(graph: bytes | str):
 
 def check(model: torch.nn.Module, exported: Exported) -> str | None:
     """None when ONNX Runtime reproduces PyTorch on the check shapes; else what differs."""
-    from components.analysis.inference import capture_gates, forward_lock
-
     gen = torch.Generator().manual_seed(0)
     for h, w in CHECK_SHAPES:
         x = torch.rand(1, 3, h, w, generator=gen)
         maps, inputs = {}, {}
-        with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs):
-            ref = model(x)
-        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        ref = _reference(model, x, maps, inputs)
         pred, gates, ins = exported.run(x)
         if pred.shape != ref.shape:
             return f"prediction shape {tuple(pred.shape)} != {tuple(ref.shape)} at {h}x{w}"
@@ -229,18 +225,24 @@ def check(model: torch.nn.Module, exported: Exported) -> str | None:
 def batch_check(model: torch.nn.Module, exported: Exported) -> bool:
     """Whether the graph runs a batch of two images as PyTorch does (some foreign code bases
     fold the batch size into a constant at export; those then take one image at a time)."""
-    from components.analysis.inference import forward_lock
-
     h, w = CHECK_SHAPES[0]
     x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(1))
+    maps, inputs = {}, {}
     try:
-        with forward_lock(model), torch.no_grad():
-            ref = model(x)
-        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        ref = _reference(model, x, maps, inputs)
         pred = exported.run(x, capture=False)[0]
     except Exception:  # noqa: BLE001  (a graph that cannot take a batch)
         return False
     return pred.shape == ref.shape and float((pred - ref).abs().max()) <= PRED_TOLERANCE
+
+
+def _reference(model: torch.nn.Module, x: torch.Tensor, maps: dict, inputs: dict) -> torch.Tensor:
+    """PyTorch's raw prediction for ``x``, its gates' maps and modules' inputs captured into ``maps``, ``inputs``."""
+    from components.analysis.inference import capture_gates, forward_lock
+
+    with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs):
+        ref = model(x)
+    return ref[0] if isinstance(ref, (list, tuple)) else ref
 
 
 def build(model: torch.nn.Module) -> Exported:
@@ -386,12 +388,6 @@ class Registry:
 
 #: The process's one registry (models are shared by every session, and so are their sessions).
 REGISTRY = Registry()
-
-
-def batched(model: torch.nn.Module) -> bool:
-    """Whether the model's ready session takes a batch of images in one run."""
-    exported = REGISTRY.session(model)
-    return exported is not None and exported.batched
 
 
 def run(model: torch.nn.Module, x: torch.Tensor, capture: bool = True):
