@@ -43,10 +43,14 @@ import torch
 log = logging.getLogger(__name__)
 
 OPSET = 17
-#: Largest difference allowed between the two runtimes on the check inputs. Raw box predictions
-#: are in input pixels (up to 640): float32 re-association moves them by ~2e-4 there; maps and
-#: class scores are in [0, 1] and must agree within 1e-4.
+#: Differences allowed between the two runtimes on the check inputs. A raw prediction may differ
+#: by PRED_TOLERANCE plus PRED_RELATIVE of its size: box values are in input pixels and, on the
+#: random check inputs, reach several hundred (a box wider than the input), where float32
+#: re-association across a hundred layers moves them by a few ulps (a PolarizedSA model: 1.4e-3
+#: px at 454 px, 3e-6 relative); class scores are in [0, 1], where the absolute part rules. Maps
+#: are in [0, 1] too and must agree within MAP_TOLERANCE.
 PRED_TOLERANCE = 1e-3
+PRED_RELATIVE = 1e-5
 MAP_TOLERANCE = 1e-4
 CHECK_SHAPES = ((320, 256), (224, 320))
 #: The graphs' layout (part of the cache key): 2 = a dynamic batch axis.
@@ -171,30 +175,23 @@ def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
     return buf.getvalue(), gates, modules
 
 
-_pool_lock = threading.Lock()
-_pool: list[int] = []
-
-
-def _shared_pool() -> None:
-    """One intra-op thread pool for every session of the process, sized like PyTorch's.
-
-    With a pool per session, the threads of the model that just ran were still spinning while the
-    next model ran (ONNX Runtime's threads spin briefly between runs), so a compare of 17 models
-    ran slower than PyTorch. Must be set before the first session exists."""
-    from onnxruntime.capi import _pybind_state
-
-    with _pool_lock:
-        if not _pool:
-            _pybind_state.set_global_thread_pool_sizes(max(1, torch.get_num_threads()), 1)
-            _pool.append(1)
-
-
 def open_session(graph: bytes | str):
+    """An ONNX Runtime session with its own pool of as many threads as PyTorch uses, whose threads
+    stop spinning as soon as a run returns.
+
+    ONNX Runtime's threads spin-wait after a run by default, holding the cores: a PyTorch forward
+    right after an ONNX Runtime run took 1.8x its time alone (89 against 50 ms, yolov8n + EMA at
+    480x640 on this 2-core machine), which slowed everything the app still runs on PyTorch (LayerCAM,
+    Grad-CAM, a model whose export failed) and made PyTorch look slower than it is in any timing that
+    alternates the two. ``session.force_spinning_stop`` ends the spinning at the end of each run (the
+    process-wide pool that ``set_global_thread_pool_sizes`` gives ignores it); a run itself still
+    spins between its parallel ops, so forwards are as fast as before (bench section 9)."""
     import onnxruntime as ort
 
-    _shared_pool()
     so = ort.SessionOptions()
-    so.use_per_session_threads = False
+    so.intra_op_num_threads = max(1, torch.get_num_threads())
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.force_spinning_stop", "1")
     so.log_severity_level = 4  # failures reach the caller as exceptions (and our log), not stderr
     return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
 
@@ -209,8 +206,8 @@ def check(model: torch.nn.Module, exported: Exported) -> str | None:
         pred, gates, ins = exported.run(x)
         if pred.shape != ref.shape:
             return f"prediction shape {tuple(pred.shape)} != {tuple(ref.shape)} at {h}x{w}"
-        diff = float((pred - ref).abs().max())
-        if not diff <= PRED_TOLERANCE:
+        diff = _prediction_difference(pred, ref)
+        if diff is not None:
             return f"predictions differ by {diff:.2g} at {h}x{w}"
         for name, a in list(gates.items()) + list(ins.items()):
             b = maps.get(name, inputs.get(name))
@@ -233,7 +230,15 @@ def batch_check(model: torch.nn.Module, exported: Exported) -> bool:
         pred = exported.run(x, capture=False)[0]
     except Exception:  # noqa: BLE001  (a graph that cannot take a batch)
         return False
-    return pred.shape == ref.shape and float((pred - ref).abs().max()) <= PRED_TOLERANCE
+    return pred.shape == ref.shape and _prediction_difference(pred, ref) is None
+
+
+def _prediction_difference(pred: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """None when ``pred`` is within tolerance of ``ref`` everywhere, else the largest difference
+    among the elements outside it."""
+    diff = (pred - ref).abs()
+    outside = ~(diff <= PRED_TOLERANCE + PRED_RELATIVE * ref.abs())  # a NaN is outside
+    return float(diff[outside].nan_to_num(float("inf")).max()) if outside.any() else None
 
 
 def _reference(model: torch.nn.Module, x: torch.Tensor, maps: dict, inputs: dict) -> torch.Tensor:
