@@ -94,20 +94,57 @@ def per_model(store, quick: bool) -> list[dict]:
                 with torch.no_grad():
                     m(x)
 
-            fns = [lambda: run_on_torch_thread(eager), lambda: run_on_torch_thread(exported.run, x)]
-            ov_run = run_on_torch_thread(openvino_runner, exported.path)
-            note = ""
-            if ov_run is not None:
-                diff = float((run_on_torch_thread(ov_run, x) - exported.run(x)[0]).abs().max())
-                note = f"OpenVINO vs ORT max |diff| {diff:.1e}"
-                fns.append(lambda: run_on_torch_thread(ov_run, x))
-            t_torch, t_ort, *t_ov = alternate(fns, 3 if quick else 15, warmup=2, settle=1)
+            t_torch, t_ort = alternate([lambda: run_on_torch_thread(eager), lambda: run_on_torch_thread(exported.run, x)],
+                                       3 if quick else 15, warmup=2, settle=1)
             row = {"model": name, "imgsz": size, "pytorch ms": t_torch, "onnxruntime ms": t_ort,
                    "ratio": t_ort / t_torch}
-            if t_ov:
-                row.update({"openvino ms": t_ov[0], "openvino ratio": t_ov[0] / t_torch})
+            note = ""
+            ov_run = run_on_torch_thread(openvino_runner, exported.path)
+            if ov_run is not None:
+                # Timed in a loop of its own: OpenVINO's threads spin on after a run, which slowed the
+                # PyTorch call after it (ONNX Runtime's sessions stop theirs; see open_session).
+                diff = float((run_on_torch_thread(ov_run, x) - exported.run(x)[0]).abs().max())
+                note = f"OpenVINO vs ORT max |diff| {diff:.1e}"
+                (t_ov,) = alternate([lambda: run_on_torch_thread(ov_run, x)], 3 if quick else 15, warmup=2)
+                row.update({"openvino ms": t_ov, "openvino ratio": t_ov / t_torch})
             rows.append({**row, "note": note})
     return rows
+
+
+def after_other_runtime(store, quick: bool) -> list[dict]:
+    """A PyTorch forward timed right after a run of another runtime, against one timed right after a
+    PyTorch forward: what a runtime's threads, still spinning once its run has returned, cost the
+    PyTorch work that follows (LayerCAM, Grad-CAM, a model whose export failed)."""
+    import statistics
+    import time
+
+    from components.torch_thread import run_on_torch_thread
+
+    name = store.default_selection()[0]
+    model = store.get(name)
+    exported = ort_sessions({name: model})[name]
+    x = torch.rand(1, 3, 320, 320, generator=torch.Generator().manual_seed(0))
+    before = {"PyTorch": lambda: model(x)}
+    if exported is not None:
+        before["ONNX Runtime"] = lambda: exported.run(x, False)
+        ov_run = run_on_torch_thread(openvino_runner, exported.path)
+        if ov_run is not None:
+            before["OpenVINO"] = lambda: ov_run(x)
+
+    def measure():
+        times = {k: [] for k in before}
+        with torch.no_grad():
+            for _ in range(10 if quick else 40):
+                for k, run in before.items():
+                    run()
+                    t = time.perf_counter()
+                    model(x)
+                    times[k].append((time.perf_counter() - t) * 1000)
+        return {k: statistics.median(v) for k, v in times.items()}
+
+    ms = run_on_torch_thread(measure)
+    return [{"model": name, "PyTorch forward right after": k, "ms": v, "ratio": v / ms["PyTorch"]}
+            for k, v in ms.items()]
 
 
 def bare_forwards(sessions: dict, models: dict, inputs: dict, capture: bool = False) -> None:

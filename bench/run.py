@@ -269,6 +269,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
     views = views_cost(store, quick)
     evaluation = evaluation_cost(store, quick)
     per_backend = backends.per_model(store, quick)
+    spinning = backends.after_other_runtime(store, quick)
     backend_views = backends.views(store, quick)
     encode = encode_cost(quick)
     text = [f"# Performance\n\nMeasured by `python -m bench{' --quick' if quick else ''}` on "
@@ -333,7 +334,12 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
                                 "openvino ratio": ".2f"}),
             "\nRaw forwards at batch 1 on the torch thread; ONNX Runtime's include every gate map as an extra "
             "output. Each export was checked against PyTorch before it was timed "
-            "(components/analysis/onnx_backend.py).\n",
+            "(components/analysis/onnx_backend.py). OpenVINO is timed in a loop of its own (below).\n",
+            table(spinning, {"ms": ".1f", "ratio": ".2f"}),
+            "\nA PyTorch forward (320) timed right after another runtime's run returned. ONNX Runtime's threads "
+            "would spin on for a while after each run and hold the cores; its sessions now stop them "
+            "(`session.force_spinning_stop`; with the process-wide pool used before, this ratio was 2.2), so the PyTorch work the "
+            "app does between ORT runs, and the PyTorch side of every alternated timing here, are not slowed.\n",
             table(backend_views, {"ORT view / raw (<= 1.2)": ".2f", "ORT view / PyTorch view (<= 0.6)": ".2f"}),
             "\nThe same handlers the page calls, with the backend switched between alternated calls.\n"]
     doc = "\n".join(text)
