@@ -1,14 +1,14 @@
 """The fast path for detection forwards: each model exported to ONNX once and run by ONNX Runtime.
 
-Why ONNX Runtime, measured (bench section 9's per-model timing, which adds an OpenVINO column
-when openvino is installed; this 2-core AMD EPYC, 2026-11-30, five models, PyTorch at its 2
-threads): at float32, which the exactness contract needs, ONNX Runtime's forwards took 0.44-0.61x
-PyTorch eager's at 320 and 0.50-0.60x at 640; OpenVINO 2026.4 on the same graphs 0.62-0.97x and
-0.48-0.59x (as fast as ONNX Runtime at 640 only). OpenVINO is faster only at its default precision
-on CPUs with bf16, where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime
-also has the smaller wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes
-without a conversion step, and is the runtime Hugging Face's own CPU tooling uses. (Earlier
-figures here, 0.38-0.46x, were timed against PyTorch left at one thread by ultralytics' validator.)
+Why ONNX Runtime, measured (bench section 9, which adds an OpenVINO column when openvino is
+installed; this 2-core AMD EPYC, Zen 4, 2026-11-30): at float32, which the exactness contract
+needs, ONNX Runtime and OpenVINO 2026.4 run the same graphs about as fast (12-20 ms a forward at 320
+and 42-71 ms at 640 over 31 models, against 13-25 and 43-89 ms), near the CPU's float32 peak at
+640; PyTorch eager took 1.7-4x as long in that run (its speed varies far more between runs on this
+VM than either runtime's). OpenVINO is faster only at its default precision on CPUs with bf16,
+where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the smaller
+wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes without a conversion
+step, and is the runtime Hugging Face's own CPU tooling uses.
 
 What runs where:
 - The graph is exported from a private copy of the model (the shared one is never put in export
