@@ -2,9 +2,9 @@
 
 Why ONNX Runtime, measured (bench section 9, which adds an OpenVINO column when openvino is
 installed; this 2-core AMD EPYC, Zen 4, 2026-11-30): at float32, which the exactness contract
-needs, ONNX Runtime and OpenVINO 2026.4 run the same graphs about as fast (12-20 ms a forward at 320
-and 42-71 ms at 640 over 31 models, against 13-25 and 43-89 ms), near the CPU's float32 peak at
-640; PyTorch eager took 1.7-4x as long in that run (its speed varies far more between runs on this
+needs, ONNX Runtime and OpenVINO 2026.4 run the same graphs about as fast (13-23 ms a forward at 320
+and 41-91 ms at 640 over 32 models, against 13-24 and 41-90 ms), near the CPU's float32 peak at
+640; PyTorch eager took 1.6-4.8x as long in that run (its speed varies far more between runs on this
 VM than either runtime's). OpenVINO is faster only at its default precision on CPUs with bf16,
 where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the smaller
 wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes without a conversion
