@@ -14,10 +14,8 @@ What runs where:
 - The graph is exported from a private copy of the model (the shared one is never put in export
   mode or train mode), with dynamic batch, height and width, and every attention gate's output and
   every attention module's input as extra outputs: the maps come from the same run.
-- Each export is checked against PyTorch on two input shapes (raw predictions and every map)
-  before it is used; one that fails to export or to match is never used, and its reason is kept.
-  A batch of two is checked too: a data-set pass feeds a graph that takes batches several images
-  per run (``PASS_BATCH`` in evaluation.py; one per run for a graph that does not).
+- Each export is checked against PyTorch before it is used (onnx_check.py); one that fails to
+  export or to match is never used, and its reason is kept.
 - Exports are cached on disk by a hash of the model's weights and structure, so a restart
   only loads them. A first export runs in the background, one model at a time on the torch
   thread between users' requests; until it is ready the model answers through PyTorch.
@@ -40,19 +38,11 @@ from pathlib import Path
 
 import torch
 
+from components.analysis import onnx_check
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
-#: Differences allowed between the two runtimes on the check inputs. A raw prediction may differ
-#: by PRED_TOLERANCE plus PRED_RELATIVE of its size: box values are in input pixels and, on the
-#: random check inputs, reach several hundred (a box wider than the input), where float32
-#: re-association across a hundred layers moves them by a few ulps (a PolarizedSA model: 1.4e-3
-#: px at 454 px, 3e-6 relative); class scores are in [0, 1], where the absolute part rules. Maps
-#: are in [0, 1] too and must agree within MAP_TOLERANCE.
-PRED_TOLERANCE = 1e-3
-PRED_RELATIVE = 1e-5
-MAP_TOLERANCE = 1e-4
-CHECK_SHAPES = ((320, 256), (224, 320))
 #: The graphs' layout (part of the cache key): 2 = a dynamic batch axis.
 GRAPH = 2
 CACHE_ENV = "ATTENTION_LENS_ONNX_CACHE"
@@ -169,7 +159,7 @@ def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
-        torch.onnx.export(wrapper, (torch.zeros(1, 3, *CHECK_SHAPES[0]),), buf, opset_version=OPSET, dynamo=False,
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, *onnx_check.CHECK_SHAPES[0]),), buf, opset_version=OPSET, dynamo=False,
                           input_names=["images"], output_names=["pred"] + [f"gate:{n}" for n in gates]
                           + [f"input:{n}" for n in modules], dynamic_axes={"images": {0: "n", 2: "h", 3: "w"}})
     return buf.getvalue(), gates, modules
@@ -194,60 +184,6 @@ def open_session(graph: bytes | str):
     so.add_session_config_entry("session.force_spinning_stop", "1")
     so.log_severity_level = 4  # failures reach the caller as exceptions (and our log), not stderr
     return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
-
-
-def check(model: torch.nn.Module, exported: Exported) -> str | None:
-    """None when ONNX Runtime reproduces PyTorch on the check shapes; else what differs."""
-    gen = torch.Generator().manual_seed(0)
-    for h, w in CHECK_SHAPES:
-        x = torch.rand(1, 3, h, w, generator=gen)
-        maps, inputs = {}, {}
-        ref = _reference(model, x, maps, inputs)
-        pred, gates, ins = exported.run(x)
-        if pred.shape != ref.shape:
-            return f"prediction shape {tuple(pred.shape)} != {tuple(ref.shape)} at {h}x{w}"
-        diff = _prediction_difference(pred, ref)
-        if diff is not None:
-            return f"predictions differ by {diff:.2g} at {h}x{w}"
-        for name, a in list(gates.items()) + list(ins.items()):
-            b = maps.get(name, inputs.get(name))
-            if b is None or a.shape != b.shape:
-                return f"{name}: map missing or of another shape at {h}x{w}"
-            d = float((a - b).abs().max())
-            if not d <= MAP_TOLERANCE * max(1.0, float(b.abs().max())):
-                return f"{name}: maps differ by {d:.2g} at {h}x{w}"
-    return None
-
-
-def batch_check(model: torch.nn.Module, exported: Exported) -> bool:
-    """Whether the graph runs a batch of two images as PyTorch does (some foreign code bases
-    fold the batch size into a constant at export; those then take one image at a time)."""
-    h, w = CHECK_SHAPES[0]
-    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(1))
-    maps, inputs = {}, {}
-    try:
-        ref = _reference(model, x, maps, inputs)
-        pred = exported.run(x, capture=False)[0]
-    except Exception:  # noqa: BLE001  (a graph that cannot take a batch)
-        return False
-    return pred.shape == ref.shape and _prediction_difference(pred, ref) is None
-
-
-def _prediction_difference(pred: torch.Tensor, ref: torch.Tensor) -> float | None:
-    """None when ``pred`` is within tolerance of ``ref`` everywhere, else the largest difference
-    among the elements outside it."""
-    diff = (pred - ref).abs()
-    outside = ~(diff <= PRED_TOLERANCE + PRED_RELATIVE * ref.abs())  # a NaN is outside
-    return float(diff[outside].nan_to_num(float("inf")).max()) if outside.any() else None
-
-
-def _reference(model: torch.nn.Module, x: torch.Tensor, maps: dict, inputs: dict) -> torch.Tensor:
-    """PyTorch's raw prediction for ``x``, its gates' maps and modules' inputs captured into ``maps``, ``inputs``."""
-    from components.analysis.inference import capture_gates, forward_lock
-
-    with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs):
-        ref = model(x)
-    return ref[0] if isinstance(ref, (list, tuple)) else ref
 
 
 def build(model: torch.nn.Module) -> Exported:
@@ -277,13 +213,13 @@ def build(model: torch.nn.Module) -> Exported:
         path.unlink(missing_ok=True)
         raise ExportError(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
     try:
-        problem = check(model, exported)
+        problem = onnx_check.check(model, exported)
     except Exception as e:  # noqa: BLE001  (a graph that cannot run a shape PyTorch runs)
         problem = f"{type(e).__name__} on a check input: {(str(e).splitlines() or [''])[0][:300]}"
     if problem:
         path.unlink(missing_ok=True)
         raise ExportError(f"does not match PyTorch: {problem}")
-    exported.batched = batch_check(model, exported)
+    exported.batched = onnx_check.batch_check(model, exported)
     return exported
 
 
