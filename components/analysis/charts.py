@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from components.experiments.metrics import NOISE_SIGMAS
 from components.experiments.runs import Run
@@ -30,6 +31,8 @@ LABEL_SLOTS = ("top center", "bottom center", "middle right", "middle left", "to
 CHAR_WIDTH, LINE_HEIGHT, GAP = 0.012, 0.06, (0.012, 0.03)
 #: The x axis is padded by this fraction of the costs' span each side (room for edge labels).
 X_PAD = 0.15
+#: A noise band reaches this far (a fraction of the costs' span) past its group's outermost points.
+BAND_PAD = 0.04
 
 
 def point_labels(df) -> list[str]:
@@ -93,13 +96,21 @@ def place_labels(xs: list[float], ys: list[float], labels: list[str], first: lis
     return text, where
 
 
+#: A Pareto chart's height: the plot area and axes, and one line per legend entry below it.
+PLOT_HEIGHT, LEGEND_LINE = 346, 19
+#: One colour per group (data set, setting, base) in a Pareto chart.
+GROUP_COLOURS = qualitative.Plotly
+
+
 def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                   sigmas: float = NOISE_SIGMAS) -> go.Figure:
     """Score against cost, one trace and one Pareto front per data set, setting and base model
     (never mixed: a yolov5nu variant is not on the yolov8n front, nor in its baseline's band).
 
     Error bars are ±1 standard deviation over seeds. The shaded band around each baseline is
-    the noise band the table's flag uses: its mean ± ``sigmas`` seed standard deviations."""
+    the noise band the table's flag uses: its mean ± ``sigmas`` seed standard deviations. Each
+    group has one colour (its points, front and band), and the bands are named in the legend
+    rather than on the plot, where several bases' labels would cover each other and the points."""
     fig = go.Figure()
     if df.empty:
         return fig
@@ -113,9 +124,11 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
     y_extent = (min(lo for lo, _ in spread), max(hi for _, hi in spread)) if spread else None
     # A legend suffix names only what differs between the groups (the base, when one data set).
     differs = [i for i in range(len(keys)) if len({k[i] for k, _ in groups}) > 1]
+    entries = 2 * len(groups)  # legend lines: each group's points and front, and each band
     taken: list = []  # labels placed so far, over every group: one base's labels must not cover another's
-    for key, part in groups:
+    for g, (key, part) in enumerate(groups):
         suffix = "".join(f" · {key[i]}" for i in differs)
+        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
         cost, score = part[cost_column].tolist(), part[score_column].tolist()
         std = part.get(f"{score_column} std")
         bars = [0.0 if s is None or math.isnan(s) else s for s in (std if std is not None else [0.0] * len(score))]
@@ -125,24 +138,35 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         fig.add_trace(go.Scatter(x=cost, y=score, mode="markers+text", text=text,
                                  textposition=slots,
                                  customdata=part["model"], hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
-                                 name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10),
-                                 error_y=dict(type="data", array=bars) if std is not None else None))
+                                 name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10, color=colour),
+                                 error_y=dict(type="data", array=bars, color=colour) if std is not None else None))
         front = pareto_front(cost, score)
         fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
-                                 name="Pareto front" + suffix, line=dict(dash="dash"),
-                                 marker=dict(symbol="star", size=14)))
+                                 name="Pareto front" + suffix, line=dict(dash="dash", color=colour),
+                                 marker=dict(symbol="star", size=14, color=colour)))
+        xs = [c for c in cost if c == c]
         for lo, hi, base in noise_bands(part, sigmas):
-            fig.add_hrect(y0=lo, y1=hi, fillcolor="grey", opacity=0.15, line_width=0,
-                          annotation_text=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band)"
-                                          + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"),
-                          annotation_position="top left", annotation_font_size=11)
+            # Over this group's own cost range only: another base's points are not judged by it.
+            pad = BAND_PAD * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0) if xs else 0.0
+            span = dict(x0=min(xs) - pad, x1=max(xs) + pad, xref="x") if xs else dict(x0=0, x1=1, xref="paper")
+            fig.add_shape(type="rect", y0=lo, y1=hi, yref="y", **span, layer="below",
+                          fillcolor=_translucent(colour, 0.12), line=dict(color=colour, width=1.5, dash="dot"),
+                          showlegend=True, legendgroup=f"band{g}",
+                          name=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band)"
+                               + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"))
+            entries += 1
     if x_extent:  # room for the outermost points' labels inside the plot
         pad = X_PAD * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0)
         fig.update_xaxes(range=[x_extent[0] - pad, x_extent[1] + pad])
-    fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=460,
+    fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=PLOT_HEIGHT + LEGEND_LINE * entries,
                       margin=dict(t=30, b=40, l=50, r=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
+
+
+def _translucent(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
 
 
 def noise_bands(df, sigmas: float) -> list[tuple[float, float, str]]:

@@ -45,7 +45,7 @@ def test_the_noise_band_is_the_flags_band_and_data_sets_get_their_own_fronts(tmp
     bands = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(bands) == 1  # only the baseline with seeds has a spread
     assert (bands[0].y0, bands[0].y1) == pytest.approx((0.50 - 2 * 0.02, 0.50 + 2 * 0.02))
-    assert "± 2σ" in fig.layout.annotations[0].text and "flag" in fig.layout.annotations[0].text
+    assert bands[0].showlegend and "± 2σ" in bands[0].name and "flag" in bands[0].name  # named in the legend
     fronts = [t for t in fig.data if t.name.startswith("Pareto front")]
     assert len(fronts) == 2 and any("kangaroos" in t.name for t in fronts)
     # Equal costs: within each data set the better score alone is on the front.
@@ -62,11 +62,18 @@ def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
     fake_run(tmp_path, "v8-ema", "EMA", 0.51)
     fake_run(tmp_path, "v5", None, 0.45, base="yolov5n")
     fake_run(tmp_path, "v5-ema", "EMA", 0.60, base="yolov5n")  # would dominate the yolov8n front if pooled
-    fig = pareto_figure(metrics_table(collect_runs([tmp_path])[0]), "GFLOPs (thop)")
+    table = metrics_table(collect_runs([tmp_path])[0])
+    table.loc[table["base"] == "yolov5n", "GFLOPs (thop)"] = 1.5  # the smaller base costs less
+    fig = pareto_figure(table, "GFLOPs (thop)")
     fronts = {t.name: sorted(t.y) for t in fig.data if t.name.startswith("Pareto front")}
     assert fronts == {"Pareto front · yolov8n": [0.51], "Pareto front · yolov5n": [0.60]}
     bands = [s for s in fig.layout.shapes if s.type == "rect"]
-    assert len(bands) == 1 and "yolov8n baseline" in fig.layout.annotations[0].text
+    assert len(bands) == 1 and bands[0].name.startswith("yolov8n baseline")
+    # The band spans yolov8n's points (at 2.0) and stops short of yolov5n's (at 1.5), in yolov8n's colour.
+    assert bands[0].xref == "x" and 1.5 < bands[0].x0 < 2.0 < bands[0].x1
+    v8 = [t for t in fig.data if t.name == "models (bars: ±1 std over seeds) · yolov8n"][0]
+    v5 = [t for t in fig.data if t.name == "models (bars: ±1 std over seeds) · yolov5n"][0]
+    assert bands[0].line.color == v8.marker.color != v5.marker.color
 
 
 def _boxes(xs, ys, text, where, char=0.012 * 1.3, h=0.06, gap=(0.012, 0.03)):
