@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import hex_to_rgb, qualitative
 
 from components.experiments.metrics import NOISE_SIGMAS
 from components.experiments.runs import Run
@@ -140,7 +140,6 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                                  customdata=part["model"], hovertemplate="%{customdata}<br>%{x}, %{y:.3f}<extra></extra>",
                                  name="models (bars: ±1 std over seeds)" + suffix, marker=dict(size=10, color=colour),
                                  error_y=dict(type="data", array=bars, color=colour) if std is not None else None))
-        front = pareto_front(cost, score)
         fig.add_trace(go.Scatter(x=[cost[i] for i in front], y=[score[i] for i in front], mode="lines+markers",
                                  name="Pareto front" + suffix, line=dict(dash="dash", color=colour),
                                  marker=dict(symbol="star", size=14, color=colour)))
@@ -151,7 +150,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
             span = dict(x0=min(xs) - pad, x1=max(xs) + pad, xref="x") if xs else dict(x0=0, x1=1, xref="paper")
             fig.add_shape(type="rect", y0=lo, y1=hi, yref="y", **span, layer="below",
                           fillcolor=_translucent(colour, 0.12), line=dict(color=colour, width=1.5, dash="dot"),
-                          showlegend=True, legendgroup=f"band{g}",
+                          showlegend=True,
                           name=f"{base} baseline ± {sigmas:g}σ (seed noise; the flag's band)"
                                + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"))
             entries += 1
@@ -165,8 +164,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
 
 
 def _translucent(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r}, {g}, {b}, {alpha})"
+    return "rgba({}, {}, {}, {})".format(*hex_to_rgb(hex_colour), alpha)
 
 
 def noise_bands(df, sigmas: float) -> list[tuple[float, float, str]]:
