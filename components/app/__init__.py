@@ -35,7 +35,7 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None, 
             with gr.Tab("Evaluate", id="evaluate"):
                 build_evaluate_tab(store, data, stored_evaluations, attention, tabs)
             with gr.Tab("Metrics", id="metrics"):
-                build_metrics_tab(demo, run_sources or [])
+                build_metrics_tab(demo, run_sources or [], store.default_selection())
         demo.unload(on_session_end)
     return demo
 

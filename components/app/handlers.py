@@ -330,12 +330,14 @@ def _runs_for(sources: list[str], zip_path) -> list:
     return collect_runs(list(sources) + ([str(extracted_zip(zip_path))] if zip_path else []))
 
 
-def metrics_charts(sources: list[str], zip_path, picked, column):
-    """(curves, per-class) figures for the picked runs and results.csv column."""
+def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None):
+    """(curves, per-class) figures for the picked runs (none picked: ``_picks``' default) and
+    results.csv column."""
     from components.analysis.charts import curves_figure, per_class_figure
 
     runs, _ = _runs_for(sources, zip_path)
-    chosen = [r for r in runs if r.name in (picked or [])] or runs
+    picked, _column = _picks(runs, picked, column, preferred, zip_path)
+    chosen = [r for r in runs if r.name in picked]
     return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
 
 
@@ -352,11 +354,13 @@ def md_escape(text: str, limit: int = 200) -> str:
 DEFAULT_CURVE = "metrics/mAP50-95(B)"
 
 
-def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, session: str | None = None):
+def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, session: str | None = None,
+                 preferred: list[str] | None = None):
     """(table, csv path, skipped notes, 2 Pareto figures, curves, per-class) for the stored runs.
 
     ``picked``/``column`` choose the runs and results.csv column the two charts draw; unknown
-    or missing picks fall back to every run and the default column (``metrics_pickers`` says which).
+    or missing picks fall back to ``_picks``' default and the default column (``metrics_pickers``
+    says which).
     """
     from components.analysis.charts import curves_figure, pareto_figure, per_class_figure
     from components.experiments.metrics import display_table, metrics_table
@@ -368,28 +372,34 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, se
     shown.to_csv(csv_path, index=False)
     notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- {md_escape(p)}: {md_escape(why)}"
                                                                   for p, why in skipped))
-    picked, column = _picks(runs, picked, column)
+    picked, column = _picks(runs, picked, column, preferred, zip_path)
     chosen = [r for r in runs if r.name in picked]
     return (shown, csv_path, notes, pareto_figure(df, "GFLOPs (thop)"), pareto_figure(df, "CPU ms (imgsz)"),
             curves_figure(chosen, column) if column else None, per_class_figure(chosen))
 
 
-def _picks(runs: list, picked, column) -> tuple[list[str], str | None]:
+def _picks(runs: list, picked, column, preferred: list[str] | None = None,
+           zip_path=None) -> tuple[list[str], str | None]:
+    """The runs and column the curves and per-class charts draw. Without valid picks: the
+    ``preferred`` runs (the app passes the model pickers' default selection, so 38 zoo runs do not
+    start as 38 curves) plus every run from an uploaded zip; with no preferred run present, all."""
     from components.analysis.charts import curve_columns
 
     names = [r.name for r in runs]
-    picked = [p for p in (picked or []) if p in names] or names
+    uploaded = extracted_zip(zip_path) if zip_path else None
+    default = [r.name for r in runs if r.name in (preferred or ()) or (uploaded and uploaded in r.path.parents)]
+    picked = [p for p in (picked or []) if p in names] or default or names
     columns = curve_columns(runs)
     default = DEFAULT_CURVE if DEFAULT_CURVE in columns else (columns[0] if columns else None)
     return picked, (column if column in columns else default)
 
 
-def metrics_pickers(sources: list[str], zip_path, picked, column):
+def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None):
     """UI only: the run and column pickers' choices and values after the runs were (re)read."""
     import gradio as gr
 
     from components.analysis.charts import curve_columns
 
     runs, _ = _runs_for(sources, zip_path)
-    picked, column = _picks(runs, picked, column)
+    picked, column = _picks(runs, picked, column, preferred, zip_path)
     return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)

@@ -7,11 +7,12 @@ from components.app.handlers import UserError, metrics_charts, metrics_pickers, 
 from components.experiments.metrics import published_table
 
 
-def build_metrics_tab(demo, sources: list[str]) -> None:
+def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = None) -> None:
+    """``preferred``: the runs the curves and per-class charts start with (none: every run)."""
     gr.Markdown("Measured runs, grouped by **data set** (the fingerprint of its split files), image size and "
                 "epochs, and never pooled across them. **Δ** is against the mean test mAP50-95 of the baseline of "
                 "the same base in the same group; **within noise** means |Δ| is under twice that baseline's "
-                "seed-to-seed standard deviation (the grey band on the charts). A seed given twice is counted "
+                "seed-to-seed standard deviation (the shaded band on the charts, in the base's colour). A seed given twice is counted "
                 "once. Runs without summary.json show their best validation epoch and are not compared.")
     with gr.Row():
         per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
@@ -35,13 +36,13 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
         """The runs table (per variant, or per run), its CSV, skipped runs, and the charts."""
         try:
             return metrics_view(sources, per_run, uploaded_path(run_zip), runs, column,
-                                request.session_hash if request else None)
+                                request.session_hash if request else None, preferred)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
     def on_loaded(run_zip=None, runs=None, column=None):
         try:
-            return metrics_pickers(sources, uploaded_path(run_zip), runs, column)
+            return metrics_pickers(sources, uploaded_path(run_zip), runs, column, preferred)
         except UserError:
             return gr.skip(), gr.skip()  # on_load already said why
 
@@ -57,7 +58,7 @@ def build_metrics_tab(demo, sources: list[str]) -> None:
 
     def on_pick(run_zip=None, runs=None, column=None):
         try:
-            return metrics_charts(sources, uploaded_path(run_zip), runs, column)
+            return metrics_charts(sources, uploaded_path(run_zip), runs, column, preferred)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

@@ -108,6 +108,29 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
     assert len(list((tmp_path / "tmp").iterdir())) == 1  # the failed extraction left nothing behind
 
 
+def test_the_curves_start_with_the_preferred_runs_and_an_uploads_not_every_run(tmp_path, monkeypatch):
+    import tempfile
+
+    from components.app import handlers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for name, attention in (("base-s0", None), ("base-s1", None), ("ema", "EMA"), ("cbam", "CBAM"), ("se", "SE")):
+        fake_run(tmp_path / "zoo", name, attention, 0.5)
+    zoo = [str(tmp_path / "zoo")]
+    preferred = ["base-s0", "ema", "gone"]  # a preferred name without a run is ignored
+    picks, _column = handlers.metrics_pickers(zoo, None, None, None, preferred)
+    assert sorted(picks["value"]) == ["base-s0", "ema"] and len(picks["choices"]) == 5
+    curves, _per_class = handlers.metrics_charts(zoo, None, [], "metrics/mAP50-95(B)", preferred)
+    assert sorted(t.name for t in curves.data) == ["base-s0", "ema"]
+    # An uploaded run joins the default; a user's own pick wins; no preference at all: every run.
+    upload = zipped_run(fake_run(tmp_path / "src", "mine", "EMA", 0.6), tmp_path / "run.zip")
+    assert sorted(handlers.metrics_pickers(zoo, str(upload), None, None, preferred)[0]["value"]) == \
+        ["base-s0", "ema", "mine"]
+    assert handlers.metrics_pickers(zoo, None, ["se"], None, preferred)[0]["value"] == ["se"]
+    assert len(handlers.metrics_pickers(zoo, None, None, None)[0]["value"]) == 5
+
+
 def test_published_numbers_stay_apart_and_cite_their_source():
     pub = published_table()
     assert (pub["source"].str.len() > 0).all()
