@@ -118,6 +118,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
     groups = list(df.groupby(keys, sort=False)) if keys else [((), df)]
     finite_x = [v for v in df[cost_column].tolist() if v == v]
     x_extent = (min(finite_x), max(finite_x)) if finite_x else None  # the chart's span: groups share it
+    x_span = ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0) if x_extent else 1.0
     std_all = df.get(f"{score_column} std")
     spread = [(v - (b if b == b else 0.0), v + (b if b == b else 0.0)) for v, b in
               zip(df[score_column], std_all if std_all is not None else [0.0] * len(df)) if v == v]
@@ -146,7 +147,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
         xs = [c for c in cost if c == c]
         for lo, hi, base in noise_bands(part, sigmas):
             # Over this group's own cost range only: another base's points are not judged by it.
-            pad = BAND_PAD * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0) if xs else 0.0
+            pad = BAND_PAD * x_span
             span = dict(x0=min(xs) - pad, x1=max(xs) + pad, xref="x") if xs else dict(x0=0, x1=1, xref="paper")
             fig.add_shape(type="rect", y0=lo, y1=hi, yref="y", **span, layer="below",
                           fillcolor=_translucent(colour, 0.12), line=dict(color=colour, width=1.5, dash="dot"),
@@ -155,7 +156,7 @@ def pareto_figure(df, cost_column: str, score_column: str = "test mAP50-95",
                                + "".join(f" · {key[i]}" for i in differs if keys[i] != "base"))
             entries += 1
     if x_extent:  # room for the outermost points' labels inside the plot
-        pad = X_PAD * ((x_extent[1] - x_extent[0]) or abs(x_extent[0]) or 1.0)
+        pad = X_PAD * x_span
         fig.update_xaxes(range=[x_extent[0] - pad, x_extent[1] + pad])
     fig.update_layout(xaxis_title=cost_column, yaxis_title=score_column, height=PLOT_HEIGHT + LEGEND_LINE * entries,
                       margin=dict(t=30, b=40, l=50, r=10),

@@ -324,10 +324,13 @@ def extracted_zip(zip_path) -> Path:
         raise UserError(f"Run zip refused: {e}") from None
 
 
-def _runs_for(sources: list[str], zip_path) -> list:
+def _runs_for(sources: list[str], zip_path) -> tuple[list, list, Path | None]:
+    """(runs, skipped, the folder the uploaded zip unpacked into) for the Metrics tab."""
     from components.experiments.metrics import collect_runs
 
-    return collect_runs(list(sources) + ([str(extracted_zip(zip_path))] if zip_path else []))
+    uploaded = extracted_zip(zip_path) if zip_path else None
+    runs, skipped = collect_runs(list(sources) + ([str(uploaded)] if uploaded else []))
+    return runs, skipped, uploaded
 
 
 def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None):
@@ -335,8 +338,8 @@ def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list
     results.csv column."""
     from components.analysis.charts import curves_figure, per_class_figure
 
-    runs, _ = _runs_for(sources, zip_path)
-    picked, _column = _picks(runs, picked, column, preferred, zip_path)
+    runs, _, uploaded = _runs_for(sources, zip_path)
+    picked, _column = _picks(runs, picked, column, preferred, uploaded)
     chosen = [r for r in runs if r.name in picked]
     return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
 
@@ -365,30 +368,29 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, se
     from components.analysis.charts import curves_figure, pareto_figure, per_class_figure
     from components.experiments.metrics import display_table, metrics_table
 
-    runs, skipped = _runs_for(sources, zip_path)
+    runs, skipped, uploaded = _runs_for(sources, zip_path)
     df = metrics_table(runs, per_run=bool(per_run))
     shown = display_table(df)
     csv_path = str(session_folder(session, "metrics") / "attention-lens-metrics.csv")
     shown.to_csv(csv_path, index=False)
     notes = ("" if not skipped else "**Skipped runs:**\n" + "\n".join(f"- {md_escape(p)}: {md_escape(why)}"
                                                                   for p, why in skipped))
-    picked, column = _picks(runs, picked, column, preferred, zip_path)
+    picked, column = _picks(runs, picked, column, preferred, uploaded)
     chosen = [r for r in runs if r.name in picked]
     return (shown, csv_path, notes, pareto_figure(df, "GFLOPs (thop)"), pareto_figure(df, "CPU ms (imgsz)"),
             curves_figure(chosen, column) if column else None, per_class_figure(chosen))
 
 
 def _picks(runs: list, picked, column, preferred: list[str] | None = None,
-           zip_path=None) -> tuple[list[str], str | None]:
+           uploaded: Path | None = None) -> tuple[list[str], str | None]:
     """The runs and column the curves and per-class charts draw. Without valid picks: the
     ``preferred`` runs (the app passes the model pickers' default selection, so 38 zoo runs do not
     start as 38 curves) plus every run from an uploaded zip; with no preferred run present, all."""
     from components.analysis.charts import curve_columns
 
     names = [r.name for r in runs]
-    uploaded = extracted_zip(zip_path) if zip_path else None
-    default = [r.name for r in runs if r.name in (preferred or ()) or (uploaded and uploaded in r.path.parents)]
-    picked = [p for p in (picked or []) if p in names] or default or names
+    default_runs = [r.name for r in runs if r.name in (preferred or ()) or (uploaded and uploaded in r.path.parents)]
+    picked = [p for p in (picked or []) if p in names] or default_runs or names
     columns = curve_columns(runs)
     default = DEFAULT_CURVE if DEFAULT_CURVE in columns else (columns[0] if columns else None)
     return picked, (column if column in columns else default)
@@ -400,6 +402,6 @@ def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: lis
 
     from components.analysis.charts import curve_columns
 
-    runs, _ = _runs_for(sources, zip_path)
-    picked, column = _picks(runs, picked, column, preferred, zip_path)
+    runs, _, uploaded = _runs_for(sources, zip_path)
+    picked, column = _picks(runs, picked, column, preferred, uploaded)
     return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)

@@ -12,8 +12,9 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
     gr.Markdown("Measured runs, grouped by **data set** (the fingerprint of its split files), image size and "
                 "epochs, and never pooled across them. **Δ** is against the mean test mAP50-95 of the baseline of "
                 "the same base in the same group; **within noise** means |Δ| is under twice that baseline's "
-                "seed-to-seed standard deviation (the shaded band on the charts, in the base's colour). A seed given twice is counted "
-                "once. Runs without summary.json show their best validation epoch and are not compared.")
+                "seed-to-seed standard deviation (the shaded band on the charts, in the base's colour). A seed "
+                "given twice is counted once. Runs without summary.json show their best validation epoch and "
+                "are not compared.")
     with gr.Row():
         per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
         upload = gr.File(label="Add a run (zip of a run directory)", file_types=[".zip"])
