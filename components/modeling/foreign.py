@@ -33,9 +33,8 @@ from components.modeling.checkpoints import (
     tensors_of,
 )
 from components.modeling.integration import CSP_ATTENTION, CSP_POSITIONS
+from components.modeling.yaml_layers import allowed_rows, refused_rows
 
-#: torch layers a YAML row may name as ``nn.X``.
-TORCH_ROWS = {"nn.Upsample", "nn.Identity", "nn.MaxPool2d", "nn.BatchNorm2d", "nn.ZeroPad2d", "nn.ConvTranspose2d"}
 #: Strings a row's arguments may hold (ultralytics resolves them; anything else is refused).
 STRING_ARGS = {"nc", "anchors", "nearest", "bilinear", "None", "True", "False"}
 #: The activations a YAML may set (ultralytics evaluates this string, so only these exact texts).
@@ -215,8 +214,14 @@ def check_yaml(yaml, label: str) -> dict:
     for key in ("ch", "channels", "reg_max"):
         if key in d and not (isinstance(d[key], int) and 0 < d[key] <= 64):
             raise CheckpointError(f"{label}: bad {key}")
-    allowed = ultralytics_layers() | TORCH_ROWS | set(LAYER_CLASSES) | {CSP_ATTENTION}
-    strings = STRING_ARGS | allowed | set(CSP_POSITIONS) | {"sequential", "parallel"}
+    # A row may name a layer of the table, or another code base's attention class that the
+    # mapping below rewrites into ours (``rebuild_yolo`` checks the rows again after it).
+    refused = refused_rows(rows, _ours() | set(FOREIGN) | set(C3_EMA_POSITIONS))
+    if refused:
+        i, name = refused[0]
+        raise CheckpointError(f"{label}: layer {i} names {str(name)[:40]!r}, which is not a layer Attention Lens "
+                              "builds; refused (nothing from the file was run)")
+    strings = STRING_ARGS | allowed_rows(_ours()) | set(CSP_POSITIONS) | {"sequential", "parallel"}
     for i, row in enumerate(rows):
         if not (isinstance(row, list) and len(row) == 4):
             raise CheckpointError(f"{label}: layer {i} is not a [from, repeats, module, args] row")
@@ -228,6 +233,11 @@ def check_yaml(yaml, label: str) -> dict:
         if not isinstance(m, str) or not isinstance(args, list) or not _literal(args, strings):
             raise CheckpointError(f"{label}: layer {i} has arguments Attention Lens does not accept")
     return d
+
+
+def _ours() -> set[str]:
+    """The row names this project's wrapper of the parser builds: its attention layers."""
+    return set(LAYER_CLASSES) | {CSP_ATTENTION}
 
 
 def _number(v, bound) -> bool:
@@ -307,6 +317,10 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
             row[:] = [row[0], row[1] if mapped.keep_repeats else 1, mapped.name, mapped.args]
             t, notes[i] = mapped.tensors, mapped.note
         tensors.update({f"model.{i}.{k}": v for k, v in t.items()})
+    unmapped = refused_rows(rows, _ours())  # a foreign name whose layer the mapping did not rewrite
+    if unmapped:
+        raise CheckpointError(f"{label}: layer {unmapped[0][0]} ({str(unmapped[0][1])[:40]}) has a layout Attention "
+                              "Lens cannot map")
     classic = record.path.startswith("models.") or "anchors" in d  # ultralytics/yolov5 v6-v7
     try:
         if classic:

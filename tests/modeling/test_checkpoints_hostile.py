@@ -9,6 +9,8 @@ import sys
 import zipfile
 from collections import OrderedDict
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -207,3 +209,60 @@ def test_hostile_files_leave_the_server_memory_where_it_was(tmp_path):
         for f in files:
             refused(f)
     assert rss_mb() - before < 20
+
+
+# ----------------------------------------------------------------------------- names in the YAML
+def _plain_checkpoint_with_row(tmp_path, name: str, args: list):
+    """The ultralytics trainer's plain fixture with its first row naming ``name`` (a real
+    ultralytics best.pt otherwise: the attack of a shipped-looking checkpoint)."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
+    ckpt = torch.load(fixture, map_location="cpu", weights_only=False)  # our own fixture, trusted
+    ckpt["model"].yaml["backbone"][0] = [-1, 1, name, args]
+    path = tmp_path / f"row-{name.replace('.', '_')}.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize("name, args", [
+    ("torch_load", ["nearest"]),  # ultralytics.nn.tasks imports torch_load: torch.load(weights_only=False)
+    ("yaml_model_load", ["nearest"]),
+    ("check_requirements", ["nearest"]),
+    ("nn.functional", []),
+    ("TorchVision", [16, "nearest"]),  # a real ultralytics layer, but it loads models by name
+    ("DetectionModel", ["nearest"]),
+])
+def test_a_yaml_row_naming_anything_outside_the_layer_table_runs_nothing(tmp_path, marker, monkeypatch, name,
+                                                                          args):
+    # A file named like the row's argument in the working directory, which torch.load would run.
+    monkeypatch.chdir(tmp_path)
+    torch.save({"x": Call(os.system, f"touch {marker}")}, tmp_path / "nearest")
+    message = refused(_plain_checkpoint_with_row(tmp_path, name, args), "layer 0 names")
+    assert name in message and "not a layer Attention Lens builds" in message
+    assert not marker.exists()
+
+
+def test_every_row_name_in_ultralytics_detection_yamls_is_in_the_table():
+    """The table is explicit, so a new ultralytics layer must be added by hand: this lists the
+    names ultralytics' own detection YAMLs use that the table lacks (independently of the table:
+    read from the YAML files ultralytics ships)."""
+    import glob
+
+    import ultralytics
+    import yaml
+
+    from components.modeling.yaml_layers import ULTRALYTICS_ROWS, TORCH_ROWS
+
+    root = Path(ultralytics.__file__).parent / "cfg" / "models"
+    used = set()
+    for f in glob.glob(str(root / "**" / "*.yaml"), recursive=True):
+        d = yaml.safe_load(Path(f).read_text())
+        rows = (d.get("backbone") or []) + (d.get("head") or [])
+        if rows and rows[-1][2] in ("Detect", "v10Detect", "RTDETRDecoder"):
+            used |= {r[2] for r in rows}
+    other_tasks = {"TorchVision", "ImagePoolingAttn", "C2fAttn"}  # left out on purpose (module docstring)
+    assert used - other_tasks <= ULTRALYTICS_ROWS | TORCH_ROWS
+    from ultralytics.nn import tasks
+
+    for name in ULTRALYTICS_ROWS:  # each resolves, as ultralytics resolves it, to a layer class
+        layer = vars(tasks)[name]
+        assert isinstance(layer, type) and issubclass(layer, torch.nn.Module) and not issubclass(layer, tasks.BaseModel)
