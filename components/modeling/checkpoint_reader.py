@@ -109,6 +109,11 @@ class TensorRef:
             last = offset + sum((n - 1) * s for n, s in zip(size, stride))
             if last >= storage.numel:
                 raise ReadError("a tensor reaches past the end of its storage")
+            numel = 1
+            for n in size:
+                numel *= n
+            if numel > storage.numel:  # only overlapping elements (a zero stride) make a view larger
+                raise ReadError("a tensor repeats the elements of its storage (a zero or overlapping stride)")
         self.storage, self.offset, self.size, self.stride, self.param = storage, offset, size, stride, False
 
 
@@ -197,6 +202,8 @@ class InertUnpickler(pickle.Unpickler):
             raise ReadError(f"storage {key} is missing from the archive") from None
         if info.file_size != nbytes:
             raise ReadError(f"storage {key} holds {info.file_size} bytes, its tensors declare {nbytes}")
+        if info.compress_type != zipfile.ZIP_STORED:  # torch.save stores storages as they are
+            raise ReadError(f"storage {key} is compressed; torch.save writes tensors uncompressed")
         ref = StorageRef(len(self.storages), key, storage_type.dtype, storage_type.itemsize, numel)
         self.storages[key] = ref
         return ref

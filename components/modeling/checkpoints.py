@@ -251,14 +251,27 @@ def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
     from components.modeling.foreign import rebuild_yolo
     from components.modeling.yolox import build_yolox, is_yolox_state
 
+    from components.modeling.cost import CostError, check_model, measure
+
     state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
-    try:
+
+    def build():
         if _looks_like_state_dict(state) and is_yolox_state(state):
-            model = build_yolox(state, label)
-        else:
-            model = rebuild_yolo(model_record(ckpt, label), label)
+            return build_yolox(state, label)
+        return rebuild_yolo(model_record(ckpt, label), label)
+
+    try:
+        # First on the meta device (shapes, no storage): the weights' names and shapes are checked
+        # against the file and the model's size is measured before anything real is allocated.
+        with torch.device("meta"):
+            cost = measure(build())
+        check_model(cost, label)
+        model = build()
+    except CostError as e:
+        raise CheckpointError(str(e)) from None
     except CheckpointError as e:  # errors from deep in a record (a module budget) name the file too
         raise e if str(e).startswith(f"{label}:") else CheckpointError(f"{label}: {e}") from None
+    model.cost = cost
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -287,4 +300,6 @@ def copy_weights(model: nn.Module, tensors: dict[str, torch.Tensor], label: str)
         if tuple(tensors[k].shape) != tuple(t.shape):
             raise CheckpointError(f"{label}: weight {k} has shape {tuple(tensors[k].shape)}, "
                                   f"the architecture needs {tuple(t.shape)}")
+    if any(t.is_meta for t in ours.values()):
+        return  # a model built on the meta device (cost.py): names and shapes checked, nothing to copy
     model.load_state_dict({k: tensors[k].to(ours[k].dtype) for k in ours}, strict=True)

@@ -287,7 +287,8 @@ def check_classes(record: Obj, label: str) -> None:
 
 def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     """This project's DetectionModel for the record, with the record's weights copied in."""
-    from components.modeling.models import build_model
+    from components.modeling.cost import on_meta
+    from components.modeling.models import build_model, probe_model
 
     if record.name not in ("DetectionModel", "Model"):
         raise CheckpointError(f"{label}: not a YOLO detection model (it holds a {record.name}); "
@@ -327,6 +328,8 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
             from components.modeling.yolov5_classic import build_yolov5
 
             model = build_yolov5(d)
+        elif on_meta():  # the size probe: the layers alone (DetectionModel's init needs real values)
+            model = probe_model(d)
         else:
             model = build_model(d, nc=d["nc"])
     except CheckpointError:

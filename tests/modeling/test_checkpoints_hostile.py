@@ -266,3 +266,64 @@ def test_every_row_name_in_ultralytics_detection_yamls_is_in_the_table():
     for name in ULTRALYTICS_ROWS:  # each resolves, as ultralytics resolves it, to a layer class
         layer = vars(tasks)[name]
         assert isinstance(layer, type) and issubclass(layer, torch.nn.Module) and not issubclass(layer, tasks.BaseModel)
+
+
+# ----------------------------------------------------------------------------- sizes before allocation
+def test_a_zero_stride_tensor_that_repeats_its_storage_is_refused(tmp_path):
+    # 16 bytes of storage read as a million-element tensor: how a tiny file declares a wide layer.
+    path = torch_zip(tmp_path / "stride0.pt", tensor_pickle(_FakeTensor(4, size=(1000, 1000), stride=(0, 0))),
+                     {"0": b"\0" * 16})
+    refused(path, "repeats the elements of its storage")
+
+
+def test_a_compressed_storage_is_refused(tmp_path):
+    # 512 MiB of zeros deflate to ~0.5 MB: the parent would receive and hold them all.
+    n = 64 * 2**20
+    path = torch_zip(tmp_path / "deflated.pt", tensor_pickle(_FakeTensor(n // 4)), {"0": b"\0" * n},
+                     compress=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**20
+    refused(path, "is compressed")
+
+
+def _yolox_declaring(base: int, depth: int) -> dict:
+    """A YOLOX-looking state dict: its stem says width ``base``, its bottleneck names say ``depth``;
+    the tensors themselves are a few hundred KB (the 68 KB attack of issue 31)."""
+    sd = {"backbone.backbone.stem.conv.conv.weight": torch.zeros(base, 12, 3, 3, dtype=torch.float16),
+          "head.cls_preds.0.weight": torch.zeros(80, 1, 1, 1, dtype=torch.float16),
+          "head.stems.0.conv.weight": torch.zeros(256, 1, 1, 1, dtype=torch.float16)}
+    for i in range(depth):
+        sd[f"backbone.backbone.dark2.1.m.{i}.conv1.conv.weight"] = torch.zeros(1, dtype=torch.float16)
+        sd[f"backbone.C3_p4.m.{i}.conv1.conv.weight"] = torch.zeros(1, dtype=torch.float16)
+    return sd
+
+
+def test_a_tiny_yolox_file_declaring_billions_of_parameters_is_refused_before_it_is_built(tmp_path):
+    path = tmp_path / "wide.pth"
+    torch.save({"model": _yolox_declaring(256, 16)}, path)
+    assert path.stat().st_size < 200_000
+    import time
+
+    refused(path)  # warm: the reader's child process and ultralytics' imports
+    before, start = rss_mb(), time.perf_counter()
+    for _ in range(3):
+        message = refused(path, "do not fit the architecture|parameters")
+    assert time.perf_counter() - start < 15
+    assert rss_mb() - before < 100, "a refused build left memory behind"
+    assert "Traceback" not in message and "alloc" not in message.lower()
+
+
+def test_an_ultralytics_yaml_scaled_to_4096_channels_is_refused_before_it_is_built(tmp_path):
+    import time
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
+    ckpt = torch.load(fixture, map_location="cpu", weights_only=False)  # our own fixture, trusted
+    ckpt["model"].yaml["scales"] = {"n": [1.0, 2.0, 4096]}
+    ckpt["model"].yaml["scale"] = "n"
+    path = tmp_path / "wide.pt"
+    torch.save(ckpt, path)
+    refused(path)
+    before, start = rss_mb(), time.perf_counter()
+    for _ in range(3):
+        refused(path, "do not fit the architecture|weight .* has shape|parameters")
+    assert time.perf_counter() - start < 15
+    assert rss_mb() - before < 100
