@@ -11,7 +11,14 @@ import pandas as pd
 
 from components.analysis.diff import match
 from components.analysis.images import display_copy, load_image
-from components.analysis.inference import Detections, detect, letterbox, model_stride
+from components.analysis.inference import (
+    Detections,
+    ImageSizeError,
+    check_image_size,
+    detect,
+    letterbox,
+    model_stride,
+)
 from components.analysis.render import class_colors, draw
 
 MIN_MODELS = 2
@@ -45,8 +52,10 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
         raise CompareError(f"Pick at least {MIN_MODELS} models to compare (got {len(models)}).")
     if not 0 <= conf <= 1 or not 0 <= iou <= 1:
         raise CompareError("Confidence and IoU thresholds must lie between 0 and 1.")
-    if int(imgsz) < 32 or int(imgsz) > 1280:
-        raise CompareError("Image size must lie between 32 and 1280 pixels.")
+    try:
+        imgsz = check_image_size(imgsz)
+    except ImageSizeError as e:
+        raise CompareError(str(e)) from None
     rgb = load_image(image)
     reference = reference or next(iter(models))
     if reference not in models:

@@ -38,9 +38,30 @@ class Detections:
                  "box": [round(float(v), 1) for v in b]} for b, s, c in zip(self.boxes, self.scores, self.classes)]
 
 
+#: The image sizes (letterbox side, pixels) any view or evaluation accepts.
+MIN_IMGSZ, MAX_IMGSZ = 32, 1280
+
+
+class ImageSizeError(ValueError):
+    """An image size outside [MIN_IMGSZ, MAX_IMGSZ] (or not a whole number)."""
+
+
+def check_image_size(imgsz) -> int:
+    """``imgsz`` as an int, or ImageSizeError: checked before anything of that size is allocated."""
+    if isinstance(imgsz, str) and imgsz.strip().isdigit():
+        imgsz = int(imgsz)
+    if isinstance(imgsz, float) and imgsz.is_integer():
+        imgsz = int(imgsz)
+    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not MIN_IMGSZ <= imgsz <= MAX_IMGSZ:
+        raise ImageSizeError(f"Image size must be a whole number of pixels from {MIN_IMGSZ} to {MAX_IMGSZ}.")
+    return imgsz
+
+
 def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tensor:
     """(1, 3, h, w) float tensor, letterboxed the way ultralytics' predictor does (rect, centred)."""
     from ultralytics.data.augment import LetterBox
+
+    imgsz = check_image_size(imgsz)
 
     boxed = LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb)
     # Scaled in numpy (the same float32 division): a torch op this small still wakes PyTorch's

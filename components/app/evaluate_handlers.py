@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.app.handlers import UserError, resolve_models, session_folder
+from components.app.handlers import UserError, resolve_models, session_folder, within_budget
+from components.app.handlers import image_size as checked_size
 from components.modeling.catalog import ModelStore
 from components.torch_thread import run_on_torch_thread
 
@@ -79,10 +80,19 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import DatasetError
 
+    from components.analysis.bootstrap import check_rounds
+
     split = str(split or "test")
     if split not in SPLIT_CHOICES:
         raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
-    imgsz = int(image_size)
+    imgsz = checked_size(image_size)
+    try:
+        rounds = check_rounds(rounds)
+        confidence = float(confidence)
+    except (TypeError, ValueError) as e:
+        raise UserError(str(e) if "rounds" in str(e) else "Confidence must be a number from 0 to 1.") from None
+    if not 0 <= confidence <= 1:
+        raise UserError("Confidence must be a number from 0 to 1.")
     data_split = _open_split(data, upload, split)
     stored_split, stored, stored_scores = stored_evaluation(stored_dir, split, imgsz)
     if data_split is None and stored_split is None:
@@ -111,6 +121,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         def step(done, total):
             if progress:
                 progress((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
+        within_budget(to_run, imgsz)
         # One pass over the split for every model that runs (each image read once).
         ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))
         for name, model in to_run.items():

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from components.app.handlers import UserError, resolve_models, user_facing
+from components.app.handlers import UserError, image_size, resolve_models, user_facing, within_budget
 from components.torch_thread import torch_thread
 
 _DETECTION = re.compile(r"^\s*(?P<cls>[^@]{1,80}?)\s*@\s*(?P<box>[-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+){3})\s*$")
@@ -62,7 +62,9 @@ def run_explain(store, image, selected, uploads, detection, method, levels, imgs
     class_name, box = parse_detection(detection)
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
+    imgsz = image_size(imgsz)
     models = resolve_models(store, selected, uploads)
+    within_budget(models, imgsz)
     return _run_explain(models, image, class_name, box, method, list(levels or []), imgsz)
 
 

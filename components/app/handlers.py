@@ -13,11 +13,13 @@ from pathlib import Path
 
 from components.analysis.compare import CompareError, compare
 from components.analysis.images import ImageError
+from components.analysis.inference import ImageSizeError, check_image_size
 from components.modeling.catalog import ModelStore
 from components.modeling.checkpoints import CheckpointError
+from components.modeling.cost import CostError, check_request
 from components.torch_thread import run_on_torch_thread, torch_thread
 
-USER_ERRORS = (ImageError, CheckpointError, CompareError)
+USER_ERRORS = (ImageError, CheckpointError, CompareError, ImageSizeError, CostError)
 
 
 class UserError(Exception):
@@ -76,6 +78,24 @@ def uploaded_path(value, shipped=()) -> str | None:
     raise UserError(NOT_AN_UPLOAD)
 
 
+def image_size(value) -> int:
+    """The request's image size as an int within the views' limits, or UserError: checked first,
+    before any model is loaded or anything of that size allocated."""
+    try:
+        return check_image_size(value)
+    except ImageSizeError as e:
+        raise UserError(str(e)) from None
+
+
+def within_budget(models: dict, imgsz: int) -> None:
+    """UserError when a model's forward at ``imgsz`` would take more activation memory than a
+    request may (each model's cost was measured on the meta device when it was loaded)."""
+    try:
+        check_request(models, imgsz)
+    except CostError as e:
+        raise UserError(str(e)) from None
+
+
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
     """name -> model for the picked catalogue entries (in the catalogue's order: baseline first,
     then by placement) and the uploaded checkpoints.
@@ -103,7 +123,9 @@ def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, r
 
     What the page shows: the annotated image by model (for the slider), the image at display size
     with nothing drawn and its scale (for the results grid), and the caption by model."""
+    imgsz = image_size(imgsz)
     models = resolve_models(store, selected, uploads)
+    within_budget(models, imgsz)
     return _run_compare(store, models, image, conf, iou, imgsz, reference)
 
 
@@ -182,7 +204,9 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
     and the downloads (``attention_downloads``): the matrix shows without waiting for them."""
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
+    imgsz = image_size(imgsz)
     models = resolve_models(store, selected, uploads)
+    within_budget(models, imgsz)
     return _run_attention(store, models, image, colormap, alpha, conf, imgsz, stretch)
 
 

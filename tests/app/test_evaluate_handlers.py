@@ -110,3 +110,19 @@ def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypa
     assert [done for done, _ in steps] == [(i, 6) for i in range(1, 7)] and "2 model(s)" in steps[-1][1]
     table = evaluation_views(results)[0]
     assert list(table["ran on"]) == [results["ran on"][n] for n in table["model"]]
+
+
+@pytest.mark.parametrize("rounds, confidence, message", [
+    (20_000, 0.25, "rounds must be a whole number from 100 to 2000"),  # the API took what the slider stops
+    (10**9, 0.25, "rounds must be a whole number"),
+    (1.5, 0.25, "rounds must be a whole number"),
+    (1000, float("nan"), "Confidence must be a number from 0 to 1"),
+    (1000, 7, "Confidence must be a number from 0 to 1"),
+    (1000, "x", "Confidence must be a number from 0 to 1"),
+])
+def test_bootstrap_rounds_and_confidence_are_bounded_before_any_work(store, monkeypatch, rounds, confidence,
+                                                                      message):
+    monkeypatch.setattr(store, "get", lambda name: pytest.fail(f"{name} was loaded for a refused request"))
+    with pytest.raises(UserError, match=message):
+        run_evaluate(store, None, STORED, None, "test", ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], [], None,
+                     confidence, 320, rounds)

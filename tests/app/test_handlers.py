@@ -50,3 +50,39 @@ def test_the_plot_payload_is_a_valid_plotly_figure_with_the_same_values():
     np.testing.assert_array_equal(np.asarray(got.data[0].y, float), [0.5, 1.5])
     assert got.layout.height == 300 and tuple(got.layout.xaxis.range) == (0, 4)
     assert plot_payload(None) is None
+
+
+@pytest.mark.parametrize("size", [8192, 100_000, 16, -320, "320; rm", 320.5, None, True])
+def test_every_view_refuses_an_image_size_outside_the_limits_before_loading_anything(zoo, size, monkeypatch):
+    """/attention at 8192 px took 17 s and 4 GB (issue 31); every endpoint now checks first."""
+    from components.app.evaluate_handlers import run_evaluate
+    from components.app.explain_handlers import run_explain
+    from components.app.handlers import run_attention, run_compare
+
+    monkeypatch.setattr(zoo, "get", lambda name: pytest.fail(f"{name} was loaded for a refused request"))
+    image = str(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
+    picked = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    calls = {
+        "compare": lambda: run_compare(zoo, image, picked, [], 0.25, 0.7, size, None),
+        "attention": lambda: run_attention(zoo, image, picked, "jet", 0.5, 0.25, size),
+        "explain": lambda: run_explain(zoo, image, picked, [], "RBC @ 10,10,50,50", "Grad-CAM", ["P3"], size),
+        "evaluate": lambda: run_evaluate(zoo, None, ROOT / "weights" / "evaluation", None, "test", picked, [], None,
+                                         0.25, size, 100),
+    }
+    for name, call in calls.items():
+        with pytest.raises(UserError, match="Image size must be a whole number of pixels from 32 to 1280") as e:
+            call()
+        assert "Traceback" not in str(e.value), name
+
+
+def test_a_request_whose_activations_exceed_the_budget_is_refused_with_the_size_that_fits(zoo):
+    from components.app.handlers import within_budget
+    from components.modeling.cost import MAX_ACTIVATION_BYTES, ModelCost
+
+    model = zoo.get("yolov8n-baseline-s0")
+    # The shipped model fits at the largest size (its measured cost, about 0.5 KB a pixel).
+    within_budget({"yolov8n-baseline-s0": model}, 1280)
+    heavy = type("Heavy", (), {"cost": ModelCost(1, MAX_ACTIVATION_BYTES / 640 ** 2)})()  # the budget at 640
+    within_budget({"heavy": heavy}, 640)
+    with pytest.raises(UserError, match="heavy at 672 px would take .* pick 640 px or less"):
+        within_budget({"heavy": heavy}, 672)
