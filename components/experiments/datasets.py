@@ -18,7 +18,6 @@ from PIL import Image
 from components.experiments.archives import extracted
 from components.experiments.data import IMAGE_SUFFIXES, SPLITS, convert_voc
 
-MAX_YAML_BYTES = 64 * 2**10
 MAX_IMAGES = 5000
 MAX_LABEL_BYTES = 1 * 2**20
 
@@ -65,16 +64,18 @@ def read_split(data_yaml: str | Path, split: str = "test", confine: bool = False
     """A split of a YOLO data set (ultralytics' layout: images/..., labels/... beside them).
 
     ``confine``: every path the YAML names must lie inside the YAML's folder (uploads)."""
-    import yaml
+    from components.experiments.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
 
     data_yaml = Path(data_yaml)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
     try:
         if data_yaml.stat().st_size > MAX_YAML_BYTES:
-            raise DatasetError("data.yaml is larger than 64 KB")
-        cfg = yaml.safe_load(data_yaml.read_bytes().decode("utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise DatasetError(f"data.yaml is larger than {MAX_YAML_BYTES // 2**10} KB")
+        cfg = load_plain_yaml(data_yaml.read_bytes()) or {}
+    except YamlError as e:
+        raise DatasetError(f"data.yaml {e}") from None
+    except OSError as e:
         raise DatasetError(f"data.yaml unreadable ({type(e).__name__})") from None
     if not isinstance(cfg, dict):
         raise DatasetError("data.yaml is not a mapping")

@@ -36,7 +36,6 @@ class Run:
 #: The file train and evaluate write into a run directory (experiments/evaluate.py says what it holds).
 SUMMARY_NAME = "summary.json"
 MAX_JSON_BYTES = 2 * 2**20
-MAX_YAML_BYTES = 256 * 2**10
 MAX_CSV_BYTES = 32 * 2**20
 MAX_CSV_ROWS = 5000
 MAX_DIGITS = 30
@@ -105,7 +104,7 @@ def read_results_csv(path: Path) -> pd.DataFrame:
 
 
 def load_run(path: str | Path) -> Run:
-    import yaml
+    from components.experiments.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
 
     path = Path(path)
     run = Run(name=path.name, path=path)
@@ -127,11 +126,11 @@ def load_run(path: str | Path) -> Run:
     if args.is_file():
         try:
             if args.stat().st_size > MAX_YAML_BYTES:
-                raise ValueError(f"larger than {MAX_YAML_BYTES // 2**10} KB")
-            loaded = yaml.safe_load(args.read_bytes().decode("utf-8")) or {}
+                raise YamlError(f"is larger than {MAX_YAML_BYTES // 2**10} KB")
+            loaded = load_plain_yaml(args.read_bytes()) or {}
             run.args = loaded if isinstance(loaded, dict) else {}
-        except (yaml.YAMLError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-            run.problems.append(f"args.yaml unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:200]}")
+        except YamlError as e:
+            run.problems.append(f"args.yaml {e}")
     summary = path / SUMMARY_NAME
     if summary.is_file():
         try:
