@@ -32,15 +32,14 @@ _LOCK = threading.Lock()
 
 
 def model_digest(model) -> str:
-    """A hash of the model's weights: the same content gives the same key whatever its name."""
+    """The model's identity (structure, wiring and weights: ``modeling.identity``): the same
+    content gives the same key whatever its name. Computed once per model object."""
+    from components.modeling.identity import model_identity
+
     cached = getattr(model, "_attention_lens_digest", None)
     if cached:
         return cached
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    digest = h.hexdigest()[:16]
+    digest = model_identity(model)[:16]
     try:
         model._attention_lens_digest = digest
     except AttributeError:

@@ -24,7 +24,6 @@ What runs where:
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import logging
 import os
@@ -111,19 +110,13 @@ def cache_dir() -> Path:
 
 
 def model_key(model: torch.nn.Module) -> str:
-    """A hash of what the graph depends on: module types and attributes' layout, every tensor's
-    name, dtype, shape and bytes, and the exporter's and runtime's versions."""
+    """The graph's cache key: the model's identity (structure, wiring, every tensor;
+    ``modeling.identity``) and the exporter's and runtime's versions."""
     import onnxruntime
 
-    h = hashlib.sha256()
-    h.update(f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|{type(model).__qualname__}".encode())
-    for name, m in model.named_modules():
-        h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}:{m.extra_repr()}\n".encode())
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:32]
+    from components.modeling.identity import model_identity
+
+    return model_identity(model, f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|")[:32]
 
 
 class _WithMaps(torch.nn.Module):

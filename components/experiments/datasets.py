@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from components.experiments.data import IMAGE_SUFFIXES, SPLITS, convert_voc
 
 MAX_IMAGES = 5000
 MAX_LABEL_BYTES = 1 * 2**20
+#: Boxes one image's labels may hold (ultralytics keeps at most 300 detections an image).
+MAX_BOXES_PER_IMAGE = 1000
 
 
 class DatasetError(ValueError):
@@ -99,7 +102,9 @@ def read_split(data_yaml: str | Path, split: str = "test", confine: bool = False
         try:
             with Image.open(p) as im:
                 w, h = im.size
-        except OSError:
+        except (OSError, ImportError, SyntaxError, ValueError):
+            # ImportError: ultralytics patches Image.open to retry unknown files through pi-heif,
+            # which is not installed; a file that is no image ends there.
             raise DatasetError(f"{p.name}: not a readable image") from None
         sizes.append((h, w))
         boxes.append(_read_labels(_label_path(p), w, h, len(classes)))
@@ -162,17 +167,43 @@ def _read_labels(path: Path, w: int, h: int, nc: int) -> np.ndarray:
             raise DatasetError(f"{path.name} line {n}: not 'class cx cy w h'") from None
         if not 0 <= c < nc:
             raise DatasetError(f"{path.name} line {n}: class {c} is not in data.yaml's names")
+        if not all(0 <= v <= 1 for v in (cx, cy, bw, bh)):  # NaN fails every comparison
+            raise DatasetError(f"{path.name} line {n}: box values must be numbers from 0 to 1 (normalised)")
+        if len(rows) == MAX_BOXES_PER_IMAGE:
+            raise DatasetError(f"{path.name}: more than {MAX_BOXES_PER_IMAGE} boxes in one image")
         rows.append((c, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h))
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def _fingerprint(paths: list[Path], boxes: list[np.ndarray]) -> str:
-    """Names and labels of a split: the same split gives the same fingerprint wherever it lives."""
+    """Names, pixels (each file's bytes) and labels of a split: the same split gives the same
+    fingerprint wherever it lives, and the same names and labels over other pixels another one."""
     h = hashlib.sha256()
     for p, b in zip(paths, boxes):
         h.update(p.name.encode())
+        h.update(file_digest(p).encode())
         h.update(np.round(b, 1).tobytes())
     return h.hexdigest()[:16]
+
+
+#: (resolved path, size, mtime) -> sha256 of the file's bytes: a split's images are hashed once
+#: per version of each file, not on every evaluation.
+_DIGESTS: OrderedDict[tuple, str] = OrderedDict()
+_DIGESTS_MAX = 4 * MAX_IMAGES
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, cached by its resolved path, size and modification time."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    hit = _DIGESTS.get(key)
+    if hit is None:
+        with open(path, "rb") as f:
+            hit = hashlib.file_digest(f, "sha256").hexdigest()
+        _DIGESTS[key] = hit
+        while len(_DIGESTS) > _DIGESTS_MAX:
+            _DIGESTS.popitem(last=False)
+    return hit
 
 
 def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False) -> Split:

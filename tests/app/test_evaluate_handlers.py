@@ -126,3 +126,34 @@ def test_bootstrap_rounds_and_confidence_are_bounded_before_any_work(store, monk
     with pytest.raises(UserError, match=message):
         run_evaluate(store, None, STORED, None, "test", ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], [], None,
                      confidence, 320, rounds)
+
+
+def test_two_uploads_with_the_same_names_and_labels_but_other_pixels_get_their_own_results(store, tmp_path,
+                                                                                          monkeypatch):
+    """Issue 31: a second session's zip with the first's names and labels got the first's mAP."""
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    smear = np.asarray(Image.open(WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg").convert("RGB"))
+    labels = "0 0.30 0.30 0.10 0.10\n0 0.60 0.55 0.10 0.10\n"
+    zips = []
+    for name, pixels in (("smear", smear), ("grey", np.full_like(smear, 200))):
+        z = tmp_path / f"{name}.zip"
+        buf = tmp_path / f"{name}.png"
+        Image.fromarray(pixels).save(buf)
+        with zipfile.ZipFile(z, "w") as f:
+            f.writestr("set/data.yaml", "path: .\ntest: images/test\nnames: {0: RBC, 1: WBC, 2: Platelets}\n")
+            f.write(buf, "set/images/test/cell.png")
+            f.writestr("set/labels/test/cell.txt", labels)
+        zips.append(z)
+    picked = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    runs = [run_evaluate(store, None, None, str(z), "test", picked, [], None, 0.001, 320, 100, "s",
+                         localisation=False) for z in zips]
+    (first, _, held_first), (second, _, held_second) = runs
+    assert first["data set"]["fingerprint"] != second["data set"]["fingerprint"]
+    # Each split's detections are its own: the grey image's boxes are not the smear's.
+    a, b = held_first.detections["yolov8n-baseline-s0"][0], held_second.detections["yolov8n-baseline-s0"][0]
+    assert a.shape != b.shape or not np.allclose(a, b)
