@@ -37,8 +37,10 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 
 def create_app(weights: str, examples: list[str], runs: str | None = None, data: str | None = None):
-    from components.analysis.onnx_backend import REGISTRY
+    from components.analysis.onnx_backend import CACHE_ENV as ONNX_CACHE_ENV
+    from components.analysis.onnx_backend import REGISTRY, cache_dir
     from components.app import build_app
+    from components.jobs.lane import Lane
     from components.modeling.catalog import ModelStore, read_manifest
     from components.torch_thread import run_on_torch_thread
 
@@ -52,7 +54,10 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     REGISTRY.prepare([store.get(n) for n in default])
     sources = [weights] + ([runs] if runs else [])
     stored = Path(weights) / "evaluation"
-    return build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None), store
+    # Evaluations run in child processes, one at a time; they read the graphs this process exports.
+    lane = Lane(env={ONNX_CACHE_ENV: str(cache_dir())})
+    demo = build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None, lane, weights)
+    return demo, store
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,12 @@ DELETE_CACHE = (600, 1800)
 
 
 def build_app(store, examples: list[str], run_sources: list[str] | None = None, data: str | None = None,
-              stored_evaluations: str | None = None) -> gr.Blocks:
+              stored_evaluations: str | None = None, lane=None, weights: str | None = None) -> gr.Blocks:
+    """The dashboard. ``lane`` runs the long work (evaluations) in child processes; ``weights``
+    is the folder of the shipped models' manifest, which those processes read."""
+    from components.jobs.lane import Lane
+
+    lane = lane or Lane()
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         domain = shipped_domain(store)
@@ -33,13 +38,16 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None, 
             with gr.Tab("Attention", id="attention"):
                 attention = build_attention_tab(store, examples)
             with gr.Tab("Evaluate", id="evaluate"):
-                build_evaluate_tab(store, data, stored_evaluations, attention, tabs)
+                build_evaluate_tab(store, data, stored_evaluations, lane, weights, attention, tabs)
             with gr.Tab("Metrics", id="metrics"):
                 build_metrics_tab(demo, run_sources or [], store.default_selection())
+
+        def on_session_end(request: gr.Request):
+            """A browser session ended: its job (if any) is cancelled, the files written for it removed."""
+            session = request.session_hash if request else None
+            if session:
+                lane.cancel_session(session)
+            end_session(session)
+
         demo.unload(on_session_end)
     return demo
-
-
-def on_session_end(request: gr.Request):
-    """A browser session ended: remove the files written for it."""
-    end_session(request.session_hash if request else None)

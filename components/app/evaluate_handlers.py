@@ -72,9 +72,14 @@ def backend_of(model, localisation: bool) -> str:
 
 
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
-                 image_size, rounds, session: str | None = None, progress=None, localisation: bool = True):
+                 image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
+                 out: Path | None = None):
     """(results dict, [json, html] paths, Held). ``localisation``: also score where each model's
-    maps fall (energy in boxes, pointing game), from the same forwards."""
+    maps fall (energy in boxes, pointing game), from the same forwards. The files go to ``out``
+    (a lane job's folder), else to the session's folder.
+
+    This runs the evaluation in the calling process: the app runs it in a lane's child process
+    (``evaluation_job``), the CLI and the tests call it directly."""
     from components.analysis.dataset_report import evaluate_detections, predictions_for_models
     from components.analysis.evaluation import EvaluationError
     from components.analysis.evaluation_views import html_report
@@ -137,7 +142,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         raise UserError(str(e)) from None
     results["image size"] = imgsz
     results["ran on"] = ran_on
-    folder = session_folder(session, "evaluate")
+    folder = Path(out) if out is not None else session_folder(session, "evaluate")
     json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
     json_path.write_text(json.dumps(results, indent=1))
     html_path.write_text(html_report(results))

@@ -1,6 +1,8 @@
 """Layout of the Evaluate tab: models over a labelled split, against a reference. No computation."""
 from __future__ import annotations
 
+import asyncio
+
 import gradio as gr
 
 from components.analysis.compare import IMGSZ_CHOICES
@@ -9,15 +11,20 @@ from components.app.evaluate_handlers import (
     evaluation_views,
     image_for_attention,
     review_image,
-    run_evaluate,
 )
+from components.app.evaluate_lane import collect_evaluation, submit_evaluation
 from components.app.handlers import UserError, uploaded_path
-from components.app.widgets import INFERENCE_QUEUE, STATE_TTL_S, model_picker, reference_choices
+from components.app.widgets import STATE_TTL_S, model_picker, reference_choices
 
 ALL = "all"
+#: How often a waiting request looks at its job (queue place, progress).
+POLL_S = 0.25
+#: Requests that may wait for their jobs at once (the lane itself bounds the jobs).
+JOB_WAITERS = 16
 
 
-def build_evaluate_tab(store, data: str | None, stored_dir: str | None, attention=None, tabs=None) -> None:
+def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, weights: str | None = None,
+                       attention=None, tabs=None) -> None:
     # The first base's baseline seeds (they give the seed noise) and its EMA and CBAM variants.
     picked = store.default_selection()
     base = store.entries[picked[0]].base if picked else None
@@ -73,26 +80,46 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, attentio
                 raw = gr.JSON(label="Results")
     held = gr.State(None, time_to_live=STATE_TTL_S)
 
-    def on_evaluate(models=None, checkpoints=None, dataset=None, reference=None, split="test", image_size=320,
-                    confidence=0.25, rounds=1000, localisation=True, request: gr.Request = None,
-                    progress=gr.Progress()):
+    async def on_evaluate(models=None, checkpoints=None, dataset=None, reference=None, split="test", image_size=320,
+                          confidence=0.25, rounds=1000, localisation=True, request: gr.Request = None,
+                          progress=gr.Progress()):
         """Evaluate ``models`` (and uploaded ``checkpoints``) on a labelled split against ``reference``:
         the metrics table, the Δ and found-objects charts, the images ranked by disagreement, the
-        files, every number as JSON, and (``localisation``) where each model's maps fall."""
+        files, every number as JSON, and (``localisation``) where each model's maps fall.
+
+        The work runs as a job in a child process (one per session, in arrival order): the page
+        shows its place in the queue, then its progress; Stop ends the process."""
         try:
             files_ = [uploaded_path(f) for f in checkpoints or []]
             zip_path = uploaded_path(dataset) if dataset else None
-            results, paths, kept = run_evaluate(store, data, stored_dir, zip_path, split, models, files_, reference,
-                                                confidence, image_size, rounds,
-                                                request.session_hash if request else None, progress, localisation)
+            job = submit_evaluation(lane, store, weights, data, stored_dir, zip_path, split, models, files_, reference,
+                                    confidence, image_size, rounds, localisation,
+                                    request.session_hash if request else None)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        try:
+            while not job.finished:
+                ahead = job.position()
+                if ahead:
+                    progress(None, desc=f"Queued: {ahead} evaluation(s) ahead of yours")
+                elif job.progress:
+                    done, total, text = job.progress
+                    progress((done, total), desc=text)
+                await asyncio.sleep(POLL_S)
+        except asyncio.CancelledError:  # Stop, or the page went away: the job's process ends too
+            job.cancel()
+            raise
+        try:
+            results, paths, kept = collect_evaluation(job, data)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
         table_, delta_, objects_, images_, located_table_, located_ = evaluation_views(results)
         return table_, delta_, objects_, images_, paths, results, located_table_, located_, kept
 
+    # Its own queue: waiting for a job holds no slot of the interactive views (widgets.INFERENCE_QUEUE).
     run = button.click(on_evaluate, [models, uploads, dataset, reference, split, imgsz, conf, rounds, localise],
                        [table, delta, objects, images, files, raw, located_table, located, held],
-                       api_name="evaluate", preprocess=False, **INFERENCE_QUEUE)
+                       api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)
 

@@ -1,0 +1,97 @@
+"""The long-work lane: limits, queue order, one job per session, cancel (issue 31)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from components.jobs.lane import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Lane, LaneFull, Limits
+
+SELFTEST = "components.jobs.selftest"
+
+
+def children() -> set[int]:
+    """Process ids whose parent is this process (from /proc, independently of the lane)."""
+    me, found = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and fields[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
+def until(condition, timeout: float = 60.0) -> bool:
+    """Waits on the job's own state (no fixed sleeps): True once ``condition()`` holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_job_reports_progress_and_finishes(tmp_path):
+    lane = Lane()
+    job = lane.submit("a", SELFTEST, {"steps": 4}, tmp_path / "a")
+    assert job.wait(60) and job.state == DONE and job.message == ""
+    assert job.progress == (4, 4, "self-test")
+    assert (tmp_path / "a" / "spec.json").is_file()
+
+
+def test_a_job_error_reaches_the_user_as_its_own_words(tmp_path):
+    job = Lane().submit("a", SELFTEST, {"fail": "Data set refused: no images"}, tmp_path / "a")
+    assert job.wait(60) and job.state == FAILED and job.message == "Data set refused: no images"
+
+
+def test_jobs_run_in_arrival_order_one_at_a_time_and_one_per_session(tmp_path):
+    lane = Lane(slots=1, max_jobs=3)
+    first = lane.submit("a", SELFTEST, {"sleep_s": 30}, tmp_path / "a")
+    assert until(lambda: first.state == RUNNING)
+    second = lane.submit("b", SELFTEST, {}, tmp_path / "b")
+    third = lane.submit("c", SELFTEST, {}, tmp_path / "c")
+    assert (second.state, second.position(), third.position()) == (QUEUED, 1, 2)
+    with pytest.raises(LaneFull, match="already have a job"):
+        lane.submit("a", SELFTEST, {}, tmp_path / "a2")
+    with pytest.raises(LaneFull, match="busy"):
+        lane.submit("d", SELFTEST, {}, tmp_path / "d")
+    third.cancel()  # out of the queue without ever starting
+    assert third.state == CANCELLED and second.position() == 1
+    first.cancel()
+    assert second.wait(60) and second.state == DONE and first.state == CANCELLED
+    assert lane.active == []
+
+
+def test_a_cancelled_job_leaves_no_process_behind(tmp_path):
+    baseline = children()
+    lane = Lane()
+    job = lane.submit("a", SELFTEST, {"spin_s": 60}, tmp_path / "a")
+    assert until(lambda: job.progress is not None)  # its process runs and works
+    assert children() - baseline
+    job.cancel()
+    assert job.wait(10) and job.state == CANCELLED
+    assert until(lambda: children() == baseline, 10)
+
+
+def test_memory_and_wall_limits_end_a_job_with_a_plain_message(tmp_path):
+    lane = Lane(limits=Limits(memory_bytes=512 * 2**20, wall_seconds=60))
+    job = lane.submit("a", SELFTEST, {"allocate_bytes": 2 * 2**30}, tmp_path / "a")
+    assert job.wait(60) and job.state == FAILED and "memory" in job.message
+    lane = Lane(limits=Limits(wall_seconds=3))
+    start = time.monotonic()
+    job = lane.submit("a", SELFTEST, {"sleep_s": 60}, tmp_path / "b")
+    assert job.wait(30) and job.state == FAILED and "longer than" in job.message
+    assert time.monotonic() - start < 20
+
+
+def test_the_session_end_cancels_its_job(tmp_path):
+    lane = Lane()
+    job = lane.submit("gone", SELFTEST, {"sleep_s": 60}, tmp_path / "a")
+    assert until(lambda: job.state == RUNNING)
+    lane.cancel_session("gone")
+    assert job.wait(10) and job.state == CANCELLED
