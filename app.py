@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import components  # noqa: F401  (offline settings before ultralytics loads)
-from components.env import keep_freed_buffers
+from components.env import keep_freed_buffers, sweep_dead_runs
 
 ROOT = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -63,13 +63,14 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
 def main(argv=None) -> int:
     args = parse_args(argv)
     keep_freed_buffers()
+    sweep_dead_runs()  # what a killed server left in the temp folder (unpacked zips, session files)
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)
     demo.queue(default_concurrency_limit=2, max_size=32)
     from components.app.widgets import CSS, STATE_SESSIONS
     from components.modeling.checkpoints import LIMITS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True,
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
                 max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS, css=CSS)
     return 0
 

@@ -69,3 +69,40 @@ def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+#: Every temporary folder a server process makes (unpacked zips, converted data sets, session
+#: files) lies under one folder named for its process id, so that the next start can remove
+#: what a killed process left behind (``sweep_dead_runs``) without touching a live one's.
+RUN_PREFIX = "attention-lens-server-"
+
+
+def run_folder() -> Path:
+    """This process's temporary folder (created on first use, private to this user)."""
+    path = Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{os.getpid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def sweep_dead_runs() -> list[Path]:
+    """Remove the temporary folders of server processes that no longer run; the ones removed."""
+    import shutil
+
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}*"):
+        pid = folder.name[len(RUN_PREFIX):]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True

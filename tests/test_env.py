@@ -58,3 +58,18 @@ def test_offline_settings_respect_the_users_and_fix_an_unwritable_config_dir(mon
     assert os.environ["YOLO_OFFLINE"] == "0"
     config_dir = Path(os.environ["YOLO_CONFIG_DIR"])
     assert config_dir.is_dir() and os.access(config_dir, os.W_OK)
+
+
+def test_a_killed_servers_temporary_folder_is_swept_and_a_live_ones_kept(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer runs
+    leftover = tmp_path / f"{env.RUN_PREFIX}{dead.pid}"
+    (leftover / "sessions" / "s1").mkdir(parents=True)
+    mine = env.run_folder()
+    other = tmp_path / f"{env.RUN_PREFIX}1"  # init: alive
+    other.mkdir()
+    assert env.sweep_dead_runs() == [leftover]
+    assert not leftover.exists() and mine.is_dir() and other.is_dir()

@@ -16,12 +16,13 @@ from components.analysis.evaluation import MAX_DETS
 MIN_ROUNDS, MAX_ROUNDS = 100, 2000
 
 
-def check_rounds(rounds) -> int:
-    """``rounds`` as an int within [MIN_ROUNDS, MAX_ROUNDS], or ValueError naming the limits."""
+def check_rounds(rounds, minimum: int = MIN_ROUNDS) -> int:
+    """``rounds`` as an int within [minimum, MAX_ROUNDS], or ValueError naming the limits. A
+    request gets MIN_ROUNDS (fewer give a coarse interval); code may ask for fewer (tests)."""
     if isinstance(rounds, float) and rounds.is_integer():
         rounds = int(rounds)
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or not MIN_ROUNDS <= rounds <= MAX_ROUNDS:
-        raise ValueError(f"Bootstrap rounds must be a whole number from {MIN_ROUNDS} to {MAX_ROUNDS}.")
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not minimum <= rounds <= MAX_ROUNDS:
+        raise ValueError(f"Bootstrap rounds must be a whole number from {minimum} to {MAX_ROUNDS}.")
     return rounds
 
 

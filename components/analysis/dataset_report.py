@@ -85,7 +85,7 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     per layer, class and size under "localisation"."""
     if reference not in detections:
         raise ValueError(f"the reference {reference!r} is not among the evaluated models")
-    rounds = check_rounds(rounds)
+    rounds = check_rounds(rounds, minimum=1)
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
     seed_std = _seed_std(models, reference, seed_groups or {})

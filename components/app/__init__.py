@@ -40,7 +40,7 @@ def build_app(store, examples: list[str], run_sources: list[str] | None = None, 
             with gr.Tab("Evaluate", id="evaluate"):
                 build_evaluate_tab(store, data, stored_evaluations, lane, weights, attention, tabs)
             with gr.Tab("Metrics", id="metrics"):
-                build_metrics_tab(demo, run_sources or [], store.default_selection())
+                build_metrics_tab(demo, run_sources or [], store.default_selection(), lane)
 
         def on_session_end(request: gr.Request):
             """A browser session ended: its job (if any) is cancelled, the files written for it removed."""

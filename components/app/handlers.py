@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from components.analysis.compare import CompareError, compare
 from components.analysis.images import ImageError
 from components.analysis.inference import ImageSizeError, check_image_size
+from components.env import run_folder
 from components.modeling.catalog import ModelStore
 from components.modeling.checkpoints import CheckpointError
 from components.modeling.cost import CostError, check_request
@@ -30,9 +30,12 @@ def unexpected(e: Exception) -> UserError:
     """A bug or an unforeseen input: log the traceback here, give the browser one clear line."""
     import logging
 
-    logging.getLogger("attention_lens").exception("handler failed")
-    return UserError(f"Something went wrong ({type(e).__name__}: {e}). The app is still running; "
-                     "try another image or model.")
+    import secrets
+
+    ref = secrets.token_hex(3)  # ties the user's message to the log entry without showing library text
+    logging.getLogger("attention_lens").exception("handler failed [%s]", ref)
+    return UserError(f"Something went wrong on our side (reference {ref} in the server log). The app is still "
+                     "running; try another image or model.")
 
 
 @contextmanager
@@ -257,7 +260,7 @@ def attention_downloads(ins, colormap, alpha, session: str | None = None) -> lis
 
 #: Per-session folders for files the app writes (downloads, the metrics CSV): one per browser
 #: session, emptied before each write, removed when the session ends (``end_session``).
-SESSIONS_ROOT = Path(tempfile.gettempdir()) / "attention-lens-sessions"
+SESSIONS_ROOT = run_folder() / "sessions"
 
 
 def _session_root(session: str | None) -> Path:
@@ -348,21 +351,57 @@ def extracted_zip(zip_path) -> Path:
         raise UserError(f"Run zip refused: {e}") from None
 
 
-def _runs_for(sources: list[str], zip_path) -> tuple[list, list, Path | None]:
-    """(runs, skipped, the folder the uploaded zip unpacked into) for the Metrics tab."""
+def _runs_for(sources: list[str], zip_path, lane=None, session: str | None = None) -> tuple[list, list, Path | None]:
+    """(runs, skipped, the folder the uploaded zip unpacked into) for the Metrics tab.
+
+    The checkpoints of an uploaded zip's plain runs are costed (params, GFLOPs) by a job on
+    ``lane``, never built in this process; without a lane (tests, scripts) they are built here."""
     from components.experiments.metrics import collect_runs
 
     uploaded = extracted_zip(zip_path) if zip_path else None
-    runs, skipped = collect_runs(list(sources) + ([str(uploaded)] if uploaded else []))
+    if uploaded and lane is not None:
+        runs, skipped = collect_runs(list(sources), uploaded=[str(uploaded)])
+        _cost_in_lane(lane, [r for r in runs if not r.may_build], session)
+    else:
+        runs, skipped = collect_runs(list(sources) + ([str(uploaded)] if uploaded else []))
     return runs, skipped, uploaded
 
 
-def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None):
+def _cost_in_lane(lane, runs: list, session: str | None) -> None:
+    """Params and GFLOPs of the runs' checkpoints not costed yet, from a lane job (waited for:
+    the job is bounded by the lane's limits). A busy lane or a failed job leaves them blank."""
+    import json
+
+    from components.experiments.cost_job import COSTS
+    from components.experiments.runs import pending_costs, remember_costs
+    from components.jobs.lane import LaneFull
+
+    pending = pending_costs(runs)
+    if not pending:
+        return
+    out = session_folder(session, "costs")
+    try:
+        job = lane.submit(str(session or "anonymous"), "components.experiments.cost_job", {"checkpoints": pending,
+                                                                                          "out": str(out)}, out)
+    except LaneFull:
+        return
+    job.wait()
+    try:
+        costs = json.loads((out / COSTS).read_text())
+    except (OSError, ValueError):
+        costs = {}
+    for item in pending:  # a file the job could not cost is remembered as such, not built here later
+        found = costs.get(item["path"])
+        remember_costs(item["path"], item["imgsz"], found if isinstance(found, dict) else {})
+
+
+def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None, lane=None,
+                   session: str | None = None):
     """(curves, per-class) figures for the picked runs (none picked: ``_picks``' default) and
     results.csv column."""
     from components.analysis.charts import curves_figure, per_class_figure
 
-    runs, _, uploaded = _runs_for(sources, zip_path)
+    runs, _, uploaded = _runs_for(sources, zip_path, lane, session)
     picked, _column = _picks(runs, picked, column, preferred, uploaded)
     chosen = [r for r in runs if r.name in picked]
     return (curves_figure(chosen, column) if column else None), per_class_figure(chosen)
@@ -382,7 +421,7 @@ DEFAULT_CURVE = "metrics/mAP50-95(B)"
 
 
 def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, session: str | None = None,
-                 preferred: list[str] | None = None):
+                 preferred: list[str] | None = None, lane=None):
     """(table, csv path, skipped notes, 2 Pareto figures, curves, per-class) for the stored runs.
 
     ``picked``/``column`` choose the runs and results.csv column the two charts draw; unknown
@@ -392,7 +431,7 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, se
     from components.analysis.charts import curves_figure, pareto_figure, per_class_figure
     from components.experiments.metrics import display_table, metrics_table
 
-    runs, skipped, uploaded = _runs_for(sources, zip_path)
+    runs, skipped, uploaded = _runs_for(sources, zip_path, lane, session)
     df = metrics_table(runs, per_run=bool(per_run))
     shown = display_table(df)
     csv_path = str(session_folder(session, "metrics") / "attention-lens-metrics.csv")
@@ -420,12 +459,13 @@ def _picks(runs: list, picked, column, preferred: list[str] | None = None,
     return picked, (column if column in columns else default)
 
 
-def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None):
+def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: list[str] | None = None, lane=None,
+                    session: str | None = None):
     """UI only: the run and column pickers' choices and values after the runs were (re)read."""
     import gradio as gr
 
     from components.analysis.charts import curve_columns
 
-    runs, _, uploaded = _runs_for(sources, zip_path)
+    runs, _, uploaded = _runs_for(sources, zip_path, lane, session)
     picked, column = _picks(runs, picked, column, preferred, uploaded)
     return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)

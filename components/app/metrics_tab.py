@@ -7,8 +7,9 @@ from components.app.handlers import UserError, metrics_charts, metrics_pickers, 
 from components.experiments.metrics import published_table
 
 
-def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = None) -> None:
-    """``preferred``: the runs the curves and per-class charts start with (none: every run)."""
+def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = None, lane=None) -> None:
+    """``preferred``: the runs the curves and per-class charts start with (none: every run);
+    ``lane``: where an uploaded zip's checkpoints are costed (a child process, not the server)."""
     gr.Markdown("Measured runs, grouped by **data set** (the fingerprint of its split files), image size and "
                 "epochs, and never pooled across them. **Δ** is against the mean test mAP50-95 of the baseline of "
                 "the same base in the same group; **within noise** means |Δ| is under twice that baseline's "
@@ -37,13 +38,14 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
         """The runs table (per variant, or per run), its CSV, skipped runs, and the charts."""
         try:
             return metrics_view(sources, per_run, uploaded_path(run_zip), runs, column,
-                                request.session_hash if request else None, preferred)
+                                request.session_hash if request else None, preferred, lane)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    def on_loaded(run_zip=None, runs=None, column=None):
+    def on_loaded(run_zip=None, runs=None, column=None, request: gr.Request = None):
         try:
-            return metrics_pickers(sources, uploaded_path(run_zip), runs, column, preferred)
+            return metrics_pickers(sources, uploaded_path(run_zip), runs, column, preferred, lane,
+                                   request.session_hash if request else None)
         except UserError:
             return gr.skip(), gr.skip()  # on_load already said why
 
@@ -57,9 +59,10 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False,
                        trigger_mode="always_last").success(**pickers)
 
-    def on_pick(run_zip=None, runs=None, column=None):
+    def on_pick(run_zip=None, runs=None, column=None, request: gr.Request = None):
         try:
-            return metrics_charts(sources, uploaded_path(run_zip), runs, column, preferred)
+            return metrics_charts(sources, uploaded_path(run_zip), runs, column, preferred, lane,
+                                  request.session_hash if request else None)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

@@ -14,6 +14,8 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
+from components.env import run_folder
+
 MAX_UNPACKED_BYTES = 200 * 2**20
 MAX_ENTRIES = 20_000
 #: Uploads kept unpacked at once; the oldest folder is removed when a new one arrives.
@@ -62,7 +64,7 @@ def extracted(zip_path: str | Path, prefix: str = "attention-lens-zip-") -> Path
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-        dest = Path(tempfile.mkdtemp(prefix=prefix))
+        dest = Path(tempfile.mkdtemp(prefix=prefix, dir=run_folder()))
         try:
             extract_zip(zip_path, dest)
         except (ValueError, OSError) as e:

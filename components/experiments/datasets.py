@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from components.env import run_folder
 from components.experiments.archives import extracted
 from components.experiments.data import IMAGE_SUFFIXES, SPLITS, convert_voc
 
@@ -238,7 +239,7 @@ def _converted(voc: Path) -> Path:
     key = (str(voc.resolve()), (voc / "Annotations").stat().st_mtime_ns)
     if key in _CONVERTED and (_CONVERTED[key] / "data.yaml").is_file():
         return _CONVERTED[key]
-    out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-")) / "data"
+    out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-", dir=run_folder())) / "data"
     try:
         convert_voc(voc, out)
     except ValueError as e:

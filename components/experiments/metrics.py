@@ -46,19 +46,23 @@ def published_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect_runs(sources: list[str | Path]) -> tuple[list[Run], list[tuple[str, str]]]:
-    """Usable runs from every source folder, and (run name, reason) for each one skipped.
+def collect_runs(sources: list[str | Path], uploaded: list[str | Path] = ()) -> tuple[list[Run], list[tuple[str, str]]]:
+    """Usable runs from every source folder (and ``uploaded`` ones), and (run name, reason) for
+    each one skipped.
 
     Names are relative to their source folder (no server paths). A run whose summary reads but
     cannot be tabulated is skipped too, with the reason: one bad run never hides the others.
-    A plain ultralytics run (results.csv with validation metrics, no summary.json) is usable."""
+    A plain ultralytics run (results.csv with validation metrics, no summary.json) is usable.
+    The checkpoints of runs from ``uploaded`` folders are never built here (``Run.may_build``)."""
     usable, skipped, seen = [], [], set()
-    for src in sources:
+    theirs = {str(u) for u in uploaded}
+    for src in [*sources, *uploaded]:
         for run in find_runs(src):
             key = run.path.resolve()
             if key in seen:
                 continue
             seen.add(key)
+            run.may_build = str(src) not in theirs
             label = run_label(run, src)
             if not (run.usable or plain_metrics(run)):
                 skipped.append((label, "; ".join(run.problems) or "no metrics in summary.json"))

@@ -21,6 +21,8 @@ class Run:
     summary: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # read, with a caveat (e.g. rows capped)
+    #: Whether this process may build the run's best.pt to cost it (False for uploads: a lane job does).
+    may_build: bool = True
 
     @property
     def usable(self) -> bool:
@@ -162,32 +164,66 @@ def plain_metrics(run: Run) -> dict:
         return {}
     best = df.iloc[int((0.1 * df[RESULTS_COLUMNS["mAP50"]] + 0.9 * df[RESULTS_COLUMNS["mAP50-95"]]).fillna(-1).argmax())]
     out = {name: float(best[col]) for name, col in RESULTS_COLUMNS.items()}
-    out.update(_checkpoint_costs(run.path / "weights" / "best.pt", run.args.get("imgsz")))
+    out.update(_checkpoint_costs(run.path / "weights" / "best.pt", run.args.get("imgsz"), run.may_build))
     return out
 
 
-def _checkpoint_costs(path: Path, imgsz) -> dict:
-    """params and GFLOPs of a checkpoint, computed once per file version; {} if it cannot be read."""
+def _cost_key(path: Path, imgsz) -> tuple | None:
     try:
         st = path.stat()
     except OSError:
-        return {}
+        return None
     imgsz = int(imgsz) if isinstance(imgsz, int) and 32 <= imgsz <= 1280 else 640
-    key = (str(path), st.st_size, st.st_mtime_ns, imgsz)
-    if key not in _PLAIN:
-        _PLAIN[key] = {}
-        if st.st_size <= MAX_COSTED_CHECKPOINT:
-            from components.experiments.flops import gflops
-            from components.modeling.checkpoints import CheckpointError, load_model
+    return str(path), st.st_size, st.st_mtime_ns, imgsz
 
-            try:
-                model = load_model(path)
-                g = gflops(model, imgsz)
-                _PLAIN[key] = {"params": float(sum(p.numel() for p in model.parameters())),
-                               "GFLOPs (thop)": g["thop"], "GFLOPs (torch)": g["torch"]}
-            except (CheckpointError, ValueError, RuntimeError, OSError):
-                pass
+
+def _checkpoint_costs(path: Path, imgsz, build: bool = True) -> dict:
+    """params and GFLOPs of a checkpoint, computed once per file version; {} if it cannot be read.
+
+    The app computes those of uploaded runs in a lane job (``pending_costs``, ``remember_costs``)
+    and marks the runs ``may_build=False``; the rest (the server's own runs) are computed here."""
+    key = _cost_key(path, imgsz)
+    if key is None:
+        return {}
+    if key not in _PLAIN:
+        if not build:
+            return {}
+        _PLAIN[key] = checkpoint_costs(path, key[3]) if key[1] <= MAX_COSTED_CHECKPOINT else {}
     return _PLAIN[key]
+
+
+def checkpoint_costs(path: Path, imgsz: int) -> dict:
+    """Build the checkpoint (the loader's sandbox and size checks) and count its params and GFLOPs."""
+    from components.experiments.flops import gflops
+    from components.modeling.checkpoints import CheckpointError, load_model
+
+    try:
+        model = load_model(path)
+        g = gflops(model, imgsz)
+    except (CheckpointError, ValueError, RuntimeError, OSError):
+        return {}
+    return {"params": float(sum(p.numel() for p in model.parameters())), "GFLOPs (thop)": g["thop"],
+            "GFLOPs (torch)": g["torch"]}
+
+
+def pending_costs(runs: list[Run]) -> list[dict]:
+    """The checkpoints of plain runs whose costs are not known yet: [{"path", "imgsz"}]."""
+    out = []
+    for run in runs:
+        if run.usable or run.results is None:
+            continue
+        key = _cost_key(run.path / "weights" / "best.pt", run.args.get("imgsz"))
+        if key is not None and key not in _PLAIN and key[1] <= MAX_COSTED_CHECKPOINT:
+            out.append({"path": key[0], "imgsz": key[3]})
+    return out
+
+
+def remember_costs(path: str | Path, imgsz: int, costs: dict) -> None:
+    """Costs computed elsewhere (a lane job) for ``path`` at ``imgsz``; {} marks it as not costable."""
+    key = _cost_key(Path(path), imgsz)
+    if key is not None:
+        _PLAIN[key] = {k: float(v) for k, v in costs.items()
+                       if k in ("params", "GFLOPs (thop)", "GFLOPs (torch)") and isinstance(v, (int, float))}
 
 
 def find_runs(root: str | Path) -> list[Run]:

@@ -17,7 +17,7 @@ import traceback
 from components.jobs import JobError
 
 #: Modules a lane may start (the child imports nothing else by name).
-JOB_MODULES = {"components.app.evaluate_job", "components.jobs.selftest"}
+JOB_MODULES = {"components.app.evaluate_job", "components.experiments.cost_job", "components.jobs.selftest"}
 
 
 def _send(obj: dict) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from pathlib import Path
 
 import pytest
+import torch
 from run_dirs import fake_run, write_run
 
 from components.experiments.metrics import (
@@ -300,3 +302,35 @@ def test_csp_positions_are_different_variants(tmp_path):
     assert df.loc["yolov5nu + EMA @ in_csp (main)", "test mAP50-95"] == pytest.approx(0.50)
     assert df.loc["yolov5nu + EMA @ in_csp (concat)", "test mAP50-95"] == pytest.approx(0.56)
     assert (df["seeds"] == 1).all()
+
+
+def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_the_server(tmp_path, monkeypatch):
+    """Issue 31, finding 5: /metrics built and ran uploaded runs' checkpoints in the server."""
+    import shutil
+    import zipfile
+
+    from components.app import handlers
+    from components.experiments import runs as runs_module
+    from components.jobs.lane import Lane
+    from components.modeling import checkpoints
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
+    run = tmp_path / "train7"
+    (run / "weights").mkdir(parents=True)
+    shutil.copy2(fixture, run / "weights" / "best.pt")
+    (run / "results.csv").write_text("epoch,metrics/precision(B),metrics/recall(B),metrics/mAP50(B),"
+                                     "metrics/mAP50-95(B)\n1,0.5,0.4,0.3,0.2\n")
+    (run / "args.yaml").write_text("model: yolov8n.yaml\ndata: blood.yaml\nimgsz: 160\n")
+    upload = tmp_path / "run.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        for f in run.rglob("*"):
+            z.write(f, f.relative_to(tmp_path))
+    monkeypatch.setattr(handlers, "SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr(checkpoints, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
+    monkeypatch.setattr(runs_module, "_PLAIN", {})
+    table, *_ = handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())
+    row = table.iloc[0]
+    # Independently: the same file's parameters, counted from its own tensors here.
+    expected = sum(p.numel() for p in torch.load(fixture, weights_only=False)["model"].parameters())
+    assert row["params (M)"] == pytest.approx(expected / 1e6, abs=0.0005)
+    assert row["GFLOPs (torch)"] > 0 and row["GFLOPs (thop)"] > 0
