@@ -31,7 +31,7 @@ class Limits:
     memory_bytes: int = 6 * 2**30  # RLIMIT_DATA: the heap and private mappings, where tensors live
     cpu_seconds: int = 1800  # RLIMIT_CPU: the process is killed past it
     wall_seconds: float = 1200.0  # ended by the lane past it
-    nice: int = 10  # lower priority than the server's interactive threads
+    nice: int = 19  # the lowest priority: the interactive views take the CPUs whenever they want them
     threads: int = 1  # torch / OpenMP threads: leave the other core to the interactive lane
 
     def describe(self) -> str:

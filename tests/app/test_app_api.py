@@ -125,8 +125,12 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
         if fn.fn is None:  # a stop button's event: it only cancels, it runs nothing
             continue
         by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
-    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain", "on_evaluate"):
+    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain"):
         assert by_fn[heavy] == {("inference", 1)}, heavy
+    # An evaluation waits for its job (a child process) in a queue of its own, never in the views'.
+    from components.app.evaluate_tab import JOB_WAITERS
+
+    assert by_fn["on_evaluate"] == {("jobs", JOB_WAITERS)}
     for light in ("rerender_attention", "slider_pair", "on_load", "attention_matrix", "results_grid",
                   "detections_table", "on_pick", "on_filter", "on_review"):
         assert all(cid != "inference" for cid, _ in by_fn[light]), light

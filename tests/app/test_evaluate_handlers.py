@@ -104,7 +104,7 @@ def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypa
     names = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
     steps = []
     results, _paths, _held = run_evaluate(store, str(tiny_bccd), STORED, None, "test", names, [], names[0], 0.25,
-                                          320, 50, "s2", progress=lambda done, desc: steps.append((done, desc)))
+                                          320, 100, "s2", progress=lambda done, desc: steps.append((done, desc)))
     assert results["ran on"] == {names[0]: "pytorch (LayerCAM needs gradients)", names[1]: "onnxruntime"}
     # Both models in one pass over the 6 test images: progress counts images, not models x images.
     assert [done for done, _ in steps] == [(i, 6) for i in range(1, 7)] and "2 model(s)" in steps[-1][1]

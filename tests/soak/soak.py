@@ -106,7 +106,7 @@ def soak(url: str, pid: int, temp: Path, args) -> int:
     def report(label: str) -> dict:
         row = {"label": label, "calls": done[0],
                "rss_mb": rss_mb(pid), "gradio_mb": folder_mb(temp / "gradio"),
-               "sessions_mb": folder_mb(temp / "attention-lens-sessions")}
+               "sessions_mb": folder_mb(temp / f"attention-lens-server-{pid}" / "sessions")}
         print(f"{label:>18}: calls {row['calls']:>4}  RSS {row['rss_mb']:7.1f} MB  gradio temp "
               f"{row['gradio_mb']:6.1f} MB  session folders {row['sessions_mb']:5.1f} MB", flush=True)
         return row
