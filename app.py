@@ -42,7 +42,7 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     from components.app import build_app
     from components.jobs.lane import Lane
     from components.modeling.catalog import ModelStore, read_manifest
-    from components.torch_thread import run_on_torch_thread
+    from components.torch_thread import on_activity, run_on_torch_thread
 
     store = ModelStore(read_manifest(weights))
     # The default selection loads (and warms up) now, where every later forward runs; the rest of
@@ -56,6 +56,7 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
     stored = Path(weights) / "evaluation"
     # Evaluations run in child processes, one at a time; they read the graphs this process exports.
     lane = Lane(env={ONNX_CACHE_ENV: str(cache_dir())})
+    on_activity(lane.pause, lane.resume)  # jobs pause while an interactive view computes
     demo = build_app(store, examples, sources, data, str(stored) if stored.is_dir() else None, lane, weights)
     return demo, store
 

@@ -2,6 +2,7 @@
 
 Layers, each importing only from the ones above it:
 
+- ``jobs``        the long-work lane: child processes with limits, a queue, a cancel
 - ``attention``   the six modules (one file per mechanism), their gates and factory
 - ``modeling``    variants, ultralytics integration, checkpoint reading, foreign code bases, the catalogue
 - ``experiments`` data sets, training, evaluation, costs, stored runs and their tables

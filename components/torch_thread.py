@@ -27,13 +27,34 @@ def on_torch_thread() -> bool:
     return bool(_ident) and threading.get_ident() == _ident[0]
 
 
+#: (busy, idle) callbacks: called on the torch thread before and after each piece of work sent
+#: to it. The long-work lane pauses its jobs meanwhile (components/jobs/lane.py), so the
+#: interactive views run at their idle speed however many evaluations are under way.
+_listeners: list[tuple] = []
+
+
+def on_activity(busy, idle) -> None:
+    """Call ``busy()`` before and ``idle()`` after every piece of work the torch thread runs."""
+    _listeners.append((busy, idle))
+
+
+def _observed(fn, /, *args, **kwargs):
+    for busy, _ in _listeners:
+        busy()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        for _, idle in reversed(_listeners):
+            idle()
+
+
 def run_on_torch_thread(fn, /, *args, **kwargs):
     """``fn(*args, **kwargs)`` on the torch thread; its result or exception, as if called here,
     in a copy of the caller's context (so gradio's progress, which finds its event through
     context variables, reports from there too)."""
     if on_torch_thread():
         return fn(*args, **kwargs)
-    return _executor.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
+    return _executor.submit(contextvars.copy_context().run, _observed, fn, *args, **kwargs).result()
 
 
 def torch_thread(fn):

@@ -64,3 +64,15 @@ def test_work_on_the_torch_thread_sees_the_callers_context_variables():
     with ThreadPoolExecutor(4) as callers:
         assert list(callers.map(caller, ["a", "b", "c", "d"])) == ["a", "b", "c", "d"]
     assert event.get() is None  # the caller's own context is unchanged
+
+
+def test_activity_listeners_bracket_each_piece_of_work(monkeypatch):
+    from components import torch_thread
+
+    seen = []
+    monkeypatch.setattr(torch_thread, "_listeners", [])
+    torch_thread.on_activity(lambda: seen.append("busy"), lambda: seen.append("idle"))
+    assert torch_thread.run_on_torch_thread(lambda: seen.append("work") or 7) == 7
+    with __import__("pytest").raises(ZeroDivisionError):
+        torch_thread.run_on_torch_thread(lambda: 1 / 0)
+    assert seen == ["busy", "work", "idle", "busy", "idle"]

@@ -89,6 +89,7 @@ class Lane:
         self._jobs: list[Job] = []  # queued and running, in arrival order
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
+        self._paused = 0
 
     # ------------------------------------------------------------------ the caller's side
     def submit(self, session: str, module: str, spec: dict, out: Path) -> Job:
@@ -129,6 +130,30 @@ class Lane:
             jobs = [j for j in self._jobs if j.session == session]
         for j in jobs:
             j.cancel()
+
+    def pause(self) -> None:
+        """Stop the running jobs' processes (SIGSTOP) until as many ``resume`` calls: while the
+        interactive views compute, they get the CPUs and memory bandwidth to themselves. Paused
+        time counts against a job's wall limit."""
+        with self._cond:
+            self._paused += 1
+            if self._paused == 1:
+                self._signal_running(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = max(0, self._paused - 1)
+            if self._paused == 0:
+                self._signal_running(signal.SIGCONT)
+                self._cond.notify_all()
+
+    def _signal_running(self, sig) -> None:
+        for j in self._jobs:
+            if j.state == RUNNING and j._proc is not None:
+                try:
+                    os.killpg(j._proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     @property
     def active(self) -> list[Job]:
@@ -189,7 +214,7 @@ class Lane:
     def _may_start(self, job: Job) -> bool:
         running = sum(1 for j in self._jobs if j.state == RUNNING)
         first_queued = next((j for j in self._jobs if j.state == QUEUED), None)
-        return running < self.slots and first_queued is job
+        return running < self.slots and first_queued is job and not self._paused
 
     def _timeout(self, job: Job) -> None:
         with self._cond:

@@ -95,3 +95,25 @@ def test_the_session_end_cancels_its_job(tmp_path):
     assert until(lambda: job.state == RUNNING)
     lane.cancel_session("gone")
     assert job.wait(10) and job.state == CANCELLED
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_pause_stops_the_running_jobs_process_until_the_last_resume(tmp_path):
+    lane = Lane()
+    job = lane.submit("a", SELFTEST, {"spin_s": 60}, tmp_path / "a")
+    assert until(lambda: job.progress is not None)
+    pid = job._proc.pid
+    lane.pause()
+    lane.pause()  # two interactive requests overlap
+    assert until(lambda: process_state(pid) == "T", 10)
+    queued = lane.submit("b", SELFTEST, {}, tmp_path / "b")
+    lane.resume()
+    assert process_state(pid) == "T"  # one request still computes
+    lane.resume()
+    assert until(lambda: process_state(pid) in "RS", 10)
+    job.cancel()
+    assert queued.wait(60) and queued.state == DONE
