@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -221,3 +222,47 @@ def test_explain_a_detection_that_compare_found(served_app, bccd_test_images):
     for bad in ("RBC @ 1,2,3", "../../etc/passwd @ 1,2,3,4", "RBC @ 50,50,10,10"):
         answer = raw_call(served_app, "explain", [image, ["baseline"], [], bad, "Grad-CAM", ["P3"], 320])
         assert "event: error" in answer and "Traceback" not in answer
+
+
+def job_processes() -> set[int]:
+    """Lane job processes on this machine (read from /proc, independently of the lane)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"components.jobs.child" in f.read():
+                        found.add(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_cancelled_evaluation_leaves_no_job_process_and_the_views_answer_meanwhile(served_app, bccd_test_images,
+                                                                                      tmp_path):
+    """Issue 31: cancelling freed the queue but the work kept running; an evaluation held the views."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    data = tmp_path / "set.zip"
+    with zipfile.ZipFile(data, "w") as z:
+        z.writestr("set/data.yaml", "path: .\ntest: images/test\nnames: {0: RBC, 1: WBC, 2: Platelets}\n")
+        for p in bccd_test_images:
+            z.write(p, f"set/images/test/{p.name}")
+    before = job_processes()
+    client = Client(served_app, verbose=False)
+    job = client.submit(models=["baseline", "ema", "coordatt"], dataset=handle_file(str(data)), image_size=640,
+                        api_name="/evaluate")
+    deadline = time.monotonic() + 120
+    while not job_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the job's process to appear, not a synchronisation of results
+    assert job_processes() - before, "the evaluation never started a job process"
+    # The views answer while the job runs.
+    out = call_compare(Client(served_app, verbose=False), bccd_test_images[0], ["baseline", "ema"])
+    assert len(out[0]) == 2
+    job.cancel()
+    deadline = time.monotonic() + 15
+    while job_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not job_processes() - before, "a cancelled evaluation's process kept running"

@@ -59,6 +59,24 @@ def bccd_zip(voc: Path, images: int, work: Path) -> Path:
     return out
 
 
+SECTION = "## 10. "
+
+
+def write_section(args, lines: list[str]) -> None:
+    """Replace (or add) section 10 of docs/PERFORMANCE.md with this run's figures."""
+    import datetime
+
+    doc = ROOT / "docs" / "PERFORMANCE.md"
+    head = doc.read_text().partition(SECTION)[0].rstrip("\n") if doc.is_file() else "# Performance"
+    body = (f"{SECTION}Two lanes: another client's /compare while an evaluation runs (target: median <= 1.5x idle)\n\n"
+            f"`python tests/soak/stall.py --images {args.images} --imgsz {args.imgsz} --interval {args.interval:g} "
+            f"--write`, {datetime.date.today()}: the served app (ONNX Runtime), client A evaluates an uploaded zip of "
+            f"{args.images} labelled BCCD images at {args.imgsz} px with 7 models (a lane job: a child process at "
+            "nice 19, one thread, paused while the torch thread computes a view); client B runs /compare of the "
+            f"default three models at 320 px every {args.interval:g} s.\n\n" + "\n".join(f"- {line}" for line in lines))
+    doc.write_text(head + "\n\n" + body + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=300)
@@ -66,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--interval", type=float, default=3.0, help="seconds between client B's calls")
     ap.add_argument("--idle-calls", type=int, default=8)
     ap.add_argument("--bccd", default=os.environ.get("ATTENTION_LENS_BCCD_VOC", str(DEFAULT_BCCD)))
+    ap.add_argument("--write", action="store_true", help="put the figures in docs/PERFORMANCE.md, section 10")
     args = ap.parse_args(argv)
 
     from gradio_client import Client, handle_file
@@ -111,11 +130,15 @@ def main(argv=None) -> int:
         while thread.is_alive():
             during.append(compare_once())
             thread.join(timeout=args.interval)
-        if during:
-            med = statistics.median(during)
-            print(f"/compare during the evaluation: median {med:.2f} s ({med / idle_median:.2f}x idle), "
-                  f"worst {max(during):.2f} s ({max(during) / idle_median:.2f}x), {len(during)} calls", flush=True)
-        print(f"evaluation: {outcome.get('result')} in {outcome.get('wall', 0):.0f} s", flush=True)
+        med = statistics.median(during) if during else float("nan")
+        worst = max(during) if during else float("nan")
+        lines = [f"idle /compare: median {idle_median:.2f} s over {len(idle)} calls",
+                 f"/compare during the evaluation: median {med:.2f} s ({med / idle_median:.2f}x idle), "
+                 f"worst {worst:.2f} s ({worst / idle_median:.2f}x), {len(during)} calls",
+                 f"evaluation: {outcome.get('result')} in {outcome.get('wall', 0):.0f} s"]
+        print("\n".join(lines[1:]), flush=True)
+        if args.write:
+            write_section(args, lines)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
