@@ -109,6 +109,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     names = list(selected or [])
     if len(names) + len(uploads or []) < 2:
         raise UserError("Pick at least two models: a reference and one to compare with it.")
+    if progress:
+        progress((0, len(names) + len(uploads or [])), desc="Loading the models")
     models = resolve_models(store, [n for n in names if n not in stored], uploads)
     detections, scores, ran_on, to_run = {}, {}, {}, {}
     try:
@@ -134,6 +136,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             ran_on[name] = backend_of(model, bool(localisation))
         detections = {n: detections[n] for n in order}
         scores = {n: scores[n] for n in order}
+        if progress:
+            progress((len(to_run), len(to_run)), desc="Metrics and bootstrap intervals")
         ref = reference if reference in detections else (store.baseline_name(detections) or order[0])
         groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,

@@ -101,10 +101,12 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             while not job.finished:
                 ahead = job.position()
                 if ahead:
-                    progress(None, desc=f"Queued: {ahead} evaluation(s) ahead of yours")
+                    progress(0.0, desc=f"Queued: {ahead} evaluation(s) ahead of yours")
                 elif job.progress:
                     done, total, text = job.progress
                     progress((done, total), desc=text)
+                else:
+                    progress(0.0, desc="Starting the evaluation")
                 await asyncio.sleep(POLL_S)
         except asyncio.CancelledError:  # Stop, or the page went away: the job's process ends too
             job.cancel()

@@ -241,8 +241,6 @@ def job_processes() -> set[int]:
 def test_a_cancelled_evaluation_leaves_no_job_process_and_the_views_answer_meanwhile(served_app, bccd_test_images,
                                                                                       tmp_path):
     """Issue 31: cancelling freed the queue but the work kept running; an evaluation held the views."""
-    import zipfile
-
     from gradio_client import Client, handle_file
 
     data = tmp_path / "set.zip"
@@ -261,6 +259,7 @@ def test_a_cancelled_evaluation_leaves_no_job_process_and_the_views_answer_meanw
     # The views answer while the job runs.
     out = call_compare(Client(served_app, verbose=False), bccd_test_images[0], ["baseline", "ema"])
     assert len(out[0]) == 2
+    assert job_processes() - before and not job.done(), "the evaluation ended before it could be cancelled"
     job.cancel()
     deadline = time.monotonic() + 15
     while job_processes() - before and time.monotonic() < deadline:
