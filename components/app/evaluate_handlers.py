@@ -71,6 +71,28 @@ def backend_of(model, localisation: bool) -> str:
     return REGISTRY.backend(model)
 
 
+def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, int, float]:
+    """(split, image size, rounds, confidence) of an evaluation request, each within its limits,
+    or UserError naming the limit: checked before any work (and again in the job's process)."""
+    from components.analysis.bootstrap import check_rounds
+
+    split = str(split or "test")
+    if split not in SPLIT_CHOICES:
+        raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
+    imgsz = checked_size(image_size)
+    try:
+        rounds = check_rounds(rounds)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    try:
+        confidence = float(confidence)
+    except (TypeError, ValueError):
+        confidence = float("nan")
+    if not 0 <= confidence <= 1:  # NaN fails too
+        raise UserError("Confidence must be a number from 0 to 1.")
+    return split, imgsz, rounds, confidence
+
+
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
                  out: Path | None = None):
@@ -85,19 +107,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import DatasetError
 
-    from components.analysis.bootstrap import check_rounds
-
-    split = str(split or "test")
-    if split not in SPLIT_CHOICES:
-        raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
-    imgsz = checked_size(image_size)
-    try:
-        rounds = check_rounds(rounds)
-        confidence = float(confidence)
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e) if "rounds" in str(e) else "Confidence must be a number from 0 to 1.") from None
-    if not 0 <= confidence <= 1:
-        raise UserError("Confidence must be a number from 0 to 1.")
+    split, imgsz, rounds, confidence = checked_request(split, image_size, rounds, confidence)
     data_split = _open_split(data, upload, split)
     stored_split, stored, stored_scores = stored_evaluation(stored_dir, split, imgsz)
     if data_split is None and stored_split is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from components.app.evaluate_handlers import SPLIT_CHOICES, Held
-from components.app.handlers import UserError, image_size, session_folder
+from components.app.evaluate_handlers import Held, checked_request
+from components.app.handlers import UserError, session_folder
 from components.jobs.lane import DONE, Job, Lane, LaneFull
 from components.modeling.catalog import ModelStore
 
@@ -22,22 +22,7 @@ def submit_evaluation(lane: Lane, store: ModelStore, weights: str | None, data: 
                       upload: str | None, split, selected, uploads, reference, confidence, imgsz, rounds,
                       localisation: bool = True, session: str | None = None) -> Job:
     """Check the request and queue it on ``lane``; the job's files go to the session's folder."""
-    from components.analysis.bootstrap import check_rounds
-
-    split = str(split or "test")
-    if split not in SPLIT_CHOICES:
-        raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
-    imgsz = image_size(imgsz)
-    try:
-        rounds = check_rounds(rounds)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    try:
-        confidence = float(confidence)
-    except (TypeError, ValueError):
-        confidence = float("nan")
-    if not 0 <= confidence <= 1:
-        raise UserError("Confidence must be a number from 0 to 1.")
+    split, imgsz, rounds, confidence = checked_request(split, imgsz, rounds, confidence)
     names = [str(n) for n in selected or []]
     unknown = [n for n in names if n not in store.entries]
     if unknown:
