@@ -37,8 +37,8 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 
 def create_app(weights: str, examples: list[str], runs: str | None = None, data: str | None = None):
-    from components.analysis.onnx_backend import CACHE_ENV as ONNX_CACHE_ENV
-    from components.analysis.onnx_backend import REGISTRY, cache_dir
+    from components.runtime.onnx_backend import CACHE_ENV as ONNX_CACHE_ENV
+    from components.runtime.onnx_backend import REGISTRY, cache_dir
     from components.app import build_app
     from components.jobs.lane import Lane
     from components.modeling.catalog import ModelStore, read_manifest

@@ -41,7 +41,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
     from components.analysis.dataset_report import evaluate_detections
     from components.analysis.evaluation import PASS_BATCH, coco_eval, metrics_of, predict_models
     from components.analysis.images import load_image
-    from components.analysis.inference import letterbox, model_stride
+    from components.runtime.letterbox import letterbox, model_stride
     from components.experiments.data import convert_voc
     from components.experiments.datasets import read_split
     from components.experiments.evaluate import validate

@@ -58,7 +58,7 @@ def module_cost(quick: bool) -> list[dict]:
 def model_cost(weights: Path, quick: bool) -> list[dict]:
     from components.experiments.flops import gflops
     from components.modeling.catalog import prepare, read_manifest
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
 
     entries = read_manifest(weights)
     base = next((e for e in entries if not e.attention), None)
@@ -111,7 +111,7 @@ def pipeline_cost(store, quick: bool) -> dict:
     import cv2
 
     from components.analysis.compare import compare
-    from components.analysis.inference import letterbox, model_stride
+    from components.runtime.letterbox import letterbox, model_stride
     from components.app.handlers import run_compare
 
     models = {n: store.get(n) for n in store.names}
@@ -337,7 +337,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
                                 "openvino ratio": ".2f"}),
             "\nRaw forwards at batch 1 on the torch thread; ONNX Runtime's include every gate map as an extra "
             "output. Each export was checked against PyTorch before it was timed "
-            "(components/analysis/onnx_backend.py). OpenVINO is timed in a loop of its own (below).\n",
+            "(components/runtime/onnx_backend.py). OpenVINO is timed in a loop of its own (below).\n",
             table(spinning, {"ms": ".1f", "ratio": ".2f"}),
             "\nA PyTorch forward (320) timed right after another runtime's run returned. ONNX Runtime's threads "
             "would spin on for a while after each run and hold the cores; its sessions now stop them "

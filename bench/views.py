@@ -23,7 +23,8 @@ def _three(store) -> list[str]:
 def views_cost(store, quick: bool) -> list[dict]:
     from bench.run import alternate
     from components.analysis.images import load_image
-    from components.analysis.inference import detect, letterbox, model_stride
+    from components.runtime.detect import detect
+    from components.runtime.letterbox import letterbox, model_stride
     from components.app.explain_handlers import detection_value, run_explain
     from components.app.handlers import run_attention
     from components.torch_thread import run_on_torch_thread

@@ -35,7 +35,7 @@ def _analyze(args) -> int:
     from components.analysis.evaluation_views import html_report
     from components.experiments.datasets import open_dataset
     from components.modeling.catalog import ModelStore, read_manifest
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
 
     split = open_dataset(args.data, args.split)
     entries = {e.name: e for e in read_manifest(args.weights)}

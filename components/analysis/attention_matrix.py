@@ -75,7 +75,7 @@ def kind_ranges(all_cells: list[Cell]) -> dict[str, tuple[float, float]]:
 def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """x and y of each feature cell's centre in display pixels: the letterbox (scale, centred
     padding, as ultralytics' LetterBox and scale_boxes compute it) undone."""
-    from components.analysis.inference import letterbox_geometry
+    from components.runtime.letterbox import letterbox_geometry
 
     gain_x, gain_y, pad_x, pad_y = letterbox_geometry(c.input_hw, original_hw)
     fh, fw = c.grid.shape

@@ -24,7 +24,9 @@ from components.analysis.heatmaps import (
     to_original,
 )
 from components.analysis.images import display_copy, display_size, load_image
-from components.analysis.inference import attention_layout, detect, letterbox, model_stride
+from components.runtime.capture import attention_layout
+from components.runtime.detect import detect
+from components.runtime.letterbox import letterbox, model_stride
 from components.analysis.layercam import layercam_and_detections
 from components.analysis.render import class_colors, draw
 

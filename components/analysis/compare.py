@@ -11,14 +11,8 @@ import pandas as pd
 
 from components.analysis.diff import match
 from components.analysis.images import display_copy, load_image
-from components.analysis.inference import (
-    Detections,
-    ImageSizeError,
-    check_image_size,
-    detect,
-    letterbox,
-    model_stride,
-)
+from components.runtime.detect import Detections, detect
+from components.runtime.letterbox import ImageSizeError, check_image_size, letterbox, model_stride
 from components.analysis.render import class_colors, draw
 
 MIN_MODELS = 2

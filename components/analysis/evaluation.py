@@ -58,9 +58,10 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     Localisation comes from the same forwards (see localisation.detect_and_score).
     ``progress(done, total)`` after each group of images."""
     from components.analysis.images import load_image
-    from components.analysis.inference import detect_batch, letterbox, model_stride
+    from components.runtime.detect import detect_batch
+    from components.runtime.letterbox import letterbox, model_stride
     from components.analysis.localisation import detect_and_score, groups_of
-    from components.analysis.onnx_backend import REGISTRY
+    from components.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
         raise EvaluationError("this split is stored as numbers only; its images are needed to run a model")

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from components.analysis.heatmaps import to_original
-from components.analysis.inference import forward_lock, letterbox, letterbox_geometry, model_stride
+from components.runtime.capture import forward_lock
+from components.runtime.letterbox import letterbox, letterbox_geometry, model_stride
 from components.analysis.layercam import detect_inputs
 
 METHOD_NAMES = ("Grad-CAM", "Grad-CAM++", "XGradCAM", "EigenCAM", "HiResCAM", "LayerCAM", "EigenGradCAM")

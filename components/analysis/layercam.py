@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from components.analysis.heatmaps import normalize, to_original
-from components.analysis.inference import forward_lock, letterbox, model_stride
+from components.runtime.capture import forward_lock
+from components.runtime.letterbox import letterbox, model_stride
 
 
 def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -79,7 +80,7 @@ def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz
     draw each ``map`` at that size of the image (its display copy) instead of its own pixels."""
     import time
 
-    from components.analysis.inference import from_prediction
+    from components.runtime.detect import from_prediction
 
     t0 = time.perf_counter()
     x = letterbox(image_rgb, imgsz, model_stride(model))

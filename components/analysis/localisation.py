@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.analysis.heatmaps import LEVEL_NAMES
-from components.analysis.inference import letterbox_geometry
+from components.runtime.letterbox import letterbox_geometry
 
 #: Pointing-game tolerance in original image pixels (Zhang et al. 2016).
 TOLERANCE_PX = 15.0
@@ -133,7 +133,9 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     "groups": {group: [energy ratio, hit]}}, or None for an image without objects. ``x``: the
     letterboxed image, when the caller already has it."""
     from components.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
-    from components.analysis.inference import attention_layout, detect, from_prediction, letterbox, model_stride
+    from components.runtime.capture import attention_layout
+    from components.runtime.detect import detect, from_prediction
+    from components.runtime.letterbox import letterbox, model_stride
     from components.analysis.layercam import layercam_grids
 
     maps = []

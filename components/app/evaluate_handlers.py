@@ -63,7 +63,7 @@ def _open_split(data, upload, split: str):
 def backend_of(model, localisation: bool) -> str:
     """What ran a model's pass over the split: its forwards wait for the export first, so one
     split runs on one backend; with localisation, a model without attention runs LayerCAM."""
-    from components.analysis.onnx_backend import REGISTRY
+    from components.runtime.onnx_backend import REGISTRY
     from components.attention import attention_modules
 
     if localisation and not attention_modules(model):

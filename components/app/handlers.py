@@ -12,7 +12,7 @@ from pathlib import Path
 
 from components.analysis.compare import CompareError, compare
 from components.analysis.images import ImageError
-from components.analysis.inference import ImageSizeError, check_image_size
+from components.runtime.letterbox import ImageSizeError, check_image_size
 from components.env import run_folder
 from components.modeling.catalog import ModelStore
 from components.modeling.checkpoints import CheckpointError

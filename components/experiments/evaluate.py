@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from components.experiments.runs import SUMMARY_NAME
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 
 SUMMARY_VERSION = 1
 

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from components.experiments.runs import Run, find_runs, plain_metrics
-from components.experiments.zoo import placement_label
-from components.modeling.variants import base_rank
+from components.modeling.variants import base_rank, placement_label
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0

@@ -55,7 +55,7 @@ def recost(run_dirs: list[str | Path], runs: int = 30, warmup: int = 5) -> list[
     """
     from components.experiments.flops import gflops
     from components.modeling.catalog import prepare
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
 
     dirs = [Path(d) for d in run_dirs]
     summaries = [read_summary(d) for d in dirs]

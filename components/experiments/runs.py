@@ -195,7 +195,8 @@ def _checkpoint_costs(path: Path, imgsz, build: bool = True) -> dict:
 def checkpoint_costs(path: Path, imgsz: int) -> dict:
     """Build the checkpoint (the loader's sandbox and size checks) and count its params and GFLOPs."""
     from components.experiments.flops import gflops
-    from components.modeling.checkpoints import CheckpointError, load_model
+    from components.modeling.checkpoints import CheckpointError
+    from components.modeling.load import load_model
 
     try:
         model = load_model(path)

@@ -18,7 +18,7 @@ def train(model_yaml: str | Path, data: str | Path, *, epochs: int, imgsz: int =
           latency_runs: int = 30, variant: dict | None = None, **overrides) -> Path:
     """Train ``model_yaml`` on ``data``; returns the run directory with its summary written."""
     from components.experiments.evaluate import build_summary, write_summary
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
     from components.modeling.yolo import YOLO
 
     t0 = time.time()

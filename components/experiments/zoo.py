@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from components.modeling.catalog import MANIFEST
+from components.modeling.variants import placement_label
 
 RUN_FILES = ("results.csv", "args.yaml", "summary.json", "model.yaml")
 
@@ -30,14 +31,6 @@ def ship_run(run_dir: str | Path, weights_dir: str | Path, name: str) -> dict:
              "checkpoint": f"{name}/best.pt", "run": name}
     add_to_manifest(weights_dir, entry)
     return entry
-
-
-def placement_label(variant: dict) -> str | None:
-    """The placement, with the CSP position where it has one: "in_csp (main)" and "in_csp (concat)"
-    are different variants (the tutorials' C3_EMA1 and C3_EMA3) and must not be pooled."""
-    placement = variant.get("placement") if variant.get("attention") else None
-    position = (variant.get("params") or {}).get("position") if isinstance(variant.get("params"), dict) else None
-    return f"{placement} ({position})" if placement and position else placement
 
 
 def add_to_manifest(weights_dir: str | Path, entry: dict) -> None:

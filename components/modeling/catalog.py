@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from components.modeling.checkpoints import CheckpointError, load_checkpoint, load_model, model_from_checkpoint
+from components.modeling.checkpoints import CheckpointError, load_checkpoint
+
+from components.modeling.load import load_model, model_from_checkpoint
 
 MANIFEST = "manifest.json"
 

@@ -3,11 +3,11 @@
 1. ``read_checkpoint`` replays the file's pickle in a child process (checkpoint_reader.py, with
    memory, CPU-time and size limits) where every class the file names is an inert record; it
    hands back plain containers, ``Obj`` records (class path + state) and tensors.
-2. ``load_model`` takes the architecture from the YAML dict the model record stores, checks it
-   against an explicit list of layer names (nothing outside it is built), rewrites the rows of
-   attention layers that other code bases define (foreign.py) into this project's modules,
-   builds the model with this project's code, and copies every tensor in with strict name and
-   shape checks.
+2. ``load.load_model`` builds the model from those records (foreign.py for YAML-described
+   models, yolox.py for YOLOX state dicts), first on the meta device (cost.py), and copies every
+   tensor in with strict name and shape checks (``copy_weights`` here).
+
+This module holds the records and the checks every builder shares; it imports no builder.
 
 Nothing the file names is imported, constructed or called, in this process or the child.
 """
@@ -223,62 +223,17 @@ def model_record(ckpt: dict, label: str) -> Obj:
         m = ckpt.get(key)
         if isinstance(m, Obj) and m.is_module:
             return m
-    if _looks_like_state_dict(ckpt.get("model")) or _looks_like_state_dict(ckpt):
+    if looks_like_state_dict(ckpt.get("model")) or looks_like_state_dict(ckpt):
         raise CheckpointError(f"{label}: holds only a state dict (tensors by name, no architecture) that is not "
                               "a YOLOX model; Attention Lens cannot tell what network it belongs to")
     raise CheckpointError(f"{label}: holds no model (keys: {sorted(map(str, ckpt))[:12]})")
 
 
-def _looks_like_state_dict(v) -> bool:
+def looks_like_state_dict(v) -> bool:
     return isinstance(v, dict) and bool(v) and all(isinstance(t, torch.Tensor) for t in v.values())
 
 
 # ----------------------------------------------------------------------------- building
-def load_model(path: str | Path) -> nn.Module:
-    """The detection model in a checkpoint, rebuilt by this project: float32, eval mode, no grads.
-
-    Opens ultralytics 8.x (YOLOv8, YOLO11, v5u; best.pt and last.pt, forks with attention classes
-    at any module path, ultralytics' own CBAM), classic yolov5 v6-v7 and YOLOX state dicts.
-    """
-    path = Path(path)
-    model = model_from_checkpoint(load_checkpoint(path), path.name)
-    model.pt_path = str(path)
-    return model
-
-
-def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
-    """Build the model a checkpoint dict (from ``load_checkpoint``) describes. Raises CheckpointError."""
-    from components.modeling.foreign import rebuild_yolo
-    from components.modeling.yolox import build_yolox, is_yolox_state
-
-    from components.modeling.cost import CostError, check_model, measure
-
-    state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
-
-    def build():
-        if _looks_like_state_dict(state) and is_yolox_state(state):
-            return build_yolox(state, label)
-        return rebuild_yolo(model_record(ckpt, label), label)
-
-    try:
-        # First on the meta device (shapes, no storage): the weights' names and shapes are checked
-        # against the file and the model's size is measured before anything real is allocated.
-        with torch.device("meta"):
-            cost = measure(build())
-        check_model(cost, label)
-        model = build()
-    except CostError as e:
-        raise CheckpointError(str(e)) from None
-    except CheckpointError as e:  # errors from deep in a record (a module budget) name the file too
-        raise e if str(e).startswith(f"{label}:") else CheckpointError(f"{label}: {e}") from None
-    model.cost = cost
-    model = model.float().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.train_args = plain_args(ckpt.get("train_args") or ckpt.get("opt"))  # ultralytics 8.x; yolov5
-    return model
-
-
 def plain_args(args) -> dict:
     """Train args as plain values: a dict (stripped files) or a namespace record (some last.pt)."""
     if isinstance(args, Obj):

@@ -221,3 +221,11 @@ _YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "True", "False
 
 def _as_list(f) -> list[int]:
     return list(f) if isinstance(f, list) else [f]
+
+
+def placement_label(variant: dict) -> str | None:
+    """The placement, with the CSP position where it has one: "in_csp (main)" and "in_csp (concat)"
+    are different variants (the tutorials' C3_EMA1 and C3_EMA3) and must not be pooled."""
+    placement = variant.get("placement") if variant.get("attention") else None
+    position = (variant.get("params") or {}).get("position") if isinstance(variant.get("params"), dict) else None
+    return f"{placement} ({position})" if placement and position else placement

@@ -74,7 +74,7 @@ def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
     from ultralytics.utils.ops import scale_boxes
 
     from components.analysis.attention_matrix import Cell
-    from components.analysis.inference import letterbox
+    from components.runtime.letterbox import letterbox
 
     original = (290, 520)
     x = letterbox(np.zeros((*original, 3), np.uint8), 320)  # (1, 3, 192, 320): 7 rows of padding

@@ -74,7 +74,7 @@ def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     from components.analysis.evaluation import predict_models
     from components.experiments.datasets import read_split
     from components.experiments.evaluate import validate
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
     from ultralytics.utils import NUM_THREADS
 
     model = load_model(Path(__file__).resolve().parents[2] / "weights" / "yolov8n-baseline-s0" / "best.pt")
@@ -127,9 +127,9 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
 
     from components.analysis import images
     from components.analysis.evaluation import MAX_DETS, predict_models
-    from components.analysis.inference import detect
+    from components.runtime.detect import detect
     from components.experiments.datasets import read_split
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
 
     weights = Path(__file__).resolve().parents[2] / "weights"
     models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}

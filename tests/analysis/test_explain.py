@@ -10,7 +10,8 @@ import torch
 
 from components.analysis.explain import METHOD_NAMES, energy_in_box, explain_box, to_input_box
 from components.analysis.images import load_image
-from components.analysis.inference import detect, letterbox
+from components.runtime.detect import detect
+from components.runtime.letterbox import letterbox
 from components.modeling.catalog import ModelStore, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from torch import nn
 
 from components.analysis.attention_view import channel_figure, export, inspect, render
 from components.analysis.heatmaps import normalize, to_original
-from components.analysis.inference import detect
+from components.runtime.detect import detect
 from components.attention import CBAM
 from components.modeling.catalog import ModelStore, read_manifest
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from components.analysis.images import load_image
-from components.analysis.inference import letterbox, model_stride
+from components.runtime.letterbox import letterbox, model_stride
 from components.analysis.layercam import detect_inputs, layercam_grids
 from components.modeling.catalog import ModelStore, read_manifest
 

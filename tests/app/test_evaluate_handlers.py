@@ -95,7 +95,7 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
 def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypatch):
     """On a data set with pixels (not the stored split), with ONNX Runtime on: the attention model's
     pass runs on it; the baseline's, with localisation, is LayerCAM on PyTorch."""
-    from components.analysis import onnx_backend
+    from components.runtime import onnx_backend
 
     monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
     monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")

@@ -312,7 +312,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     from components.app import handlers
     from components.experiments import runs as runs_module
     from components.jobs.lane import Lane
-    from components.modeling import checkpoints
+    from components.modeling import load
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
     run = tmp_path / "train7"
@@ -326,7 +326,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
         for f in run.rglob("*"):
             z.write(f, f.relative_to(tmp_path))
     monkeypatch.setattr(handlers, "SESSIONS_ROOT", tmp_path / "sessions")
-    monkeypatch.setattr(checkpoints, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
+    monkeypatch.setattr(load, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
     monkeypatch.setattr(runs_module, "_PLAIN", {})
     table, *_ = handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())
     row = table.iloc[0]

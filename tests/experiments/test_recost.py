@@ -8,7 +8,7 @@ import pytest
 
 from components.cli import main
 from components.experiments.recost import recost
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 
 
 @pytest.fixture

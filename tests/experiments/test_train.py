@@ -11,7 +11,7 @@ import torch
 from components.attention import ATTENTION_MODULES
 from components.experiments.evaluate import evaluate_checkpoints
 from components.experiments.train import train
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 from components.modeling.variants import make_variant, to_yaml
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from components.experiments.evaluate import validate
 from components.modeling.catalog import read_manifest
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 ENTRIES = read_manifest(WEIGHTS)

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.modeling.checkpoints import CheckpointError, load_model, read_checkpoint
+from components.modeling.checkpoints import CheckpointError, read_checkpoint
+
+from components.modeling.load import load_model
 
 
 def torch_zip(path, pkl: bytes, storages: dict[str, bytes] | None = None, compress=zipfile.ZIP_STORED):

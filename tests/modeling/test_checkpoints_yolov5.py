@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.analysis.inference import capture_gates
+from components.runtime.capture import capture_gates
 from components.attention import EMA, SE, PolarizedSA
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yolov5"
 CASES = [("v5-baseline-best.pt", None, 0), ("v5-se-best.pt", SE, 1), ("v5-ema-best.pt", EMA, 3),

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.analysis.inference import capture_gates
+from components.runtime.capture import capture_gates
 from components.attention import CBAM, ECA, SE, CoordAtt
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yolox"
 CASES = [("yolox-base", None), ("yolox-nano-cam", CoordAtt), ("yolox-se", SE), ("yolox-eca", ECA),

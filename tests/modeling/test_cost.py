@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 from components.modeling.cost import (
     MAX_ACTIVATION_BYTES,
     CostError,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from components.modeling.checkpoints import load_model
+from components.modeling.load import load_model
 from components.modeling.identity import model_identity
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"

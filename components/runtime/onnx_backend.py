@@ -1,14 +1,8 @@
 """The fast path for detection forwards: each model exported to ONNX once and run by ONNX Runtime.
 
-Why ONNX Runtime, measured (bench section 9, which adds an OpenVINO column when openvino is
-installed; this 2-core AMD EPYC, Zen 4, 2026-11-30): at float32, which the exactness contract
-needs, ONNX Runtime and OpenVINO 2026.4 run the same graphs about as fast (13-23 ms a forward at 320
-and 41-91 ms at 640 over 32 models, against 13-24 and 41-90 ms), near the CPU's float32 peak at
-640; PyTorch eager took 1.6-4.8x as long in that run (its speed varies far more between runs on this
-VM than either runtime's). OpenVINO is faster only at its default precision on CPUs with bf16,
-where raw box outputs moved by up to 3.8 px: not the same boxes. ONNX Runtime also has the smaller
-wheel (16 MB against 59 MB), reads the graphs ``torch.onnx.export`` writes without a conversion
-step, and is the runtime Hugging Face's own CPU tooling uses.
+Why ONNX Runtime rather than OpenVINO or PyTorch eager: docs/PERFORMANCE.md, section 9 (the two
+runtimes about as fast at float32, which the exactness contract needs; OpenVINO's faster default
+precision moved boxes; ONNX Runtime's wheel is smaller and reads torch's graphs as they are).
 
 What runs where:
 - The graph is exported from a private copy of the model (the shared one is never put in export
@@ -16,7 +10,7 @@ What runs where:
   every attention module's input as extra outputs: the maps come from the same run.
 - Each export is checked against PyTorch before it is used (onnx_check.py); one that fails to
   export or to match is never used, and its reason is kept.
-- Exports are cached on disk by a hash of the model's weights and structure, so a restart
+- Exports are cached on disk by the model's identity (structure, wiring, weights), so a restart
   only loads them. A first export runs in the background, one model at a time on the torch
   thread between users' requests; until it is ready the model answers through PyTorch.
 - Gradient-based explanations (Grad-CAM, LayerCAM) stay on PyTorch: they need the autograd graph.
@@ -32,12 +26,15 @@ import tempfile
 import threading
 import warnings
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from components.analysis import onnx_check
+from components.modeling.identity import model_identity
+from components.runtime import onnx_check
+from components.runtime.capture import attention_layout, capture_gates
+from components.runtime.onnx_session import Exported, ExportError
+from components.torch_thread import run_on_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +45,6 @@ CACHE_ENV = "ATTENTION_LENS_ONNX_CACHE"
 #: Cached graphs kept on disk (oldest removed first); each is about the model's fp32 size.
 CACHE_FILES = 64
 BACKEND_ENV = "ATTENTION_LENS_BACKEND"  # "pytorch" turns the fast path off
-
-
-class ExportError(RuntimeError):
-    pass
-
-
-@dataclass
-class Exported:
-    """An ONNX Runtime session for one model, and the names of its extra outputs."""
-
-    session: object
-    gates: list[str]  # qualified gate names, outputs 1..len(gates)
-    inputs: list[str]  # qualified attention module names whose inputs follow the gates
-    path: Path | None = None  # the cached graph it runs (another runtime can open the same file)
-    batched: bool = False  # checked on a batch of images too (a data-set pass then feeds it several)
-
-    def __post_init__(self):
-        self._prediction = [self.session.get_outputs()[0].name]
-
-    def run(self, x: torch.Tensor, capture: bool = True):
-        """(raw prediction, {gate: map}, {module: input}) as torch tensors, for one letterboxed
-        input; without ``capture``, the prediction alone (the runtime then need not copy the maps out)."""
-        if not capture:
-            return torch.from_numpy(self.session.run(self._prediction, {"images": x.numpy()})[0]), {}, {}
-        out = self.session.run(None, {"images": x.numpy()})
-        pred = torch.from_numpy(out[0])
-        gates = {n: torch.from_numpy(a) for n, a in zip(self.gates, out[1:1 + len(self.gates)])}
-        inputs = {n: torch.from_numpy(a) for n, a in zip(self.inputs, out[1 + len(self.gates):])}
-        return pred, gates, inputs
 
 
 def enabled() -> bool:
@@ -114,8 +82,6 @@ def model_key(model: torch.nn.Module) -> str:
     ``modeling.identity``) and the exporter's and runtime's versions."""
     import onnxruntime
 
-    from components.modeling.identity import model_identity
-
     return model_identity(model, f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|")[:32]
 
 
@@ -128,7 +94,6 @@ class _WithMaps(torch.nn.Module):
         self.gate_names, self.module_names = gates, modules
 
     def forward(self, x):
-        from components.analysis.inference import capture_gates
 
         maps, inputs = {}, {}
         with capture_gates(self.model, maps, inputs):  # the app's own hooks: the same maps, by name
@@ -139,8 +104,6 @@ class _WithMaps(torch.nn.Module):
 
 def export_bytes(model: torch.nn.Module) -> tuple[bytes, list[str], list[str]]:
     """The ONNX graph of a private copy of ``model`` (dynamic batch, h and w), and its extra outputs' names."""
-    from components.analysis.inference import attention_layout
-
     private = copy.deepcopy(model).float().eval()
     layout = attention_layout(private)
     gates, modules = layout.gate_names, layout.module_names
@@ -181,8 +144,6 @@ def open_session(graph: bytes | str):
 
 def build(model: torch.nn.Module) -> Exported:
     """Export (or load from the cache), open and check ``model``'s graph. Raises ExportError."""
-    from components.analysis.inference import attention_layout
-
     key = model_key(model)
     folder = cache_dir()
     path = folder / f"{key}.onnx"
@@ -271,8 +232,6 @@ class Registry:
                     continue
                 self._pending.add(model)
             if wait:
-                from components.torch_thread import run_on_torch_thread
-
                 run_on_torch_thread(self._build, model)
             else:
                 self._queue.put(weakref.ref(model))
@@ -282,8 +241,6 @@ class Registry:
                 self._worker.start()
 
     def _drain(self) -> None:
-        from components.torch_thread import run_on_torch_thread
-
         while True:
             try:
                 ref = self._queue.get(timeout=5)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis import onnx_backend, onnx_check
-from components.analysis.inference import capture_gates, detect
+from components.runtime import onnx_backend, onnx_check
+from components.runtime.capture import capture_gates
+from components.runtime.detect import detect
 from components.attention import ATTENTION_MODULES
 from components.modeling.catalog import prepare
 from components.modeling.models import build_model
@@ -202,7 +203,7 @@ def test_other_code_bases_export_and_match(fixture, fast):
     """Files written by yolov5 7.0 and YOLOX 0.3.0 export, pass the two-shape check and give
     PyTorch's predictions and maps. (YOLOX's ECA and SE graphs once kept the first input's
     shape in a Concat, when the export wrapper hooked modules its own way: the check refused them.)"""
-    from components.modeling.checkpoints import load_model
+    from components.modeling.load import load_model
 
     model = prepare(load_model(ROOT / "tests" / "fixtures" / fixture))
     fast.prepare([model], wait=True)
@@ -239,14 +240,14 @@ class _Runs:
 
 def _letterboxed(paths, imgsz=320):
     from components.analysis.images import load_image
-    from components.analysis.inference import letterbox
+    from components.runtime.letterbox import letterbox
 
     rgbs = [load_image(p) for p in paths]
     return rgbs, torch.cat([letterbox(rgb, imgsz, 32) for rgb in rgbs])
 
 
 def test_a_pass_feeds_a_graph_several_images_a_run_with_each_images_own_boxes(fast, bccd_test_images, monkeypatch):
-    from components.analysis.inference import detect_batch
+    from components.runtime.detect import detect_batch
 
     model = shipped("yolov8n-cbam-neck-s0")
     fast.prepare([model], wait=True)
@@ -281,7 +282,7 @@ class _OneAtATime(torch.nn.Module):
 
 
 def test_a_graph_that_folds_in_the_batch_size_runs_one_image_at_a_time(fast, bccd_test_images):
-    from components.analysis.inference import detect_batch
+    from components.runtime.detect import detect_batch
 
     model = variant(attention="SE")
     model.model[0] = _OneAtATime(model.model[0])

@@ -10,12 +10,11 @@ per run.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from components.analysis.onnx_backend import Exported
+from components.runtime.capture import capture_gates, forward_lock
+from components.runtime.onnx_session import Exported
 
 #: Differences allowed between the two runtimes on the check inputs. A raw prediction may differ
 #: by PRED_TOLERANCE plus PRED_RELATIVE of its size: box values are in input pixels and, on the
@@ -77,8 +76,6 @@ def _reference(model: torch.nn.Module, x: torch.Tensor, maps: dict | None = None
                inputs: dict | None = None) -> torch.Tensor:
     """PyTorch's raw prediction for ``x``; with ``maps`` and ``inputs``, its gates' maps and its
     attention modules' inputs captured into them."""
-    from components.analysis.inference import capture_gates, forward_lock
-
     capturing = capture_gates(model, maps, inputs) if maps is not None else nullcontext()
     with forward_lock(model), torch.no_grad(), capturing:
         ref = model(x)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from components.analysis import onnx_check
-from components.analysis.inference import capture_gates
+from components.runtime import onnx_check
+from components.runtime.capture import capture_gates
 from components.modeling.catalog import prepare
 from components.modeling.models import build_model
 from components.modeling.variants import make_variant

@@ -1,0 +1,53 @@
+"""The input of one forward: the letterbox ultralytics' predictor makes, its geometry, and the
+image sizes any view or evaluation accepts (checked before anything of that size is allocated)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+#: The image sizes (letterbox side, pixels) any view or evaluation accepts.
+MIN_IMGSZ, MAX_IMGSZ = 32, 1280
+
+
+class ImageSizeError(ValueError):
+    """An image size outside [MIN_IMGSZ, MAX_IMGSZ] (or not a whole number)."""
+
+
+def check_image_size(imgsz) -> int:
+    """``imgsz`` as an int, or ImageSizeError: checked before anything of that size is allocated."""
+    if isinstance(imgsz, str) and imgsz.strip().isdigit():
+        imgsz = int(imgsz)
+    if isinstance(imgsz, float) and imgsz.is_integer():
+        imgsz = int(imgsz)
+    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not MIN_IMGSZ <= imgsz <= MAX_IMGSZ:
+        raise ImageSizeError(f"Image size must be a whole number of pixels from {MIN_IMGSZ} to {MAX_IMGSZ}.")
+    return imgsz
+
+
+def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tensor:
+    """(1, 3, h, w) float tensor, letterboxed the way ultralytics' predictor does (rect, centred)."""
+    from ultralytics.data.augment import LetterBox
+
+    imgsz = check_image_size(imgsz)
+
+    boxed = LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb)
+    # Scaled in numpy (the same float32 division): a torch op this small still wakes PyTorch's
+    # thread pool, which then competes with ONNX Runtime's spinning threads.
+    chw = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32)
+    chw /= np.float32(255)
+    return torch.from_numpy(chw).unsqueeze(0)
+
+
+def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:
+    """(gain_x, gain_y, pad_x, pad_y) of a letterbox from ``original_hw`` to ``input_hw``:
+    input pixel = original pixel * gain + pad, exactly as ultralytics' scale_boxes inverts it
+    (each resized side rounded, the padding centred)."""
+    (ih, iw), (h0, w0) = input_hw, original_hw
+    gain = min(ih / h0, iw / w0)
+    new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
+    return new_w / w0, new_h / h0, round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
+
+
+def model_stride(model: torch.nn.Module) -> int:
+    return max(int(getattr(model, "stride", torch.tensor([32])).max()), 32)
