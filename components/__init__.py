@@ -2,11 +2,13 @@
 
 Layers, each importing only from the ones above it:
 
+- ``env``, ``cache``, ``torch_thread``  process settings, the one cache policy, the torch thread
 - ``jobs``        the long-work lane: child processes with limits, a queue, a cancel
 - ``attention``   the six modules (one file per mechanism), their gates and factory
 - ``modeling``    variants, ultralytics integration, checkpoint reading, foreign code bases, the catalogue
 - ``experiments`` data sets, training, evaluation, costs, stored runs and their tables
-- ``analysis``    detection, comparison, attention maps, explanations, charts
+- ``runtime``     one forward of one model: letterbox, capture, detect, the ONNX Runtime fast path
+- ``analysis``    comparison, attention maps, explanations, a split's evaluation, charts
 - ``app``         the Gradio layout and its handlers
 - ``cli``         ``python -m components``
 

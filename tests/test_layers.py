@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "components"
 #: Top to bottom; each may import from the ones before it.
-ORDER = ["env", "torch_thread", "jobs", "attention", "modeling", "experiments", "runtime", "analysis", "app", "cli"]
+ORDER = ["env", "cache", "torch_thread", "jobs", "attention", "modeling", "experiments", "runtime", "analysis", "app", "cli"]
 
 
 def layer_of(parts: tuple[str, ...]) -> str | None:

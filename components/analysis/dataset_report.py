@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
@@ -24,11 +22,11 @@ from components.analysis.evaluation import (
     metrics_of,
 )
 from components.analysis.localisation import summarise
+from components.cache import BoundedCache
 from components.experiments.datasets import Split
 
-_CACHE: OrderedDict[tuple, tuple] = OrderedDict()
-_CACHE_MAX = 32
-_LOCK = threading.Lock()
+#: Detections (and localisation scores) by (model identity, split fingerprint, split, image size).
+_CACHE: BoundedCache[tuple] = BoundedCache(32)
 
 
 def model_digest(model) -> str:
@@ -56,20 +54,15 @@ def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None
 
     keys = {name: (model_digest(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
     found = {}
-    with _LOCK:
-        for name, key in keys.items():
-            hit = _CACHE.get(key)
-            if hit is not None and (hit[1] is not None or not localise):
-                _CACHE.move_to_end(key)
-                found[name] = hit
+    for name, key in keys.items():
+        hit = _CACHE.get(key)
+        if hit is not None and (hit[1] is not None or not localise):
+            found[name] = hit
     missing = {name: model for name, model in models.items() if name not in found}
     if missing:
         ran = predict_models(missing, split, imgsz, progress, localise)
-        with _LOCK:
-            for name, entry in ran.items():
-                _CACHE[keys[name]] = entry
-            while len(_CACHE) > _CACHE_MAX:
-                _CACHE.popitem(last=False)
+        for name, entry in ran.items():
+            _CACHE.put(keys[name], entry)
         found.update(ran)
     return {name: found[name] for name in models}
 
@@ -119,7 +112,8 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
                              if per_image is not None and n in detections}}
 
 
-_SERIES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+#: Each model's bootstrap series by (split, its detections, rounds).
+_SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
 
 
 def detections_digest(detections: list[np.ndarray]) -> str:
@@ -138,18 +132,13 @@ def series_for(split: Split, detections: list[np.ndarray], rounds: int) -> np.nd
     depends on neither the reference nor the confidence, so another look costs only the matching
     at the new confidence."""
     key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
-    with _LOCK:
-        hit = _SERIES.get(key)
-        if hit is not None:
-            _SERIES.move_to_end(key)
-            return hit
-    series = bootstrap_series(coco_matches(split, detections), rounds)
-    series.setflags(write=False)  # shared by every later evaluation that finds it here
-    with _LOCK:
-        _SERIES[key] = series
-        while len(_SERIES) > 4 * _CACHE_MAX:
-            _SERIES.popitem(last=False)
-    return series
+
+    def draw() -> np.ndarray:
+        series = bootstrap_series(coco_matches(split, detections), rounds)
+        series.setflags(write=False)  # shared by every later evaluation that finds it here
+        return series
+
+    return _SERIES.get_or_make(key, draw)
 
 
 #: One letter per found/missed category, for the compact per-object strings.

@@ -44,8 +44,8 @@ def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, in
     return {by_name[c]: j for j, c in enumerate(classes)}
 
 
-#: Images per ONNX Runtime run in a pass (graphs that take batches): measured on this 2-core
-#: machine, a yolov8n at 320 took 16.6 ms an image one at a time, 11.9 ms in fours, 11.2 in eights.
+#: Images per ONNX Runtime run in a pass (graphs that take batches): eight a run was the fastest
+#: of one, four and eight (docs/PERFORMANCE.md, section 11).
 PASS_BATCH = 8
 
 

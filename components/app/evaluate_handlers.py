@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.app.handlers import UserError, resolve_models, session_folder, within_budget
+from components.cache import BoundedCache
 from components.app.handlers import image_size as checked_size
 from components.modeling.catalog import ModelStore
 from components.torch_thread import run_on_torch_thread
@@ -18,7 +19,8 @@ from components.torch_thread import run_on_torch_thread
 #: Where the shipped zoo's stored detections live, relative to the weights folder.
 STORED_EVALUATIONS = "evaluation"
 SPLIT_CHOICES = ("test", "val", "train")
-_STORED: dict[tuple, tuple] = {}
+#: Stored detections files, decoded once per file version.
+_STORED: BoundedCache[tuple] = BoundedCache(4)
 
 
 @dataclass
@@ -39,12 +41,10 @@ def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
     folder = Path(folder) if folder else None
     for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
         try:
-            key = (str(path), path.stat().st_mtime_ns)
-            if key not in _STORED:  # decoded once per file version, not on every click
-                _STORED[key] = load_detections(path)
+            s, size, dets, scores = _STORED.get_or_make((str(path), path.stat().st_mtime_ns),
+                                                        lambda: load_detections(path))
         except (ValueError, OSError):
             continue
-        s, size, dets, scores = _STORED[key]
         if s.split == split and size == int(imgsz):
             return s, dets, scores
     return None, {}, {}

@@ -8,7 +8,7 @@ import gradio as gr
 #: Queue settings for every event that runs model forwards (compare, its reruns, attention): one
 #: at a time across all of them. Their forwards run one at a time on the torch thread anyway
 #: (components/torch_thread.py); a queue slot of 1 shows users their place in line instead of
-#: parking gradio workers on that thread. Two compares at once had finished no sooner either.
+#: parking gradio workers on that thread.
 INFERENCE_QUEUE = {"concurrency_id": "inference", "concurrency_limit": 1}
 
 #: How long a session's stored results (the slider's images, the last attention inspection)
@@ -18,9 +18,8 @@ STATE_TTL_S = int(os.environ.get("ATTENTION_LENS_STATE_TTL", 1800))
 #: holds a copy of the page's last outputs, ~5 MB after an attention view (soak, docs in README).
 STATE_SESSIONS = 50
 
-#: How result images travel to the browser. Gradio's default, WebP, took ~22 ms to encode one
-#: 640x480 result here and JPEG ~1.5 ms (docs/PERFORMANCE.md, 5): with nine models, or a dozen
-#: maps, that was most of the wait after the models had run. Downloads stay lossless.
+#: How result images travel to the browser: JPEG, because gradio's default WebP took most of the
+#: wait after the models had run (docs/PERFORMANCE.md, sections 5 and 11). Downloads stay lossless.
 DISPLAY_FORMAT = "jpeg"
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 
+from components.cache import BoundedCache, remove_folder
 from components.env import run_folder
 
 MAX_UNPACKED_BYTES = 200 * 2**20
@@ -45,8 +44,8 @@ def extract_zip(path: str | Path, dest: str | Path, max_bytes: int = MAX_UNPACKE
     return dest
 
 
-_CACHE: OrderedDict[tuple, Path] = OrderedDict()
-_LOCK = threading.Lock()
+#: Unpacked uploads by file version; an evicted one's folder is removed.
+_UNPACKED: BoundedCache[Path] = BoundedCache(CACHE_SIZE, on_evict=remove_folder)
 
 
 def extracted(zip_path: str | Path, prefix: str = "attention-lens-zip-") -> Path:
@@ -59,18 +58,14 @@ def extracted(zip_path: str | Path, prefix: str = "attention-lens-zip-") -> Path
         st = Path(zip_path).stat()
     except OSError as e:
         raise ValueError(e.strerror or str(e)) from None
-    key = (str(zip_path), st.st_size, st.st_mtime_ns)
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
+
+    def unpack() -> Path:
         dest = Path(tempfile.mkdtemp(prefix=prefix, dir=run_folder()))
         try:
             extract_zip(zip_path, dest)
         except (ValueError, OSError) as e:
             shutil.rmtree(dest, ignore_errors=True)
             raise ValueError(str(e)) from None
-        _CACHE[key] = dest
-        while len(_CACHE) > CACHE_SIZE:
-            shutil.rmtree(_CACHE.popitem(last=False)[1], ignore_errors=True)
         return dest
+
+    return _UNPACKED.get_or_make((str(zip_path), st.st_size, st.st_mtime_ns), unpack)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from components.cache import BoundedCache, remove_folder
 from components.env import run_folder
 from components.experiments.archives import extracted
 from components.experiments.data import IMAGE_SUFFIXES, SPLITS, convert_voc
@@ -189,22 +189,18 @@ def _fingerprint(paths: list[Path], boxes: list[np.ndarray]) -> str:
 
 #: (resolved path, size, mtime) -> sha256 of the file's bytes: a split's images are hashed once
 #: per version of each file, not on every evaluation.
-_DIGESTS: OrderedDict[tuple, str] = OrderedDict()
-_DIGESTS_MAX = 4 * MAX_IMAGES
+_DIGESTS: BoundedCache[str] = BoundedCache(4 * MAX_IMAGES)
 
 
 def file_digest(path: Path) -> str:
     """sha256 (hex) of a file's bytes, cached by its resolved path, size and modification time."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    hit = _DIGESTS.get(key)
-    if hit is None:
+
+    def digest() -> str:
         with open(path, "rb") as f:
-            hit = hashlib.file_digest(f, "sha256").hexdigest()
-        _DIGESTS[key] = hit
-        while len(_DIGESTS) > _DIGESTS_MAX:
-            _DIGESTS.popitem(last=False)
-    return hit
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    return _DIGESTS.get_or_make((str(path.resolve()), st.st_size, st.st_mtime_ns), digest)
 
 
 def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False) -> Split:
@@ -232,18 +228,22 @@ def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False
 
 #: VOC trees already converted: (folder, mtime of Annotations/) -> the converted copy, so asking
 #: for another split or evaluating again does not convert (and fill the disk) again.
-_CONVERTED: dict[tuple, Path] = {}
+_CONVERTED: BoundedCache[Path] = BoundedCache(8, on_evict=lambda out: remove_folder(out.parent))
 
 
 def _converted(voc: Path) -> Path:
+    def convert() -> Path:
+        out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-", dir=run_folder())) / "data"
+        try:
+            convert_voc(voc, out)
+        except ValueError as e:
+            remove_folder(out.parent)
+            reason = str(e).replace(str(voc.resolve()), "the VOC folder").replace(str(out.resolve()), "the converted copy")
+            raise DatasetError(f"VOC conversion failed: {reason}") from None
+        return out
+
     key = (str(voc.resolve()), (voc / "Annotations").stat().st_mtime_ns)
-    if key in _CONVERTED and (_CONVERTED[key] / "data.yaml").is_file():
-        return _CONVERTED[key]
-    out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-", dir=run_folder())) / "data"
-    try:
-        convert_voc(voc, out)
-    except ValueError as e:
-        reason = str(e).replace(str(voc.resolve()), "the VOC folder").replace(str(out.resolve()), "the converted copy")
-        raise DatasetError(f"VOC conversion failed: {reason}") from None
-    _CONVERTED[key] = out
-    return out
+    hit = _CONVERTED.get(key)
+    if hit is not None and not (hit / "data.yaml").is_file():  # removed under us (a session sweep)
+        _CONVERTED.put(key, convert())
+    return _CONVERTED.get_or_make(key, convert)

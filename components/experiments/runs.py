@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.cache import BoundedCache
+
 
 @dataclass
 class Run:
@@ -152,7 +154,8 @@ RESULTS_COLUMNS = {"P": "metrics/precision(B)", "R": "metrics/recall(B)", "mAP50
 #: A plain run's best.pt is rebuilt (in the checkpoint reader's sandbox) for params and GFLOPs
 #: only when it is at most this large; bigger files keep those columns empty.
 MAX_COSTED_CHECKPOINT = 64 * 2**20
-_PLAIN: dict[tuple, dict] = {}
+#: Checkpoint costs by file version and image size.
+_COSTS: BoundedCache[dict] = BoundedCache(256)
 
 
 def plain_metrics(run: Run) -> dict:
@@ -185,11 +188,11 @@ def _checkpoint_costs(path: Path, imgsz, build: bool = True) -> dict:
     key = _cost_key(path, imgsz)
     if key is None:
         return {}
-    if key not in _PLAIN:
-        if not build:
-            return {}
-        _PLAIN[key] = checkpoint_costs(path, key[3]) if key[1] <= MAX_COSTED_CHECKPOINT else {}
-    return _PLAIN[key]
+    hit = _COSTS.get(key)
+    if hit is None and not build:
+        return {}
+    return hit if hit is not None else _COSTS.put(key, checkpoint_costs(path, key[3])
+                                                  if key[1] <= MAX_COSTED_CHECKPOINT else {})
 
 
 def checkpoint_costs(path: Path, imgsz: int) -> dict:
@@ -214,7 +217,7 @@ def pending_costs(runs: list[Run]) -> list[dict]:
         if run.usable or run.results is None:
             continue
         key = _cost_key(run.path / "weights" / "best.pt", run.args.get("imgsz"))
-        if key is not None and key not in _PLAIN and key[1] <= MAX_COSTED_CHECKPOINT:
+        if key is not None and key not in _COSTS and key[1] <= MAX_COSTED_CHECKPOINT:
             out.append({"path": key[0], "imgsz": key[3]})
     return out
 
@@ -223,8 +226,8 @@ def remember_costs(path: str | Path, imgsz: int, costs: dict) -> None:
     """Costs computed elsewhere (a lane job) for ``path`` at ``imgsz``; {} marks it as not costable."""
     key = _cost_key(Path(path), imgsz)
     if key is not None:
-        _PLAIN[key] = {k: float(v) for k, v in costs.items()
-                       if k in ("params", "GFLOPs (thop)", "GFLOPs (torch)") and isinstance(v, (int, float))}
+        _COSTS.put(key, {k: float(v) for k, v in costs.items()
+                         if k in ("params", "GFLOPs (thop)", "GFLOPs (torch)") and isinstance(v, (int, float))})
 
 
 def find_runs(root: str | Path) -> list[Run]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from components.cache import BoundedCache
+
 from components.analysis.dataset_report import load_detections, merged_detections, save_detections
 from components.experiments.datasets import Split
 
@@ -54,12 +56,12 @@ def test_another_reference_or_confidence_reuses_each_models_bootstrap_series(mon
     three = {n: all_dets[n] for n in ("yolov8n-baseline-s0", "yolov8n-ema-neck-s0", "yolov8n-cbam-neck-s0")}
     calls = []
     monkeypatch.setattr(dataset_report, "coco_matches", lambda *a, **k: calls.append(a[2:]) or coco_matches(*a, **k))
-    monkeypatch.setattr(dataset_report, "_SERIES", type(dataset_report._SERIES)())
+    monkeypatch.setattr(dataset_report, "_SERIES", BoundedCache(128))
     evaluate_detections(split_, three, "yolov8n-baseline-s0", confidence=0.25, rounds=100)
     assert len(calls) == 6  # each model: at the confidence, and every detection for the bootstrap
     calls.clear()
     again = evaluate_detections(split_, three, "yolov8n-ema-neck-s0", confidence=0.4, rounds=100)
     assert calls == [(0.4,)] * 3
-    monkeypatch.setattr(dataset_report, "_SERIES", type(dataset_report._SERIES)())
+    monkeypatch.setattr(dataset_report, "_SERIES", BoundedCache(128))
     fresh = evaluate_detections(split_, three, "yolov8n-ema-neck-s0", confidence=0.4, rounds=100)
     assert again["against reference"] == fresh["against reference"] and again["models"] == fresh["models"]

@@ -5,6 +5,8 @@ import zipfile
 
 import pytest
 
+from components.cache import BoundedCache, remove_folder
+
 from components.experiments import archives
 from components.experiments.archives import extract_zip, extracted
 
@@ -66,8 +68,7 @@ def test_an_upload_is_unpacked_once_and_a_changed_file_again(tmp_path, monkeypat
 
 def test_the_cache_deletes_the_folders_it_evicts(tmp_path, monkeypatch):
     monkeypatch.setattr(archives.tempfile, "tempdir", str(tmp_path / "tmp"))
-    monkeypatch.setattr(archives, "CACHE_SIZE", 2)
-    monkeypatch.setattr(archives, "_CACHE", type(archives._CACHE)())
+    monkeypatch.setattr(archives, "_UNPACKED", BoundedCache(2, on_evict=remove_folder))
     (tmp_path / "tmp").mkdir()
     folders = [extracted(make_zip(tmp_path / f"{i}.zip", {"a.txt": str(i)})) for i in range(3)]
     assert not folders[0].exists() and folders[1].is_dir() and folders[2].is_dir()

@@ -310,6 +310,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     import zipfile
 
     from components.app import handlers
+    from components.cache import BoundedCache
     from components.experiments import runs as runs_module
     from components.jobs.lane import Lane
     from components.modeling import load
@@ -327,7 +328,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
             z.write(f, f.relative_to(tmp_path))
     monkeypatch.setattr(handlers, "SESSIONS_ROOT", tmp_path / "sessions")
     monkeypatch.setattr(load, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
-    monkeypatch.setattr(runs_module, "_PLAIN", {})
+    monkeypatch.setattr(runs_module, "_COSTS", BoundedCache(8))
     table, *_ = handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())
     row = table.iloc[0]
     # Independently: the same file's parameters, counted from its own tensors here.
