@@ -14,12 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.attention.self_attention import received
 from components.runtime.capture import attention_layout
 
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
              "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
 #: Which view is a layer's main map, and the kind of scale it shares, in order of preference.
+#: A self-attention layer's main map: what each cell receives, averaged over queries and heads.
+RECEIVED = "attention received (mean over queries and heads)"
 MAIN_VIEWS = (("spatial", "spatial gate"),
+              (RECEIVED, "self-attention received (1 = uniform)"),
               ("spatial_groups (mean over groups)", "EMA group gates (mean)"),
               ("axis_h x axis_w", "CoordAtt h x w gate"),
               ("channel-weighted activation", "channel-weighted activation"))
@@ -46,7 +50,10 @@ def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple
     """Group captured gate outputs by attention module and derive the views of each."""
     out = []
     for lay in attention_layout(model).layers:
-        gates = {g.kind: maps[gname][0].float().numpy() for gname, g in lay.gates if gname in maps}
+        # Batch item 0; a self-attention tap holds (batch x areas, ...): item 0 is its first ``areas``.
+        gates = {g.kind: maps[gname][:getattr(lay.module, "areas", 1)] if g.kind == "self_attention"
+                 else maps[gname][0] for gname, g in lay.gates if gname in maps}
+        gates = {k: v.float().numpy() for k, v in gates.items()}
         x = inputs.get(lay.name)
         if not gates or x is None:
             continue
@@ -68,6 +75,10 @@ def _derive_views(lm: LayerMaps, x: torch.Tensor) -> None:
     if "axis_h" in g and "axis_w" in g:
         lm.views["axis_h x axis_w"] = (g["axis_h"] * g["axis_w"]).mean(0)  # (c,h,1)*(c,1,w) -> (h,w)
         lm.profiles = {"h": g["axis_h"].mean(0)[:, 0], "w": g["axis_w"].mean(0)[0, :]}
+    if "self_attention" in g:  # per head (as EMA's groups), and their mean as the main map
+        heads = received(g["self_attention"], g["self_attention"].shape[0], lm.feature_hw)
+        lm.group_maps = heads
+        lm.views[RECEIVED] = heads.mean(0)
     if "channel" in g:
         weights = g["channel"].reshape(-1)
         lm.channel_weights = weights

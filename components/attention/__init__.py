@@ -14,6 +14,7 @@ from .ema import EMA
 from .gate import GATE_KINDS, Gate, gates_of
 from .polarized_sa import PolarizedSA
 from .se import SE
+from .self_attention import AreaAttention, AttentionTap, SelfAttention
 from .ultralytics_cbam import UltralyticsCBAM
 
 #: YAML name -> class. The names are what model YAML rows use.
@@ -31,6 +32,11 @@ ATTENTION_MODULES: dict[str, type[nn.Module]] = {
 LAYER_CLASSES: dict[str, type[nn.Module]] = {**ATTENTION_MODULES, "UltralyticsCBAM": UltralyticsCBAM}
 
 
+#: The self-attention detectors ship with, rebuilt by the loader from ultralytics' classes (never a
+#: YAML row: they sit inside C2PSA, PSA, A2C2f blocks). Ultralytics class name -> ours.
+BUILT_IN_ATTENTION: dict[str, type[nn.Module]] = {"Attention": SelfAttention, "AAttn": AreaAttention}
+
+
 def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
     """Build the attention module registered as ``name`` for ``channels`` input channels."""
     try:
@@ -42,7 +48,7 @@ def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
 
 def attention_modules(model: nn.Module) -> list[tuple[str, int, nn.Module]]:
     """(qualified name, layer index, module) for every attention module in a detection model."""
-    types = tuple(LAYER_CLASSES.values())
+    types = tuple(LAYER_CLASSES.values()) + tuple(BUILT_IN_ATTENTION.values())
     found = []
     for name, module in model.named_modules():
         if isinstance(module, types):
@@ -52,5 +58,5 @@ def attention_modules(model: nn.Module) -> list[tuple[str, int, nn.Module]]:
     return found
 
 
-__all__ = ["ATTENTION_MODULES", "LAYER_CLASSES", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
+__all__ = ["ATTENTION_MODULES", "LAYER_CLASSES", "BUILT_IN_ATTENTION", "SelfAttention", "AreaAttention", "AttentionTap", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
            "attention_modules", "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]

@@ -14,6 +14,7 @@ GATE_KINDS = {
     "axis_h": "(b, c, h, 1)",
     "axis_w": "(b, c, 1, w)",
     "spatial_groups": "(b, g, h, w)",
+    "self_attention": "(b x areas, heads, n, n): softmax over keys, n = h x w / areas (a tap, not a sigmoid)",
 }
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from components.attention import LAYER_CLASSES
+from components.modeling.built_in import adopt_built_in_attention
 from components.modeling.checkpoints import (
     MAX_INT_ARG,
     MAX_LAYERS,
@@ -336,6 +337,10 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
         raise
     except Exception as e:  # a row ultralytics itself rejects
         raise CheckpointError(f"{label}: its architecture does not build ({type(e).__name__}: {str(e)[:200]})") from None
+    try:
+        adopt_built_in_attention(model)  # before the weights: ours keep ultralytics' parameter names
+    except ValueError as e:
+        raise CheckpointError(f"{label}: {e}") from None
     attention_types = tuple(LAYER_CLASSES.values())
     for i, note in notes.items():
         for sub in model.model[i].modules():  # the layer itself, or the attention inside a CSP block
@@ -362,6 +367,8 @@ def yolo_base_name(model: nn.Module, d: dict, classic: bool) -> str:
     types = {type(m).__name__ for m in model.modules()}
     scales = d.get("scales") or {}
     scale = d.get("scale") or (next(iter(scales)) if scales else "")
+    if "A2C2f" in types:
+        return f"yolo12{scale}"
     if "C3k2" in types:
         return f"yolo11{scale}"
     if "C2f" in types:

@@ -1,0 +1,76 @@
+"""Self-attention rebuilt from ultralytics' classes: equal forwards, a tap holding the softmax,
+and the attention each cell receives on constructed matrices with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from components.attention import AreaAttention, SelfAttention
+from components.attention.self_attention import received
+from components.modeling.built_in import adopt_built_in_attention
+
+
+def randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in module.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + (0.5 if t.dim() == 1 else -0.25))
+    return module.eval()
+
+
+@pytest.mark.parametrize("make_theirs, make_ours, hw", [
+    (lambda: __import__("ultralytics.nn.modules.block", fromlist=["Attention"]).Attention(128, 2, 0.5),
+     lambda: SelfAttention(128, 2, 0.5), (5, 7)),
+    (lambda: __import__("ultralytics.nn.modules.block", fromlist=["AAttn"]).AAttn(64, 2, 4),
+     lambda: AreaAttention(64, 2, 4), (8, 6)),
+    (lambda: __import__("ultralytics.nn.modules.block", fromlist=["AAttn"]).AAttn(64, 4, 1),
+     lambda: AreaAttention(64, 4, 1), (4, 4)),
+])
+def test_ours_compute_what_ultralytics_classes_compute_and_tap_their_softmax(make_theirs, make_ours, hw):
+    theirs, ours = randomised(make_theirs(), 0), make_ours().eval()
+    ours.load_state_dict(theirs.state_dict(), strict=False)  # the tap has no tensors
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    x = torch.randn(2, theirs.qkv.conv.in_channels, *hw)
+    seen = []
+    ours.tap.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
+    attn = seen[0]
+    n = hw[0] * hw[1] // ours.areas
+    assert attn.shape == (2 * ours.areas, ours.num_heads, n, n)
+    assert torch.allclose(attn.sum(-1), torch.ones(()), atol=1e-5)  # a softmax over keys
+
+
+def test_the_loader_swaps_ultralytics_attention_in_a_yolo11_model_and_keeps_its_output():
+    from components.modeling.models import build_model
+    from components.modeling.variants import make_variant
+
+    model = build_model(make_variant("yolo11n", None, None), nc=3).eval()  # its own random init
+    x = torch.rand(1, 3, 160, 192)
+    with torch.no_grad():
+        before = model(x)[0]
+    notes = adopt_built_in_attention(model)
+    assert len(notes) == 1 and "PSABlock" in notes[0]  # yolo11n: one C2PSA with one PSABlock
+    assert sum(isinstance(m, SelfAttention) for m in model.modules()) == 1
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], before)
+
+
+def test_received_attention_on_constructed_matrices():
+    h, w, heads = 2, 3, 2
+    n = h * w
+    attn = np.zeros((1, heads, n, n), dtype=np.float32)
+    attn[0, 0, :, 4] = 1.0  # head 0: every query looks only at cell 4 (row 1, column 1)
+    attn[0, 1] = 1.0 / n  # head 1: uniform
+    r = received(attn, 1, (h, w))
+    assert r.shape == (heads, h, w)
+    assert r[0, 1, 1] == pytest.approx(n) and r[0].sum() == pytest.approx(n)
+    assert np.allclose(r[1], 1.0)  # uniform attention reads 1 everywhere
+    # Two areas (rows 0 and 1 of a 2x3 map): each query sees its own row only.
+    two = np.zeros((2, 1, 3, 3), dtype=np.float32)
+    two[0, 0, :, 2] = 1.0  # row 0: all attention on its last cell
+    two[1, 0, :, 0] = 1.0  # row 1: on its first cell
+    r = received(two, 2, (2, 3))[0]
+    assert r[0, 2] == pytest.approx(3) and r[1, 0] == pytest.approx(3) and r.sum() == pytest.approx(6)
