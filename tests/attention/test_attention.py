@@ -234,7 +234,12 @@ def test_factory_and_gate_validation():
         Gate("diagonal")
     with pytest.raises(ValueError, match="layout"):
         PolarizedSA(64, "diagonal")
-    assert set(GATE_KINDS) == {"channel", "spatial", "axis_h", "axis_w", "spatial_groups"}
+    # Every kind a module routes a map through is one the views know how to read, and each is used.
+    from components.attention import BUILT_IN_ATTENTION
+
+    used = {g.kind for cls in [*ATTENTION_MODULES.values(), *BUILT_IN_ATTENTION.values()]
+            for _, g in gates_of(cls(64, 4) if cls in BUILT_IN_ATTENTION.values() else cls(64))}
+    assert used == set(GATE_KINDS)
 
 
 @pytest.mark.parametrize("name", list(ATTENTION_MODULES))
