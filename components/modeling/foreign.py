@@ -43,7 +43,7 @@ ACTIVATIONS = {"nn.SiLU()", "nn.ReLU()", "nn.ReLU6()", "nn.LeakyReLU(0.1)", "nn.
                "nn.GELU()", "nn.Identity()"}
 #: YAML keys passed on to the builder; the rest (file names, comments) are dropped.
 YAML_KEYS = {"nc", "scales", "scale", "depth_multiple", "width_multiple", "backbone", "head", "activation",
-             "reg_max", "ch", "channels", "anchors"}
+             "reg_max", "ch", "channels", "anchors", "end2end"}
 
 
 @functools.cache
@@ -212,6 +212,8 @@ def check_yaml(yaml, label: str) -> dict:
                 isinstance(a, list) and 0 < len(a) <= 32 and len(a) % 2 == 0 and all(_number(v, MAX_INT_ARG) for v in a)
                 for a in anchors))):
         raise CheckpointError(f"{label}: bad anchors")
+    if "end2end" in d and not isinstance(d["end2end"], bool):
+        raise CheckpointError(f"{label}: bad end2end")
     for key in ("ch", "channels", "reg_max"):
         if key in d and not (isinstance(d[key], int) and 0 < d[key] <= 64):
             raise CheckpointError(f"{label}: bad {key}")
@@ -347,6 +349,7 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
             if sub is model.model[i] or isinstance(sub, attention_types):
                 sub.loaded_as = note
     copy_weights(model, tensors, label)
+    _follow_head_mode(model, layers[str(len(rows) - 1)])
     names = record.attr("names")
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
@@ -360,6 +363,15 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     return model
 
 
+def _follow_head_mode(model: nn.Module, head_record: Obj) -> None:
+    """A head with a one-to-one branch (YOLOv10, YOLO26) decodes as ultralytics' predictor decodes
+    it by default: its predictor selects the head with ``end2end = args.nms is False`` (nms
+    unset: the one-to-many branch and NMS), whatever flag the file's head was saved with."""
+    head = model.model[-1] if isinstance(getattr(model, "model", None), nn.Sequential) else None
+    if head is not None and getattr(head, "one2one_cv2", None) is not None:
+        head.end2end = False
+
+
 def yolo_base_name(model: nn.Module, d: dict, classic: bool) -> str:
     """The family and scale a rebuilt model was built as: yolov5n (classic: by width), yolov8n, yolo11s..."""
     if classic:
@@ -367,6 +379,10 @@ def yolo_base_name(model: nn.Module, d: dict, classic: bool) -> str:
     types = {type(m).__name__ for m in model.modules()}
     scales = d.get("scales") or {}
     scale = d.get("scale") or (next(iter(scales)) if scales else "")
+    if "v10Detect" in types:
+        return f"yolov10{scale}"
+    if "C3k2" in types and d.get("end2end") and d.get("reg_max") == 1:
+        return f"yolo26{scale}"
     if "A2C2f" in types:
         return f"yolo12{scale}"
     if "C3k2" in types:

@@ -1,0 +1,59 @@
+"""YOLO26 and YOLOv10 (one-to-one heads) and YOLO12 load as ultralytics writes them, and detect
+what ultralytics' own predict detects on the same image and settings (issue 33, part 1)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.analysis.images import load_image
+from components.attention import AreaAttention, SelfAttention
+from components.modeling.load import load_model
+from components.runtime.detect import detect
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "synthetic_smear_1.jpg"
+
+
+def ultralytics_checkpoint(tmp_path, yaml: str, end2end: bool | None) -> Path:
+    """A checkpoint written by ultralytics itself; class biases zeroed so that an untrained head
+    scores boxes around 0.5 (there is something to compare); the head's saved mode as given."""
+    from ultralytics import YOLO
+
+    model = YOLO(yaml)
+    head = model.model.model[-1]
+    with torch.no_grad():
+        for branch in list(head.cv3) + list(getattr(head, "one2one_cv3", None) or []):
+            branch[-1].bias.zero_()
+    if end2end is not None:
+        head.end2end = end2end
+    path = tmp_path / f"{Path(yaml).stem}-{end2end}.pt"
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("yaml, end2end, kinds", [
+    ("yolo26n.yaml", True, {SelfAttention}), ("yolo26n.yaml", False, {SelfAttention}),
+    ("yolov10n.yaml", True, {SelfAttention}), ("yolo12n.yaml", None, {AreaAttention}),
+])
+def test_detections_equal_ultralytics_predict(tmp_path, yaml, end2end, kinds):
+    from ultralytics import YOLO
+
+    path = ultralytics_checkpoint(tmp_path, yaml, end2end)
+    ours = load_model(path)
+    assert {type(m) for m in ours.modules() if isinstance(m, (SelfAttention, AreaAttention))} == kinds
+    rgb = load_image(EXAMPLE)
+    theirs = YOLO(path).predict(rgb[..., ::-1].copy(), imgsz=320, conf=0.25, iou=0.7, verbose=False)[0]
+    got = detect(ours, rgb, conf=0.25, iou=0.7, imgsz=320)
+    boxes, scores = theirs.boxes.xyxy.numpy(), theirs.boxes.conf.numpy()
+    assert len(boxes) == len(got.boxes) > 0
+    a, b = np.argsort(-scores, kind="stable"), np.argsort(-got.scores, kind="stable")
+    assert np.allclose(got.scores[b], scores[a], atol=1e-4)
+    assert np.allclose(got.boxes[b], boxes[a], atol=0.05)
+
+
+def test_the_base_is_named_for_what_was_built(tmp_path):
+    names = {yaml: load_model(ultralytics_checkpoint(tmp_path, yaml, None)).base_name
+             for yaml in ("yolo26n.yaml", "yolov10n.yaml", "yolo12n.yaml")}
+    assert names == {"yolo26n.yaml": "yolo26n", "yolov10n.yaml": "yolov10n", "yolo12n.yaml": "yolo12n"}
