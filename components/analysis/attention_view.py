@@ -60,12 +60,24 @@ class Inspection:
                 rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
                              "stride": None, "feature map": None, "maps": "LayerCAM", "loaded from": None,
                              "backend": mm.backend})
+            # Input pixels -> image pixels: the letterbox's gain (the image was scaled by it).
+            gain = min(mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1]) \
+                if all(self.original_hw) else 1.0
             for lm in mm.layers:
                 rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
                              "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",
                              "maps": ", ".join(sorted(lm.gates)), "loaded from": lm.loaded_as or "this project",
+                             "heads: mean distance (image px) / entropy (nats)": _head_text(lm, gain),
                              "backend": mm.backend})
         return pd.DataFrame(rows)
+
+
+def _head_text(lm: LayerMaps, gain: float) -> str | None:
+    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats)."""
+    if lm.head_distance is None:
+        return None
+    return " · ".join(f"h{i} {d / gain:.0f} px / {e:.2f}" for i, (d, e) in enumerate(zip(lm.head_distance,
+                                                                                          lm.head_entropy)))
 
 
 def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int = 320, conf: float = 0.25,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from components.analysis.heatmaps import to_original
-from components.runtime.capture import forward_lock
+from components.runtime.capture import forward_lock, raw_prediction
 from components.runtime.letterbox import letterbox, letterbox_geometry, model_stride
 from components.analysis.layercam import detect_inputs
 
@@ -54,7 +54,7 @@ class _RawScores(torch.nn.Module):
 
     def forward(self, x):
         pred = self.model(x)
-        return pred[0] if isinstance(pred, (list, tuple)) else pred
+        return raw_prediction(pred)
 
 
 class BoxTarget:

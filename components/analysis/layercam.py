@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from components.analysis.heatmaps import normalize, to_original
-from components.runtime.capture import forward_lock
+from components.runtime.capture import forward_lock, raw_prediction
 from components.runtime.letterbox import letterbox, model_stride
 
 
@@ -56,7 +56,7 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
     try:
         with forward_lock(model), torch.enable_grad():
             pred = model(x)
-            scores = (pred[0] if isinstance(pred, (list, tuple)) else pred)[0, 4:, :].amax(0)  # per candidate
+            scores = raw_prediction(pred)[0, 4:, :].amax(0)  # per candidate
             cells = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]
             per_cell = scores.numel() // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
             sizes = [per_cell * c for c in cells]  # candidates per level

@@ -111,3 +111,21 @@ def received(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> np.ndarray:
     a = np.asarray(attn, dtype=np.float32).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
     per_key = a.mean(axis=2) * a.shape[-1]  # (areas, heads, n)
     return per_key.transpose(1, 0, 2).reshape(a.shape[1], *hw)
+
+
+def head_statistics(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean attention distance in feature cells, entropy in nats), per head, averaged over the
+    queries: how far a head looks and how spread its attention is (the statistics ViT analyses
+    report). ``attn`` as for ``received``; distances between the cells' grid positions, each
+    area's cells at their place in the whole map."""
+    a = np.asarray(attn, dtype=np.float64).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
+    n, w = a.shape[-1], hw[1]
+    distance = np.zeros(a.shape[1])
+    for k in range(areas):
+        cells = np.arange(k * n, (k + 1) * n)
+        rows, cols = cells // w, cells % w
+        d = np.hypot(rows[:, None] - rows[None, :], cols[:, None] - cols[None, :])  # query x key
+        distance += (a[k] * d).sum(-1).mean(-1)
+    p = np.clip(a, 1e-12, 1.0)
+    entropy = -(a * np.log(p)).sum(-1).mean(axis=(0, 2))
+    return distance / areas, entropy

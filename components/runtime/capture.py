@@ -103,3 +103,9 @@ def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
     finally:
         for h in handles:
             h.remove()
+
+
+def raw_prediction(output):
+    """The raw prediction of a detection model's forward: ultralytics' eval forward returns
+    (prediction, per-level outputs), an export-mode or foreign model the prediction alone."""
+    return output[0] if isinstance(output, (list, tuple)) else output

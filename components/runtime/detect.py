@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from components.runtime import onnx_backend
-from components.runtime.capture import capture_gates, forward_lock
+from components.runtime.capture import capture_gates, forward_lock, raw_prediction
 from components.runtime.letterbox import letterbox, model_stride
 
 
@@ -108,7 +108,7 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
     # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
     with torch.no_grad():
-        raw = pred[0] if isinstance(pred, (list, tuple)) else pred
+        raw = raw_prediction(pred)
         det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det)[0]
         boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
     names = getattr(model, "names", {}) or {}

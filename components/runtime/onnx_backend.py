@@ -32,7 +32,7 @@ import torch
 
 from components.modeling.identity import model_identity
 from components.runtime import onnx_check
-from components.runtime.capture import attention_layout, capture_gates
+from components.runtime.capture import attention_layout, capture_gates, raw_prediction
 from components.runtime.onnx_session import Exported, ExportError
 from components.torch_thread import run_on_torch_thread
 
@@ -98,7 +98,7 @@ class _WithMaps(torch.nn.Module):
         maps, inputs = {}, {}
         with capture_gates(self.model, maps, inputs):  # the app's own hooks: the same maps, by name
             y = self.model(x)
-        y = y[0] if isinstance(y, (list, tuple)) else y
+        y = raw_prediction(y)
         return (y, *[maps[n] for n in self.gate_names], *[inputs[n] for n in self.module_names])
 
 

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
-from components.runtime.capture import capture_gates, forward_lock
+from components.runtime.capture import capture_gates, forward_lock, raw_prediction
 from components.runtime.onnx_session import Exported
 
 #: Differences allowed between the two runtimes on the check inputs. A raw prediction may differ
@@ -79,4 +79,4 @@ def _reference(model: torch.nn.Module, x: torch.Tensor, maps: dict | None = None
     capturing = capture_gates(model, maps, inputs) if maps is not None else nullcontext()
     with forward_lock(model), torch.no_grad(), capturing:
         ref = model(x)
-    return ref[0] if isinstance(ref, (list, tuple)) else ref
+    return raw_prediction(ref)

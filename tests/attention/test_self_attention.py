@@ -74,3 +74,25 @@ def test_received_attention_on_constructed_matrices():
     two[1, 0, :, 0] = 1.0  # row 1: on its first cell
     r = received(two, 2, (2, 3))[0]
     assert r[0, 2] == pytest.approx(3) and r[1, 0] == pytest.approx(3) and r.sum() == pytest.approx(6)
+
+
+def test_head_distance_and_entropy_on_constructed_matrices():
+    from components.attention.self_attention import head_statistics
+
+    h, w = 2, 3
+    n = h * w
+    attn = np.zeros((1, 3, n, n))
+    attn[0, 0] = np.eye(n)  # head 0: each cell attends to itself
+    attn[0, 1, :, 0] = 1.0  # head 1: every cell attends to cell (0, 0)
+    attn[0, 2] = 1.0 / n  # head 2: uniform
+    distance, entropy = head_statistics(attn, 1, (h, w))
+    cells = [(r, c) for r in range(h) for c in range(w)]
+    to_origin = np.mean([np.hypot(r, c) for r, c in cells])
+    all_pairs = np.mean([np.hypot(r1 - r2, c1 - c2) for r1, c1 in cells for r2, c2 in cells])
+    assert distance == pytest.approx([0.0, to_origin, all_pairs])
+    assert entropy == pytest.approx([0.0, 0.0, np.log(n)])
+    # Two areas (rows): a query in row 1 looking at the first cell of its own row is 0..2 cells away.
+    two = np.zeros((2, 1, 3, 3))
+    two[:, 0, :, 0] = 1.0
+    distance, entropy = head_statistics(two, 2, (2, 3))
+    assert distance == pytest.approx([1.0]) and entropy == pytest.approx([0.0])
