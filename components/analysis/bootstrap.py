@@ -128,11 +128,15 @@ def paired_interval(ref_series: np.ndarray, model_series: np.ndarray, level: flo
             for j, m in enumerate(("mAP50-95", "mAP50"))}
 
 
-def verdict(delta: float, low: float, high: float, seed_std: float | None, sigmas: float = 2.0) -> str:
-    """Plain words: is the difference larger than image sampling noise and than seed noise?"""
+def verdict(delta: float, low: float, high: float, seed_std: float | None, sigmas: float = 2.0,
+            same_variant: bool = False) -> str:
+    """Plain words: is the difference larger than image sampling noise and than seed noise?
+    ``same_variant``: the model is another seed of the reference, so its difference *is* seed noise."""
+    if same_variant:
+        return "another seed of the reference (its Δ is seed noise)"
     beyond_images = low > 0 or high < 0
     if not beyond_images:
         return "within image sampling noise"
     if seed_std is None or not np.isfinite(seed_std):
         return "beyond image sampling noise (seed noise unknown)"
-    return "larger than both" if abs(delta) >= sigmas * seed_std else "within seed noise"
+    return "beyond image sampling and seed noise" if abs(delta) >= sigmas * seed_std else "within seed noise"

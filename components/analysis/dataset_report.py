@@ -81,7 +81,8 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     rounds = check_rounds(rounds, minimum=1)
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
-    seed_std = _seed_std(models, reference, seed_groups or {})
+    groups = seed_groups or {}
+    seed_std = _seed_std(models, reference, groups)
     against, objects = {}, None
     series = {n: series_for(split, d, rounds) for n, d in detections.items()} if len(detections) > 1 else {}
     for n in detections:
@@ -92,7 +93,8 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
         boot = paired_interval(series[reference], series[n])
         for metric, b in boot.items():
             b["seed std"] = seed_std.get(metric)
-            b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric))
+            b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric),
+                                   same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
         against[n] = {"objects": a.counts, "by class": _breakdown(a.objects, "class"),
                       "by size": _breakdown(a.objects, "size"),
                       "false positives": {"reference": int(a.fp_reference.sum()), "model": int(a.fp_model.sum())},

@@ -191,9 +191,9 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
                     row[f"{split} {m}"] = mean
                     row[f"{split} {m} std"] = std
             row["baseline mean"], row["baseline std"] = base_mean, base_std
-            compared = attention not in (None, "?")
-            row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if compared else \
-                (0.0 if attention is None else math.nan)
+            # Against the mean of the baseline's seeds: a baseline seed's own row (per run) then shows
+            # how far that seed lies from the mean, the seed noise itself (0 for the mean row).
+            row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if attention != "?" else math.nan
             row["flag"] = "; ".join([noise_flag(row["Δ test mAP50-95"], base_std, len(base_runs), len(part),
                                                 attention)] + dup_notes)
             rows.append(row)

@@ -52,7 +52,8 @@ def test_bootstrap_interval_covers_the_true_difference_about_as_often_as_it_says
 def test_verdicts_in_plain_words():
     assert verdict(0.02, -0.01, 0.05, 0.01) == "within image sampling noise"
     assert verdict(0.02, 0.005, 0.035, 0.028) == "within seed noise"
-    assert verdict(0.08, 0.05, 0.11, 0.028) == "larger than both"
+    assert verdict(0.08, 0.05, 0.11, 0.028) == "beyond image sampling and seed noise"
+    assert verdict(0.08, 0.05, 0.11, 0.028, same_variant=True) == "another seed of the reference (its Δ is seed noise)"
     assert verdict(0.08, 0.05, 0.11, None) == "beyond image sampling noise (seed noise unknown)"
 
 

@@ -53,6 +53,21 @@ def test_seeds_mean_std_delta_and_noise_flags(tmp_path):
     assert shown.loc["none", "test mAP50-95"] == f"0.500 ± {sd:.3f}" and shown.loc["SE", "test mAP50-95"] == "0.600"
 
 
+def test_per_run_a_baseline_seed_shows_its_distance_from_the_seeds_mean(tmp_path):
+    """Issue 35: every baseline seed showed Δ +0.000 in the per-run view."""
+    base = [0.50, 0.53, 0.47]
+    for i, v in enumerate(base):
+        fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
+    fake_run(tmp_path, "ema-s0", "EMA", 0.51)
+    df = metrics_table(collect_runs([tmp_path])[0], per_run=True).set_index("model")
+    mean = statistics.mean(base)
+    for i, v in enumerate(base):
+        assert df.loc[f"base-s{i}", "Δ test mAP50-95"] == pytest.approx(v - mean)
+    assert df.loc["ema-s0", "Δ test mAP50-95"] == pytest.approx(0.51 - mean)
+    aggregated = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    assert aggregated.loc["none", "Δ test mAP50-95"] == pytest.approx(0.0)  # the mean against itself
+
+
 def test_single_seed_baseline_means_noise_unknown(tmp_path):
     fake_run(tmp_path, "base", None, 0.5)
     fake_run(tmp_path, "ema", "EMA", 0.9)
