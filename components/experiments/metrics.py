@@ -191,6 +191,7 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
                     row[f"{split} {m}"] = mean
                     row[f"{split} {m} std"] = std
             row["baseline mean"], row["baseline std"] = base_mean, base_std
+            row["baseline seeds"] = len(base_runs)
             # Against the mean of the baseline's seeds: a baseline seed's own row (per run) then shows
             # how far that seed lies from the mean, the seed noise itself (0 for the mean row).
             row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if attention != "?" else math.nan
@@ -255,7 +256,7 @@ def _latency(run: Run) -> float:
 
 
 #: The verdict next to the name: what a reader looks for first.
-LEAD_COLUMNS = ("model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "seeds")
+LEAD_COLUMNS = ("model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "noise band", "seeds")
 
 
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -273,5 +274,9 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
                                    for a, s in zip(mean, std)]
     out["Δ test mAP50-95"] = df["Δ test mAP50-95"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}")
     out["flag"] = df["flag"]
+    # The band each flag was judged against: |Δ| under NOISE_SIGMAS x the baseline's seed std.
+    out["noise band"] = [("—" if math.isnan(sd) or attention in ("none", "?") else
+                          f"±{NOISE_SIGMAS * sd:.3f} ({n} baseline seeds)")
+                         for sd, attention, n in zip(df["baseline std"], df["attention"], df["baseline seeds"])]
     rest = [c for c in out.columns if c not in LEAD_COLUMNS]
     return out[list(LEAD_COLUMNS) + rest]

@@ -51,6 +51,8 @@ def test_seeds_mean_std_delta_and_noise_flags(tmp_path):
     assert df.loc["ECA", "flag"] == "beyond noise" and df.loc["ECA", "Δ test mAP50-95"] == pytest.approx(-0.055)
     shown = display_table(metrics_table(collect_runs([tmp_path])[0])).set_index("attention")
     assert shown.loc["none", "test mAP50-95"] == f"0.500 ± {sd:.3f}" and shown.loc["SE", "test mAP50-95"] == "0.600"
+    # Each flag shows the band it was judged against (issue 35): 2 x the baseline seeds' std.
+    assert shown.loc["EMA", "noise band"] == f"±{2 * sd:.3f} (3 baseline seeds)" and shown.loc["none", "noise band"] == "—"
 
 
 def test_per_run_a_baseline_seed_shows_its_distance_from_the_seeds_mean(tmp_path):
@@ -253,7 +255,8 @@ def test_a_seed_given_twice_is_counted_once_and_flagged(tmp_path):
 def test_the_verdict_sits_next_to_the_model_name(tmp_path):
     fake_run(tmp_path, "base", None, 0.5)
     shown = display_table(metrics_table(collect_runs([tmp_path])[0]))
-    assert list(shown.columns[:6]) == ["model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "seeds"]
+    assert list(shown.columns[:7]) == ["model", "data set", "test mAP50-95", "Δ test mAP50-95", "flag", "noise band",
+                                       "seeds"]
 
 
 def test_a_plain_ultralytics_run_shows_its_best_val_epoch_and_its_checkpoints_costs(tiny_weights, tmp_path):
