@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from components.app.handlers import UserError, metrics_charts, metrics_pickers, metrics_view, uploaded_path
+from components.app.handlers import UserError, uploaded_path
+from components.app.metrics_handlers import metrics_charts, metrics_pickers, metrics_view
 from components.experiments.metrics import published_table
 
 

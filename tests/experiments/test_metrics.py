@@ -106,7 +106,7 @@ def zipped_run(run, path):
 def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
     import tempfile
 
-    from components.app import handlers
+    from components.app import handlers, metrics_handlers
     from components.experiments import archives
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -116,21 +116,21 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
     monkeypatch.setattr(archives, "extract_zip", lambda *a: calls.append(a) or real(*a))
     upload = zipped_run(fake_run(tmp_path / "src", "ema", "EMA", 0.5), tmp_path / "run.zip")
     for column in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/mAP50(B)"):
-        curves, per_class = handlers.metrics_charts([], str(upload), ["ema"], column)
+        curves, per_class = metrics_handlers.metrics_charts([], str(upload), ["ema"], column)
         assert curves is not None and per_class is not None
     assert len(calls) == 1 and len(list((tmp_path / "tmp").iterdir())) == 1
 
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(handlers.UserError, match="Run zip refused: not a zip file"):
-        handlers.metrics_charts([], str(broken), [], None)
+        metrics_handlers.metrics_charts([], str(broken), [], None)
     assert len(list((tmp_path / "tmp").iterdir())) == 1  # the failed extraction left nothing behind
 
 
 def test_the_curves_start_with_the_preferred_runs_and_an_uploads_not_every_run(tmp_path, monkeypatch):
     import tempfile
 
-    from components.app import handlers
+    from components.app import metrics_handlers
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -138,16 +138,16 @@ def test_the_curves_start_with_the_preferred_runs_and_an_uploads_not_every_run(t
         fake_run(tmp_path / "zoo", name, attention, 0.5)
     zoo = [str(tmp_path / "zoo")]
     preferred = ["base-s0", "ema", "gone"]  # a preferred name without a run is ignored
-    picks, _column = handlers.metrics_pickers(zoo, None, None, None, preferred)
+    picks, _column = metrics_handlers.metrics_pickers(zoo, None, None, None, preferred)
     assert sorted(picks["value"]) == ["base-s0", "ema"] and len(picks["choices"]) == 5
-    curves, _per_class = handlers.metrics_charts(zoo, None, [], "metrics/mAP50-95(B)", preferred)
+    curves, _per_class = metrics_handlers.metrics_charts(zoo, None, [], "metrics/mAP50-95(B)", preferred)
     assert sorted(t.name for t in curves.data) == ["base-s0", "ema"]
     # An uploaded run joins the default; a user's own pick wins; no preference at all: every run.
     upload = zipped_run(fake_run(tmp_path / "src", "mine", "EMA", 0.6), tmp_path / "run.zip")
-    assert sorted(handlers.metrics_pickers(zoo, str(upload), None, None, preferred)[0]["value"]) == \
+    assert sorted(metrics_handlers.metrics_pickers(zoo, str(upload), None, None, preferred)[0]["value"]) == \
         ["base-s0", "ema", "mine"]
-    assert handlers.metrics_pickers(zoo, None, ["se"], None, preferred)[0]["value"] == ["se"]
-    assert len(handlers.metrics_pickers(zoo, None, None, None)[0]["value"]) == 5
+    assert metrics_handlers.metrics_pickers(zoo, None, ["se"], None, preferred)[0]["value"] == ["se"]
+    assert len(metrics_handlers.metrics_pickers(zoo, None, None, None)[0]["value"]) == 5
 
 
 def test_published_numbers_stay_apart_and_cite_their_source():
@@ -158,7 +158,7 @@ def test_published_numbers_stay_apart_and_cite_their_source():
 
 
 def test_metrics_tab_opens_on_the_map_curve_and_keeps_a_users_pick(tiny_weights):
-    from components.app.handlers import DEFAULT_CURVE, metrics_pickers, metrics_view
+    from components.app.metrics_handlers import DEFAULT_CURVE, metrics_pickers, metrics_view
 
     first = metrics_view([str(tiny_weights)], False, None, None, None)
     _runs, column = metrics_pickers([str(tiny_weights)], None, None, None)
@@ -175,7 +175,7 @@ def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path)
     """Each of these took the whole tab down once; now each is listed as skipped, with its reason."""
     from pathlib import Path
 
-    from components.app.handlers import metrics_view
+    from components.app.metrics_handlers import metrics_view
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -327,7 +327,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     import shutil
     import zipfile
 
-    from components.app import handlers
+    from components.app import handlers, metrics_handlers
     from components.cache import BoundedCache
     from components.experiments import runs as runs_module
     from components.jobs.lane import Lane
@@ -347,7 +347,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     monkeypatch.setattr(handlers, "SESSIONS_ROOT", tmp_path / "sessions")
     monkeypatch.setattr(load, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
     monkeypatch.setattr(runs_module, "_COSTS", BoundedCache(8))
-    table, *_ = handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())
+    table, *_ = metrics_handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())
     row = table.iloc[0]
     # Independently: the same file's parameters, counted from its own tensors here.
     expected = sum(p.numel() for p in torch.load(fixture, weights_only=False)["model"].parameters())
