@@ -3,7 +3,7 @@
 Why processes: work that scales with a data set, run in the server process, held a gradio slot
 and the torch thread for minutes, and a cancel left its thread running (issue 31). A child
 process is limited by the kernel (``RLIMIT_DATA`` for memory, ``RLIMIT_CPU``), by a wall-clock
-timer here, runs at a lower CPU priority (``nice``) with one torch thread, so the interactive
+watchdog here (running time only), runs at a lower CPU priority (``nice``) with one torch thread, so the interactive
 views keep most of the CPUs, and ending it (cancel, session end, a limit) frees everything it
 held. A job's process group is killed, so nothing it started outlives it.
 """
@@ -59,6 +59,7 @@ class Job:
     ended: float | None = None
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    _proc_done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lane: "Lane | None" = field(default=None, repr=False)
 
     @property
@@ -134,7 +135,7 @@ class Lane:
     def pause(self) -> None:
         """Stop the running jobs' processes (SIGSTOP) until as many ``resume`` calls: while the
         interactive views compute, they get the CPUs and memory bandwidth to themselves. Paused
-        time counts against a job's wall limit."""
+        time does not count against a job's wall limit."""
         with self._cond:
             self._paused += 1
             if self._paused == 1:
@@ -176,9 +177,8 @@ class Lane:
                 _log.error("job %s did not start: %s", job.id, e)
                 self._end(job, FAILED, "The job could not be started; try again.")
                 return
-        timer = threading.Timer(self.limits.wall_seconds, self._timeout, args=(job,))
-        timer.daemon = True
-        timer.start()
+        watchdog = threading.Thread(target=self._watch, args=(job,), name=f"lane-watch-{job.id}", daemon=True)
+        watchdog.start()
         result = None
         try:
             for line in job._proc.stdout:
@@ -195,7 +195,7 @@ class Lane:
                     result = msg
             job._proc.wait()
         finally:
-            timer.cancel()
+            job._proc_done.set()  # the watchdog stops
             _kill(job._proc)  # whatever the job started in its group ends with it
         with self._cond:
             if job.state == CANCELLED:
@@ -215,6 +215,24 @@ class Lane:
         running = sum(1 for j in self._jobs if j.state == RUNNING)
         first_queued = next((j for j in self._jobs if j.state == QUEUED), None)
         return running < self.slots and first_queued is job and not self._paused
+
+    #: How often the watchdog looks at a running job's clock.
+    WATCH_S = 0.5
+
+    def _watch(self, job: Job) -> None:
+        """End the job once it has *run* for the wall limit: time while the lane is paused (an
+        interactive view computing) does not count, so a busy page never times a job out."""
+        ran, last = 0.0, time.monotonic()
+        while not job._proc_done.wait(self.WATCH_S):
+            now = time.monotonic()
+            with self._cond:
+                paused = self._paused > 0
+            if not paused:
+                ran += now - last
+            last = now
+            if ran >= self.limits.wall_seconds:
+                self._timeout(job)
+                return
 
     def _timeout(self, job: Job) -> None:
         with self._cond:

@@ -117,3 +117,16 @@ def test_pause_stops_the_running_jobs_process_until_the_last_resume(tmp_path):
     assert until(lambda: process_state(pid) in "RS", 10)
     job.cancel()
     assert queued.wait(60) and queued.state == DONE
+
+
+def test_time_paused_for_the_interactive_views_does_not_count_against_the_wall_limit(tmp_path):
+    lane = Lane(limits=Limits(wall_seconds=2))
+    job = lane.submit("a", SELFTEST, {"sleep_s": 1.0}, tmp_path / "a")
+    assert until(lambda: job.progress is not None)
+    lane.pause()
+    start = time.monotonic()
+    while time.monotonic() - start < 3:  # a long interactive burst: longer than the whole wall limit
+        assert not job.finished
+        time.sleep(0.1)  # the scenario's own duration, not a synchronisation
+    lane.resume()
+    assert job.wait(30) and job.state == DONE
