@@ -24,6 +24,7 @@ from components.analysis.heatmaps import (
     to_original,
 )
 from components.analysis.images import display_copy, display_size, load_image
+from components.attention.self_attention import head_statistics
 from components.runtime.capture import attention_layout
 from components.runtime.detect import detect
 from components.runtime.letterbox import letterbox, model_stride
@@ -73,11 +74,13 @@ class Inspection:
 
 
 def _head_text(lm: LayerMaps, gain: float) -> str | None:
-    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats)."""
-    if lm.head_distance is None:
+    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats).
+    Computed here, for the table only: a data-set pass reads the same LayerMaps and needs neither."""
+    attn = lm.gates.get("self_attention")
+    if attn is None:
         return None
-    return " · ".join(f"h{i} {d / gain:.0f} px / {e:.2f}" for i, (d, e) in enumerate(zip(lm.head_distance,
-                                                                                          lm.head_entropy)))
+    cells, entropy = head_statistics(attn, attn.shape[0], lm.feature_hw)
+    return " · ".join(f"h{i} {c * lm.stride / gain:.0f} px / {e:.2f}" for i, (c, e) in enumerate(zip(cells, entropy)))
 
 
 def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int = 320, conf: float = 0.25,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.attention.self_attention import head_statistics, received
+from components.attention.self_attention import received
 from components.runtime.capture import attention_layout
 
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
@@ -43,8 +43,6 @@ class LayerMaps:
     channel_weights: np.ndarray | None = None  # (c,) for channel gates
     profiles: dict = field(default_factory=dict)  # "h"/"w" -> 1-D profile (CoordAtt)
     group_maps: np.ndarray | None = None  # (g, h, w) for EMA; (heads, h, w) attention received
-    head_distance: np.ndarray | None = None  # self-attention: mean distance per head, input pixels
-    head_entropy: np.ndarray | None = None  # self-attention: mean entropy per head, nats
     loaded_as: str = ""  # for a layer loaded from another code base's class: which, and how it maps
 
 
@@ -80,8 +78,6 @@ def _derive_views(lm: LayerMaps, x: torch.Tensor) -> None:
     if "self_attention" in g:  # per head (as EMA's groups), and their mean as the main map
         heads = received(g["self_attention"], g["self_attention"].shape[0], lm.feature_hw)
         lm.group_maps = heads
-        cells, lm.head_entropy = head_statistics(g["self_attention"], g["self_attention"].shape[0], lm.feature_hw)
-        lm.head_distance = cells * lm.stride
         lm.views[RECEIVED] = heads.mean(0)
     if "channel" in g:
         weights = g["channel"].reshape(-1)

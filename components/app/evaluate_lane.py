@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from components.app.evaluate_handlers import Held, checked_request
-from components.app.handlers import UserError, session_folder
+from components.app.handlers import UserError, check_names, session_folder
 from components.jobs.lane import DONE, Job, Lane, LaneFull
 from components.modeling.catalog import ModelStore
 
@@ -23,10 +23,7 @@ def submit_evaluation(lane: Lane, store: ModelStore, weights: str | None, data: 
                       localisation: bool = True, session: str | None = None) -> Job:
     """Check the request and queue it on ``lane``; the job's files go to the session's folder."""
     split, imgsz, rounds, confidence = checked_request(split, imgsz, rounds, confidence)
-    names = [str(n) for n in selected or []]
-    unknown = [n for n in names if n not in store.entries]
-    if unknown:
-        raise UserError(f"Unknown model {unknown[0][:60]!r}; pick one of the listed models.")
+    names = check_names(store, selected)
     if len(names) + len(uploads or []) < 2:
         raise UserError("Pick at least two models: a reference and one to compare with it.")
     spec = {"weights": weights, "data": data, "stored": str(stored_dir) if stored_dir else None, "upload": upload,
@@ -72,9 +69,12 @@ def _data_root(data: str) -> Path:
     return path.parent if path.is_file() else path
 
 
-def evaluate(lane: Lane, *args, **kwargs):
+def evaluate(lane: Lane, store: ModelStore, weights: str | None, data: str | None, stored_dir, upload: str | None,
+             split, selected, uploads, reference, confidence, imgsz, rounds, localisation: bool = True,
+             session: str | None = None):
     """``submit_evaluation`` then wait for the job and ``collect_evaluation``: the whole request,
     blocking (tests and scripts; the tab polls instead, so a cancel reaches the job)."""
-    job = submit_evaluation(lane, *args, **kwargs)
+    job = submit_evaluation(lane, store, weights, data, stored_dir, upload, split, selected, uploads, reference,
+                            confidence, imgsz, rounds, localisation, session)
     job.wait()
-    return collect_evaluation(job, args[2])
+    return collect_evaluation(job, data)

@@ -99,6 +99,14 @@ def within_budget(models: dict, imgsz: int) -> None:
         raise UserError(str(e)) from None
 
 
+def check_names(store: ModelStore, selected: list | None) -> list[str]:
+    """The picked names, each a shipped model's, or UserError naming the first that is not."""
+    for name in selected or []:
+        if name not in store.entries:
+            raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
+    return [str(n) for n in selected or []]
+
+
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
     """name -> model for the picked catalogue entries (in the catalogue's order: baseline first,
     then by placement) and the uploaded checkpoints.
@@ -106,9 +114,7 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     Runs on the caller's thread: an upload is read in a limited child process while this thread
     waits, so other users' forwards on the torch thread go on meanwhile."""
     models = {}
-    for name in selected or []:
-        if name not in store.entries:
-            raise UserError(f"Unknown model {str(name)[:60]!r}; pick one of the listed models.")
+    check_names(store, selected)
     rank = {n: i for i, n in enumerate(store.names)}
     for name in sorted(set(selected or []), key=rank.__getitem__):  # catalogue order, whatever the click order
         models[name] = run_on_torch_thread(store.get, name)

@@ -189,10 +189,9 @@ def _checkpoint_costs(path: Path, imgsz, build: bool = True) -> dict:
     if key is None:
         return {}
     hit = _COSTS.get(key)
-    if hit is None and not build:
-        return {}
-    return hit if hit is not None else _COSTS.put(key, checkpoint_costs(path, key[3])
-                                                  if key[1] <= MAX_COSTED_CHECKPOINT else {})
+    if hit is not None or not build:
+        return hit or {}
+    return _COSTS.put(key, checkpoint_costs(path, key[3]) if key[1] <= MAX_COSTED_CHECKPOINT else {})
 
 
 def checkpoint_costs(path: Path, imgsz: int) -> dict:

@@ -16,7 +16,9 @@ import traceback
 
 from components.jobs import JobError
 
-#: Modules a lane may start (the child imports nothing else by name).
+#: Modules a lane may start: the one table both sides check (``Lane.submit`` in the server, ``main``
+#: here), so nothing a request or a file carries can name what the child imports. The module name
+#: comes from the server's own code (a constant per job kind); the spec is JSON data.
 JOB_MODULES = {"components.app.evaluate_job", "components.experiments.cost_job", "components.jobs.selftest"}
 
 

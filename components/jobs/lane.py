@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.jobs.child import JOB_MODULES
+
 ROOT = Path(__file__).resolve().parents[2]
 _log = logging.getLogger("attention_lens.jobs")
 
@@ -95,6 +97,8 @@ class Lane:
     # ------------------------------------------------------------------ the caller's side
     def submit(self, session: str, module: str, spec: dict, out: Path) -> Job:
         """Queue ``module``'s job with ``spec``; its files go under ``out`` (created here)."""
+        if module not in JOB_MODULES:  # never a name from a request: the server's own constants
+            raise ValueError(f"not a job module: {module!r}")
         with self._cond:
             if any(j.session == session for j in self._jobs):
                 raise LaneFull("You already have a job running or queued; wait for it or press Stop.")
@@ -110,7 +114,7 @@ class Lane:
         with self._cond:
             if job.state != QUEUED or job not in self._jobs:
                 return 0
-            return sum(1 for j in self._jobs[: self._jobs.index(job)])
+            return self._jobs.index(job)  # the jobs ahead of it, running or queued
 
     def cancel(self, job: Job) -> None:
         with self._cond:

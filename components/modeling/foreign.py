@@ -349,7 +349,7 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
             if sub is model.model[i] or isinstance(sub, attention_types):
                 sub.loaded_as = note
     copy_weights(model, tensors, label)
-    _follow_head_mode(model, layers[str(len(rows) - 1)])
+    _follow_head_mode(model)
     names = record.attr("names")
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
@@ -363,7 +363,7 @@ def rebuild_yolo(record: Obj, label: str) -> nn.Module:
     return model
 
 
-def _follow_head_mode(model: nn.Module, head_record: Obj) -> None:
+def _follow_head_mode(model: nn.Module) -> None:
     """A head with a one-to-one branch (YOLOv10, YOLO26) decodes as ultralytics' predictor decodes
     it by default: its predictor selects the head with ``end2end = args.nms is False`` (nms
     unset: the one-to-many branch and NMS), whatever flag the file's head was saved with."""

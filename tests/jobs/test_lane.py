@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,19 @@ def test_time_paused_for_the_interactive_views_does_not_count_against_the_wall_l
         time.sleep(0.1)  # the scenario's own duration, not a synchronisation
     lane.resume()
     assert job.wait(30) and job.state == DONE
+
+
+def test_only_the_job_modules_of_the_table_start_in_either_process(tmp_path):
+    import subprocess
+    import sys
+
+    with pytest.raises(ValueError, match="not a job module"):
+        Lane().submit("a", "os", {}, tmp_path / "a")
+    # The child refuses too, before importing anything by that name.
+    marker = tmp_path / "imported"
+    (tmp_path / "evil_job.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "spec.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "components.jobs.child", "evil_job", str(tmp_path / "spec.json")],
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": f"{tmp_path}"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and '"error": "unknown job"' in out.stdout and not marker.exists()
