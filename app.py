@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-import components  # noqa: F401  (offline settings before ultralytics loads)
-from components.env import keep_freed_buffers, sweep_dead_runs
+import attention_lens  # noqa: F401  (offline settings before ultralytics loads)
+from attention_lens.env import keep_freed_buffers, sweep_dead_runs
 
 ROOT = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -37,12 +37,12 @@ def list_examples(folder: str | None, limit: int = 8) -> list[str]:
 
 
 def create_app(weights: str, examples: list[str], runs: str | None = None, data: str | None = None):
-    from components.runtime.onnx_backend import CACHE_ENV as ONNX_CACHE_ENV
-    from components.runtime.onnx_backend import REGISTRY, cache_dir
-    from components.app import build_app
-    from components.jobs.lane import Lane
-    from components.modeling.catalog import ModelStore, read_manifest
-    from components.torch_thread import on_activity, run_on_torch_thread
+    from attention_lens.runtime.onnx_backend import CACHE_ENV as ONNX_CACHE_ENV
+    from attention_lens.runtime.onnx_backend import REGISTRY, cache_dir
+    from attention_lens.app import build_app
+    from attention_lens.jobs.lane import Lane
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.torch_thread import on_activity, run_on_torch_thread
 
     store = ModelStore(read_manifest(weights))
     # The default selection loads (and warms up) now, where every later forward runs; the rest of
@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     sweep_dead_runs()  # what a killed server left in the temp folder (unpacked zips, session files)
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)
     demo.queue(default_concurrency_limit=2, max_size=32)
-    from components.app.widgets import CSS, STATE_SESSIONS
-    from components.modeling.checkpoints import LIMITS
+    from attention_lens.app.widgets import CSS, STATE_SESSIONS
+    from attention_lens.modeling.checkpoints import LIMITS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,

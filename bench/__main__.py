@@ -5,9 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import components  # noqa: F401  (offline ultralytics before anything imports it)
+import attention_lens  # noqa: F401  (offline ultralytics before anything imports it)
 from bench.run import ROOT, default_out, run_bench
-from components.env import keep_freed_buffers
+from attention_lens.env import keep_freed_buffers
 
 
 def main(argv: list[str] | None = None) -> int:

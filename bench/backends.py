@@ -22,7 +22,7 @@ EXAMPLE = ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"
 
 @contextmanager
 def backend(name: str):
-    from components.runtime.onnx_backend import BACKEND_ENV
+    from attention_lens.runtime.onnx_backend import BACKEND_ENV
 
     old = os.environ.get(BACKEND_ENV)
     os.environ[BACKEND_ENV] = name
@@ -64,7 +64,7 @@ def openvino_runner(path: Path):
 def ort_sessions(models: dict) -> dict:
     """name -> the model's checked ONNX Runtime session (None where its export failed), every
     export built and checked first, so no timing waits for one."""
-    from components.runtime.onnx_backend import REGISTRY
+    from attention_lens.runtime.onnx_backend import REGISTRY
 
     with backend("onnxruntime"):
         REGISTRY.prepare(list(models.values()), wait=True)
@@ -75,8 +75,8 @@ def per_model(store, quick: bool) -> list[dict]:
     """Raw forwards (gate maps included on the exported graph) of every shipped model at 320 and
     640, on PyTorch eager, ONNX Runtime and, where it is installed, OpenVINO."""
     from bench.run import alternate
-    from components.runtime.onnx_backend import REGISTRY
-    from components.torch_thread import run_on_torch_thread
+    from attention_lens.runtime.onnx_backend import REGISTRY
+    from attention_lens.torch_thread import run_on_torch_thread
 
     models = {n: store.get(n) for n in store.names}
     sessions = ort_sessions(models)
@@ -118,7 +118,7 @@ def after_other_runtime(store, quick: bool) -> list[dict]:
     import statistics
     import time
 
-    from components.torch_thread import run_on_torch_thread
+    from attention_lens.torch_thread import run_on_torch_thread
 
     name = store.default_selection()[0]
     model = store.get(name)
@@ -168,9 +168,9 @@ def views(store, quick: bool) -> list[dict]:
     import cv2
 
     from bench.run import alternate
-    from components.runtime.letterbox import letterbox, model_stride
-    from components.app.handlers import run_attention, run_compare
-    from components.torch_thread import run_on_torch_thread
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.torch_thread import run_on_torch_thread
 
     names = store.names
     models = {n: store.get(n) for n in names}

@@ -38,14 +38,14 @@ def _one_per_kind(store) -> list[str]:
 def evaluation_cost(store, quick: bool) -> list[dict]:
     from bench.backends import backend, bare_forwards, ort_sessions
     from bench.run import alternate
-    from components.analysis.dataset_report import evaluate_detections
-    from components.analysis.evaluation import PASS_BATCH, coco_eval, metrics_of, predict_models
-    from components.analysis.images import load_image
-    from components.runtime.letterbox import letterbox, model_stride
-    from components.experiments.data import convert_voc
-    from components.experiments.datasets import read_split
-    from components.experiments.evaluate import validate
-    from components.torch_thread import run_on_torch_thread
+    from attention_lens.analysis.dataset_report import evaluate_detections
+    from attention_lens.analysis.evaluation import PASS_BATCH, coco_eval, metrics_of, predict_models
+    from attention_lens.analysis.images import load_image
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.experiments.data import convert_voc
+    from attention_lens.experiments.datasets import read_split
+    from attention_lens.experiments.evaluate import validate
+    from attention_lens.torch_thread import run_on_torch_thread
 
     if not (BCCD / "Annotations").is_dir():
         return []

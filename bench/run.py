@@ -19,10 +19,10 @@ from bench.reference_attention import FLOOR, READER
 from bench import backends
 from bench.evaluation import evaluation_cost
 from bench.views import views_cost
-from components.attention import ATTENTION_MODULES, create_attention
-from components.env import keep_freed_buffers, restore_malloc_defaults
-from components.experiments.latency import time_alternately
-from components.torch_thread import run_on_torch_thread
+from attention_lens.attention import ATTENTION_MODULES, create_attention
+from attention_lens.env import keep_freed_buffers, restore_malloc_defaults
+from attention_lens.experiments.latency import time_alternately
+from attention_lens.torch_thread import run_on_torch_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,9 +56,9 @@ def module_cost(quick: bool) -> list[dict]:
 
 
 def model_cost(weights: Path, quick: bool) -> list[dict]:
-    from components.experiments.flops import gflops
-    from components.modeling.catalog import prepare, read_manifest
-    from components.modeling.load import load_model
+    from attention_lens.experiments.flops import gflops
+    from attention_lens.modeling.catalog import prepare, read_manifest
+    from attention_lens.modeling.load import load_model
 
     entries = read_manifest(weights)
     base = next((e for e in entries if not e.attention), None)
@@ -96,7 +96,7 @@ def _prediction(row: dict) -> str:
 
 def shipped_store(weights: Path):
     """The manifest's models, loaded and prepared on the torch thread, as the dashboard does."""
-    from components.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
 
     store = ModelStore(read_manifest(weights))
     run_on_torch_thread(store.load_all)
@@ -110,9 +110,9 @@ def pipeline_cost(store, quick: bool) -> dict:
 
     import cv2
 
-    from components.analysis.compare import compare
-    from components.runtime.letterbox import letterbox, model_stride
-    from components.app.handlers import run_compare
+    from attention_lens.analysis.compare import compare
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.app.handlers import run_compare
 
     models = {n: store.get(n) for n in store.names}
     if len(models) < 2:
@@ -155,9 +155,9 @@ def thread_probe(weights: str, runs: int) -> None:
     import json
     from concurrent.futures import ThreadPoolExecutor
 
-    from components.analysis.compare import compare
-    from components.env import keep_freed_buffers
-    from components.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.analysis.compare import compare
+    from attention_lens.env import keep_freed_buffers
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
 
     keep_freed_buffers()
     store = ModelStore(read_manifest(Path(weights)))
@@ -198,7 +198,7 @@ def encode_cost(quick: bool) -> dict:
     import cv2
     from gradio.processing_utils import save_img_array_to_cache
 
-    from components.app.widgets import DISPLAY_FORMAT
+    from attention_lens.app.widgets import DISPLAY_FORMAT
 
     image = cv2.imread(str(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"))[..., ::-1].copy()
     cache = tempfile.mkdtemp(prefix="attention-lens-bench-")
@@ -301,7 +301,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "file, letterbox, NMS, drawing, the diff and the table. Targets: overhead ratio (handler / raw "
             "forwards) <= 1.3 and heatmap capture adding <= 10%. The last column is the same compare with "
             "glibc's malloc defaults restored for the call: every activation buffer is then mapped fresh and "
-            "page-faulted in on each forward, which `components.env.keep_freed_buffers` (applied by the entry points) "
+            "page-faulted in on each forward, which `attention_lens.env.keep_freed_buffers` (applied by the entry points) "
             "avoids.\n",
             "## 4. Which thread runs the forwards\n",
             table([threads] if threads else [], {"ratio": ".2f"}),
@@ -309,7 +309,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "GNU OpenMP keeps a worker pool per thread that ran a parallel op; with two pools alive on two cores "
             "both throttle their spin-waiting and every op pays a wake-up. Gradio runs handlers on worker "
             "threads, so the dashboard now loads and runs every model on one thread "
-            "(components/torch_thread.py) whichever worker takes the request; requests that run models also "
+            "(attention_lens/torch_thread.py) whichever worker takes the request; requests that run models also "
             "queue one at a time (`INFERENCE_QUEUE`), since they would only wait for that thread.\n",
             "## 5. Sending one result image to the browser\n",
             table([encode], {"ratio": ".2f"}),
@@ -337,7 +337,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
                                 "openvino ratio": ".2f"}),
             "\nRaw forwards at batch 1 on the torch thread; ONNX Runtime's include every gate map as an extra "
             "output. Each export was checked against PyTorch before it was timed "
-            "(components/runtime/onnx_backend.py). OpenVINO is timed in a loop of its own (below).\n",
+            "(attention_lens/runtime/onnx_backend.py). OpenVINO is timed in a loop of its own (below).\n",
             table(spinning, {"ms": ".1f", "ratio": ".2f"}),
             "\nA PyTorch forward (320) timed right after another runtime's run returned. ONNX Runtime's threads "
             "would spin on for a while after each run and hold the cores; its sessions now stop them "

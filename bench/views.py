@@ -22,12 +22,12 @@ def _three(store) -> list[str]:
 
 def views_cost(store, quick: bool) -> list[dict]:
     from bench.run import alternate
-    from components.analysis.images import load_image
-    from components.runtime.detect import detect
-    from components.runtime.letterbox import letterbox, model_stride
-    from components.app.explain_handlers import detection_value, run_explain
-    from components.app.handlers import run_attention
-    from components.torch_thread import run_on_torch_thread
+    from attention_lens.analysis.images import load_image
+    from attention_lens.runtime.detect import detect
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.app.explain_handlers import detection_value, run_explain
+    from attention_lens.app.handlers import run_attention
+    from attention_lens.torch_thread import run_on_torch_thread
 
     names = _three(store)
     if len(names) < 3:

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import components  # noqa: E402,F401  (applies YOLO_OFFLINE etc.)
+import attention_lens  # noqa: E402,F401  (applies YOLO_OFFLINE etc.)
 
 # Forwards run on PyTorch in tests unless a test turns ONNX Runtime on (tests/analysis/
 # test_onnx_backend.py): a background export finishing mid-test would switch a model's backend
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def bccd_yolo(bccd_root, tmp_path_factory) -> Path:
     """The whole BCCD set through voc2yolo (its own ImageSets split): the zoo's protocol."""
-    from components.experiments.data import convert_voc
+    from attention_lens.experiments.data import convert_voc
 
     out = tmp_path_factory.mktemp("bccd") / "bccd"
     convert_voc(bccd_root, out)
@@ -82,7 +82,7 @@ def tiny_bccd(bccd_root, tmp_path_factory):
         for s in stems:
             (root / "Annotations" / f"{s}.xml").symlink_to(bccd_root / "Annotations" / f"{s}.xml")
             (root / "JPEGImages" / f"{s}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{s}.jpg")
-    from components.experiments.data import convert_voc
+    from attention_lens.experiments.data import convert_voc
 
     out = tmp_path_factory.mktemp("tiny-yolo") / "bccd"
     convert_voc(root, out)
@@ -94,9 +94,9 @@ def tiny_bccd(bccd_root, tmp_path_factory):
 def tiny_weights(tiny_bccd, tmp_path_factory) -> Path:
     """A weights/ folder like the shipped one: a baseline and two attention models, each trained
     for one epoch on the tiny BCCD subset by the project's own pipeline, with a manifest."""
-    from components.experiments.train import train
-    from components.experiments.zoo import ship_run
-    from components.modeling.variants import make_variant, to_yaml
+    from attention_lens.experiments.train import train
+    from attention_lens.experiments.zoo import ship_run
+    from attention_lens.modeling.variants import make_variant, to_yaml
 
     work = tmp_path_factory.mktemp("tiny-runs")
     weights = tmp_path_factory.mktemp("tiny-weights")

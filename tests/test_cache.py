@@ -1,11 +1,11 @@
-"""The one cache policy (components/cache.py): bounded, least recently used out, owned folders removed."""
+"""The one cache policy (attention_lens/cache.py): bounded, least recently used out, owned folders removed."""
 from __future__ import annotations
 
 import tempfile
 import threading
 from pathlib import Path
 
-from components.cache import BoundedCache, remove_folder
+from attention_lens.cache import BoundedCache, remove_folder
 
 
 def test_the_least_recently_used_entry_goes_and_its_owner_hears_of_it():

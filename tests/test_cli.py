@@ -1,10 +1,10 @@
-"""`python -m components analyze`: results, report and stored detections, grown with --merge."""
+"""`python -m attention_lens analyze`: results, report and stored detections, grown with --merge."""
 from __future__ import annotations
 
 import json
 
-from components.analysis.dataset_report import load_detections
-from components.cli import main
+from attention_lens.analysis.dataset_report import load_detections
+from attention_lens.cli import main
 
 
 def test_analyze_writes_results_report_and_merges_stored_detections(tiny_bccd, tiny_weights, tmp_path, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import env
+from attention_lens import env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_keep_freed_buffers_makes_malloc_reuse_freed_activation_buffers():
     assert env.keep_freed_buffers()
     # Not zero: the first large buffer must be faulted in once, and this VM's kernel reclaims
     # idle pages now and then. Untuned, every iteration faults all of its pages.
-    assert faults_per_allocation("import components.env as e; e.keep_freed_buffers()") < untuned / 10
+    assert faults_per_allocation("import attention_lens.env as e; e.keep_freed_buffers()") < untuned / 10
 
 
 def test_keep_freed_buffers_is_a_no_op_off_linux(monkeypatch):

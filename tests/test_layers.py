@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "components"
+PACKAGE = Path(__file__).resolve().parents[1] / "attention_lens"
 #: Top to bottom; each may import from the ones before it.
 ORDER = ["env", "cache", "torch_thread", "jobs", "attention", "modeling", "experiments", "runtime", "analysis", "app", "cli"]
 
@@ -33,7 +33,7 @@ def test_no_module_imports_from_a_later_layer():
             parts = tuple(module.split("."))
             if parts[0] == "bench":
                 wrong.append((path.name, module))  # the product never depends on the bench
-            other = layer_of(parts[1:]) if parts[0] == "components" else None
+            other = layer_of(parts[1:]) if parts[0] == "attention_lens" else None
             if other and ORDER.index(other) > ORDER.index(mine):
                 wrong.append((str(path.relative_to(PACKAGE)), module))
     assert not wrong, wrong
@@ -50,15 +50,15 @@ def module_name(path: Path) -> str:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """components module -> the components modules it imports, at the top or inside a function."""
+    """attention_lens module -> the attention_lens modules it imports, at the top or inside a function."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         found = set()
         for module in imports(path):
-            # ``from components.x import y``: y may be a module of package x
+            # ``from attention_lens.x import y``: y may be a module of package x
             for candidate in (module, *(f"{module}.{n}" for n in _imported_names(path, module))):
-                if candidate in modules and candidate != name and candidate != "components":
+                if candidate in modules and candidate != name and candidate != "attention_lens":
                     found.add(candidate)
         graph[name] = found
     return graph

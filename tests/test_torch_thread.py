@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from components.torch_thread import on_torch_thread, run_on_torch_thread, torch_thread
+from attention_lens.torch_thread import on_torch_thread, run_on_torch_thread, torch_thread
 
 
 def test_calls_from_many_threads_run_on_one_thread_and_return_their_results():
@@ -32,7 +32,7 @@ def test_exceptions_reach_the_caller_and_nested_calls_run_inline():
 
 def test_dashboard_handlers_run_their_forwards_on_the_torch_thread(tiny_weights, bccd_test_images):
     from app import create_app
-    from components.app.handlers import run_attention, run_compare
+    from attention_lens.app.handlers import run_attention, run_compare
 
     _, store = create_app(str(tiny_weights), [])
     seen = []
@@ -67,7 +67,7 @@ def test_work_on_the_torch_thread_sees_the_callers_context_variables():
 
 
 def test_activity_listeners_bracket_each_piece_of_work(monkeypatch):
-    from components import torch_thread
+    from attention_lens import torch_thread
 
     seen = []
     monkeypatch.setattr(torch_thread, "_listeners", [])

@@ -2,7 +2,7 @@
 
     python weights/train_zoo.py [--work DIR] [--device cpu|0] [--parallel N] [--deadline S] [--only NAME ...]
 
-Each run is ``python -m components train --data DATA --epochs 60 --imgsz 320 --batch 16
+Each run is ``python -m attention_lens train --data DATA --epochs 60 --imgsz 320 --batch 16
 --base B [--attention X --placement P [--param K=V]] --seed S --name NAME``. Runs already shipped
 (``weights/NAME``) or with a ``summary.json`` are skipped, so the script resumes. With ``--parallel N`` it keeps N runs
 going at once (on a GPU machine the CPUs feeding the loaders are the limit, not the GPU); with
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     work = Path(a.work)
     data = work / "bccd-yolo" / "data.yaml"
     if not data.is_file():
-        subprocess.run([sys.executable, "-m", "components", "voc2yolo", str(BCCD), str(data.parent)],
+        subprocess.run([sys.executable, "-m", "attention_lens", "voc2yolo", str(BCCD), str(data.parent)],
                        cwd=ROOT, check=True)
     todo = [(n, args) for n, args in JOBS if (a.only is None or n in a.only)
             and not (work / "runs" / n / "summary.json").is_file() and not (ROOT / "weights" / n).is_dir()]
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
             # An unfinished run of an earlier session starts again from scratch, under its own name
             # (left in place, ultralytics would write this one to NAME-2 and the check below would fail it).
             shutil.rmtree(work / "runs" / name, ignore_errors=True)
-            cmd = [sys.executable, "-m", "components", "train", "--data", str(data), "--epochs", a.epochs, *PROTOCOL, *args,
+            cmd = [sys.executable, "-m", "attention_lens", "train", "--data", str(data), "--epochs", a.epochs, *PROTOCOL, *args,
                    "--project", str(work / "runs"), "--device", a.device, "--workers", str(a.workers),
                    "--latency-runs", a.latency_runs]
             log = open(work / "logs" / f"{name}.log", "w")

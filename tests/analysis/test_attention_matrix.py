@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis.attention_matrix import cell_axes, cells, matrix_spec
-from components.analysis.attention_view import Inspection, ModelMaps
-from components.analysis.heatmaps import LayerMaps
+from attention_lens.analysis.attention_matrix import cell_axes, cells, matrix_spec
+from attention_lens.analysis.attention_view import Inspection, ModelMaps
+from attention_lens.analysis.heatmaps import LayerMaps
 
 
 def layer(index, stride, spatial, hw=(64, 96)):
@@ -73,8 +73,8 @@ def test_layers_line_up_by_stride_and_kinds_get_separate_scales():
 def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
     from ultralytics.utils.ops import scale_boxes
 
-    from components.analysis.attention_matrix import Cell
-    from components.runtime.letterbox import letterbox
+    from attention_lens.analysis.attention_matrix import Cell
+    from attention_lens.runtime.letterbox import letterbox
 
     original = (290, 520)
     x = letterbox(np.zeros((*original, 3), np.uint8), 320)  # (1, 3, 192, 320): 7 rows of padding
@@ -95,7 +95,7 @@ def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
 def test_grid_layout_is_the_layout_plotly_make_subplots_writes(rows, cols):
     from plotly.subplots import make_subplots
 
-    from components.analysis.attention_matrix import grid_layout
+    from attention_lens.analysis.attention_matrix import grid_layout
 
     titles = [f"cell {i}" for i in range(rows * cols)]
     want = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
@@ -113,7 +113,7 @@ def test_the_background_is_a_small_copy_stretched_over_the_whole_image():
 
     import cv2
 
-    from components.analysis.attention_matrix import matrix_spec
+    from attention_lens.analysis.attention_matrix import matrix_spec
 
     ins = two_models()
     ins.image = np.zeros((900, 1200, 3), np.uint8)

@@ -6,14 +6,14 @@ import math
 import pandas as pd
 import pytest
 
-from components.analysis.charts import (
+from attention_lens.analysis.charts import (
     curves_figure,
     pareto_figure,
     pareto_front,
     per_class_figure,
     point_labels,
 )
-from components.experiments.runs import find_runs
+from attention_lens.experiments.runs import find_runs
 
 
 def test_pareto_front_on_a_constructed_case():
@@ -34,7 +34,7 @@ def test_pareto_figure_marks_the_front():
 def test_the_noise_band_is_the_flags_band_and_data_sets_get_their_own_fronts(tmp_path):
     from run_dirs import fake_run
 
-    from components.experiments.metrics import collect_runs, metrics_table
+    from attention_lens.experiments.metrics import collect_runs, metrics_table
 
     for i, v in enumerate([0.50, 0.52, 0.48]):
         fake_run(tmp_path, f"base-s{i}", None, v, seed=i)
@@ -55,7 +55,7 @@ def test_the_noise_band_is_the_flags_band_and_data_sets_get_their_own_fronts(tmp
 def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
     from run_dirs import fake_run
 
-    from components.experiments.metrics import collect_runs, metrics_table
+    from attention_lens.experiments.metrics import collect_runs, metrics_table
 
     for i, v in enumerate([0.50, 0.52, 0.48]):
         fake_run(tmp_path, f"v8-s{i}", None, v, seed=i)
@@ -99,7 +99,7 @@ def _disjoint(boxes):
 
 
 def test_labels_of_a_cluster_take_free_slots_and_the_crowded_others_are_left_out():
-    from components.analysis.charts import place_labels
+    from attention_lens.analysis.charts import place_labels
 
     unit = dict(x_extent=(0, 1), y_extent=(0, 1))
     # Two far-apart points: both labelled above.
@@ -120,7 +120,7 @@ def test_labels_of_a_cluster_take_free_slots_and_the_crowded_others_are_left_out
 
 
 def test_labels_stay_inside_the_padded_axis_and_clear_of_other_traces_labels():
-    from components.analysis.charts import place_labels
+    from attention_lens.analysis.charts import place_labels
 
     unit = dict(x_extent=(0, 1), y_extent=(0, 1))
     # At the right edge a long label goes to the point's left, not off the chart.

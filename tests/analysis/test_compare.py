@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.analysis.compare import CompareError, compare
-from components.analysis.images import ImageError
-from components.app.handlers import UserError, run_compare
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.analysis.compare import CompareError, compare
+from attention_lens.analysis.images import ImageError
+from attention_lens.app.handlers import UserError, run_compare
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 CONF = 0.001  # one-epoch fixtures are unsure of everything; a low threshold still gives real boxes
 
@@ -27,8 +27,8 @@ def ultralytics_predict(checkpoint, image_path, imgsz, conf, iou):
     """Reference: ultralytics' own predictor on the same checkpoint (a trusted, locally made file)."""
     from ultralytics import YOLO
 
-    import components.modeling.yolo  # noqa: F401
-    from components.analysis.images import load_image
+    import attention_lens.modeling.yolo  # noqa: F401
+    from attention_lens.analysis.images import load_image
 
     bgr = np.ascontiguousarray(load_image(image_path)[..., ::-1])  # same pixels: JPEG decoders differ slightly
     r = YOLO(str(checkpoint)).predict(bgr, imgsz=imgsz, conf=conf, iou=iou, verbose=False, rect=True,
@@ -204,8 +204,8 @@ def test_non_detection_checkpoint_upload_is_refused(store, bccd_test_images, tmp
 def test_the_reference_defaults_to_a_model_without_attention_whatever_its_name():
     from pathlib import Path
 
-    from components.app.compare_tab import reference_choices
-    from components.modeling.catalog import Entry, ModelStore
+    from attention_lens.app.compare_tab import reference_choices
+    from attention_lens.modeling.catalog import Entry, ModelStore
 
     store = ModelStore([Entry("ema-x", Path("a.pt"), "yolov8n", "EMA", "neck_outputs"),
                         Entry("plain-model", Path("b.pt"), "yolov8n"),
@@ -226,7 +226,7 @@ def test_an_image_where_nothing_is_found_gets_a_note(store, tmp_path):
 def test_the_header_names_the_shipped_models_classes():
     from pathlib import Path
 
-    from components.app.handlers import shipped_domain
+    from attention_lens.app.handlers import shipped_domain
 
     text = shipped_domain(ModelStore(read_manifest(Path(__file__).resolve().parents[2] / "weights")))
     assert "bccd-yolo" in text and "Platelets, RBC, WBC" in text

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.cache import BoundedCache
+from attention_lens.cache import BoundedCache
 
-from components.analysis.dataset_report import load_detections, merged_detections, save_detections
-from components.experiments.datasets import Split
+from attention_lens.analysis.dataset_report import load_detections, merged_detections, save_detections
+from attention_lens.experiments.datasets import Split
 
 
 def split(fingerprint="f00d"):
@@ -45,9 +45,9 @@ def test_another_reference_or_confidence_reuses_each_models_bootstrap_series(mon
     equal those of an evaluation that computes everything afresh."""
     from pathlib import Path
 
-    from components.analysis import dataset_report
-    from components.analysis.dataset_report import evaluate_detections
-    from components.analysis.evaluation import coco_matches
+    from attention_lens.analysis import dataset_report
+    from attention_lens.analysis.dataset_report import evaluate_detections
+    from attention_lens.analysis.evaluation import coco_matches
 
     stored = Path(__file__).resolve().parents[2] / "weights" / "evaluation" / "bccd-test.json.gz"
     if not stored.is_file():

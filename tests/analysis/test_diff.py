@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.analysis.diff import match
+from attention_lens.analysis.diff import match
 
 
 def test_known_case_matched_only_here_and_missed():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from coco_cases import dets_from, split_of, stored_bccd
 
-from components.analysis.evaluation import (
+from attention_lens.analysis.evaluation import (
     EvaluationError,
     class_map,
     coco_eval,
@@ -71,10 +71,10 @@ def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     thread count as it found it (its device selection lowers it to cores - 1 for the process)."""
     from pathlib import Path
 
-    from components.analysis.evaluation import predict_models
-    from components.experiments.datasets import read_split
-    from components.experiments.evaluate import validate
-    from components.modeling.load import load_model
+    from attention_lens.analysis.evaluation import predict_models
+    from attention_lens.experiments.datasets import read_split
+    from attention_lens.experiments.evaluate import validate
+    from attention_lens.modeling.load import load_model
     from ultralytics.utils import NUM_THREADS
 
     model = load_model(Path(__file__).resolve().parents[2] / "weights" / "yolov8n-baseline-s0" / "best.pt")
@@ -99,7 +99,7 @@ def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from components.analysis.evaluation import AREAS, MAX_DETS, _dataset
+    from attention_lens.analysis.evaluation import AREAS, MAX_DETS, _dataset
 
     split, _, dets, _ = stored_bccd()
     for name in ("yolov8n-baseline-s0", "yolov5nu-baseline-s0", "yolov8n-ema-neck-s0"):
@@ -125,11 +125,11 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
     directly, at the pass's settings), mapped to the split's classes."""
     from pathlib import Path
 
-    from components.analysis import images
-    from components.analysis.evaluation import MAX_DETS, predict_models
-    from components.runtime.detect import detect
-    from components.experiments.datasets import read_split
-    from components.modeling.load import load_model
+    from attention_lens.analysis import images
+    from attention_lens.analysis.evaluation import MAX_DETS, predict_models
+    from attention_lens.runtime.detect import detect
+    from attention_lens.experiments.datasets import read_split
+    from attention_lens.modeling.load import load_model
 
     weights = Path(__file__).resolve().parents[2] / "weights"
     models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from test_evaluation import dets_from, split_of
 
-from components.analysis.dataset_report import evaluate_detections
-from components.analysis.evaluation_views import filter_choices, group_key, object_counts, ranked_images
+from attention_lens.analysis.dataset_report import evaluate_detections
+from attention_lens.analysis.evaluation_views import filter_choices, group_key, object_counts, ranked_images
 
 SMALL_A, BIG_A = (0, 0, 0, 20, 20), (0, 100, 100, 300, 300)
 SMALL_B, MID_B = (1, 40, 0, 60, 20), (1, 0, 100, 50, 150)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis.explain import METHOD_NAMES, energy_in_box, explain_box, to_input_box
-from components.analysis.images import load_image
-from components.runtime.detect import detect
-from components.runtime.letterbox import letterbox
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.analysis.explain import METHOD_NAMES, energy_in_box, explain_box, to_input_box
+from attention_lens.analysis.images import load_image
+from attention_lens.runtime.detect import detect
+from attention_lens.runtime.letterbox import letterbox
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from components.analysis.attention_view import channel_figure, export, inspect, render
-from components.analysis.heatmaps import normalize, to_original
-from components.runtime.detect import detect
-from components.attention import CBAM
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.analysis.attention_view import channel_figure, export, inspect, render
+from attention_lens.analysis.heatmaps import normalize, to_original
+from attention_lens.runtime.detect import detect
+from attention_lens.attention import CBAM
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 
 class KnownMapModel(nn.Module):
@@ -155,14 +155,14 @@ def test_channel_figure_sorts_and_labels():
 def test_plain_model_gets_labelled_layercam_that_sits_on_its_detections():
     from pathlib import Path
 
-    from components.analysis.layercam import layercam
+    from attention_lens.analysis.layercam import layercam
 
     weights = Path(__file__).resolve().parents[2] / "weights"
     shipped = ModelStore(read_manifest(weights))
     if not shipped.baseline_name():
         pytest.skip("no shipped baseline")
     model = shipped.get(shipped.baseline_name())
-    image = __import__("components.analysis.images", fromlist=["load_image"]).load_image(
+    image = __import__("attention_lens.analysis.images", fromlist=["load_image"]).load_image(
         weights.parent / "assets" / "examples" / "synthetic_smear_1.jpg")
     det = detect(model, image)
     inside = np.zeros(image.shape[:2], bool)
@@ -205,7 +205,7 @@ def test_concurrent_calls_with_different_image_shapes_keep_their_own_boxes(store
 
 
 def test_ema_group_tiles_share_one_scale_and_carry_their_ranges():
-    from components.analysis.heatmaps import group_grid
+    from attention_lens.analysis.heatmaps import group_grid
 
     weak, strong = np.full((4, 4), 0.2), np.full((4, 4), 0.8)
     grid = group_grid(np.stack([weak, strong]), tile=20, columns=2)

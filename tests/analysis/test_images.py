@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.analysis.images import MAX_PIXELS, ImageError, load_image
+from attention_lens.analysis.images import MAX_PIXELS, ImageError, load_image
 
 
 def png_bytes(im: Image.Image, fmt="PNG", **kw) -> bytes:

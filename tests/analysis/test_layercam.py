@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis.images import load_image
-from components.runtime.letterbox import letterbox, model_stride
-from components.analysis.layercam import detect_inputs, layercam_grids
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.analysis.images import load_image
+from attention_lens.runtime.letterbox import letterbox, model_stride
+from attention_lens.analysis.layercam import detect_inputs, layercam_grids
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 

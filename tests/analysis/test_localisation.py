@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.analysis.evaluation import size_of
-from components.analysis.localisation import groups_of, score_map, summarise
+from attention_lens.analysis.evaluation import size_of
+from attention_lens.analysis.localisation import groups_of, score_map, summarise
 
 
 def _boxes(*rows):

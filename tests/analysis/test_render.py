@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from ultralytics.utils.plotting import Annotator
 
-from components.analysis.render import draw
+from attention_lens.analysis.render import draw
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)
 
@@ -37,7 +37,7 @@ def test_separate_boxes_keep_both_labels():
 
 
 def test_the_results_grid_has_a_cell_and_every_box_of_each_model():
-    from components.analysis.result_grid import results_grid
+    from attention_lens.analysis.result_grid import results_grid
 
     view = np.zeros((120, 160, 3), np.uint8)
     records = [{"model": "a", "class": "RBC", "confidence": 0.9, "box": [10, 20, 50, 60], "diff": "reference"},

@@ -129,7 +129,7 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
     for heavy in ("on_compare", "on_adjust", "on_run", "on_explain"):
         assert by_fn[heavy] == {("inference", 1)}, heavy
     # An evaluation waits for its job (a child process) in a queue of its own, never in the views'.
-    from components.app.evaluate_tab import JOB_WAITERS
+    from attention_lens.app.evaluate_tab import JOB_WAITERS
 
     assert by_fn["on_evaluate"] == {("jobs", JOB_WAITERS)}
     for light in ("rerender_attention", "slider_pair", "on_load", "attention_matrix", "results_grid",
@@ -150,7 +150,7 @@ def raw_call(url: str, api: str, data: list) -> str:
 
 
 def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(served_app, tiny_weights):
-    from components.app.handlers import NOT_AN_UPLOAD
+    from attention_lens.app.handlers import NOT_AN_UPLOAD
 
     weights = str(next(tiny_weights.rglob("*.pt")))
     paths = ("/etc/hostname", "/no/such/file.png", weights, "/tmp/gradio/../../etc/hostname")
@@ -231,7 +231,7 @@ def job_processes() -> set[int]:
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"components.jobs.child" in f.read():
+                    if b"attention_lens.jobs.child" in f.read():
                         found.add(int(entry))
             except OSError:
                 pass

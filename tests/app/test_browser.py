@@ -35,7 +35,7 @@ EXAMPLE = ROOT / "assets" / "examples" / "synthetic_smear_1.jpg"
 
 @pytest.fixture(scope="module")
 def weights(request):
-    from components.modeling.catalog import read_manifest
+    from attention_lens.modeling.catalog import read_manifest
 
     shipped = read_manifest(ROOT / "weights")
     if sum(e.attention is None for e in shipped) and sum(e.attention is not None for e in shipped) >= 2:
@@ -46,7 +46,7 @@ def weights(request):
 @pytest.fixture(scope="module")
 def picked(weights):
     """Labels of the baseline and two attention models, as the checkbox shows them."""
-    from components.modeling.catalog import read_manifest
+    from attention_lens.modeling.catalog import read_manifest
 
     entries = read_manifest(weights)
     base = next(e for e in entries if e.attention is None)
@@ -98,7 +98,7 @@ def set_models(page, panel: str, labels: list[str]) -> None:
 @pytest.fixture(scope="module")
 def many(weights):
     """Up to seven models, baseline first: the layout must show them all at once."""
-    from components.modeling.catalog import read_manifest
+    from attention_lens.modeling.catalog import read_manifest
 
     entries = read_manifest(weights)
     return sorted(entries, key=lambda e: e.attention is not None)[:7]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.app.evaluate_handlers import evaluation_views, review_image, run_evaluate
-from components.app.handlers import UserError
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.app.evaluate_handlers import evaluation_views, review_image, run_evaluate
+from attention_lens.app.handlers import UserError
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 STORED = WEIGHTS / "evaluation"
@@ -22,7 +22,7 @@ def store():
 def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(store, tmp_path, monkeypatch):
     """No images and no forwards: the stored detections give each model's metrics; mAP50-95 is
     within 0.02 of the test mAP50-95 ultralytics' val wrote into the same model's summary."""
-    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
     names = ["yolov8n-baseline-s0", "yolov8n-baseline-s1", "yolov8n-baseline-s2", "yolov8n-ema-neck-s0"]
     monkeypatch.setattr(store, "get", lambda name: pytest.fail(f"{name} was loaded; stored numbers suffice"))
     results, paths, held = run_evaluate(
@@ -99,9 +99,9 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
 def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypatch):
     """On a data set with pixels (not the stored split), with ONNX Runtime on: the attention model's
     pass runs on it; the baseline's, with localisation, is LayerCAM on PyTorch."""
-    from components.runtime import onnx_backend
+    from attention_lens.runtime import onnx_backend
 
-    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
     monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "onnx"))
     monkeypatch.setattr(onnx_backend, "REGISTRY", onnx_backend.Registry())
@@ -142,7 +142,7 @@ def test_two_uploads_with_the_same_names_and_labels_but_other_pixels_get_their_o
     import numpy as np
     from PIL import Image
 
-    monkeypatch.setattr("components.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
     smear = np.asarray(Image.open(WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg").convert("RGB"))
     labels = "0 0.30 0.30 0.10 0.10\n0 0.60 0.55 0.10 0.10\n"
     zips = []

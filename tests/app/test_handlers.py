@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.app.handlers import UserError, plot_payload, resolve_models
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.app.handlers import UserError, plot_payload, resolve_models
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,9 +55,9 @@ def test_the_plot_payload_is_a_valid_plotly_figure_with_the_same_values():
 @pytest.mark.parametrize("size", [8192, 100_000, 16, -320, "320; rm", 320.5, None, True])
 def test_every_view_refuses_an_image_size_outside_the_limits_before_loading_anything(zoo, size, monkeypatch):
     """/attention at 8192 px took 17 s and 4 GB (issue 31); every endpoint now checks first."""
-    from components.app.evaluate_handlers import run_evaluate
-    from components.app.explain_handlers import run_explain
-    from components.app.handlers import run_attention, run_compare
+    from attention_lens.app.evaluate_handlers import run_evaluate
+    from attention_lens.app.explain_handlers import run_explain
+    from attention_lens.app.handlers import run_attention, run_compare
 
     monkeypatch.setattr(zoo, "get", lambda name: pytest.fail(f"{name} was loaded for a refused request"))
     image = str(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
@@ -76,8 +76,8 @@ def test_every_view_refuses_an_image_size_outside_the_limits_before_loading_anyt
 
 
 def test_a_request_whose_activations_exceed_the_budget_is_refused_with_the_size_that_fits(zoo):
-    from components.app.handlers import within_budget
-    from components.modeling.cost import MAX_ACTIVATION_BYTES, ModelCost
+    from attention_lens.app.handlers import within_budget
+    from attention_lens.modeling.cost import MAX_ACTIVATION_BYTES, ModelCost
 
     model = zoo.get("yolov8n-baseline-s0")
     # The shipped model fits at the largest size (its measured cost, about 0.5 KB a pixel).

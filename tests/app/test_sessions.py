@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from components.analysis.images import DISPLAY_MAX_SIDE
-from components.app.handlers import SESSIONS_ROOT, attention_downloads, end_session, run_attention, run_compare
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.analysis.images import DISPLAY_MAX_SIDE
+from attention_lens.app.handlers import SESSIONS_ROOT, attention_downloads, end_session, run_attention, run_compare
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.attention import (
+from attention_lens.attention import (
     ATTENTION_MODULES,
     CBAM,
     ECA,
@@ -235,7 +235,7 @@ def test_factory_and_gate_validation():
     with pytest.raises(ValueError, match="layout"):
         PolarizedSA(64, "diagonal")
     # Every kind a module routes a map through is one the views know how to read, and each is used.
-    from components.attention import BUILT_IN_ATTENTION
+    from attention_lens.attention import BUILT_IN_ATTENTION
 
     used = {g.kind for cls in [*ATTENTION_MODULES.values(), *BUILT_IN_ATTENTION.values()]
             for _, g in gates_of(cls(64, 4) if cls in BUILT_IN_ATTENTION.values() else cls(64))}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from components.attention import AreaAttention, SelfAttention
-from components.attention.self_attention import received
-from components.modeling.built_in import adopt_built_in_attention
+from attention_lens.attention import AreaAttention, SelfAttention
+from attention_lens.attention.self_attention import received
+from attention_lens.modeling.built_in import adopt_built_in_attention
 
 
 def randomised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -44,8 +44,8 @@ def test_ours_compute_what_ultralytics_classes_compute_and_tap_their_softmax(mak
 
 
 def test_the_loader_swaps_ultralytics_attention_in_a_yolo11_model_and_keeps_its_output():
-    from components.modeling.models import build_model
-    from components.modeling.variants import make_variant
+    from attention_lens.modeling.models import build_model
+    from attention_lens.modeling.variants import make_variant
 
     model = build_model(make_variant("yolo11n", None, None), nc=3).eval()  # its own random init
     x = torch.rand(1, 3, 160, 192)
@@ -77,7 +77,7 @@ def test_received_attention_on_constructed_matrices():
 
 
 def test_head_distance_and_entropy_on_constructed_matrices():
-    from components.attention.self_attention import head_statistics
+    from attention_lens.attention.self_attention import head_statistics
 
     h, w = 2, 3
     n = h * w

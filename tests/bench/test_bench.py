@@ -6,7 +6,7 @@ import torch
 
 from bench.reference_attention import FLOOR, READER
 from bench.run import _prediction, table
-from components.attention import ATTENTION_MODULES, create_attention
+from attention_lens.attention import ATTENTION_MODULES, create_attention
 
 
 def randomised(name: str, channels: int = 64, **kwargs):

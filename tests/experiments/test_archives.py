@@ -5,10 +5,10 @@ import zipfile
 
 import pytest
 
-from components.cache import BoundedCache, remove_folder
+from attention_lens.cache import BoundedCache, remove_folder
 
-from components.experiments import archives
-from components.experiments.archives import extract_zip, extracted
+from attention_lens.experiments import archives
+from attention_lens.experiments.archives import extract_zip, extracted
 
 
 def make_zip(path, entries: dict[str, str]):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from components.experiments.data import ConversionError, convert_voc
+from attention_lens.experiments.data import ConversionError, convert_voc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +141,6 @@ def test_existing_output_is_not_clobbered(tmp_path):
 
 def test_cli_reports_errors_without_traceback(tmp_path):
     src = make_voc(tmp_path / "voc", {"broken": "<annotation"})
-    r = subprocess.run([sys.executable, "-m", "components", "voc2yolo", str(src), str(tmp_path / "out")],
+    r = subprocess.run([sys.executable, "-m", "attention_lens", "voc2yolo", str(src), str(tmp_path / "out")],
                        capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 2 and "broken.xml" in r.stderr and "Traceback" not in r.stderr

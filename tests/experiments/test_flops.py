@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from components.attention import EMA
-from components.experiments.flops import gflops_thop, gflops_torch
-from components.modeling.models import build_model
-from components.modeling.variants import make_variant
+from attention_lens.attention import EMA
+from attention_lens.experiments.flops import gflops_thop, gflops_torch
+from attention_lens.modeling.models import build_model
+from attention_lens.modeling.variants import make_variant
 
 
 def test_counters_agree_within_5_percent_on_a_conv_only_model():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from run_dirs import fake_run, write_run
 
-from components.experiments.metrics import (
+from attention_lens.experiments.metrics import (
     collect_runs,
     display_table,
     metrics_table,
@@ -106,8 +106,8 @@ def zipped_run(run, path):
 def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
     import tempfile
 
-    from components.app import handlers, metrics_handlers
-    from components.experiments import archives
+    from attention_lens.app import handlers, metrics_handlers
+    from attention_lens.experiments import archives
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -130,7 +130,7 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
 def test_the_curves_start_with_the_preferred_runs_and_an_uploads_not_every_run(tmp_path, monkeypatch):
     import tempfile
 
-    from components.app import metrics_handlers
+    from attention_lens.app import metrics_handlers
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -158,7 +158,7 @@ def test_published_numbers_stay_apart_and_cite_their_source():
 
 
 def test_metrics_tab_opens_on_the_map_curve_and_keeps_a_users_pick(tiny_weights):
-    from components.app.metrics_handlers import DEFAULT_CURVE, metrics_pickers, metrics_view
+    from attention_lens.app.metrics_handlers import DEFAULT_CURVE, metrics_pickers, metrics_view
 
     first = metrics_view([str(tiny_weights)], False, None, None, None)
     _runs, column = metrics_pickers([str(tiny_weights)], None, None, None)
@@ -175,7 +175,7 @@ def test_hostile_summaries_are_skipped_and_the_shipped_runs_still_show(tmp_path)
     """Each of these took the whole tab down once; now each is listed as skipped, with its reason."""
     from pathlib import Path
 
-    from components.app.metrics_handlers import metrics_view
+    from attention_lens.app.metrics_handlers import metrics_view
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -327,11 +327,11 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     import shutil
     import zipfile
 
-    from components.app import handlers, metrics_handlers
-    from components.cache import BoundedCache
-    from components.experiments import runs as runs_module
-    from components.jobs.lane import Lane
-    from components.modeling import load
+    from attention_lens.app import handlers, metrics_handlers
+    from attention_lens.cache import BoundedCache
+    from attention_lens.experiments import runs as runs_module
+    from attention_lens.jobs.lane import Lane
+    from attention_lens.modeling import load
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
     run = tmp_path / "train7"

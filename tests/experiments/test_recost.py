@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from components.cli import main
-from components.experiments.recost import recost
-from components.modeling.load import load_model
+from attention_lens.cli import main
+from attention_lens.experiments.recost import recost
+from attention_lens.modeling.load import load_model
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 from run_dirs import write_run
 
-from components.experiments.runs import find_runs, load_run
+from attention_lens.experiments.runs import find_runs, load_run
 
 
 def tree_digest(root):

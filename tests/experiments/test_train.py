@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from components.attention import ATTENTION_MODULES
-from components.experiments.evaluate import evaluate_checkpoints
-from components.experiments.train import train
-from components.modeling.load import load_model
-from components.modeling.variants import make_variant, to_yaml
+from attention_lens.attention import ATTENTION_MODULES
+from attention_lens.experiments.evaluate import evaluate_checkpoints
+from attention_lens.experiments.train import train
+from attention_lens.modeling.load import load_model
+from attention_lens.modeling.variants import make_variant, to_yaml
 
 
 def run_variant(attention, data, project, epochs=1):

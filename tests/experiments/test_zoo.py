@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.experiments.evaluate import validate
-from components.modeling.catalog import read_manifest
-from components.modeling.load import load_model
+from attention_lens.experiments.evaluate import validate
+from attention_lens.modeling.catalog import read_manifest
+from attention_lens.modeling.load import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 ENTRIES = read_manifest(WEIGHTS)

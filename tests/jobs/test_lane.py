@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.jobs.lane import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Lane, LaneFull, Limits
+from attention_lens.jobs.lane import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Lane, LaneFull, Limits
 
-SELFTEST = "components.jobs.selftest"
+SELFTEST = "attention_lens.jobs.selftest"
 
 
 def children() -> set[int]:
@@ -143,7 +143,7 @@ def test_only_the_job_modules_of_the_table_start_in_either_process(tmp_path):
     marker = tmp_path / "imported"
     (tmp_path / "evil_job.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     (tmp_path / "spec.json").write_text("{}")
-    out = subprocess.run([sys.executable, "-m", "components.jobs.child", "evil_job", str(tmp_path / "spec.json")],
+    out = subprocess.run([sys.executable, "-m", "attention_lens.jobs.child", "evil_job", str(tmp_path / "spec.json")],
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": f"{tmp_path}"},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and '"error": "unknown job"' in out.stdout and not marker.exists()

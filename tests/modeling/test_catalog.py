@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from components.modeling.catalog import ModelStore, read_manifest
+from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 # (name, base, attention, placement, seed), shuffled the way a manifest grows over sessions.
 ZOO = [

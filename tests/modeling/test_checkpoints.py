@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from components.attention import EMA, SE, PolarizedSA, UltralyticsCBAM, gates_of
-from components.modeling.checkpoints import CheckpointError, load_checkpoint
-from components.modeling.load import load_model
-from components.modeling.models import build_model
-from components.modeling.variants import make_variant
+from attention_lens.attention import EMA, SE, PolarizedSA, UltralyticsCBAM, gates_of
+from attention_lens.modeling.checkpoints import CheckpointError, load_checkpoint
+from attention_lens.modeling.load import load_model
+from attention_lens.modeling.models import build_model
+from attention_lens.modeling.variants import make_variant
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def _randomised(module):
 def test_ultralytics_cbam_loads_with_its_gates_hooked(tmp_path):
     from ultralytics.nn.modules.conv import CBAM as UCBAM
 
-    from components.runtime.capture import capture_gates
+    from attention_lens.runtime.capture import capture_gates
 
     torch.manual_seed(3)
     base = build_model(make_variant("yolov8n", "CBAM", "neck_outputs", nc=3)).eval()
@@ -282,7 +282,7 @@ ULTRALYTICS_FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1]
                                                ("u8-cbam-last.pt", 1)])
 def test_checkpoints_written_by_ultralytics_trainer_load_with_equal_outputs(name, cbam_layers):
     """best.pt as the trainer strips it; last.pt as it is during training (EMA, optimizer, scaler...)."""
-    from components.runtime.capture import capture_gates
+    from attention_lens.runtime.capture import capture_gates
 
     model = load_model(ULTRALYTICS_FIXTURES / name)
     exp = torch.load(ULTRALYTICS_FIXTURES / f"{name.rsplit('-', 1)[0]}.expected.pt", weights_only=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.modeling.checkpoints import CheckpointError, read_checkpoint
+from attention_lens.modeling.checkpoints import CheckpointError, read_checkpoint
 
-from components.modeling.load import load_model
+from attention_lens.modeling.load import load_model
 
 
 def torch_zip(path, pkl: bytes, storages: dict[str, bytes] | None = None, compress=zipfile.ZIP_STORED):
@@ -252,7 +252,7 @@ def test_every_row_name_in_ultralytics_detection_yamls_is_in_the_table():
     import ultralytics
     import yaml
 
-    from components.modeling.yaml_layers import ULTRALYTICS_ROWS, TORCH_ROWS
+    from attention_lens.modeling.yaml_layers import ULTRALYTICS_ROWS, TORCH_ROWS
 
     root = Path(ultralytics.__file__).parent / "cfg" / "models"
     used = set()

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.runtime.capture import capture_gates
-from components.attention import EMA, SE, PolarizedSA
-from components.modeling.load import load_model
+from attention_lens.runtime.capture import capture_gates
+from attention_lens.attention import EMA, SE, PolarizedSA
+from attention_lens.modeling.load import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yolov5"
 CASES = [("v5-baseline-best.pt", None, 0), ("v5-se-best.pt", SE, 1), ("v5-ema-best.pt", EMA, 3),
@@ -47,8 +47,8 @@ def test_yolov5_attention_maps_are_captured(name):
 
 
 def test_yolov5_detects_on_a_bccd_image_in_the_app(bccd_test_images):
-    from components.app.handlers import run_compare
-    from components.modeling.catalog import ModelStore
+    from attention_lens.app.handlers import run_compare
+    from attention_lens.modeling.catalog import ModelStore
 
     store = ModelStore([])
     uploads = [str(FIXTURES / "v5-baseline-best.pt"), str(FIXTURES / "v5-ema-best.pt")]
@@ -62,7 +62,7 @@ def test_yolov5_detects_on_a_bccd_image_in_the_app(bccd_test_images):
 
 
 def test_c3_ema_blocks_become_our_in_csp_placements():
-    from components.modeling.integration import CSP_ATTENTION
+    from attention_lens.modeling.integration import CSP_ATTENTION
 
     model = load_model(FIXTURES / "v5-c3ema-best.pt")
     rows = model.yaml["backbone"]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.runtime.capture import capture_gates
-from components.attention import CBAM, ECA, SE, CoordAtt
-from components.modeling.load import load_model
+from attention_lens.runtime.capture import capture_gates
+from attention_lens.attention import CBAM, ECA, SE, CoordAtt
+from attention_lens.modeling.load import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yolox"
 CASES = [("yolox-base", None), ("yolox-nano-cam", CoordAtt), ("yolox-se", SE), ("yolox-eca", ECA),
@@ -32,8 +32,8 @@ def test_yolox_checkpoint_loads_and_equals_the_original_forward(name, attention)
 
 
 def test_yolox_models_work_in_the_compare_and_attention_views(bccd_test_images):
-    from components.app.handlers import run_attention, run_compare
-    from components.modeling.catalog import ModelStore
+    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.modeling.catalog import ModelStore
 
     store = ModelStore([])
     uploads = [str(FIXTURES / "yolox-base.pth"), str(FIXTURES / "yolox-nano-cam.pth")]

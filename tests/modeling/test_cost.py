@@ -1,4 +1,4 @@
-"""The meta-device size probe (components/modeling/cost.py), against real forwards and known sizes."""
+"""The meta-device size probe (attention_lens/modeling/cost.py), against real forwards and known sizes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.modeling.load import load_model
-from components.modeling.cost import (
+from attention_lens.modeling.load import load_model
+from attention_lens.modeling.cost import (
     MAX_ACTIVATION_BYTES,
     CostError,
     ModelCost,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from components.analysis.images import load_image
-from components.attention import AreaAttention, SelfAttention
-from components.modeling.load import load_model
-from components.runtime.detect import detect
+from attention_lens.analysis.images import load_image
+from attention_lens.attention import AreaAttention, SelfAttention
+from attention_lens.modeling.load import load_model
+from attention_lens.runtime.detect import detect
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "synthetic_smear_1.jpg"
 

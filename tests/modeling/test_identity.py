@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from components.modeling.load import load_model
-from components.modeling.identity import model_identity
+from attention_lens.modeling.load import load_model
+from attention_lens.modeling.identity import model_identity
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ultralytics" / "u8-plain-best.pt"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.attention import EMA, SE, CoordAtt
-from components.modeling.integration import register
-from components.modeling.models import build_model
+from attention_lens.attention import EMA, SE, CoordAtt
+from attention_lens.modeling.integration import register
+from attention_lens.modeling.models import build_model
 
 
 def yaml_with(rows_after_sppf, scale="n"):
-    from components.modeling.variants import load_base, parse_base
+    from attention_lens.modeling.variants import load_base, parse_base
 
     d = load_base(parse_base(f"yolov8{scale}"))
     d["nc"] = 3

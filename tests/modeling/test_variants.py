@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from components.attention import ATTENTION_MODULES, create_attention
-from components.modeling.models import build_model
-from components.modeling.variants import PLACEMENTS, insert_after, make_variant, parse_params, to_yaml
+from attention_lens.attention import ATTENTION_MODULES, create_attention
+from attention_lens.modeling.models import build_model
+from attention_lens.modeling.variants import PLACEMENTS, insert_after, make_variant, parse_params, to_yaml
 
 BASES = ["yolov5n", "yolov8n", "yolo11n"]
 
@@ -126,15 +126,15 @@ def test_in_csp_positions_match_the_seed_layouts():
 
 def test_cli_writes_yaml_that_plain_ultralytics_loads_after_one_import(tmp_path):
     out = tmp_path / "my-variant.yaml"
-    r = subprocess.run([sys.executable, "-m", "components", "variant", "--base", "yolov8n", "--attention", "EMA",
+    r = subprocess.run([sys.executable, "-m", "attention_lens", "variant", "--base", "yolov8n", "--attention", "EMA",
                         "--placement", "neck_outputs", "--param", "factor=16", "-o", str(out)],
                        capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert r.returncode == 0, r.stderr
-    assert "components.attention.ema.EMA" in r.stdout and "Detect" in r.stdout
+    assert "_attention_lens.EMA" in r.stdout and "Detect" in r.stdout
     text = out.read_text()
     assert "[-1, 1, EMA, [16]]" in text and "[[16, 20, 24], 1, Detect, [nc]]" in text
-    code = ("import components.modeling.yolo\nfrom ultralytics import YOLO\nm = YOLO(%r)\n"
-            "from components.attention import EMA\n"
+    code = ("import attention_lens.modeling.yolo\nfrom ultralytics import YOLO\nm = YOLO(%r)\n"
+            "from attention_lens.attention import EMA\n"
             "print(sum(isinstance(x, EMA) and x.groups == 16 for x in m.model.modules()))") % str(out)
     r2 = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         cwd=str(__import__("pathlib").Path(__file__).parents[2]))
@@ -143,7 +143,7 @@ def test_cli_writes_yaml_that_plain_ultralytics_loads_after_one_import(tmp_path)
 
 
 def test_cli_reports_bad_input_without_a_traceback():
-    r = subprocess.run([sys.executable, "-m", "components", "variant", "--base", "yolov9", "--attention", "EMA"],
+    r = subprocess.run([sys.executable, "-m", "attention_lens", "variant", "--base", "yolov9", "--attention", "EMA"],
                        capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert r.returncode == 2 and "unknown base" in r.stderr and "Traceback" not in r.stderr
 

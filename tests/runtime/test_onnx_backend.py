@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from components.runtime import onnx_backend, onnx_check
-from components.runtime.capture import capture_gates
-from components.runtime.detect import detect
-from components.attention import ATTENTION_MODULES
-from components.modeling.catalog import prepare
-from components.modeling.models import build_model
-from components.modeling.variants import make_variant
+from attention_lens.runtime import onnx_backend, onnx_check
+from attention_lens.runtime.capture import capture_gates
+from attention_lens.runtime.detect import detect
+from attention_lens.attention import ATTENTION_MODULES
+from attention_lens.modeling.catalog import prepare
+from attention_lens.modeling.models import build_model
+from attention_lens.modeling.variants import make_variant
 
 pytest.importorskip("onnxruntime")
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_the_zoos_other_bases_and_placements_export(base, attention, placement, 
 
 
 def shipped(name: str):
-    from components.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
 
     store = ModelStore(read_manifest(ROOT / "weights"))
     if name not in store.entries:
@@ -76,7 +76,7 @@ def shipped(name: str):
 
 
 def test_detect_goes_fast_once_the_export_is_ready_with_the_same_boxes(fast):
-    from components.analysis.images import load_image
+    from attention_lens.analysis.images import load_image
 
     model = shipped("yolov8n-cbam-neck-s0")
     image = load_image(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
@@ -167,7 +167,7 @@ def test_turned_off_it_never_exports(monkeypatch, tmp_path):
 
 def test_boxes_on_the_bccd_test_split_match_pytorch(fast, bccd_test_images):
     """Issue 19's exactness bar, on real images and a shipped model: the same boxes after NMS."""
-    from components.analysis.images import load_image
+    from attention_lens.analysis.images import load_image
 
     model = shipped("yolov8n-ema-neck-s0")
     exported = onnx_backend.build(model)
@@ -203,7 +203,7 @@ def test_other_code_bases_export_and_match(fixture, fast):
     """Files written by yolov5 7.0 and YOLOX 0.3.0 export, pass the two-shape check and give
     PyTorch's predictions and maps. (YOLOX's ECA and SE graphs once kept the first input's
     shape in a Concat, when the export wrapper hooked modules its own way: the check refused them.)"""
-    from components.modeling.load import load_model
+    from attention_lens.modeling.load import load_model
 
     model = prepare(load_model(ROOT / "tests" / "fixtures" / fixture))
     fast.prepare([model], wait=True)
@@ -239,15 +239,15 @@ class _Runs:
 
 
 def _letterboxed(paths, imgsz=320):
-    from components.analysis.images import load_image
-    from components.runtime.letterbox import letterbox
+    from attention_lens.analysis.images import load_image
+    from attention_lens.runtime.letterbox import letterbox
 
     rgbs = [load_image(p) for p in paths]
     return rgbs, torch.cat([letterbox(rgb, imgsz, 32) for rgb in rgbs])
 
 
 def test_a_pass_feeds_a_graph_several_images_a_run_with_each_images_own_boxes(fast, bccd_test_images, monkeypatch):
-    from components.runtime.detect import detect_batch
+    from attention_lens.runtime.detect import detect_batch
 
     model = shipped("yolov8n-cbam-neck-s0")
     fast.prepare([model], wait=True)
@@ -282,7 +282,7 @@ class _OneAtATime(torch.nn.Module):
 
 
 def test_a_graph_that_folds_in_the_batch_size_runs_one_image_at_a_time(fast, bccd_test_images):
-    from components.runtime.detect import detect_batch
+    from attention_lens.runtime.detect import detect_batch
 
     model = variant(attention="SE")
     model.model[0] = _OneAtATime(model.model[0])

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from components.runtime import onnx_check
-from components.runtime.capture import capture_gates
-from components.modeling.catalog import prepare
-from components.modeling.models import build_model
-from components.modeling.variants import make_variant
+from attention_lens.runtime import onnx_check
+from attention_lens.runtime.capture import capture_gates
+from attention_lens.modeling.catalog import prepare
+from attention_lens.modeling.models import build_model
+from attention_lens.modeling.variants import make_variant
 
 
 def se_model():

@@ -1,0 +1,244 @@
+"""The Attention tab's computation: capture, list layers, render overlays, export.
+
+Plain functions on plain data: ``inspect`` runs the models once with gate capture; ``render``
+turns the captured maps into overlays (cheap, so opacity and colormap changes skip the model).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attention_lens.analysis.heatmaps import (
+    LEVEL_NAMES,
+    LayerMaps,
+    add_profiles,
+    group_grid,
+    layer_maps,
+    overlay,
+    to_original,
+)
+from attention_lens.analysis.images import display_copy, display_size, load_image
+from attention_lens.attention.self_attention import head_statistics
+from attention_lens.runtime.capture import attention_layout
+from attention_lens.runtime.detect import detect
+from attention_lens.runtime.letterbox import letterbox, model_stride
+from attention_lens.analysis.layercam import layercam_and_detections
+from attention_lens.analysis.render import class_colors, draw
+
+
+@dataclass
+class ModelMaps:
+    model: str
+    placement: str | None
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: list[str]
+    input_hw: tuple[int, int]
+    layers: list[LayerMaps] = field(default_factory=list)
+    layercam: list[dict] = field(default_factory=list)  # only for models with no attention layers
+    backend: str = "pytorch"  # what ran the forward the maps came from
+
+
+@dataclass
+class Inspection:
+    image: np.ndarray  # at display size (``display_copy``)
+    models: list[ModelMaps]
+    original_hw: tuple[int, int] = (0, 0)  # the image's own size, before the display copy
+    # The latest render, keyed by (opacity, colormap): the gallery and the download files draw
+    # the same overlays, so the second asks for them again at no cost.
+    last_render: tuple | None = field(default=None, repr=False, compare=False)
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for mm in self.models:
+            if not mm.layers:
+                rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
+                             "stride": None, "feature map": None, "maps": "LayerCAM", "loaded from": None,
+                             "backend": mm.backend})
+            # Input pixels -> image pixels: the letterbox's gain (the image was scaled by it).
+            gain = min(mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1]) \
+                if all(self.original_hw) else 1.0
+            for lm in mm.layers:
+                rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
+                             "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",
+                             "maps": ", ".join(sorted(lm.gates)), "loaded from": lm.loaded_as or "this project",
+                             "heads: mean distance (image px) / entropy (nats)": _head_text(lm, gain),
+                             "backend": mm.backend})
+        return pd.DataFrame(rows)
+
+
+def _head_text(lm: LayerMaps, gain: float) -> str | None:
+    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats).
+    Computed here, for the table only: a data-set pass reads the same LayerMaps and needs neither."""
+    attn = lm.gates.get("self_attention")
+    if attn is None:
+        return None
+    cells, entropy = head_statistics(attn, attn.shape[0], lm.feature_hw)
+    return " · ".join(f"h{i} {c * lm.stride / gain:.0f} px / {e:.2f}" for i, (c, e) in enumerate(zip(cells, entropy)))
+
+
+def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int = 320, conf: float = 0.25,
+            iou: float = 0.7) -> Inspection:
+    """Run each model once with its gates hooked; keep boxes and maps for rendering."""
+    rgb = load_image(image)
+    shown_hw = display_size(rgb.shape[:2])[0]
+    out, inputs = [], {}  # letterboxed once per stride, shared by the models
+    for name, model in models.items():
+        layers, cams = [], []
+        if attention_layout(model).layers:
+            stride = model_stride(model)
+            if stride not in inputs:
+                inputs[stride] = letterbox(rgb, imgsz, stride)
+            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, x=inputs[stride])
+            layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
+            cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
+        out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
+                             layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)"))
+    return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
+
+
+def _at_display_size(ins: Inspection) -> Inspection:
+    """Keep only what the views need: the image and boxes at display size (the inspection is held
+    per session between events; gate maps are feature-sized, LayerCAM maps drawn at display size)."""
+    view, s = display_copy(ins.image)
+    if s == 1.0:
+        return ins
+    for mm in ins.models:
+        mm.boxes = mm.boxes * s
+    ins.image = view
+    return ins
+
+
+def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[tuple[np.ndarray, str]]:
+    """Overlays in original pixels with the detections drawn, grouped by layer position so that
+    the same position sits side by side across models."""
+    key = (float(alpha), colormap)
+    if ins.last_render is not None and ins.last_render[0] == key:
+        return ins.last_render[1]
+    palette = class_colors(sorted({c for mm in ins.models for c in mm.classes}))
+    items = []
+    for position in range(max((len(mm.layers) for mm in ins.models), default=0)):
+        for mm in ins.models:
+            if position >= len(mm.layers):
+                continue
+            lm = mm.layers[position]
+            for view, fmap in lm.views.items():
+                heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
+                im = overlay(ins.image, heat, alpha, colormap)
+                if lm.profiles:
+                    im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2])
+                im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
+                items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
+            if lm.group_maps is not None:
+                lo, hi = float(lm.group_maps.min()), float(lm.group_maps.max())
+                items.append((group_grid(lm.group_maps, colormap=colormap),
+                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps on one "
+                              f"scale ({lo:.2f}-{hi:.2f}), each group's own range under its tile"))
+    for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
+        for cam in mm.layercam:
+            im = draw(overlay(ins.image, cam["map"], alpha, colormap), mm.boxes, mm.scores, mm.classes, palette)
+            items.append((im, f"{mm.model} · LayerCAM (gradients, not attention) · Detect input layer "
+                              f"{cam['layer']} · stride {cam['stride']}"))
+    ins.last_render = (key, items)
+    return items
+
+
+def no_attention_models(ins: Inspection) -> list[str]:
+    return [mm.model for mm in ins.models if not mm.layers]
+
+
+def channel_figure(ins: Inspection, top_k: int = 5):
+    """Sorted channel weights of every channel gate: one chart per layer position (P3, P4, P5...),
+    the models overlaid in it; top-k channels labelled where a chart holds one model."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    from attention_lens.analysis.attention_matrix import layer_columns
+
+    panels: dict[tuple, list] = {}
+    for mm in ins.models:
+        for column, lm in zip(layer_columns(mm.layers), mm.layers):
+            if lm.channel_weights is not None:
+                panels.setdefault(column, []).append((mm.model, lm))
+    if not panels:
+        return None
+    order_models = list(dict.fromkeys(m for col in panels.values() for m, _ in col))
+    color = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(order_models)}
+    columns = sorted(panels)
+    titles = [f"{LEVEL_NAMES.get(s, 'stride')} · stride {s}{f' #{k + 1}' if k else ''}: "
+              + ", ".join(f"{m} L{lm.layer} {lm.module}" for m, lm in panels[(s, k)]) for s, k in columns]
+    fig = make_subplots(rows=len(columns), cols=1, subplot_titles=titles, vertical_spacing=0.3 / len(columns))
+    bars, rows, labels = [], [], []
+    for row, column in enumerate(columns, start=1):
+        axis = "" if row == 1 else str(row)  # make_subplots names the axes x, x2, x3, ...
+        for model, lm in panels[column]:
+            w = lm.channel_weights
+            order = np.argsort(-w)
+            bars.append(go.Scatter(x=np.arange(len(w)), y=w[order], name=model, legendgroup=model,
+                                   showlegend=row == 1 or model not in {b.name for b in bars}, mode="lines",
+                                   line=dict(color=color[model], width=2), customdata=order,
+                                   hovertemplate=model[:40] + " channel %{customdata}: %{y:.3f}<extra></extra>"))
+            rows.append(row)
+            if len(panels[column]) > 1:
+                continue
+            # The labels hang in a column to the right of the top channels, one line each.
+            labels += [dict(x=rank, y=float(w[order[rank]]), xref=f"x{axis}", yref=f"y{axis}",
+                            text=f"ch{order[rank]}", showarrow=True, arrowhead=0, arrowwidth=1, ax=60,
+                            ay=10 + 15 * rank, font=dict(size=10), xanchor="left", bgcolor="rgba(255,255,255,0.85)")
+                       for rank in range(min(top_k, len(w)))]
+    # In bulk: plotly validates and copies all annotations on every add_annotation call.
+    fig.add_traces(bars, rows=rows, cols=[1] * len(rows))
+    fig.update_layout(annotations=list(fig.layout.annotations) + labels)
+    for a in fig.layout.annotations[:len(columns)]:
+        a.font = dict(size=11)
+    fig.update_layout(height=90 + 200 * len(columns), margin=dict(t=40, b=20, l=40, r=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0))
+    fig.update_yaxes(range=[0, 1.05], title_text="gate")  # gates are sigmoids
+    fig.update_xaxes(title_text="channels, sorted by weight")
+    return fig
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same maps give the same bytes, so gradio's file cache
+    (keyed by content) stores a repeated download once."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def _write_array(z: zipfile.ZipFile, name: str, a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
+    z.writestr(_entry(name + ".npy"), buf.getvalue())
+
+
+def export(ins: Inspection, items: list[tuple[np.ndarray, str]], folder: str | Path | None = None) -> list[str]:
+    """The overlays as a zip of PNGs and the raw maps as .npz; returns the two file paths."""
+    import cv2
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="attention-lens-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    png_zip = folder / "attention_overlays.zip"
+    with zipfile.ZipFile(png_zip, "w") as z:
+        for i, (im, caption) in enumerate(items):
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(im[..., ::-1]))
+            if ok:
+                safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in caption)[:100]
+                z.writestr(_entry(f"{i:02d}_{safe}.png"), buf.tobytes())
+    npz = folder / "attention_maps.npz"
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_DEFLATED) as z:  # the .npz layout np.load reads
+        for mm in ins.models:
+            for lm in mm.layers:
+                for kind, a in lm.gates.items():
+                    _write_array(z, f"{mm.model}/layer{lm.layer}/{kind}", a)
+            for cam in mm.layercam:
+                _write_array(z, f"{mm.model}/layer{cam['layer']}/layercam", cam["map"])
+    return [str(png_zip), str(npz)]

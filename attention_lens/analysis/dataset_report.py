@@ -1,0 +1,245 @@
+"""Several models over one labelled split, against a reference: the numbers, and a report.
+
+``evaluate_models`` runs (or reuses) each model's detections, asks the COCO tools for the metrics
+(evaluation.py), and returns one JSON-ready dict. Detections are cached per (model content,
+split fingerprint, image size), so a second look at other thresholds or another reference costs
+only the matching. The tables, charts and HTML report of the dict are in evaluation_views.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from attention_lens.analysis.bootstrap import bootstrap_series, check_rounds, paired_interval, verdict
+from attention_lens.analysis.evaluation import (
+    CATEGORIES,
+    coco_eval,
+    coco_matches,
+    compare_objects,
+    disagreement,
+    metrics_of,
+)
+from attention_lens.analysis.localisation import summarise
+from attention_lens.cache import BoundedCache
+from attention_lens.experiments.datasets import Split
+
+#: Detections (and localisation scores) by (model identity, split fingerprint, split, image size).
+_CACHE: BoundedCache[tuple] = BoundedCache(32)
+
+
+def model_digest(model) -> str:
+    """The model's identity (structure, wiring and weights: ``modeling.identity``): the same
+    content gives the same key whatever its name. Computed once per model object."""
+    from attention_lens.modeling.identity import model_identity
+
+    cached = getattr(model, "_attention_lens_digest", None)
+    if cached:
+        return cached
+    digest = model_identity(model)[:16]
+    try:
+        model._attention_lens_digest = digest
+    except AttributeError:
+        pass
+    return digest
+
+
+def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
+    """name -> (detections, localisation scores or None), cached per (model content, split
+    fingerprint, split, image size); the models not cached run together, in one pass over the
+    split (each image read once). A cached entry without scores is run again when scores are
+    asked for. ``progress(done, total)`` after each image of that pass."""
+    from attention_lens.analysis.evaluation import predict_models
+
+    keys = {name: (model_digest(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
+    found = {}
+    for name, key in keys.items():
+        hit = _CACHE.get(key)
+        if hit is not None and (hit[1] is not None or not localise):
+            found[name] = hit
+    missing = {name: model for name, model in models.items() if name not in found}
+    if missing:
+        ran = predict_models(missing, split, imgsz, progress, localise)
+        for name, entry in ran.items():
+            _CACHE.put(keys[name], entry)
+        found.update(ran)
+    return {name: found[name] for name in models}
+
+
+def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], reference: str,
+                        confidence: float = 0.25, rounds: int = 1000, seed_groups: dict[str, str] | None = None,
+                        top_images: int = 20, localisation: dict[str, list] | None = None) -> dict:
+    """Every number the Evaluate view shows, from stored or fresh detections (JSON-ready).
+
+    ``seed_groups``: model name -> variant name; where the reference's variant has several
+    models (seeds), their spread of each metric is the seed noise the verdict compares with.
+    ``localisation``: model name -> per-image scores (localisation.detect_and_score), summarised
+    per layer, class and size under "localisation"."""
+    if reference not in detections:
+        raise ValueError(f"the reference {reference!r} is not among the evaluated models")
+    rounds = check_rounds(rounds, minimum=1)
+    cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
+    models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
+    groups = seed_groups or {}
+    seed_std = _seed_std(models, reference, groups)
+    against, objects = {}, None
+    series = {n: series_for(split, d, rounds) for n, d in detections.items()} if len(detections) > 1 else {}
+    for n in detections:
+        if n == reference:
+            continue
+        a = compare_objects(split, cut[reference], cut[n])
+        objects = objects or _object_columns(split, a.objects)
+        boot = paired_interval(series[reference], series[n])
+        for metric, b in boot.items():
+            b["seed std"] = seed_std.get(metric)
+            b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric),
+                                   same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
+        against[n] = {"objects": a.counts, "by class": _breakdown(a.objects, "class"),
+                      "by size": _breakdown(a.objects, "size"),
+                      "false positives": {"reference": int(a.fp_reference.sum()), "model": int(a.fp_model.sum())},
+                      "bootstrap": boot, "images": disagreement(split, a)[:top_images],
+                      # Compact, for filtering by class / size later: one letter per ground-truth
+                      # object (in the order of "objects"), false positives per image.
+                      "categories": "".join(CODES[o["category"]] for o in a.objects),
+                      "false positives per image": {"reference": a.fp_reference.tolist(),
+                                                    "model": a.fp_model.tolist()}}
+    return {"data set": {"name": split.name, "split": split.split, "fingerprint": split.fingerprint,
+                         "images": len(split.images), "image names": list(split.images),
+                         "objects": int(sum(len(b) for b in split.boxes)),
+                         "classes": split.classes},
+            "reference": reference, "confidence": confidence, "bootstrap rounds": rounds,
+            "models": models, "against reference": against, "objects": objects,
+            "localisation": {n: summarise(per_image) for n, per_image in (localisation or {}).items()
+                             if per_image is not None and n in detections}}
+
+
+#: Each model's bootstrap series by (split, its detections, rounds).
+_SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
+
+
+def detections_digest(detections: list[np.ndarray]) -> str:
+    """A hash of one model's per-image detections (their numbers, image by image)."""
+    h = hashlib.sha256()
+    for d in detections:
+        a = np.ascontiguousarray(d, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def series_for(split: Split, detections: list[np.ndarray], rounds: int) -> np.ndarray:
+    """The model's ``bootstrap_series`` on the split (every detection's per-image matches,
+    resampled ``rounds`` times), cached per (split fingerprint, split, detections, rounds): it
+    depends on neither the reference nor the confidence, so another look costs only the matching
+    at the new confidence."""
+    key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
+
+    def draw() -> np.ndarray:
+        series = bootstrap_series(coco_matches(split, detections), rounds)
+        series.setflags(write=False)  # shared by every later evaluation that finds it here
+        return series
+
+    return _SERIES.get_or_make(key, draw)
+
+
+#: One letter per found/missed category, for the compact per-object strings.
+CODES = {"both": "b", "only reference": "r", "only model": "m", "neither": "n"}
+
+
+def _object_columns(split: Split, objects: list[dict]) -> dict:
+    index = {name: i for i, name in enumerate(split.images)}
+    return {"image": [index[o["image"]] for o in objects], "class": [o["class"] for o in objects],
+            "size": [o["size"] for o in objects]}
+
+
+def _breakdown(objects: list[dict], key: str) -> dict:
+    out: dict[str, dict] = {}
+    for o in objects:
+        out.setdefault(o[key], {c: 0 for c in CATEGORIES})[o["category"]] += 1
+    return dict(sorted(out.items()))
+
+
+def _seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:
+    variant = groups.get(reference)
+    seeds = [n for n, g in groups.items() if variant and g == variant and n in models]
+    if len(seeds) < 2:
+        return {}
+    return {m: float(np.std([models[n][m] for n in seeds], ddof=1)) for m in ("mAP50-95", "mAP50")}
+
+
+def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320, confidence: float = 0.25,
+                    rounds: int = 1000, seed_groups: dict[str, str] | None = None, progress=None,
+                    localise: bool = True) -> dict:
+    """Run (or reuse) each model's detections (and localisation scores) on the split, then
+    ``evaluate_detections``. ``progress(done, total, what)`` is called after each image."""
+    def step(i, n):
+        if progress:
+            progress(i, n, f"{len(models)} models")
+    both = predictions_for_models(models, split, imgsz, step, localise)
+    detections, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
+    out = evaluate_detections(split, detections, reference, confidence, rounds, seed_groups,
+                              localisation=scores if localise else None)
+    out["image size"] = imgsz
+    return out
+
+
+# ----------------------------------------------------------------------------- stored detections
+#: Largest stored-detections file read (gzip, then the JSON inside).
+MAX_STORED_BYTES = 32 * 2**20
+
+
+def save_detections(path, split: Split, imgsz: int, detections: dict[str, list[np.ndarray]],
+                    localisation: dict[str, list] | None = None) -> None:
+    """Numbers only (ground truth, image sizes, each model's detections and per-image
+    localisation scores) as gzipped JSON, so the data-set views work where the images are not (a Space)."""
+    import gzip
+
+    rows = {n: [np.round(d, 4).tolist() for d in per_image] for n, per_image in detections.items()}
+    data = {"split": split.as_dict(), "image size": imgsz, "detections": rows,
+            "localisation": {n: s for n, s in (localisation or {}).items() if s is not None}}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+
+
+def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]], dict[str, list]]:
+    """(split without pixels, image size, name -> per-image detections, name -> per-image
+    localisation scores); ValueError if malformed."""
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read(MAX_STORED_BYTES + 1)
+    if len(raw) > MAX_STORED_BYTES:
+        raise ValueError("stored detections larger than 32 MB")
+    try:
+        data = json.loads(raw)
+        split = Split.from_dict(data["split"])
+        dets = {str(n): [np.asarray(d, dtype=np.float64).reshape(-1, 6) for d in per_image]
+                for n, per_image in data["detections"].items()}
+        imgsz = int(data["image size"])
+        scores = {str(n): [_scores(s) for s in per_image] for n, per_image in data.get("localisation", {}).items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"stored detections unreadable ({type(e).__name__})") from None
+    if any(len(d) != len(split.images) for d in [*dets.values(), *scores.values()]):
+        raise ValueError("stored detections do not cover the split's images")
+    return split, imgsz, dets, scores
+
+
+def merged_detections(path, split: Split, imgsz: int, detections: dict, localisation: dict) -> tuple[dict, dict]:
+    """The models stored at ``path`` with ``detections`` (and their scores) added or replacing
+    theirs; ValueError when the file holds another split or image size (the numbers would not
+    be comparable)."""
+    old_split, old_size, old_dets, old_scores = load_detections(path)
+    if (old_split.fingerprint, old_split.split, old_size) != (split.fingerprint, split.split, imgsz):
+        raise ValueError(f"{path} holds the {old_split.split} split of another data set or image size "
+                         f"({old_split.fingerprint[:8]}, {old_size} px); not merged")
+    return {**old_dets, **detections}, {**old_scores, **{n: s for n, s in localisation.items() if s is not None}}
+
+
+def _scores(s) -> dict | None:
+    """One image's stored localisation scores, checked to be the numbers they should be."""
+    if s is None:
+        return None
+    return {str(label): {"kind": str(v["kind"]), "stride": int(v["stride"]),
+                         "groups": {str(g): [float(r), bool(h)] for g, (r, h) in v["groups"].items()}}
+            for label, v in s.items()}

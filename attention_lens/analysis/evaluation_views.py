@@ -1,0 +1,225 @@
+"""The Evaluate view's tables, charts and HTML report, from the JSON-ready results dict
+(dataset_report.evaluate_detections). Plain functions of data: no model, no files.
+"""
+from __future__ import annotations
+
+import html
+import json
+
+from attention_lens.analysis.evaluation import CATEGORIES
+
+
+def metrics_frame(results: dict):
+    import pandas as pd
+
+    rows = []
+    for name, m in results["models"].items():
+        b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95", {})
+        rows.append({"model": name, "mAP50-95": m["mAP50-95"], "Δ mAP50-95": b.get("delta", 0.0),
+                     "95% interval": f"[{b['low']:+.3f}, {b['high']:+.3f}]" if b else "reference",
+                     "verdict": b.get("verdict", "reference"), "mAP50": m["mAP50"], "P": m.get("P"),
+                     "R": m.get("R"), "AP small": m["AP small"], "AP medium": m["AP medium"],
+                     "AP large": m["AP large"], "ran on": results.get("ran on", {}).get(name, "")})
+    return pd.DataFrame(rows)
+
+
+def objects_figure(results: dict, cls: str | None = None, size: str | None = None):
+    """Stacked bars of each model's ground-truth objects (of class ``cls`` and size ``size``, if
+    given) found by only the reference, only the model, or neither; the many found by both are
+    counted in each model's label rather than drawn, so the differences stay visible."""
+    import plotly.graph_objects as go
+
+    names = list(results["against reference"])
+    counts = {n: object_counts(results, n, cls, size) if results.get("objects") else
+              results["against reference"][n]["objects"] for n in names}
+    labels = [f"{n}<br>both found {counts[n]['both']}" for n in names]
+    fig = go.Figure()
+    colours = {"only reference": "#EF553B", "only model": "#00CC96", "neither": "#AB63FA"}
+    for c in CATEGORIES[1:]:
+        fig.add_trace(go.Bar(name=c, x=labels, y=[counts[n][c] for n in names], marker_color=colours[c]))
+    which = " ".join(v for v in (size, cls) if v not in (None, ALL)) or "all"
+    fig.update_layout(barmode="stack", height=380, yaxis_title=f"objects ({which})",
+                      title=dict(text=f"Found by only one of the two, or neither (confidence ≥ "
+                                      f"{results['confidence']:g}, IoU 0.5)", font_size=13),
+                      margin=dict(t=40, b=70, l=50, r=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(tickangle=0, automargin=True)
+    return fig
+
+
+def delta_figure(results: dict):
+    """Δ mAP50-95 against the reference with its bootstrap interval, and the seed band if known."""
+    import plotly.graph_objects as go
+
+    names = list(results["against reference"])
+    boot = [results["against reference"][n]["bootstrap"]["mAP50-95"] for n in names]
+    fig = go.Figure(go.Scatter(
+        x=[b["delta"] for b in boot], y=names, mode="markers", marker=dict(size=11),
+        error_x=dict(type="data", symmetric=False, array=[b["high"] - b["delta"] for b in boot],
+                     arrayminus=[b["delta"] - b["low"] for b in boot]),
+        name="Δ mAP50-95, 95% bootstrap interval over images"))
+    std = next((b["seed std"] for b in boot if b.get("seed std")), None)
+    if std:
+        fig.add_vrect(x0=-2 * std, x1=2 * std, fillcolor="grey", opacity=0.15, line_width=0,
+                      annotation_text="reference ± 2σ over seeds", annotation_position="top left")
+    fig.add_vline(x=0, line_dash="dot")
+    fig.update_layout(height=120 + 40 * len(names), xaxis_title=f"Δ mAP50-95 vs {results['reference']}",
+                      margin=dict(t=30, b=40, l=10, r=10), showlegend=False)
+    return fig
+
+
+def script_json(data) -> str:
+    """JSON to embed in a <script> element: its text is read raw (entities stay as they are), so
+    only the characters that could end or confuse the element are escaped, as JSON escapes that
+    ``json.loads`` of the element's text undoes."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def html_report(results: dict) -> str:
+    """One self-contained HTML file (plotly.js inlined once) with the tables and charts."""
+    ds = results["data set"]
+    table = metrics_frame(results).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
+    figs = [objects_figure(results), delta_figure(results)] if results["against reference"] else []
+    loc = ""
+    if results.get("localisation"):
+        figs.append(localisation_figure(results))
+        loc = ("<h2>Where the maps fall (all objects)</h2><p>Energy ratio: the share of each map's mass inside "
+               "the ground-truth boxes divided by the share of the image they cover (1 = no preference), mean "
+               "over images. Pointing game: how often the map's strongest cell lies in a box (15 px tolerance)."
+               "</p>" + localisation_frame(results).to_html(index=False, float_format=lambda v: f"{v:.3f}"))
+    charts = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
+    images = "".join(
+        f"<h3>{html.escape(n)}: images where it and the reference disagree most</h3>"
+        + _rows_html(a["images"][:10]) for n, a in results["against reference"].items())
+    return (f"<!doctype html><meta charset='utf-8'><title>Attention Lens evaluation</title>"
+            f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
+            f"td,th{{border:1px solid #ccc;padding:4px 8px}}</style>"
+            f"<h1>Evaluation on {html.escape(ds['name'])} / {html.escape(ds['split'])}</h1>"
+            f"<p>{ds['images']} images, {ds['objects']} objects, classes {html.escape(', '.join(ds['classes']))}; "
+            f"reference {html.escape(results['reference'])}; P, R and found objects at confidence "
+            f"≥ {results['confidence']:g}; bootstrap {results['bootstrap rounds']} rounds over images.</p>"
+            f"{table}{loc}{charts}{images}"
+            f"<script type='application/json' id='results'>{script_json(results)}</script>")
+
+
+def _rows_html(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+# ----------------------------------------------------------------------------- filters
+ALL = "all"
+LETTERS = {"b": "both", "r": "only reference", "m": "only model", "n": "neither"}
+
+
+def filter_choices(results: dict) -> tuple[list[str], list[str]]:
+    """(classes, size buckets) present among the split's ground-truth objects, each after "all"."""
+    objects = results.get("objects") or {"class": [], "size": []}
+    sizes = [s for s in ("small", "medium", "large") if s in set(objects["size"])]
+    return [ALL, *results["data set"]["classes"]], [ALL, *sizes]
+
+
+def _kept(results: dict, cls: str | None, size: str | None) -> list[int]:
+    """Indices of the ground-truth objects of class ``cls`` and size ``size`` (None / "all": any)."""
+    objects = results.get("objects") or {"class": [], "size": [], "image": []}
+    return [k for k, (c, s) in enumerate(zip(objects["class"], objects["size"]))
+            if cls in (None, ALL, c) and size in (None, ALL, s)]
+
+
+def object_counts(results: dict, model: str, cls: str | None = None, size: str | None = None) -> dict:
+    """Category -> number of the filtered ground-truth objects (this model against the reference)."""
+    codes = results["against reference"][model].get("categories", "")
+    counts = {c: 0 for c in CATEGORIES}
+    for k in _kept(results, cls, size):
+        counts[LETTERS[codes[k]]] += 1
+    return counts
+
+
+def ranked_images(results: dict, model: str, cls: str | None = None, size: str | None = None,
+                  top: int = 20) -> list[dict]:
+    """Images ranked by how much ``model`` and the reference disagree on the filtered objects
+    (found by only one of them), then by the change in false positives (all classes and sizes)."""
+    a = results["against reference"][model]
+    codes, images = a.get("categories", ""), results["objects"]["image"] if results.get("objects") else []
+    names = results["data set"].get("image names") or []
+    per_image: dict[int, list[int]] = {}
+    for k in _kept(results, cls, size):
+        row = per_image.setdefault(images[k], [0, 0])
+        row[0] += codes[k] == "r"
+        row[1] += codes[k] == "m"
+    fp = a.get("false positives per image", {"reference": [], "model": []})
+    rows = []
+    for i, (only_ref, only_model) in per_image.items():
+        delta = int(fp["model"][i] - fp["reference"][i]) if fp["model"] else 0
+        rows.append({"image": names[i] if i < len(names) else str(i), "only reference": only_ref,
+                     "only model": only_model, "FP added": max(delta, 0), "FP removed": max(-delta, 0),
+                     "score": only_ref + only_model + (abs(delta) if cls in (None, ALL) and size in (None, ALL) else 0)})
+    rows.sort(key=lambda r: (-r["score"], -(r["only reference"] + r["only model"]), r["image"]))
+    return [r for r in rows if r["score"] > 0][:top]
+
+
+def group_key(cls: str | None, size: str | None) -> str:
+    """The localisation group a filter selects: a class if one is picked, else a size, else all."""
+    return f"class {cls}" if cls not in (None, ALL) else f"size {size}" if size not in (None, ALL) else "all"
+
+
+# ----------------------------------------------------------------------------- localisation
+def localisation_frame(results: dict, group: str = "all"):
+    """One row per (model, scored layer): the mean energy ratio over images and the pointing-game
+    hit rate for ``group``."""
+    import pandas as pd
+
+    rows = []
+    for model, layers in (results.get("localisation") or {}).items():
+        for layer in layers:
+            g = layer["groups"].get(group)
+            if g:
+                rows.append({"model": model, "level": layer["level"], "layer": layer["layer"], "map": layer["kind"],
+                             "energy ratio": g["energy ratio"], "pointing game": g["pointing game"],
+                             "images": g["images"]})
+    return pd.DataFrame(rows, columns=["model", "level", "layer", "map", "energy ratio", "pointing game", "images"])
+
+
+def localisation_figure(results: dict, group: str = "all"):
+    """Energy ratio (left) and pointing-game hit rate (right) per model at each level, for
+    ``group``; 1.0 on the left is a map with no preference for the objects."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = localisation_frame(results, group)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "energy in boxes ÷ area of boxes (1 = no preference)", "pointing game: strongest cell in a box"))
+    if frame.empty:
+        fig.update_layout(height=200, annotations=[dict(text="no localisation scores for this selection",
+                                                        showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
+        return fig
+    for k, (model, rows) in enumerate(frame.groupby("model", sort=False)):
+        seen: dict[str, int] = {}
+        x = []
+        for lv in rows["level"]:  # a second layer at one level (attention inside a block) gets "#2"
+            seen[lv] = seen.get(lv, 0) + 1
+            x.append(lv if seen[lv] == 1 else f"{lv} #{seen[lv]}")
+        hover = [f"{model}<br>{layer}: {m}<br>{n} images" for layer, m, n in zip(rows["layer"], rows["map"],
+                                                                                    rows["images"])]
+        for col, metric in ((1, "energy ratio"), (2, "pointing game")):
+            fig.add_trace(go.Bar(name=model, x=x, y=rows[metric], legendgroup=model, showlegend=col == 1,
+                                 hovertext=hover, marker_color=_colour(k),
+                                 marker_pattern_shape="/" if "LayerCAM" in rows["map"].iloc[0] else ""),
+                          row=1, col=col)
+    fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_xaxes(categoryorder="array", categoryarray=sorted(
+        {v for d in fig.data for v in d.x}, key=lambda v: (int(v[1]) if v[1:2].isdigit() else 9, v)))
+    fig.update_layout(barmode="group", height=400, margin=dict(t=60, b=40, l=50, r=10),
+                      legend=dict(orientation="h", y=-0.15),
+                      title=dict(text=f"Where the maps fall ({group}); hatched = LayerCAM (models without "
+                                      "attention), plain = the attention layer's own map", font_size=13))
+    return fig
+
+
+def _colour(k: int) -> str:
+    from plotly.colors import qualitative
+
+    return qualitative.Plotly[k % len(qualitative.Plotly)]

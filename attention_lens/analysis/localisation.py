@@ -1,0 +1,159 @@
+"""Does the attention fall on the objects? Scores of one map against ground-truth boxes.
+
+Two numbers per map and per group of boxes (all of an image's objects, one class, one COCO size
+bucket), both computed in the image's own frame (the letterbox undone):
+
+- **energy ratio**: the share of the map's mass inside the union of the group's boxes, divided
+  by the share of the image those boxes cover. 1.0 = no preference; 2.0 = twice the mass a
+  uniform map would put there. The map is taken as it is on its feature grid (each cell a
+  constant over its stride x stride input pixels), clipped at 0, nothing resized or smoothed.
+- **pointing game** (Zhang et al., ECCV 2016, "Top-down neural attention by excitation
+  backprop"): a hit when the map's strongest cell centre lies inside one of the group's boxes,
+  with their 15 px tolerance in original pixels.
+
+Which map of a layer is scored is the Attention view's main map (``heatmaps.main_view``); a
+model with no attention layer is scored on LayerCAM at its Detect inputs instead, labelled so.
+Scores are per image (``score_map``) and averaged over images by ``summarise``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from attention_lens.analysis.heatmaps import LEVEL_NAMES
+from attention_lens.runtime.letterbox import letterbox_geometry
+
+#: Pointing-game tolerance in original image pixels (Zhang et al. 2016).
+TOLERANCE_PX = 15.0
+
+
+def groups_of(boxes: np.ndarray, classes: list[str], size_of) -> dict[str, np.ndarray]:
+    """Group name -> indices of the image's boxes: "all", "class <name>", "size <bucket>"."""
+    out = {"all": np.arange(len(boxes))} if len(boxes) else {}
+    for k, name in enumerate(classes):
+        idx = np.flatnonzero(boxes[:, 0] == k)
+        if idx.size:
+            out[f"class {name}"] = idx
+    sizes = np.array([size_of((b[3] - b[1]) * (b[4] - b[2])) for b in boxes])
+    for s in dict.fromkeys(sizes.tolist()):
+        out[f"size {s}"] = np.flatnonzero(sizes == s)
+    return out
+
+
+def score_map(grid: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int], boxes: np.ndarray,
+              groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX) -> dict[str, tuple[float, bool]]:
+    """Group -> (energy ratio, pointing-game hit) of one map.
+
+    ``grid``: the map on its feature grid over the letterboxed input of ``input_hw``;
+    ``boxes``: (n, 5) class, x1, y1, x2, y2 in original pixels of an image of ``image_hw``.
+    """
+    return score_maps([grid], input_hw, image_hw, boxes, groups, tolerance)[0]
+
+
+def score_maps(grids: list[np.ndarray], input_hw: tuple[int, int], image_hw: tuple[int, int], boxes: np.ndarray,
+               groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX) -> list[dict[str, tuple[float, bool]]]:
+    """``score_map`` of several maps of one input (a model's layers): the groups' box masks are
+    drawn once for all of them."""
+    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(input_hw, image_hw)
+    new_w, new_h = round(image_hw[1] * gain_x), round(image_hw[0] * gain_y)
+    # Boxes in the crop's pixels (the image inside the letterbox), rounded to whole pixels and clipped to it.
+    b = np.column_stack([boxes[:, 1] * gain_x, boxes[:, 2] * gain_y, boxes[:, 3] * gain_x, boxes[:, 4] * gain_y])
+    b = np.rint(b).astype(int)
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, new_w)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, new_h)
+    masks = {}
+    for name, idx in groups.items():
+        mask = np.zeros((new_h, new_w), dtype=bool)
+        for x1, y1, x2, y2 in b[idx]:
+            mask[y1:y2, x1:x2] = True
+        masks[name] = (mask, np.count_nonzero(mask) / mask.size)
+    out = []
+    for grid in grids:
+        gh, gw = grid.shape
+        sy, sx = input_hw[0] / gh, input_hw[1] / gw
+        # The map at input-pixel resolution, cropped to the image (the padding is not the image).
+        rows = np.minimum((np.arange(pad_y, pad_y + new_h) / sy).astype(int), gh - 1)
+        cols = np.minimum((np.arange(pad_x, pad_x + new_w) / sx).astype(int), gw - 1)
+        energy = np.clip(np.asarray(grid, dtype=np.float64), 0, None)[np.ix_(rows, cols)]
+        total = energy.sum()
+        # Pointing: the strongest cell of the grid among those that show the image, at its
+        # centre, in original pixels.
+        valid = np.zeros_like(grid, dtype=bool)
+        valid[np.unique(rows)[:, None], np.unique(cols)[None, :]] = True
+        r, c = np.unravel_index(np.argmax(np.where(valid, grid, -np.inf)), grid.shape)
+        px = ((c + 0.5) * sx - pad_x) / gain_x
+        py = ((r + 0.5) * sy - pad_y) / gain_y
+        scores = {}
+        for name, idx in groups.items():
+            mask, area = masks[name]
+            ratio = float(np.sum(energy, where=mask) / total / area) if total > 0 and area > 0 else float("nan")
+            gt = boxes[idx]
+            hit = bool(np.any((gt[:, 1] - tolerance <= px) & (px <= gt[:, 3] + tolerance)
+                              & (gt[:, 2] - tolerance <= py) & (py <= gt[:, 4] + tolerance)))
+            scores[name] = (ratio, hit)
+        out.append(scores)
+    return out
+
+
+def summarise(per_image: list[dict | None]) -> list[dict]:
+    """Per-image scores (each: layer label -> {"kind", "stride", "groups": {group: [ratio, hit]}})
+    -> one row per layer: for each group the mean energy ratio over the images that have it, the
+    pointing-game hit rate and the number of images."""
+    layers: dict[str, dict] = {}
+    for scores in per_image:
+        for label, s in (scores or {}).items():
+            row = layers.setdefault(label, {"layer": label, "kind": s["kind"], "stride": s["stride"],
+                                            "level": LEVEL_NAMES.get(s["stride"], f"stride {s['stride']}"),
+                                            "_acc": {}})
+            for group, (ratio, hit) in s["groups"].items():
+                acc = row["_acc"].setdefault(group, ([], []))
+                if ratio == ratio:  # not NaN
+                    acc[0].append(ratio)
+                acc[1].append(bool(hit))
+    out = []
+    for row in layers.values():
+        acc = row.pop("_acc")
+        row["groups"] = {g: {"energy ratio": float(np.mean(r)) if r else float("nan"),
+                             "pointing game": float(np.mean(h)), "images": len(h)}
+                         for g, (r, h) in sorted(acc.items(), key=lambda kv: _group_order(kv[0]))}
+        out.append(row)
+    return sorted(out, key=lambda r: (r["stride"], r["layer"]))
+
+
+def _group_order(group: str) -> tuple:
+    kind = group.split(" ", 1)[0]
+    sizes = {"size small": 0, "size medium": 1, "size large": 2}
+    return ({"all": 0, "class": 1, "size": 2}.get(kind, 3), sizes.get(group, 0), group)
+
+
+def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray], gt: np.ndarray, *,
+                     imgsz: int = 320, conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None):
+    """(detections, scores) from one forward: each attention layer's main map (or, for a model
+    with none, LayerCAM at its Detect inputs) scored against the image's ground truth ``gt``
+    ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
+    "groups": {group: [energy ratio, hit]}}, or None for an image without objects. ``x``: the
+    letterboxed image, when the caller already has it."""
+    from attention_lens.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
+    from attention_lens.runtime.capture import attention_layout
+    from attention_lens.runtime.detect import detect, from_prediction
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.analysis.layercam import layercam_grids
+
+    maps = []
+    if attention_layout(model).layers:
+        det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x)
+        for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
+            view, kind = main_view(lm)
+            if view:
+                maps.append((f"L{lm.layer} {lm.module}", kind, lm.stride, lm.views[view]))
+        det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
+    if not maps:
+        x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
+        grids, pred = layercam_grids(model, x)
+        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+        maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
+    if not groups:
+        return det, None
+    scored = score_maps([grid for *_, grid in maps], det.input_shape, tuple(image_rgb.shape[:2]), gt, groups)
+    scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}
+              for (label, kind, stride, _), one in zip(maps, scored)}
+    return det, scores

@@ -1,0 +1,102 @@
+"""Layout of the Attention tab: widgets and wiring; computation lives in attention_view."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from attention_lens.analysis.compare import IMGSZ_CHOICES
+from attention_lens.analysis.heatmaps import COLORMAPS
+from attention_lens.app.handlers import (
+    UserError,
+    attention_downloads,
+    attention_extras,
+    attention_matrix,
+    rerender_attention,
+    run_attention,
+    uploaded_path,
+)
+from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
+
+
+@dataclass
+class AttentionEntry:
+    """How another tab sends an image here: set ``image`` (and ``models``), then ``follow(event)``
+    runs this tab's view after that event, as its button would."""
+    image: gr.Image
+    models: gr.CheckboxGroup
+    follow: Callable
+
+
+def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
+    variants = [n for n in store.default_selection() if store.entries[n].attention]
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = image_input("attention-image", height=240)
+            button = gr.Button("Show attention", variant="primary", elem_id="attention-button")
+            models = model_picker(store, variants or store.names[:1], "Models")
+            uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Or add your own checkpoints (.pt)")
+            with gr.Row():
+                colormap = gr.Dropdown(choices=list(COLORMAPS), value="jet", label="Colormap")
+                alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            with gr.Row():
+                conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence (boxes)")
+                imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
+            examples_for(image, examples)
+        with gr.Column(scale=3):
+            notice = gr.Markdown(label="Notice", show_label=False)
+            stretch = gr.Checkbox(False, label="Stretch each map to its own range (off: one colour scale per kind of "
+                                              "map, shared by all models, as on the colour bars)")
+            matrix = gr.Plot(label="Attention by layer: rows = models, columns = P3/P4/P5; hover for values",
+                             elem_id="attention-matrix")
+            with gr.Accordion("Channel gates (SE, ECA, CBAM, PolarizedSA): one chart per layer, models overlaid",
+                              open=False):
+                channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
+            with gr.Accordion("Every map as an image (EMA's group maps, channel-weighted activations...)", open=False):
+                gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=3,
+                                     height="auto", object_fit="contain", elem_id="attention-gallery",
+                                     format=DISPLAY_FORMAT)
+            with gr.Accordion("Layers, downloads and raw ranges", open=False):
+                layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
+                downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)",
+                                    file_count="multiple")
+                summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
+    state = gr.State(None, time_to_live=STATE_TTL_S)
+
+    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None,
+               stretch=False):
+        """Each model's attention maps over ``image`` as a matrix (rows = models, columns = P3/P4/P5);
+        every map as a file follows from /attention_downloads."""
+        try:
+            return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
+                                 image_size, [uploaded_path(f) for f in checkpoints or []], stretch)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    outputs = [notice, layers, matrix, summary, state]
+    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
+                       api_name="attention", preprocess=False, **INFERENCE_QUEUE)
+    # The maps show as soon as they are drawn; the lossless download files follow (and follow
+    # every re-render, so they always match what is on screen).
+    def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
+        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
+        return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
+
+    run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+    run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+
+    def follow(event):
+        after = event.then(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
+                           api_name=False, preprocess=False, **INFERENCE_QUEUE)
+        after.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+        after.success(on_downloads, [state, colormap, alpha], downloads, api_name=False)
+
+    for control in (colormap, alpha, stretch):
+        control.change(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False,
+                       trigger_mode="always_last")
+    for control in (colormap, alpha):
+        control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
+                       trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,
+                                                        api_name=False)
+    return AttentionEntry(image, models, follow)

@@ -1,0 +1,222 @@
+"""Evaluate tab handlers: models over a labelled split against a reference, then filters and
+one image opened. Plain functions from widget values to widget values; tests call them directly.
+
+The data set: an uploaded zip, else the one the app was started with (``--data``), else the
+split stored with the zoo (numbers only: shipped models, no pixels needed).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attention_lens.app.handlers import UserError, resolve_models, session_folder, within_budget
+from attention_lens.cache import BoundedCache
+from attention_lens.app.handlers import image_size as checked_size
+from attention_lens.modeling.catalog import ModelStore
+from attention_lens.torch_thread import run_on_torch_thread
+
+#: Where the shipped zoo's stored detections live, relative to the weights folder.
+STORED_EVALUATIONS = "evaluation"
+SPLIT_CHOICES = ("test", "val", "train")
+#: Stored detections files, decoded once per file version.
+_STORED: BoundedCache[tuple] = BoundedCache(4)
+
+
+@dataclass
+class Held:
+    """What one session's last evaluation keeps on the server for the filters and the image
+    review (never sent to the browser: the split may hold server paths)."""
+    split: object
+    detections: dict = field(default_factory=dict)
+    confidence: float = 0.25
+    imgsz: int = 320
+
+
+def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
+    """(split, detections, localisation scores) stored with the zoo for this split and image
+    size, or (None, {}, {})."""
+    from attention_lens.analysis.dataset_report import load_detections
+
+    folder = Path(folder) if folder else None
+    for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
+        try:
+            s, size, dets, scores = _STORED.get_or_make((str(path), path.stat().st_mtime_ns),
+                                                        lambda: load_detections(path))
+        except (ValueError, OSError):
+            continue
+        if s.split == split and size == int(imgsz):
+            return s, dets, scores
+    return None, {}, {}
+
+
+def _open_split(data, upload, split: str):
+    from attention_lens.experiments.datasets import DatasetError, open_dataset
+
+    try:
+        source = upload or data
+        return open_dataset(source, split, uploaded=bool(upload)) if source else None
+    except DatasetError as e:
+        raise UserError(f"Data set refused: {e}") from None
+
+
+def backend_of(model, localisation: bool) -> str:
+    """What ran a model's pass over the split: its forwards wait for the export first, so one
+    split runs on one backend; with localisation, a model without attention runs LayerCAM."""
+    from attention_lens.runtime.onnx_backend import REGISTRY
+    from attention_lens.attention import attention_modules
+
+    if localisation and not attention_modules(model):
+        return "pytorch (LayerCAM needs gradients)"
+    return REGISTRY.backend(model)
+
+
+def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, int, float]:
+    """(split, image size, rounds, confidence) of an evaluation request, each within its limits,
+    or UserError naming the limit: checked before any work (and again in the job's process)."""
+    from attention_lens.analysis.bootstrap import check_rounds
+
+    split = str(split or "test")
+    if split not in SPLIT_CHOICES:
+        raise UserError(f"Unknown split {split[:20]!r}; pick one of {', '.join(SPLIT_CHOICES)}.")
+    imgsz = checked_size(image_size)
+    try:
+        rounds = check_rounds(rounds)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    try:
+        confidence = float(confidence)
+    except (TypeError, ValueError):
+        confidence = float("nan")
+    if not 0 <= confidence <= 1:  # NaN fails too
+        raise UserError("Confidence must be a number from 0 to 1.")
+    return split, imgsz, rounds, confidence
+
+
+def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
+                 image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
+                 out: Path | None = None):
+    """(results dict, [json, html] paths, Held). ``localisation``: also score where each model's
+    maps fall (energy in boxes, pointing game), from the same forwards. The files go to ``out``
+    (a lane job's folder), else to the session's folder.
+
+    This runs the evaluation in the calling process: the app runs it in a lane's child process
+    (``evaluation_job``), the CLI and the tests call it directly."""
+    from attention_lens.analysis.dataset_report import evaluate_detections, predictions_for_models
+    from attention_lens.analysis.evaluation import EvaluationError
+    from attention_lens.analysis.evaluation_views import html_report
+    from attention_lens.experiments.datasets import DatasetError
+
+    split, imgsz, rounds, confidence = checked_request(split, image_size, rounds, confidence)
+    data_split = _open_split(data, upload, split)
+    stored_split, stored, stored_scores = stored_evaluation(stored_dir, split, imgsz)
+    if data_split is None and stored_split is None:
+        raise UserError(f"No labelled data set for the '{split}' split at {imgsz} px: upload a data set zip "
+                        "(images + YOLO labels + data.yaml, or a VOC folder).")
+    chosen = data_split or stored_split
+    if stored_split is not None and chosen.fingerprint != stored_split.fingerprint:
+        stored, stored_scores = {}, {}  # another data set: the zoo's stored detections do not apply
+    names = list(selected or [])
+    if len(names) + len(uploads or []) < 2:
+        raise UserError("Pick at least two models: a reference and one to compare with it.")
+    if progress:
+        progress((0, len(names) + len(uploads or [])), desc="Loading the models")
+    models = resolve_models(store, [n for n in names if n not in stored], uploads)
+    detections, scores, ran_on, to_run = {}, {}, {}, {}
+    try:
+        order = names + [n for n in models if n not in names]
+        for name in order:
+            if name in stored and (name in stored_scores or not localisation or not chosen.has_pixels):
+                detections[name], scores[name] = stored[name], stored_scores.get(name)
+                ran_on[name] = "stored numbers"
+            elif chosen.has_pixels:
+                to_run[name] = models.get(name) or run_on_torch_thread(store.get, name)
+            else:
+                raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
+                                "upload the data set as a zip.")
+
+        def step(done, total):
+            if progress:
+                progress((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
+        within_budget(to_run, imgsz)
+        # One pass over the split for every model that runs (each image read once).
+        ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))
+        for name, model in to_run.items():
+            detections[name], scores[name] = ran[name]
+            ran_on[name] = backend_of(model, bool(localisation))
+        detections = {n: detections[n] for n in order}
+        scores = {n: scores[n] for n in order}
+        if progress:
+            progress((len(to_run), len(to_run)), desc="Metrics and bootstrap intervals")
+        ref = reference if reference in detections else (store.baseline_name(detections) or order[0])
+        groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
+        results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,
+                                      localisation=scores if localisation else None)
+    except (DatasetError, EvaluationError) as e:
+        raise UserError(str(e)) from None
+    results["image size"] = imgsz
+    results["ran on"] = ran_on
+    folder = Path(out) if out is not None else session_folder(session, "evaluate")
+    json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
+    json_path.write_text(json.dumps(results, indent=1))
+    html_path.write_text(html_report(results))
+    return results, [str(json_path), str(html_path)], Held(chosen, detections, float(confidence), imgsz)
+
+
+def evaluation_views(results: dict | None, cls: str | None = None, size: str | None = None):
+    """(metrics table, Δ figure, found-objects figure, ranked images, localisation table,
+    localisation figure) for the objects of class ``cls`` and size ``size`` ("all": any)."""
+    import pandas as pd
+
+    from attention_lens.analysis.evaluation_views import (
+        delta_figure,
+        group_key,
+        localisation_figure,
+        localisation_frame,
+        metrics_frame,
+        objects_figure,
+        ranked_images,
+    )
+
+    if not results:
+        return None, None, None, None, None, None
+    compared = list(results["against reference"])
+    images = [dict(model=n, **row) for n in compared for row in ranked_images(results, n, cls, size, top=10)]
+    group = group_key(cls, size)
+    loc = localisation_frame(results, group).round(3)
+    return (metrics_frame(results).round(3), delta_figure(results) if compared else None,
+            objects_figure(results, cls, size) if compared else None,
+            pd.DataFrame(images, columns=["model", "image", "only reference", "only model", "FP added", "FP removed",
+                                          "score"]),
+            loc, localisation_figure(results, group) if results.get("localisation") else None)
+
+
+def review_image(held: Held | None, image: str | None):
+    """(figure, caption) for one image of the last evaluation: ground truth and each model's
+    boxes marked true / false / missed."""
+    from attention_lens.analysis.image_review import review_figure
+
+    if held is None:
+        raise UserError("Evaluate first, then pick an image.")
+    if not image:
+        return None, ""
+    names = held.split.images
+    if image not in names:
+        raise UserError(f"No image {str(image)[:60]!r} in the evaluated split.")
+    fig, counts = review_figure(held.split, names.index(image), held.detections, held.confidence)
+    where = "" if held.split.has_pixels else (" The images are not here (the zoo's stored numbers): boxes on a blank "
+                                              "canvas; start the app with --data or upload the data set to see pixels.")
+    return fig, (f"**{image}**: boxes at confidence ≥ {held.confidence:g}; solid = true positive, dashed = false "
+                 f"positive, grey dotted = ground truth missed (IoU 0.5).{where}")
+
+
+def image_for_attention(held: Held | None, image: str | None):
+    """The opened image's pixels (display copy), for the Attention tab; None without pixels."""
+    from attention_lens.analysis.images import display_copy, load_image
+
+    if held is None or not image or image not in held.split.images:
+        raise UserError("Open an image first.")
+    if not held.split.has_pixels:
+        raise UserError("This split is stored as numbers only; start the app with --data or upload the data set "
+                        "to look at an image's attention.")
+    return display_copy(load_image(held.split.paths[held.split.images.index(image)]))[0]

@@ -1,0 +1,80 @@
+"""The Evaluate tab on the long-work lane: check a request here, run it in a child process
+(``evaluate_job``), read back what it left. Plain functions; tests call them without a browser.
+
+The request is checked in the server first (split, image size, rounds, confidence, model names,
+files), so a bad one is refused at once; the work itself (reading the data set, the models'
+forwards, the bootstrap) never runs in the server process.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attention_lens.app.evaluate_handlers import Held, checked_request
+from attention_lens.app.handlers import UserError, check_names, session_folder
+from attention_lens.jobs.lane import DONE, Job, Lane, LaneFull
+from attention_lens.modeling.catalog import ModelStore
+
+JOB_MODULE = "attention_lens.app.evaluate_job"
+
+
+def submit_evaluation(lane: Lane, store: ModelStore, weights: str | None, data: str | None, stored_dir,
+                      upload: str | None, split, selected, uploads, reference, confidence, imgsz, rounds,
+                      localisation: bool = True, session: str | None = None) -> Job:
+    """Check the request and queue it on ``lane``; the job's files go to the session's folder."""
+    split, imgsz, rounds, confidence = checked_request(split, imgsz, rounds, confidence)
+    names = check_names(store, selected)
+    if len(names) + len(uploads or []) < 2:
+        raise UserError("Pick at least two models: a reference and one to compare with it.")
+    spec = {"weights": weights, "data": data, "stored": str(stored_dir) if stored_dir else None, "upload": upload,
+            "split": split, "models": names, "checkpoints": list(uploads or []),
+            "reference": str(reference) if reference else None, "confidence": confidence, "image_size": imgsz,
+            "rounds": rounds, "localisation": bool(localisation)}
+    out = session_folder(session, "evaluate")
+    spec["out"] = str(out)
+    try:
+        return lane.submit(str(session or "anonymous"), JOB_MODULE, spec, out)
+    except LaneFull as e:
+        raise UserError(str(e)) from None
+
+
+def collect_evaluation(job: Job, data: str | None = None):
+    """(results, [json, html] paths, Held) of a finished job, or UserError with its message.
+
+    The image files the child read are taken only inside the job's folder (an uploaded zip is
+    unpacked there) or the app's own ``--data``; anything else is treated as no pixels."""
+    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.app.evaluate_job import DETECTIONS, IMAGES, REPORT, RESULTS
+
+    if job.state != DONE:
+        raise UserError(job.message or "The evaluation did not finish.")
+    out = job.out
+    try:
+        results = json.loads((out / RESULTS).read_text())
+        split, imgsz, detections, _scores = load_detections(out / DETECTIONS)
+        images = json.loads((out / IMAGES).read_text())
+    except (OSError, ValueError):
+        raise UserError("The evaluation's results could not be read; run it again.") from None
+    roots = [out.resolve()] + ([_data_root(data)] if data else [])
+    paths = [Path(p).resolve() for p in images if isinstance(p, str)]
+    if len(paths) == len(split.images) and all(any(p.is_relative_to(r) for r in roots) and p.is_file()
+                                               for p in paths):
+        split.paths = paths
+    return results, [str(out / RESULTS), str(out / REPORT)], Held(split, detections, float(results["confidence"]),
+                                                                    imgsz)
+
+
+def _data_root(data: str) -> Path:
+    path = Path(data).resolve()
+    return path.parent if path.is_file() else path
+
+
+def evaluate(lane: Lane, store: ModelStore, weights: str | None, data: str | None, stored_dir, upload: str | None,
+             split, selected, uploads, reference, confidence, imgsz, rounds, localisation: bool = True,
+             session: str | None = None):
+    """``submit_evaluation`` then wait for the job and ``collect_evaluation``: the whole request,
+    blocking (tests and scripts; the tab polls instead, so a cancel reaches the job)."""
+    job = submit_evaluation(lane, store, weights, data, stored_dir, upload, split, selected, uploads, reference,
+                            confidence, imgsz, rounds, localisation, session)
+    job.wait()
+    return collect_evaluation(job, data)

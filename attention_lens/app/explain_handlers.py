@@ -1,0 +1,107 @@
+"""UI handlers for "Explain one detection": plain functions a test calls without a browser.
+
+A detection is named by text, ``"<class> @ x1,y1,x2,y2"`` (original image pixels), the form the
+picker's values and the /explain endpoint share.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from attention_lens.app.handlers import UserError, image_size, resolve_models, user_facing, within_budget
+from attention_lens.torch_thread import torch_thread
+
+_DETECTION = re.compile(r"^\s*(?P<cls>[^@]{1,80}?)\s*@\s*(?P<box>[-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+){3})\s*$")
+
+
+def detection_value(class_name: str, box) -> str:
+    return f"{class_name} @ " + ",".join(f"{float(v):.1f}" for v in box)
+
+
+def parse_detection(text) -> tuple[str, list[float]]:
+    """(class, box) from ``"<class> @ x1,y1,x2,y2"``; UserError for anything else."""
+    m = _DETECTION.match(str(text or ""))
+    if not m:
+        raise UserError("Pick a detection to explain (run Compare, then click a box or pick one from the list).")
+    try:
+        box = [float(v) for v in m["box"].split(",")]
+    except ValueError:
+        raise UserError("The detection's box must be four numbers: x1,y1,x2,y2.") from None
+    if not all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+        raise UserError("The detection's box must have x2 > x1 and y2 > y1.")
+    return m["cls"], box
+
+
+def detection_choices(payload: dict | None) -> list[tuple[str, str]]:
+    """The reference model's detections of a /compare answer, strongest first, as picker choices."""
+    payload = payload or {}
+    dets = [d for d in payload.get("detections", []) if d.get("model") == payload.get("reference")
+            and d.get("confidence") is not None]
+    dets.sort(key=lambda d: -d["confidence"])
+    return [(f"{d['class']} {d['confidence']:.2f} at ({d['box'][0]:.0f}, {d['box'][1]:.0f})",
+             detection_value(d["class"], d["box"])) for d in dets]
+
+
+def detection_at(payload: dict | None, x: float, y: float) -> str | None:
+    """The reference detection under a click at (x, y) original pixels: the smallest box holding
+    the point, else the box whose centre is nearest."""
+    choices = [parse_detection(v) for _label, v in detection_choices(payload)]
+    if not choices:
+        return None
+    inside = [(c, b) for c, b in choices if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+    if inside:
+        c, b = min(inside, key=lambda cb: (cb[1][2] - cb[1][0]) * (cb[1][3] - cb[1][1]))
+    else:
+        c, b = min(choices, key=lambda cb: ((cb[1][0] + cb[1][2]) / 2 - x) ** 2 + ((cb[1][1] + cb[1][3]) / 2 - y) ** 2)
+    return detection_value(c, b)
+
+
+def run_explain(store, image, selected, uploads, detection, method, levels, imgsz):
+    """Returns (overlays with captions, table): one explanation of the chosen detection per model."""
+    class_name, box = parse_detection(detection)
+    if not selected and not uploads:
+        raise UserError("Pick at least one model.")
+    imgsz = image_size(imgsz)
+    models = resolve_models(store, selected, uploads)
+    within_budget(models, imgsz)
+    return _run_explain(models, image, class_name, box, method, list(levels or []), imgsz)
+
+
+@torch_thread
+def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
+    import cv2
+    import pandas as pd
+
+    from attention_lens.analysis.explain import ExplainError, explain_box
+    from attention_lens.analysis.heatmaps import overlay
+    from attention_lens.analysis.images import display_copy, load_image
+    from attention_lens.analysis.render import class_colors, draw
+
+    with user_facing(ExplainError):
+        rgb = load_image(image)
+        h, w = rgb.shape[:2]
+        if box[0] >= w or box[1] >= h or box[2] <= 0 or box[3] <= 0:
+            raise UserError(f"The box lies outside the image ({w}x{h} pixels).")
+        view, s = display_copy(rgb)
+        palette = class_colors([class_name])
+        items, rows = [], []
+        for name, model in models.items():
+            e = explain_box(model, name, rgb, box, class_name, method=method, levels=levels, imgsz=int(imgsz),
+                            display_hw=view.shape[:2])
+            im = overlay(view, e.cam, 0.5, "jet")
+            x1, y1, x2, y2 = (int(round(v * s)) for v in box)
+            im = cv2.rectangle(np.ascontiguousarray(im), (x1, y1), (x2, y2), (255, 255, 255), 2)  # the chosen box
+            if e.matched is not None:  # the model's own candidate, in the class colour, with its score
+                im = draw(im, e.matched[None] * s, np.array([e.confidence]), [class_name], palette)
+            empty = "" if e.cam.max() > 0 else (f" · empty: no gradient reaches these layers from a "
+                                                 f"{e.level or 'lower'} candidate")
+            items.append((im, f"{name} · {method} · energy in box {e.energy_in_box:.2f} "
+                              f"(the box is {e.box_share:.1%} of the image){empty}"))
+            rows.append({"model": name, "method": method, "class": class_name,
+                         "score of the matched candidate": None if e.confidence is None else round(e.confidence, 3),
+                         "IoU with the chosen box": None if e.iou is None else round(e.iou, 3),
+                         "candidate's level": e.level,
+                         "energy in box": round(e.energy_in_box, 3), "box share of image": round(e.box_share, 4),
+                         "ms": round(e.ms, 1)})
+    return items, pd.DataFrame(rows)

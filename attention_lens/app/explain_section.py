@@ -1,0 +1,61 @@
+"""Layout of "Explain one detection" (under the Compare results): widgets and wiring only."""
+from __future__ import annotations
+
+import gradio as gr
+
+from attention_lens.analysis.explain import LEVELS, METHOD_NAMES
+from attention_lens.app.explain_handlers import detection_at, detection_choices, run_explain
+from attention_lens.app.handlers import UserError, uploaded_path
+from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE
+
+
+def build_explain_section(store, examples: list[str], image, models, uploads, imgsz, detections, shown):
+    """``detections`` and ``shown`` are the Compare tab's JSON answer and page state; the other
+    arguments are its inputs, which the explanation reuses."""
+    gr.Markdown("### Explain one detection\nWhich pixels made this box, in every selected model: a CAM targeted "
+                "at the box's class score and its IoU (pytorch-grad-cam methods), at the Detect head's inputs. "
+                "White: the chosen box; coloured: each model's own matching candidate, with its score.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            pick = gr.Image(label="Click a box (the reference model's result)", interactive=False, type="numpy",
+                            format=DISPLAY_FORMAT, elem_id="explain-pick", height=300)
+        with gr.Column(scale=1):
+            detection = gr.Dropdown(label="Or pick a detection (reference model)", choices=[], value=None,
+                                    allow_custom_value=True, elem_id="explain-detection")
+            method = gr.Dropdown(list(METHOD_NAMES), value="Grad-CAM", label="Method")
+            levels = gr.CheckboxGroup(list(LEVELS), value=list(LEVELS), label="Layers (Detect inputs)")
+            button = gr.Button("Explain", variant="primary", elem_id="explain-button")
+    cams = gr.Gallery(label="Explanations (energy in box: the share of the map inside the chosen box)", columns=3,
+                      height="auto", object_fit="contain", elem_id="explain-gallery", format=DISPLAY_FORMAT)
+    table = gr.Dataframe(label="Per model: the candidate explained and how much of the map lies in the box",
+                         elem_id="explain-table")
+
+    def on_explain(image, models=None, checkpoints=None, detection=None, method="Grad-CAM",
+                   layers=("P3", "P4", "P5"), image_size=320):
+        """Explain one detection, ``"<class> @ x1,y1,x2,y2"`` in original image pixels, in each model:
+        a CAM per model over the image and a table with each map's energy inside the box."""
+        try:
+            return run_explain(store, uploaded_path(image, examples), models, [uploaded_path(f) for f in
+                                                                                checkpoints or []],
+                               detection, method, layers, image_size)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    inputs = [image, models, uploads, detection, method, levels, imgsz]
+    button.click(on_explain, inputs, [cams, table], api_name="explain", preprocess=False, **INFERENCE_QUEUE)
+
+    def on_pick(payload, page, evt: gr.SelectData):
+        scale = (page or {}).get("scale") or 1.0
+        x, y = evt.index[:2]
+        return detection_at(payload, x / scale, y / scale) or gr.skip()
+
+    pick.select(on_pick, [detections, shown], detection, api_name=False) \
+        .success(on_explain, inputs, [cams, table], api_name=False, preprocess=False, **INFERENCE_QUEUE)
+    return pick, detection
+
+
+def explain_targets(payload, page):
+    """UI: after a comparison, the reference result to click on and the picker's detections."""
+    ref = (payload or {}).get("reference")
+    picture = ((page or {}).get("images") or {}).get(ref)
+    return picture, gr.update(choices=detection_choices(payload), value=None)

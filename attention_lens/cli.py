@@ -1,0 +1,149 @@
+"""Command line: ``python -m attention_lens <command>``. Each command lives in its own module;
+this file only wires arguments to functions."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _variant(args) -> int:
+    from attention_lens.modeling.integration import layer_table
+    from attention_lens.modeling.models import build_model
+    from attention_lens.modeling.variants import describe, make_variant, parse_params, to_yaml
+
+    params = parse_params(args.param)
+    d = make_variant(args.base, args.attention, args.placement, params, nc=args.nc)
+    text = to_yaml(d, describe(args.base, args.attention, args.placement, params))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    model = build_model(d)
+    print(layer_table(model.model), file=sys.stderr if not args.output else sys.stdout)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{total:,} parameters" + (f"; wrote {args.output}" if args.output else ""),
+          file=sys.stderr if not args.output else sys.stdout)
+    return 0
+
+
+def _analyze(args) -> int:
+    import json
+
+    from attention_lens.analysis.dataset_report import evaluate_models
+    from attention_lens.analysis.evaluation_views import html_report
+    from attention_lens.experiments.datasets import open_dataset
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.modeling.load import load_model
+
+    split = open_dataset(args.data, args.split)
+    entries = {e.name: e for e in read_manifest(args.weights)}
+    models, groups = {}, {}
+    for item in args.models or [e.name for e in entries.values()]:
+        entry = entries.get(item)
+        path = entry.checkpoint if entry else Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"{item}: neither a model in {args.weights}/manifest.json nor a checkpoint file")
+        name = entry.name if entry else path.stem if path.stem not in models else str(path)
+        models[name] = load_model(path)
+        if entry:
+            groups[name] = f"{entry.base} {entry.attention} {entry.placement}"
+    # As the app does: the baseline of the base most of the chosen attention models have.
+    reference = args.reference or ModelStore(list(entries.values())).baseline_name(
+        [n for n in models if n in entries]) or next(iter(models))
+    if reference not in models:
+        raise SystemExit(f"--reference {reference!r} is not among the evaluated models")
+    ref_base = entries[reference].base if reference in entries else None
+    done = {"last": -1}
+
+    def progress(i, total, what):
+        pct = 100 * i // total
+        if pct // 10 != done["last"]:
+            done["last"] = pct // 10
+            print(f"{pct:3d}%  {what}", file=sys.stderr)
+
+    localise = not args.no_localisation
+    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
+                              localise)
+    if args.save_detections:
+        from attention_lens.analysis.dataset_report import merged_detections, predictions_for_models, save_detections
+
+        Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
+
+        # Cached by evaluate_models: no new forwards.
+        both = predictions_for_models(models, split, args.imgsz, localise=localise)
+        dets, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
+        if args.merge and Path(args.save_detections).is_file():
+            dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)
+        save_detections(args.save_detections, split, args.imgsz, dets, scores)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "report.html").write_text(html_report(results))
+    print(f"reference: {reference}")
+    for name, m in results["models"].items():
+        b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95")
+        other = name in entries and ref_base and entries[name].base != ref_base
+        print(f"{name:40s} mAP50-95 {m['mAP50-95']:.3f}" + (f"  Δ {b['delta']:+.3f} [{b['low']:+.3f}, "
+                                                           f"{b['high']:+.3f}]  {b['verdict']}" if b else "  (reference)")
+              + (f"  (another base than the reference's {ref_base})" if other else ""))
+    print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from attention_lens.attention import ATTENTION_MODULES
+    from attention_lens.modeling.variants import PLACEMENTS
+
+    parser = argparse.ArgumentParser(prog="python -m attention_lens", description="Attention Lens tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("variant", help="write a model YAML for (base, attention, placement)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="placements:\n" + "\n".join(f"  {k:<17}{d}" for k, d in PLACEMENTS.items()))
+    v.add_argument("--base", required=True, help="yolov5, yolov8 or yolo11, with an optional scale: yolov8n")
+    v.add_argument("--attention", choices=list(ATTENTION_MODULES), help="omit for the plain base")
+    v.add_argument("--placement", choices=list(PLACEMENTS), default="neck_outputs")
+    v.add_argument("--param", action="append", metavar="NAME=VALUE", help="attention hyper-parameter (repeatable)")
+    v.add_argument("--nc", type=int, help="number of classes (training on a data set overrides it anyway)")
+    v.add_argument("-o", "--output", help="YAML file to write (default: stdout)")
+    v.set_defaults(run=_variant)
+
+    a = sub.add_parser("analyze", help="evaluate models over a labelled split against a reference: "
+                                       "metrics, found/missed objects, bootstrap intervals (JSON + HTML report)")
+    a.add_argument("--data", required=True, help="data.yaml, a folder holding one or a VOC tree, or a zip of either")
+    a.add_argument("--split", default="test", choices=["train", "val", "test"])
+    a.add_argument("--models", nargs="*", help="names from --weights' manifest or checkpoint files (default: the zoo)")
+    a.add_argument("--reference", help="model the others are compared with (default: the baseline of the base "
+                                          "most of the chosen attention models have)")
+    a.add_argument("--weights", default="weights")
+    a.add_argument("--imgsz", type=int, default=320)
+    a.add_argument("--confidence", type=float, default=0.25, help="threshold for P, R and found objects")
+    a.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    a.add_argument("--out", required=True, help="folder for results.json and report.html")
+    a.add_argument("--no-localisation", action="store_true",
+                   help="skip the attention localisation scores (energy in boxes, pointing game)")
+    a.add_argument("--save-detections", metavar="FILE.json.gz",
+                   help="also store the split's boxes and every model's detections (numbers only), "
+                        "as weights/evaluation/ holds them for the zoo")
+    a.add_argument("--merge", action="store_true",
+                   help="with --save-detections: keep the other models already stored in that file (same split "
+                        "and image size), so only new models need a pass")
+    a.set_defaults(run=_analyze)
+
+    from attention_lens.experiments import data, evaluate, recost, train, zoo
+
+    for module in (data, train, evaluate, recost, zoo):  # each adds its own subcommands
+        module.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

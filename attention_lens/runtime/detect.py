@@ -1,0 +1,117 @@
+"""One detection pass on a shared, read-only model, optionally capturing attention maps.
+
+Built from ultralytics' own predict pieces: LetterBox for the input, non_max_suppression, and
+scale_boxes to bring boxes back to original image pixels. The forward runs on ONNX Runtime once
+the model's checked export is ready (onnx_backend.py), else on PyTorch with the gates hooked
+(capture.py).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from attention_lens.runtime import onnx_backend
+from attention_lens.runtime.capture import capture_gates, forward_lock, raw_prediction
+from attention_lens.runtime.letterbox import letterbox, model_stride
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # (n, 4) xyxy in original image pixels
+    scores: np.ndarray  # (n,)
+    classes: list[str]  # class name per box
+    ms: float  # forward + NMS time
+    input_shape: tuple[int, int]  # letterboxed tensor (h, w)
+    image_shape: tuple[int, int]  # original (h, w)
+    maps: dict = field(default_factory=dict)  # gate qualified name -> captured tensor (cpu)
+    inputs: dict = field(default_factory=dict)  # attention module name -> its input tensor (cpu)
+    backend: str = "pytorch"  # what ran the forward: "onnxruntime" or "pytorch"
+
+    def as_records(self, model: str) -> list[dict]:
+        return [{"model": model, "class": c, "confidence": round(float(s), 4),
+                 "box": [round(float(v), 1) for v in b]} for b, s, c in zip(self.boxes, self.scores, self.classes)]
+
+
+@contextmanager
+def one_thread():
+    """PyTorch ops on one thread for the block (the calling thread's setting, restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
+           imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None) -> Detections:
+    """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
+
+    ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
+    The forward runs on ONNX Runtime once the model's checked export is ready (the maps are
+    extra outputs of that graph), else on PyTorch; ``Detections.backend`` says which.
+    """
+    x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
+    maps, inputs = {}, {}
+    t0 = time.perf_counter()
+    with forward_lock(model), torch.no_grad():
+        fast = onnx_backend.run(model, x, capture)
+        if fast is not None:
+            pred, gate_maps, gate_inputs = fast
+            if capture:
+                maps, inputs = gate_maps, gate_inputs
+        elif capture:
+            with capture_gates(model, maps, inputs):
+                pred = model(x)
+        else:
+            pred = model(x)
+        # After ORT, NMS's small ops run on one thread: a second pool would fight ORT's spinning ones.
+        with one_thread() if fast is not None else nullcontext():
+            det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+    det.ms = (time.perf_counter() - t0) * 1000
+    det.maps, det.inputs = maps, inputs
+    det.backend = "onnxruntime" if fast is not None else "pytorch"
+    return det
+
+
+def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
+                 iou: float = 0.7, max_det: int = 300) -> list[Detections]:
+    """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one ONNX
+    Runtime run when the model's graph takes batches (``Exported.batched``), else one by one.
+    No maps. NMS per image, as for one; ``ms`` is the run's share per image."""
+    t0 = time.perf_counter()
+    exported = onnx_backend.REGISTRY.session(model) if len(images_rgb) > 1 else None
+    if exported is None or not exported.batched:
+        return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1])
+                for k, rgb in enumerate(images_rgb)]
+    pred = exported.run(x, capture=False)[0]
+    with torch.no_grad(), one_thread():
+        dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det)
+                for k, rgb in enumerate(images_rgb)]
+    for det in dets:
+        det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), "onnxruntime"
+    return dets
+
+
+def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np.ndarray, *, conf: float = 0.25,
+                    iou: float = 0.7, max_det: int = 300) -> Detections:
+    """Detections from a forward's raw output ``pred`` on the letterboxed ``x``: NMS, then boxes
+    scaled back to the image's own pixels (for a caller that ran the forward itself)."""
+    import torchvision  # noqa: F401  (see below)
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
+    # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
+    with torch.no_grad():
+        raw = raw_prediction(pred)
+        det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det)[0]
+        boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
+    names = getattr(model, "names", {}) or {}
+    classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
+    return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,
+                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]))
