@@ -32,26 +32,30 @@ def _analyze(args) -> int:
     import json
 
     from attention_lens.analysis.dataset_report import evaluate_models
-    from attention_lens.analysis.evaluation_views import html_report
+    from attention_lens.analysis.evaluation_views import html_report, skipped_lines
     from attention_lens.experiments.datasets import open_dataset
-    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.modeling.catalog import ModelStore, file_digest, read_manifest, upload_name
     from attention_lens.modeling.load import load_model
 
     split = open_dataset(args.data, args.split)
     entries = {e.name: e for e in read_manifest(args.weights)}
-    models, groups = {}, {}
+    store = ModelStore(list(entries.values()))
+    models, groups, by_path = {}, {}, {}
     for item in args.models or [e.name for e in entries.values()]:
         entry = entries.get(item)
         path = entry.checkpoint if entry else Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"{item}: neither a model in {args.weights}/manifest.json nor a checkpoint file")
-        name = entry.name if entry else path.stem if path.stem not in models else str(path)
-        models[name] = load_model(path)
+        model = load_model(path)
+        # A checkpoint file is named as the app names an upload: its run name, base and attention.
+        name = entry.name if entry else upload_name(model, path.stem, file_digest(path), set(models) | set(entries))
+        models[name] = model
+        by_path[item] = name
         if entry:
             groups[name] = f"{entry.base} {entry.attention} {entry.placement}"
-    # As the app does: the baseline of the base most of the chosen attention models have.
-    reference = args.reference or ModelStore(list(entries.values())).baseline_name(
-        [n for n in models if n in entries]) or next(iter(models))
+    # As the app does: the baseline of the base most of the chosen attention models have, else a
+    # checkpoint without attention.
+    reference = by_path.get(args.reference, args.reference) or store.reference_for(models)
     if reference not in models:
         raise SystemExit(f"--reference {reference!r} is not among the evaluated models")
     ref_base = entries[reference].base if reference in entries else None
@@ -81,6 +85,8 @@ def _analyze(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "report.html").write_text(html_report(results))
+    for line in skipped_lines(results):
+        print(f"skipped {line}")
     print(f"reference: {reference}")
     for name, m in results["models"].items():
         b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95")

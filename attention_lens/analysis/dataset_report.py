@@ -107,7 +107,7 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     return {"data set": {"name": split.name, "split": split.split, "fingerprint": split.fingerprint,
                          "images": len(split.images), "image names": list(split.images),
                          "objects": int(sum(len(b) for b in split.boxes)),
-                         "classes": split.classes},
+                         "classes": split.classes, "skipped": list(split.skipped), "notes": list(split.notes)},
             "reference": reference, "confidence": confidence, "bootstrap rounds": rounds,
             "models": models, "against reference": against, "objects": objects,
             "localisation": {n: summarise(per_image) for n, per_image in (localisation or {}).items()

@@ -74,6 +74,39 @@ def script_json(data) -> str:
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: Skipped files listed by name; the rest are counted (all are in the JSON).
+SKIPPED_LISTED = 12
+
+
+def skipped_lines(results: dict) -> list[str]:
+    """'file: reason' for each file the data set left out (the first SKIPPED_LISTED, then a count)."""
+    skipped = results["data set"].get("skipped") or []
+    lines = [f"{x['file']}: {x['reason']}" for x in skipped[:SKIPPED_LISTED]]
+    if len(skipped) > SKIPPED_LISTED:
+        lines.append(f"... and {len(skipped) - SKIPPED_LISTED} more (all in the JSON, under 'data set')")
+    return lines
+
+
+def data_set_summary(results: dict) -> str:
+    """Markdown: what was evaluated, what the data set left out and why, and how it was read."""
+    ds = results["data set"]
+    text = (f"**{_md(ds['name'])} / {ds['split']}**: {ds['images']} images, {ds['objects']} objects, classes "
+            f"{_md(', '.join(ds['classes']))}; reference **{_md(results['reference'])}**.")
+    skipped = skipped_lines(results)
+    if skipped:
+        count = len(ds.get("skipped") or [])
+        text += (f"\n\n{count} file(s) left out, each with its reason:\n"
+                 + "\n".join("- `" + line.replace("`", "'") + "`" for line in skipped))
+    for note in ds.get("notes") or []:
+        text += f"\n\n{_md(note)}"
+    return text
+
+
+def _md(text: str) -> str:
+    """User-supplied text shown as plain text in Markdown."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~" else c for c in str(text))
+
+
 def html_report(results: dict) -> str:
     """One self-contained HTML file (plotly.js inlined once) with the tables and charts."""
     ds = results["data set"]
@@ -97,8 +130,18 @@ def html_report(results: dict) -> str:
             f"<p>{ds['images']} images, {ds['objects']} objects, classes {html.escape(', '.join(ds['classes']))}; "
             f"reference {html.escape(results['reference'])}; P, R and found objects at confidence "
             f"≥ {results['confidence']:g}; bootstrap {results['bootstrap rounds']} rounds over images.</p>"
-            f"{table}{loc}{charts}{images}"
+            f"{_skipped_html(results)}{table}{loc}{charts}{images}"
             f"<script type='application/json' id='results'>{script_json(results)}</script>")
+
+
+def _skipped_html(results: dict) -> str:
+    lines = skipped_lines(results)
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in results["data set"].get("notes") or [])
+    if not lines:
+        return notes
+    count = len(results["data set"].get("skipped") or [])
+    return (f"<p>{count} file(s) left out, each with its reason:</p><ul>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" + notes)
 
 
 def _rows_html(rows: list[dict]) -> str:

@@ -12,10 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-#: Largest image accepted, in pixels (about 9400 x 9400): just under PIL's own decompression-bomb
-#: threshold (Image.MAX_IMAGE_PIXELS, 89.5 MP). Larger files are refused before decoding; an
-#: 8000 x 8000 photo is a normal upload, decoded in full for detection and shrunk for display.
-MAX_PIXELS = 89_000_000
+from attention_lens.experiments.image_files import MAX_PIXELS  # an 8000 x 8000 photo is a normal upload
 
 
 class ImageError(ValueError):

@@ -60,6 +60,20 @@ def _open_split(data, upload, split: str):
         raise UserError(f"Data set refused: {e}") from None
 
 
+def reference_options(store: ModelStore, selected: list[str] | None, uploads: list[str] | None,
+                      current: str | None) -> tuple[list[str], str | None]:
+    """(choices, value) of the Reference picker: the picked models and the uploaded checkpoints
+    under the names the evaluation gives them (each upload is read once: ``ModelStore.upload``
+    keeps it by content); the current reference where it is still among them, else
+    ``ModelStore.reference_for``."""
+    models = resolve_models(store, [], uploads) if uploads else {}
+    picked = [n for n in selected or [] if n in store.entries]
+    choices = picked + [n for n in models if n not in picked]
+    if current in choices:
+        return choices, current
+    return choices, store.reference_for({**dict.fromkeys(picked), **models})
+
+
 def backend_of(model, localisation: bool) -> str:
     """What ran a model's pass over the split: its forwards wait for the export first, so one
     split runs on one backend; with localisation, a model without attention runs LayerCAM."""
@@ -148,7 +162,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         scores = {n: scores[n] for n in order}
         if progress:
             progress((len(to_run), len(to_run)), desc="Metrics and bootstrap intervals")
-        ref = reference if reference in detections else (store.baseline_name(detections) or order[0])
+        ref = reference if reference in detections else store.reference_for(
+            {n: models.get(n) or to_run.get(n) for n in order})
         groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,
                                       localisation=scores if localisation else None)

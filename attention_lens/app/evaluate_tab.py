@@ -6,15 +6,17 @@ import asyncio
 import gradio as gr
 
 from attention_lens.analysis.compare import IMGSZ_CHOICES
+from attention_lens.analysis.evaluation_views import data_set_summary
 from attention_lens.app.evaluate_handlers import (
     SPLIT_CHOICES,
     evaluation_views,
     image_for_attention,
+    reference_options,
     review_image,
 )
 from attention_lens.app.evaluate_lane import collect_evaluation, submit_evaluation
 from attention_lens.app.handlers import UserError, uploaded_path
-from attention_lens.app.widgets import STATE_TTL_S, model_picker, reference_choices
+from attention_lens.app.widgets import STATE_TTL_S, model_picker
 
 ALL = "all"
 #: How often a waiting request looks at its job (queue place, progress).
@@ -55,6 +57,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                 rounds = gr.Slider(100, 2000, value=1000, step=100, label="Bootstrap rounds")
             localise = gr.Checkbox(True, label="Where the maps fall (energy in boxes, pointing game)")
         with gr.Column(scale=2):
+            summary = gr.Markdown(elem_id="evaluate-data")
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",
                                  elem_id="evaluate-table")
             delta = gr.Plot(label="Δ mAP50-95 with bootstrap interval", elem_id="evaluate-delta")
@@ -84,7 +87,8 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                           confidence=0.25, rounds=1000, localisation=True, request: gr.Request = None,
                           progress=gr.Progress()):
         """Evaluate ``models`` (and uploaded ``checkpoints``) on a labelled split against ``reference``:
-        the metrics table, the Δ and found-objects charts, the images ranked by disagreement, the
+        what was evaluated (and the files the data set left out, with why), the metrics table, the Δ and
+        found-objects charts, the images ranked by disagreement, the
         files, every number as JSON, and (``localisation``) where each model's maps fall.
 
         The work runs as a job in a child process (one per session, in arrival order): the page
@@ -116,11 +120,12 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
         table_, delta_, objects_, images_, located_table_, located_ = evaluation_views(results)
-        return table_, delta_, objects_, images_, paths, results, located_table_, located_, kept
+        return (data_set_summary(results), table_, delta_, objects_, images_, paths, results, located_table_,
+                located_, kept)
 
     # Its own queue: waiting for a job holds no slot of the interactive views (widgets.INFERENCE_QUEUE).
     run = button.click(on_evaluate, [models, uploads, dataset, reference, split, imgsz, conf, rounds, localise],
-                       [table, delta, objects, images, files, raw, located_table, located, held],
+                       [summary, table, delta, objects, images, files, raw, located_table, located, held],
                        api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)
@@ -138,8 +143,15 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
         sent = to_attention.click(on_send, [held, opened, models], [attention.image, attention.models, tabs],
                                   api_name=False)
         attention.follow(sent)
-    models.change(lambda selected, current: reference_choices(store, selected, current), [models, reference], reference,
-                  api_name=False)
+    def on_pick(selected=None, checkpoints=None, current=None):
+        try:
+            choices, value = reference_options(store, selected, [uploaded_path(f) for f in checkpoints or []], current)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return gr.update(choices=choices, value=value)
+
+    for picker in (models, uploads):
+        picker.change(on_pick, [models, uploads, reference], reference, api_name=False, preprocess=False)
 
 
 def filter_choices(results):

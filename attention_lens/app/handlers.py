@@ -107,6 +107,10 @@ def check_names(store: ModelStore, selected: list | None) -> list[str]:
     return [str(n) for n in selected or []]
 
 
+#: Checkpoints one request may upload (each is read in its own limited process).
+MAX_UPLOADS = 8
+
+
 def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
     """name -> model for the picked catalogue entries (in the catalogue's order: baseline first,
     then by placement) and the uploaded checkpoints.
@@ -115,6 +119,8 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     waits, so other users' forwards on the torch thread go on meanwhile."""
     models = {}
     check_names(store, selected)
+    if len(uploads or []) > MAX_UPLOADS:
+        raise UserError(f"At most {MAX_UPLOADS} checkpoints at a time.")
     rank = {n: i for i, n in enumerate(store.names)}
     for name in sorted(set(selected or []), key=rank.__getitem__):  # catalogue order, whatever the click order
         models[name] = run_on_torch_thread(store.get, name)

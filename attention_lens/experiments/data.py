@@ -1,7 +1,11 @@
-"""Pascal VOC -> ultralytics YOLO layout, with a data.yaml and a report of what was fixed.
+"""Pascal VOC -> ultralytics YOLO layout, with a data.yaml and a report of what was fixed or skipped.
 
-The output is written to a sibling temp directory and renamed into place only when complete,
-so an interrupted or failed conversion never leaves a folder that looks finished.
+The tree is found by ``voc_tree`` (any folder names). Each image is checked as ultralytics checks a
+data set's images (``image_files``); a file that cannot be used is skipped and reported, never
+the whole conversion. The output is written to a sibling temp directory and renamed into place only
+when complete, so an interrupted or failed conversion never leaves a folder that looks finished.
+Its data.yaml names no ``path``: ultralytics and this project then read the splits relative to the
+YAML's own folder, so the output can be moved or zipped as it is.
 """
 from __future__ import annotations
 
@@ -9,29 +13,18 @@ import json
 import os
 import random
 import shutil
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class ConversionError(ValueError):
-    """A file in the VOC tree cannot be converted; the message names it."""
-
-
-@dataclass
-class Box:
-    name: str
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-
+from attention_lens.experiments.image_files import ImageFileError, checked_size
+from attention_lens.experiments.voc_tree import (
+    SPLITS,
+    Box,
+    ConversionError,
+    VocTree,
+    find_voc,
+)
 
 @dataclass
 class Report:
@@ -39,64 +32,42 @@ class Report:
     boxes: dict = field(default_factory=dict)  # split -> {class: count}
     clipped: list = field(default_factory=list)  # "file: box" descriptions
     dropped: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # {"file", "reason", "split" (None: before the split)}
     split_source: str = ""
 
     def as_dict(self) -> dict:
         return {"images": self.images, "boxes": self.boxes, "clipped": self.clipped, "dropped": self.dropped,
-                "split_source": self.split_source}
+                "skipped": self.skipped, "split_source": self.split_source}
 
 
-def read_annotation(xml_path: Path) -> tuple[str, list[Box]]:
-    """(image filename, boxes) from one VOC XML file."""
-    try:
-        root = ET.parse(xml_path).getroot()
-    except (ET.ParseError, OSError) as e:
-        raise ConversionError(f"{xml_path.name}: unreadable XML ({e})") from None
-    filename = (root.findtext("filename") or "").strip() or xml_path.stem + ".jpg"
-    boxes = []
-    for obj in root.iter("object"):
-        name = (obj.findtext("name") or "").strip()
-        bb = obj.find("bndbox")
-        try:
-            coords = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
-        except (AttributeError, TypeError, ValueError):
-            raise ConversionError(f"{xml_path.name}: an object '{name}' has no valid bndbox") from None
-        if not name:
-            raise ConversionError(f"{xml_path.name}: an object has no class name")
-        boxes.append(Box(name, *coords))
-    return filename, boxes
-
-
-def find_image(images_dir: Path, filename: str, stem: str) -> Path | None:
-    candidate = images_dir / filename
-    if candidate.is_file():
-        return candidate
-    for suffix in IMAGE_SUFFIXES:
-        for s in (suffix, suffix.upper()):
-            if (images_dir / f"{stem}{s}").is_file():
-                return images_dir / f"{stem}{s}"
-    return None
-
-
-def read_splits(src: Path, stems: list[str], fractions: tuple[float, float, float], seed: int) -> tuple[dict, str]:
-    """split -> stems, from ImageSets/Main when present, else a seeded random split."""
-    main = src / "ImageSets" / "Main"
-    if all((main / f"{s}.txt").is_file() for s in SPLITS):
-        splits = {s: [ln.strip() for ln in (main / f"{s}.txt").read_text().splitlines() if ln.strip()] for s in SPLITS}
-        known = set(stems)
-        for s, names in splits.items():
-            missing = [n for n in names if n not in known]
-            if missing:
-                raise ConversionError(f"ImageSets/Main/{s}.txt lists {missing[0]}, which has no annotation")
-        return splits, "ImageSets/Main"
+def read_splits(tree: VocTree, keys: list[str], fractions: tuple[float, float, float], seed: int,
+                report: Report) -> dict[str, list[str]]:
+    """split -> annotation keys: from ImageSets/Main, else split folders, else a seeded random split.
+    A listed name with no usable annotation is reported as skipped."""
+    known = set(keys)
+    if tree.imagesets is not None:
+        where = tree.relative(tree.imagesets)
+        splits = {}
+        for s in SPLITS:
+            names = [ln.strip() for ln in (tree.imagesets / f"{s}.txt").read_text(errors="replace").splitlines()
+                     if ln.strip()]
+            splits[s] = [n for n in names if n in known]
+            report.skipped += [{"file": f"{where}/{s}.txt: {n[:80]}", "reason": "listed, but it has no usable "
+                                "annotation and image", "split": s} for n in names if n not in known]
+        report.split_source = where
+        return splits
+    folders = tree.folder_splits()
+    if folders is not None:
+        report.split_source = "folders named for the splits"
+        return {s: [k for k in v if k in known] for s, v in folders.items()}
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ConversionError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
-    order = sorted(stems)
+    order = sorted(keys)
     random.Random(seed).shuffle(order)
     n_train = round(fractions[0] * len(order))
     n_val = round(fractions[1] * len(order))
-    return ({"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]},
-            f"seeded split {fractions} seed {seed}")
+    report.split_source = f"seeded split {fractions} seed {seed}"
+    return {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
 
 
 def clip_box(box: Box, width: int, height: int) -> tuple[Box | None, bool]:
@@ -114,53 +85,46 @@ def convert_voc(src: str | Path, dst: str | Path, names: list[str] | None = None
                 overwrite: bool = False) -> Report:
     """Convert the VOC tree at ``src`` into ``dst`` (images/, labels/, data.yaml, report.json)."""
     src, dst = Path(src).resolve(), Path(dst).resolve()
-    ann_dir, img_dir = src / "Annotations", src / "JPEGImages"
-    if not ann_dir.is_dir() or not img_dir.is_dir():
-        raise ConversionError(f"{src}: expected Annotations/ and JPEGImages/ (a Pascal VOC folder)")
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise ConversionError(f"{dst} exists and is not empty; pass overwrite to replace it")
-    xmls = sorted(ann_dir.glob("*.xml"))
-    if not xmls:
-        raise ConversionError(f"{ann_dir}: no .xml annotations")
+    tree = find_voc(src)
+    report = Report(skipped=[{"file": f, "reason": r, "split": None} for f, r in tree.skipped])
 
-    parsed = {}
-    for xml_path in xmls:
-        filename, boxes = read_annotation(xml_path)
-        image = find_image(img_dir, filename, xml_path.stem)
-        if image is None:
-            raise ConversionError(f"{xml_path.name}: its image {filename} is missing from JPEGImages/")
-        parsed[xml_path.stem] = (image, boxes)
+    usable = {}  # key -> (annotation, (height, width))
+    for a in tree.annotations:
+        try:
+            usable[a.key] = (a, checked_size(a.image))
+        except ImageFileError as e:
+            report.skipped.append({"file": tree.relative(a.image), "reason": str(e), "split": a.folder_split})
+    if not usable:
+        raise ConversionError(f"none of the {len(tree.annotations)} annotated images is usable "
+                              f"(first: {report.skipped[0]['file']}: {report.skipped[0]['reason']})")
 
-    found = sorted({b.name for _, boxes in parsed.values() for b in boxes})
+    found = sorted({b.name for a, _ in usable.values() for b in a.boxes})
     if names:
-        for stem, (_, boxes) in parsed.items():
-            unknown = sorted({b.name for b in boxes} - set(names))
+        for a, _ in usable.values():
+            unknown = sorted({b.name for b in a.boxes} - set(names))
             if unknown:
-                raise ConversionError(f"{stem}.xml: unknown class {unknown[0]!r}; known: {list(names)}")
+                raise ConversionError(f"{tree.relative(a.xml)}: unknown class {unknown[0]!r}; known: {list(names)}")
         classes = list(names)
     else:
         classes = found
-    splits, source = read_splits(src, list(parsed), fractions, seed)
+    splits = read_splits(tree, list(usable), fractions, seed, report)
 
-    report = Report(split_source=source)
     tmp = dst.parent / f".{dst.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for split, stems in splits.items():
+        for split, keys in splits.items():
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
-            counts = Counter()
-            for stem in stems:
-                image, boxes = parsed[stem]
-                try:
-                    with Image.open(image) as im:
-                        width, height = im.size
-                except OSError as e:
-                    raise ConversionError(f"{image.name}: unreadable image ({e})") from None
+            counts, taken = Counter(), set()
+            for key in keys:
+                a, (height, width) = usable[key]
+                xml_name = tree.relative(a.xml)
                 lines = []
-                for box in boxes:
+                for box in a.boxes:
                     fixed, changed = clip_box(box, width, height)
-                    desc = f"{stem}.xml: {box.name} ({box.xmin:g},{box.ymin:g},{box.xmax:g},{box.ymax:g})"
+                    desc = f"{xml_name}: {box.name} ({box.xmin:g},{box.ymin:g},{box.xmax:g},{box.ymax:g})"
                     if fixed is None:
                         report.dropped.append(desc)
                         continue
@@ -170,13 +134,15 @@ def convert_voc(src: str | Path, dst: str | Path, names: list[str] | None = None
                     cx, cy = (fixed.xmin + fixed.xmax) / 2 / width, (fixed.ymin + fixed.ymax) / 2 / height
                     bw, bh = (fixed.xmax - fixed.xmin) / width, (fixed.ymax - fixed.ymin) / height
                     lines.append(f"{classes.index(fixed.name)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
-                _link_or_copy(image, tmp / "images" / split / image.name)
-                (tmp / "labels" / split / f"{Path(image.name).stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-            report.images[split] = len(stems)
+                name = _unique_name(a.image, taken)
+                _link_or_copy(a.image, tmp / "images" / split / name)
+                (tmp / "labels" / split / f"{Path(name).stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            report.images[split] = len(keys)
             report.boxes[split] = {c: counts[c] for c in classes}
-        data_yaml = {"path": str(dst), "train": "images/train", "val": "images/val", "test": "images/test",
+        data_yaml = {"train": "images/train", "val": "images/val", "test": "images/test",
                      "names": dict(enumerate(classes))}
-        (tmp / "data.yaml").write_text(_yaml(data_yaml))
+        (tmp / "data.yaml").write_text("# written by voc2yolo; split folders are relative to this file's folder\n"
+                                       + _yaml(data_yaml))
         (tmp / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
         if dst.exists():
             shutil.rmtree(dst)
@@ -185,6 +151,17 @@ def convert_voc(src: str | Path, dst: str | Path, names: list[str] | None = None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _unique_name(image: Path, taken: set[str]) -> str:
+    """The image's file name in its split folder; prefixed with its folder's name (then a number)
+    where another image of the split already has it, so no label file is overwritten."""
+    name, n = image.name, 1
+    while name.lower() in taken:
+        name = f"{image.parent.name}_{image.stem}" + (f"_{n}" if n > 1 else "") + image.suffix
+        n += 1
+    taken.add(name.lower())
+    return name
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -202,10 +179,11 @@ def _yaml(d: dict) -> str:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("voc2yolo", help="convert a Pascal VOC folder into the ultralytics YOLO layout")
-    p.add_argument("src", help="VOC root holding Annotations/ and JPEGImages/")
+    p.add_argument("src", help="a folder holding Pascal VOC .xml annotations and their images (any folder names)")
     p.add_argument("dst", help="output folder (written atomically)")
     p.add_argument("--names", nargs="+", help="class list in index order (default: from the annotations, sorted)")
-    p.add_argument("--split", default="0.7,0.15,0.15", help="train,val,test fractions when ImageSets is absent")
+    p.add_argument("--split", default="0.7,0.15,0.15",
+                   help="train,val,test fractions when the tree has neither ImageSets/Main nor split folders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=_run)
@@ -221,5 +199,8 @@ def _run(args) -> int:
     print(f"boxes clipped to the image: {len(report.clipped)}; dropped (nothing left): {len(report.dropped)}")
     for line in report.clipped + report.dropped:
         print(f"  {line}")
+    print(f"files skipped: {len(report.skipped)}")
+    for item in report.skipped:
+        print(f"  {item['file']}: {item['reason']}")
     print(f"wrote {Path(args.dst).resolve() / 'data.yaml'}")
     return 0

@@ -1,9 +1,11 @@
 """Labelled data sets to evaluate on: a YOLO ``data.yaml`` and split, a Pascal VOC folder, or a zip.
 
 A split is read into numbers only: each image's path and size, and its ground-truth boxes in
-the image's own pixels (class index, x1, y1, x2, y2). A data set that came from an upload is
-confined to its folder: every path its data.yaml names must resolve inside it, so a YAML cannot
-point the app at files elsewhere on the server.
+the image's own pixels (class index, x1, y1, x2, y2). An image that cannot be used (a damaged file,
+a malformed label file) is skipped and listed with its reason, as ultralytics skips it. A data set
+that came from an upload is confined to its folder: every path its data.yaml names must resolve
+inside it, so a YAML cannot point the app at files elsewhere on the server; a ``path`` written on
+another machine is read as the YAML's own folder when the splits are found there.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from attention_lens.cache import BoundedCache, remove_folder
 from attention_lens.env import run_folder
 from attention_lens.experiments.archives import extracted
-from attention_lens.experiments.data import IMAGE_SUFFIXES, SPLITS, convert_voc
+from attention_lens.experiments.data import convert_voc
+from attention_lens.experiments.image_files import ImageFileError, checked_size
+from attention_lens.experiments.voc_tree import IMAGE_SUFFIXES, SPLITS, looks_like_voc
 
 MAX_IMAGES = 5000
 MAX_LABEL_BYTES = 1 * 2**20
@@ -41,6 +44,9 @@ class Split:
     boxes: list[np.ndarray]  # per image (n, 5): class, x1, y1, x2, y2 in image pixels
     fingerprint: str = ""
     paths: list[Path] = field(default_factory=list, repr=False)  # empty for a stored split (no pixels)
+    #: Files left out, with the reason: {"file": name, "reason": text}; and notes on how it was read.
+    skipped: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def has_pixels(self) -> bool:
@@ -49,6 +55,7 @@ class Split:
     def as_dict(self) -> dict:
         """JSON-ready: numbers and file names only (never pixels or server paths)."""
         return {"name": self.name, "split": self.split, "classes": self.classes, "fingerprint": self.fingerprint,
+                "skipped": self.skipped, "notes": self.notes,
                 "images": [{"file": f, "height": h, "width": w, "boxes": np.round(b, 2).tolist()}
                            for f, (h, w), b in zip(self.images, self.sizes, self.boxes)]}
 
@@ -57,9 +64,11 @@ class Split:
         try:
             images = d["images"]
             boxes = [np.asarray(i["boxes"], dtype=np.float64).reshape(-1, 5) for i in images]
+            skipped = [{"file": str(x["file"]), "reason": str(x["reason"])} for x in d.get("skipped", [])]
             return cls(str(d["name"]), str(d["split"]), [str(c) for c in d["classes"]],
                        [str(i["file"]) for i in images], [(int(i["height"]), int(i["width"])) for i in images],
-                       boxes, str(d.get("fingerprint", "")))
+                       boxes, str(d.get("fingerprint", "")), skipped=skipped,
+                       notes=[str(x) for x in d.get("notes", [])])
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(f"stored split unreadable ({type(e).__name__})") from None
 
@@ -85,33 +94,54 @@ def read_split(data_yaml: str | Path, split: str = "test", confine: bool = False
         raise DatasetError("data.yaml is not a mapping")
     classes = _class_names(cfg.get("names"))
     root_dir = data_yaml.parent.resolve()
-    base = Path(str(cfg.get("path") or "."))
-    base = (root_dir / base).resolve() if not base.is_absolute() else base.resolve()
     entry = cfg.get(split)
     if not isinstance(entry, str) or not entry:
         raise DatasetError(f"data.yaml names no '{split}' split")
+    base, notes = _base_folder(cfg.get("path"), entry, root_dir, confine)
     where = (base / entry).resolve()
-    if confine and not (base.is_relative_to(root_dir) and where.is_relative_to(root_dir)):
+    if confine and not where.is_relative_to(root_dir):
         raise DatasetError("data.yaml points outside its own folder")
     image_paths = _list_images(where, root_dir if confine else None)
     if not image_paths:
         raise DatasetError(f"the '{split}' split holds no images")
     if len(image_paths) > MAX_IMAGES:
         raise DatasetError(f"the '{split}' split holds more than {MAX_IMAGES} images")
-    sizes, boxes = [], []
+    kept, sizes, boxes, skipped = [], [], [], []
     for p in image_paths:
         try:
-            with Image.open(p) as im:
-                w, h = im.size
-        except (OSError, ImportError, SyntaxError, ValueError):
-            # ImportError: ultralytics patches Image.open to retry unknown files through pi-heif,
-            # which is not installed; a file that is no image ends there.
-            raise DatasetError(f"{p.name}: not a readable image") from None
+            h, w = checked_size(p)
+            labels = _read_labels(_label_path(p), w, h, len(classes))
+        except (ImageFileError, DatasetError) as e:
+            skipped.append({"file": p.name, "reason": str(e)})
+            continue
+        kept.append(p)
         sizes.append((h, w))
-        boxes.append(_read_labels(_label_path(p), w, h, len(classes)))
+        boxes.append(labels)
+    if not kept:
+        first = skipped[0]
+        raise DatasetError(f"none of the {len(image_paths)} images of the '{split}' split is usable "
+                           f"(first: {first['file']}: {first['reason']})")
     name = str(cfg.get("name") or root_dir.name)
-    return Split(name, split, classes, [p.name for p in image_paths], sizes, boxes,
-                 _fingerprint(image_paths, boxes), image_paths)
+    return Split(name, split, classes, [p.name for p in kept], sizes, boxes, _fingerprint(kept, boxes), kept,
+                 skipped=skipped, notes=notes)
+
+
+def _base_folder(path, entry: str, root_dir: Path, confine: bool) -> tuple[Path, list[str]]:
+    """The folder the YAML's split entries are relative to, and a note when it is not what ``path``
+    says: a relative ``path`` is read from the YAML's folder; an absolute one written on another
+    machine (or outside an upload) is read as the YAML's folder when the split is found there."""
+    base = Path(str(path or "."))
+    resolved = (root_dir / base).resolve() if not base.is_absolute() else base.resolve()
+    if not confine and (resolved / entry).exists():
+        return resolved, []
+    if confine and resolved.is_relative_to(root_dir):
+        return resolved, []
+    if (root_dir / entry).exists() and (root_dir / entry).resolve().is_relative_to(root_dir):
+        return root_dir, ["data.yaml's 'path' names a folder elsewhere; its splits were found beside the YAML "
+                          "and read from there"]
+    if confine:
+        raise DatasetError("data.yaml points outside its own folder")
+    return resolved, []
 
 
 def _class_names(names) -> list[str]:
@@ -204,8 +234,9 @@ def file_digest(path: Path) -> str:
 
 
 def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False) -> Split:
-    """A split from a data.yaml, a folder holding one (or a VOC tree: Annotations/ + JPEGImages/),
-    or a zip of either. ``uploaded`` confines every path to the upload's own folder."""
+    """A split from a data.yaml, a folder holding one (or Pascal VOC annotations, whatever their
+    folders are called), or a zip of either. ``uploaded`` confines every path to the upload's own
+    folder."""
     source = Path(source)
     if source.suffix.lower() == ".zip":
         try:
@@ -220,30 +251,46 @@ def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False
     yamls = sorted(p for p in source.rglob("*.y*ml") if p.is_file() and p.name in ("data.yaml", "data.yml"))
     if yamls:
         return read_split(yamls[0], split, confine=uploaded)
-    voc = next((a.parent for a in sorted(source.rglob("Annotations")) if (a.parent / "JPEGImages").is_dir()), None)
-    if voc is None:
-        raise DatasetError("no data.yaml and no VOC tree (Annotations/ + JPEGImages/) found")
-    return read_split(_converted(voc) / "data.yaml", split, confine=True)
+    if not looks_like_voc(source):
+        raise DatasetError("no data.yaml and no Pascal VOC annotations (.xml) found")
+    out, report = _converted(source)
+    read = read_split(out / "data.yaml", split, confine=True)
+    # what the conversion left out: files of this split, and those skipped before the split was made
+    read.skipped = [{"file": x["file"], "reason": x["reason"]} for x in report.get("skipped", [])
+                    if x.get("split") in (None, split)] + read.skipped
+    read.notes = [f"Pascal VOC converted by voc2yolo (splits from {report.get('split_source', '?')})"] + read.notes
+    return read
 
 
-#: VOC trees already converted: (folder, mtime of Annotations/) -> the converted copy, so asking
-#: for another split or evaluating again does not convert (and fill the disk) again.
-_CONVERTED: BoundedCache[Path] = BoundedCache(8, on_evict=lambda out: remove_folder(out.parent))
+#: VOC trees already converted: (folder, its annotation files' names, sizes and times) -> the
+#: converted copy and its report, so asking for another split or evaluating again does not convert
+#: (and fill the disk) again.
+_CONVERTED: BoundedCache[tuple] = BoundedCache(8, on_evict=lambda entry: remove_folder(entry[0].parent))
 
 
-def _converted(voc: Path) -> Path:
-    def convert() -> Path:
+def _converted(voc: Path) -> tuple[Path, dict]:
+    def convert() -> tuple[Path, dict]:
         out = Path(tempfile.mkdtemp(prefix="attention-lens-voc-", dir=run_folder())) / "data"
         try:
-            convert_voc(voc, out)
-        except ValueError as e:
+            report = convert_voc(voc, out)
+        except ValueError as e:  # ConversionError, or a check of the report's numbers
             remove_folder(out.parent)
             reason = str(e).replace(str(voc.resolve()), "the VOC folder").replace(str(out.resolve()), "the converted copy")
             raise DatasetError(f"VOC conversion failed: {reason}") from None
-        return out
+        return out, report.as_dict()
 
-    key = (str(voc.resolve()), (voc / "Annotations").stat().st_mtime_ns)
+    key = (str(voc.resolve()), _tree_state(voc))
     hit = _CONVERTED.get(key)
-    if hit is not None and not (hit / "data.yaml").is_file():  # removed under us (a session sweep)
+    if hit is not None and not (hit[0] / "data.yaml").is_file():  # removed under us (a session sweep)
         _CONVERTED.put(key, convert())
     return _CONVERTED.get_or_make(key, convert)
+
+
+def _tree_state(root: Path) -> str:
+    """A digest of the names, sizes and modification times of the files under ``root``."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

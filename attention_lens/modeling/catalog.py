@@ -129,6 +129,18 @@ class ModelStore:
         baselines = [n for n in pool if not self.entries[n].attention]
         return next((n for n in baselines if self.entries[n].base == base), baselines[0] if baselines else None)
 
+    def reference_for(self, models: dict[str, torch.nn.Module]) -> str | None:
+        """The reference for a set of models (name -> model, shipped and uploaded): the catalogue's
+        baseline among them (``baseline_name``), else the first without attention (a user's plain
+        run), else the first."""
+        from attention_lens.attention import attention_modules
+
+        shipped = self.baseline_name([n for n in models if n in self.entries])
+        if shipped is not None:
+            return shipped
+        plain = next((n for n, m in models.items() if n not in self.entries and not attention_modules(m)), None)
+        return plain or next(iter(models), None)
+
     def default_selection(self) -> list[str]:
         """A small default: the first base's first baseline and two of its attention kinds (EMA and
         CBAM first, whose gains were largest), at the lowest seed each, at the placement where the

@@ -54,19 +54,21 @@ def test_bccd_converts_with_its_splits_and_class_counts(bccd_root, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def make_voc(root: Path, items: dict, size=(64, 48), imagesets=None) -> Path:
-    """A VOC tree: items = {stem: [(name, xmin, ymin, xmax, ymax), ...] or raw XML text}."""
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
+def make_voc(root: Path, items: dict, size=(64, 48), imagesets=None, annotations="Annotations",
+             images="JPEGImages") -> Path:
+    """A VOC tree: items = {stem: [(name, xmin, ymin, xmax, ymax), ...] or raw XML text}; a stem
+    may hold folders ("train/a"), under the annotation and image folders."""
     for stem, objs in items.items():
-        Image.new("RGB", size, (120, 30, 30)).save(root / "JPEGImages" / f"{stem}.jpg")
+        (root / images / stem).parent.mkdir(parents=True, exist_ok=True)
+        (root / annotations / stem).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (120, 30, 30)).save(root / images / f"{stem}.jpg")
         if isinstance(objs, str):
-            (root / "Annotations" / f"{stem}.xml").write_text(objs)
+            (root / annotations / f"{stem}.xml").write_text(objs)
             continue
         body = "".join(f"<object><name>{n}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax>"
                        f"<ymax>{d}</ymax></bndbox></object>" for n, a, b, c, d in objs)
-        (root / "Annotations" / f"{stem}.xml").write_text(
-            f"<annotation><filename>{stem}.jpg</filename><size><width>{size[0]}</width>"
+        (root / annotations / f"{stem}.xml").write_text(
+            f"<annotation><filename>{Path(stem).name}.jpg</filename><size><width>{size[0]}</width>"
             f"<height>{size[1]}</height></size>{body}</annotation>")
     if imagesets:
         (root / "ImageSets" / "Main").mkdir(parents=True)
@@ -80,19 +82,81 @@ def assert_nothing_left(dst: Path):
     assert not list(dst.parent.glob(f".{dst.name}.partial*"))
 
 
-def test_missing_image_names_the_file(tmp_path):
+def test_an_annotation_without_its_image_is_skipped_and_reported(tmp_path):
     src = make_voc(tmp_path / "voc", {"a": [("cat", 1, 1, 10, 10)], "b": [("cat", 1, 1, 10, 10)]})
     (src / "JPEGImages" / "b.jpg").unlink()
-    with pytest.raises(ConversionError, match=r"b\.xml.*b\.jpg is missing"):
-        convert_voc(src, tmp_path / "out")
-    assert_nothing_left(tmp_path / "out")
+    report = convert_voc(src, tmp_path / "out")
+    assert report.skipped == [{"file": "Annotations/b.xml", "reason": "its image b.jpg was not found in the folder",
+                               "split": None}]
+    assert sum(report.images.values()) == 1
 
 
-def test_bad_xml_names_the_file(tmp_path):
+def test_unreadable_xml_is_skipped_and_other_xml_is_ignored(tmp_path):
     src = make_voc(tmp_path / "voc", {"a": [("cat", 1, 1, 10, 10)], "broken": "<annotation><object>"})
-    with pytest.raises(ConversionError, match=r"broken\.xml: unreadable XML"):
+    (src / "Annotations" / "meta.xml").write_text("<dataset><name>not an annotation</name></dataset>")
+    report = convert_voc(src, tmp_path / "out")
+    assert [(x["file"], x["reason"]) for x in report.skipped] == [("Annotations/broken.xml",
+                                                                   "unreadable XML (ParseError)")]
+    assert sum(report.images.values()) == 1
+
+
+def test_nothing_usable_is_refused_and_leaves_nothing(tmp_path):
+    src = make_voc(tmp_path / "voc", {"broken": "<annotation><object>"})
+    with pytest.raises(ConversionError, match="no Pascal VOC annotations found"):
         convert_voc(src, tmp_path / "out")
     assert_nothing_left(tmp_path / "out")
+
+
+def test_a_truncated_image_is_skipped_and_the_cli_names_it(tmp_path):
+    items = {f"im{i}": [("cat", 1, 1, 10, 10)] for i in range(6)}
+    src = make_voc(tmp_path / "voc", items)
+    whole = (src / "JPEGImages" / "im3.jpg").read_bytes()
+    (src / "JPEGImages" / "im3.jpg").write_bytes(whole[: len(whole) // 2])
+    report = convert_voc(src, tmp_path / "out")
+    assert [(x["file"], x["reason"]) for x in report.skipped] == [("JPEGImages/im3.jpg",
+                                                                   "damaged or truncated image data")]
+    assert sum(report.images.values()) == 5
+    r = subprocess.run([sys.executable, "-m", "attention_lens", "voc2yolo", str(src), str(tmp_path / "out2")],
+                       capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 0, r.stderr
+    assert "files skipped: 1" in r.stdout and "JPEGImages/im3.jpg: damaged or truncated image data" in r.stdout
+
+
+def test_folders_named_anything_are_found_by_their_content(tmp_path):
+    items = {f"im{i}": [("cat", 1, 1, 10, 10)] for i in range(10)}
+    src = make_voc(tmp_path / "voc", items, annotations="annots", images="images")
+    report = convert_voc(src, tmp_path / "out", fractions=(0.6, 0.2, 0.2))
+    assert report.images == {"train": 6, "val": 2, "test": 2} and not report.skipped
+
+
+def test_split_folders_give_the_split_and_repeated_names_stay_apart(tmp_path):
+    # a Roboflow-style export: train/ valid/ test/, each holding its images and XML side by side
+    items = {"train/a": [("cat", 1, 1, 10, 10)], "train/b": [("cat", 1, 1, 10, 10)],
+             "valid/a": [("cat", 2, 2, 20, 20)], "test/c": [("dog", 1, 1, 10, 10)]}
+    src = make_voc(tmp_path / "voc", items, annotations="export", images="export")
+    report = convert_voc(src, tmp_path / "out")
+    assert report.split_source == "folders named for the splits"
+    assert report.images == {"train": 2, "val": 1, "test": 1}
+    assert (tmp_path / "out" / "labels" / "val" / "a.txt").read_text().split()[1:3] == \
+        [f"{11 / 64:.6f}", f"{11 / 48:.6f}"]  # valid/a's own box, not train/a's
+
+
+def test_data_yaml_is_read_relative_to_its_folder_by_ultralytics_and_by_us(tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+
+    from attention_lens.experiments.datasets import read_split
+
+    src = make_voc(tmp_path / "voc", {f"im{i}": [("cat", 1, 1, 10, 10)] for i in range(10)})
+    convert_voc(src, tmp_path / "out")
+    moved = tmp_path / "elsewhere" / "set"
+    moved.parent.mkdir()
+    (tmp_path / "out").rename(moved)  # as a user zips it and unpacks it on another machine
+    cfg = yaml.safe_load((moved / "data.yaml").read_text())
+    assert "path" not in cfg
+    resolved = check_det_dataset(str(moved / "data.yaml"))
+    assert Path(resolved["val"]) == moved / "images" / "val"
+    split = read_split(moved / "data.yaml", "train", confine=True)
+    assert len(split.images) == len(list((moved / "images" / "train").iterdir())) and not split.notes
 
 
 def test_unknown_class_names_the_file(tmp_path):
@@ -140,7 +204,7 @@ def test_existing_output_is_not_clobbered(tmp_path):
 
 
 def test_cli_reports_errors_without_traceback(tmp_path):
-    src = make_voc(tmp_path / "voc", {"broken": "<annotation"})
+    src = make_voc(tmp_path / "voc", {"broken": "<annotation"})  # the only annotation: nothing usable
     r = subprocess.run([sys.executable, "-m", "attention_lens", "voc2yolo", str(src), str(tmp_path / "out")],
                        capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 2 and "broken.xml" in r.stderr and "Traceback" not in r.stderr

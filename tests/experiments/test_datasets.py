@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attention_lens.experiments.datasets import MAX_BOXES_PER_IMAGE, DatasetError, read_split
+from attention_lens.experiments.datasets import MAX_BOXES_PER_IMAGE, DatasetError, Split, read_split
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
@@ -46,21 +46,46 @@ def test_same_names_and_labels_over_other_pixels_get_another_fingerprint(tmp_pat
 
 @pytest.mark.parametrize("row", ["0 nan 0.5 0.1 0.1", "0 0.5 inf 0.1 0.1", "0 0.5 0.5 1e300 0.1",
                                  "0 -0.2 0.5 0.1 0.1"])
-def test_label_values_that_are_not_normalised_numbers_are_refused_by_line(tmp_path, row):
-    data = yolo_set(tmp_path, {"a.png": smear()}, {"a": f"0 0.5 0.5 0.1 0.1\n{row}\n"})
-    with pytest.raises(DatasetError, match="a.txt line 2: box values must be numbers from 0 to 1"):
-        read_split(data, "test")
+def test_an_image_whose_labels_are_not_normalised_numbers_is_skipped_by_line(tmp_path, row):
+    data = yolo_set(tmp_path, {"a.png": smear(), "b.png": smear()},
+                    {"a": f"0 0.5 0.5 0.1 0.1\n{row}\n", "b": "1 0.5 0.5 0.2 0.2\n"})
+    split = read_split(data, "test")
+    assert split.images == ["b.png"] and len(split.boxes[0]) == 1
+    assert split.skipped == [{"file": "a.png", "reason": "a.txt line 2: box values must be numbers from 0 to 1 "
+                                                        "(normalised)"}]
 
 
-def test_an_image_with_too_many_boxes_is_refused_before_the_rest_is_read(tmp_path):
+def test_an_image_with_too_many_boxes_is_skipped_before_the_rest_is_read(tmp_path):
     rows = "".join("0 0.5 0.5 0.01 0.01\n" for _ in range(50_000))  # the 50k-row label file of issue 31
     data = yolo_set(tmp_path, {"a.png": smear()}, {"a": rows})
-    with pytest.raises(DatasetError, match=f"a.txt: more than {MAX_BOXES_PER_IMAGE} boxes in one image"):
-        read_split(data, "test")
+    with pytest.raises(DatasetError, match=f"a.png: a.txt: more than {MAX_BOXES_PER_IMAGE} boxes in one image"):
+        read_split(data, "test")  # the only image: nothing usable is left
 
 
-def test_a_file_that_is_no_image_is_named_without_library_text(tmp_path):
+def test_a_file_that_is_no_image_is_skipped_without_library_text(tmp_path):
     data = yolo_set(tmp_path, {"a.png": smear(), "b.jpg": b"%PDF-1.4 not an image"}, {})
-    with pytest.raises(DatasetError) as e:
-        read_split(data, "test")
-    assert str(e.value) == "b.jpg: not a readable image"
+    split = read_split(data, "test")
+    assert split.images == ["a.png"] and split.skipped == [{"file": "b.jpg", "reason": "not a readable image"}]
+    assert Split.from_dict(split.as_dict()).skipped == split.skipped
+
+
+def zipped_set(tmp_path: Path, path_line: str) -> Path:
+    """An upload: a data set whose data.yaml has ``path_line``, unpacked as the app unpacks a zip."""
+    data = yolo_set(tmp_path / "upload" / "set", {"a.png": smear()}, {"a": "0 0.5 0.5 0.2 0.2\n"})
+    text = data.read_text().replace("path: .\n", path_line)
+    data.write_text(text)
+    return data
+
+
+def test_an_absolute_path_from_another_machine_is_read_as_the_yaml_folder(tmp_path):
+    data = zipped_set(tmp_path, "path: /home/someone/datasets/set\n")
+    split = read_split(data, "test", confine=True)
+    assert split.images == ["a.png"] and "found beside the YAML" in split.notes[0]
+
+
+def test_an_absolute_path_elsewhere_on_this_machine_is_still_refused_when_the_split_is_not_beside_it(tmp_path):
+    outside = yolo_set(tmp_path / "outside", {"x.png": smear()}, {})
+    data = zipped_set(tmp_path, f"path: {outside.parent}\n")
+    shutil.rmtree(data.parent / "images")
+    with pytest.raises(DatasetError, match="points outside its own folder"):
+        read_split(data, "test", confine=True)
