@@ -22,6 +22,7 @@ from attention_lens.analysis.evaluation import (
     metrics_of,
 )
 from attention_lens.analysis.localisation import summarise
+from attention_lens.analysis.ultralytics_metrics import ultralytics_metrics
 from attention_lens.cache import BoundedCache
 from attention_lens.experiments.datasets import Split
 
@@ -69,7 +70,8 @@ def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None
 
 def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], reference: str,
                         confidence: float = 0.25, rounds: int = 1000, seed_groups: dict[str, str] | None = None,
-                        top_images: int = 20, localisation: dict[str, list] | None = None) -> dict:
+                        top_images: int = 20, localisation: dict[str, list] | None = None,
+                        imgsz: int | None = None) -> dict:
     """Every number the Evaluate view shows, from stored or fresh detections (JSON-ready).
 
     ``seed_groups``: model name -> variant name; where the reference's variant has several
@@ -81,6 +83,9 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     rounds = check_rounds(rounds, minimum=1)
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
+    if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
+        for n, d in detections.items():
+            models[n]["ultralytics"] = ultralytics_metrics(split, d, imgsz)
     groups = seed_groups or {}
     seed_std = _seed_std(models, reference, groups)
     against, objects = {}, None
@@ -179,7 +184,7 @@ def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320
     both = predictions_for_models(models, split, imgsz, step, localise)
     detections, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
     out = evaluate_detections(split, detections, reference, confidence, rounds, seed_groups,
-                              localisation=scores if localise else None)
+                              localisation=scores if localise else None, imgsz=imgsz)
     out["image size"] = imgsz
     return out
 
@@ -195,11 +200,18 @@ def save_detections(path, split: Split, imgsz: int, detections: dict[str, list[n
     localisation scores) as gzipped JSON, so the data-set views work where the images are not (a Space)."""
     import gzip
 
-    rows = {n: [np.round(d, 4).tolist() for d in per_image] for n, per_image in detections.items()}
+    rows = {n: [_stored_rows(d) for d in per_image] for n, per_image in detections.items()}
     data = {"split": split.as_dict(), "image size": imgsz, "detections": rows,
             "localisation": {n: s for n, s in (localisation or {}).items() if s is not None}}
     with gzip.open(path, "wt", encoding="utf-8") as f:
         json.dump(data, f, separators=(",", ":"))
+
+
+def _stored_rows(det: np.ndarray) -> list:
+    """One image's detections as stored: boxes to 0.01 px and scores to 1e-5 (every metric equal to
+    the unrounded ones on the zoo; the file stays under a Space's 10 MB limit for plain git)."""
+    det = np.asarray(det, dtype=np.float64).reshape(-1, 6)
+    return np.column_stack([np.round(det[:, :4], 2), np.round(det[:, 4], 5), det[:, 5]]).tolist()
 
 
 def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]], dict[str, list]]:

@@ -11,8 +11,9 @@ results are readable from Python):
   the model / neither (IoU 0.5, above the threshold), false positives per image, and images
   ranked by how much the two disagree (the bootstrap of each Δ is in bootstrap.py).
 
-Detections use ultralytics' validation settings (confidence 0.001, NMS IoU 0.7, up to 300 per
-image), so mAP agrees with ``model.val()`` up to letterboxing and AP interpolation details.
+Detections are made as ultralytics' validator makes them (its letterbox, confidence 0.001,
+multi-label NMS at IoU 0.7, up to 300 per image); from them come both definitions of mAP: COCO's
+here and ultralytics' own (``ultralytics_metrics``), which equals ``yolo val``.
 """
 from __future__ import annotations
 
@@ -51,16 +52,17 @@ PASS_BATCH = 8
 
 def predict_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
     """name -> (per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own
-    pixels; per image localisation scores when ``localise``, else None), for several models
-    (name -> model) in one pass over the split: each image is read and letterboxed once (per
-    stride), then every model runs on it; images of one letterboxed shape go through a model's
-    ONNX Runtime graph ``PASS_BATCH`` at a time where it takes batches (detection only).
-    Localisation comes from the same forwards (see localisation.detect_and_score).
+    pixels, unclipped; per image localisation scores when ``localise``, else None), for several
+    models (name -> model) in one pass over the split: each image is read and letterboxed once
+    (per stride) as ultralytics' validator does it (``val_letterbox``, multi-label NMS), then every
+    model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
+    ``PASS_BATCH`` at a time where it takes batches. Localisation scores the maps of a forward on
+    the predictor's input (the one every view shows, see localisation.detect_and_score).
     ``progress(done, total)`` after each group of images."""
     from attention_lens.analysis.images import load_image
-    from attention_lens.runtime.detect import detect_batch
-    from attention_lens.runtime.letterbox import letterbox, model_stride
     from attention_lens.analysis.localisation import detect_and_score, groups_of
+    from attention_lens.runtime.detect import detect_batch
+    from attention_lens.runtime.letterbox import letterbox, model_stride, val_letterbox
     from attention_lens.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
@@ -72,32 +74,31 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         by_name[label] = {n: mapping[int(i)] for i, n in names.items() if int(i) in mapping}
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
-    n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
-    for start in range(0, n_images, step):
-        chunk = list(range(start, min(n_images, start + step)))
+    n_images = len(split.paths)
+    for start in range(0, n_images, PASS_BATCH):
+        chunk = list(range(start, min(n_images, start + PASS_BATCH)))
         rgbs = [load_image(split.paths[i]) for i in chunk]
-        boxed = {}  # stride -> per image letterboxed tensor
+        boxed = {}  # stride -> per image (the validator's input, its ratio_pad)
         for label, model in models.items():
             stride = model_stride(model)
             if stride not in boxed:
-                boxed[stride] = [letterbox(rgb, imgsz, stride) for rgb in rgbs]
-            xs = boxed[stride]
+                boxed[stride] = [val_letterbox(rgb, imgsz, stride) for rgb in rgbs]
+            xs = [x for x, _ in boxed[stride]]
             dets, scores = out[label]
-            if localise:
-                groups = groups_of(split.boxes[chunk[0]], split.classes, size_of)
-                det, s = detect_and_score(model, rgbs[0], groups, split.boxes[chunk[0]], imgsz=imgsz,
-                                          max_det=MAX_DETS, x=xs[0])
-                scores.append(s)
-                dets.append(_in_split_classes(det, by_name[label]))
-                continue
             found = [None] * len(chunk)
             for shape in dict.fromkeys(tuple(x.shape) for x in xs):  # one run per letterboxed shape
                 same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
                 batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
                 for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
-                                                     max_det=MAX_DETS)):
+                                                     max_det=MAX_DETS, ratio_pads=[boxed[stride][k][1] for k in same])):
                     found[k] = det
             dets.extend(_in_split_classes(det, by_name[label]) for det in found)
+            if localise:  # the maps over the predictor's input, as every view shows them
+                for k, i in enumerate(chunk):
+                    groups = groups_of(split.boxes[i], split.classes, size_of)
+                    scores.append(detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
+                                                   max_det=MAX_DETS, x=letterbox(rgbs[k], imgsz, stride))[1]
+                                  if groups else None)
         if progress:
             progress(chunk[-1] + 1, n_images)
     return out
@@ -127,6 +128,9 @@ def _dataset(split: Split, dets: list[np.ndarray] | None = None, min_score: floa
         if dets is not None:
             rows = rows[rows[:, 4] >= min_score]
         xyxy, cls = (rows[:, 1:5], rows[:, 0]) if dets is None else (rows[:, :4], rows[:, 5])
+        if dets is not None:  # unclipped from the pass: clipped to the image, as ultralytics' COCO JSON has them
+            h, w = split.sizes[i]
+            xyxy = np.clip(xyxy, 0, [w, h, w, h])
         wh = xyxy[:, 2:] - xyxy[:, :2]
         scores = rows[:, 4].tolist() if dets is not None else [None] * len(rows)
         # Python floats from numpy's float64 arithmetic: the same values, without a per-number loop.

@@ -9,17 +9,28 @@ import json
 from attention_lens.analysis.evaluation import CATEGORIES
 
 
+#: How each mAP column was computed: two definitions from the same detections (docs in the README).
+COCO, ULTRALYTICS = "COCO", "ultralytics val"
+
+
 def metrics_frame(results: dict):
+    """One row per model: both definitions of mAP side by side (COCO's, pycocotools' algorithm; and
+    ultralytics' val, its own ap_per_class), the Δ of COCO's mAP50-95 with its interval and
+    verdict, P and R at the chosen confidence, AP by size (COCO) and what ran the model."""
     import pandas as pd
 
     rows = []
     for name, m in results["models"].items():
         b = results["against reference"].get(name, {}).get("bootstrap", {}).get("mAP50-95", {})
-        rows.append({"model": name, "mAP50-95": m["mAP50-95"], "Δ mAP50-95": b.get("delta", 0.0),
+        u = m.get("ultralytics") or {}
+        rows.append({"model": name, f"mAP50-95 ({COCO})": m["mAP50-95"],
+                     f"mAP50-95 ({ULTRALYTICS})": u.get("mAP50-95"),
+                     f"Δ mAP50-95 ({COCO})": b.get("delta", 0.0),
                      "95% interval": f"[{b['low']:+.3f}, {b['high']:+.3f}]" if b else "reference",
-                     "verdict": b.get("verdict", "reference"), "mAP50": m["mAP50"], "P": m.get("P"),
-                     "R": m.get("R"), "AP small": m["AP small"], "AP medium": m["AP medium"],
-                     "AP large": m["AP large"], "ran on": results.get("ran on", {}).get(name, "")})
+                     "verdict": b.get("verdict", "reference"), f"mAP50 ({COCO})": m["mAP50"],
+                     f"mAP50 ({ULTRALYTICS})": u.get("mAP50"), "P": m.get("P"), "R": m.get("R"),
+                     "AP small": m["AP small"], "AP medium": m["AP medium"], "AP large": m["AP large"],
+                     "ran on": results.get("ran on", {}).get(name, "")})
     return pd.DataFrame(rows)
 
 

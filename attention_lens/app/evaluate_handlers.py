@@ -166,7 +166,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             {n: models.get(n) or to_run.get(n) for n in order})
         groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,
-                                      localisation=scores if localisation else None)
+                                      localisation=scores if localisation else None, imgsz=imgsz)
     except (DatasetError, EvaluationError) as e:
         raise UserError(str(e)) from None
     results["image size"] = imgsz

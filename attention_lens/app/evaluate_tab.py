@@ -57,7 +57,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                 rounds = gr.Slider(100, 2000, value=1000, step=100, label="Bootstrap rounds")
             localise = gr.Checkbox(True, label="Where the maps fall (energy in boxes, pointing game)")
         with gr.Column(scale=2):
-            summary = gr.Markdown(elem_id="evaluate-data")
+            summary = gr.Markdown(label="What was evaluated, and the files left out", elem_id="evaluate-data")
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",
                                  elem_id="evaluate-table")
             delta = gr.Plot(label="Δ mAP50-95 with bootstrap interval", elem_id="evaluate-delta")

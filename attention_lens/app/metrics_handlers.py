@@ -24,15 +24,17 @@ def _runs_for(sources: list[str], zip_path, lane=None, session: str | None = Non
     """(runs, skipped, the folder the uploaded zip unpacked into) for the Metrics tab.
 
     The checkpoints of an uploaded zip's plain runs are costed (params, GFLOPs) by a job on
-    ``lane``, never built in this process; without a lane (tests, scripts) they are built here."""
+    ``lane``, never built in this process; without a lane (tests, scripts) they are built here.
+    ``sources``: the shipped runs first, then the user's (``--runs``), which are listed first."""
     from attention_lens.experiments.metrics import collect_runs
 
     uploaded = extracted_zip(zip_path) if zip_path else None
     if uploaded and lane is not None:
-        runs, skipped = collect_runs(list(sources), uploaded=[str(uploaded)])
+        runs, skipped = collect_runs(list(sources), uploaded=[str(uploaded)], yours=list(sources)[1:])
         _cost_in_lane(lane, [r for r in runs if not r.may_build], session)
     else:
-        runs, skipped = collect_runs(list(sources) + ([str(uploaded)] if uploaded else []))
+        runs, skipped = collect_runs(list(sources), uploaded=[str(uploaded)] if uploaded else [],
+                                     yours=list(sources)[1:])
     return runs, skipped, uploaded
 
 

@@ -16,7 +16,8 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
                 "the same base in the same group; **within noise** means |Δ| is under twice that baseline's "
                 "seed-to-seed standard deviation (the shaded band on the charts, in the base's colour). A seed "
                 "given twice is counted once. Runs without summary.json show their best validation epoch and "
-                "are not compared.")
+                "are not compared. P, R and mAP here are **ultralytics val**'s (as `yolo val batch=1` reports them "
+                "for the checkpoint); the Evaluate tab shows them beside COCO's definition, from the same detections.")
     with gr.Row():
         per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
         upload = gr.File(label="Add a run (zip of a run directory)", file_types=[".zip"])

@@ -65,9 +65,11 @@ def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
     return cls(channels, *args, **kwargs)
 
 
-def attention_modules(model: nn.Module) -> list[tuple[str, int, nn.Module]]:
-    """(qualified name, layer index, module) for every attention module in a detection model."""
-    types = tuple(LAYER_CLASSES.values()) + tuple(BUILT_IN_ATTENTION.values())
+def attention_modules(model: nn.Module, built_in: bool = True) -> list[tuple[str, int, nn.Module]]:
+    """(qualified name, layer index, module) for every attention module in a detection model;
+    without ``built_in``, only the modules added to it (what makes a variant of its base), not the
+    self-attention its base ships with (YOLO11's C2PSA, YOLO12's area attention)."""
+    types = tuple(LAYER_CLASSES.values()) + (tuple(BUILT_IN_ATTENTION.values()) if built_in else ())
     found = []
     for name, module in model.named_modules():
         if isinstance(module, types):

@@ -102,6 +102,8 @@ def read_split(data_yaml: str | Path, split: str = "test", confine: bool = False
     if confine and not where.is_relative_to(root_dir):
         raise DatasetError("data.yaml points outside its own folder")
     image_paths = _list_images(where, root_dir if confine else None)
+    if not image_paths and notes:
+        raise DatasetError(f"data.yaml points outside its own folder, and no '{split}' images were found beside it")
     if not image_paths:
         raise DatasetError(f"the '{split}' split holds no images")
     if len(image_paths) > MAX_IMAGES:

@@ -43,3 +43,30 @@ def measure_latency(model: torch.nn.Module, imgsz: int, runs: int = 30, warmup: 
     x = torch.zeros(1, 3, imgsz, imgsz)
     (times,) = time_alternately([lambda: m(x)], runs, warmup)
     return latency_stats(times, imgsz, warmup)
+
+
+#: A timing whose interquartile range exceeds this share of its median was taken beside other
+#: work: it is not the model's latency. Between the zoo's timings on a shared 2-core machine
+#: (spread up to half the median) and one taken while the machine trained (more than the median);
+#: figures in docs/PERFORMANCE.md, section 12.
+UNSTEADY_IQR = 0.75
+
+
+def is_steady(record: dict) -> bool:
+    """Whether a latency record (``latency_stats``) reads as the model's own: IQR within
+    UNSTEADY_IQR of the median. A record that says nothing of its spread counts as steady."""
+    try:
+        median, iqr = float(record["median_ms"]), float(record.get("iqr_ms", 0.0))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return median > 0 and iqr <= UNSTEADY_IQR * median
+
+
+def steady_latency(model: torch.nn.Module, imgsz: int, runs: int = 30, tries: int = 3) -> dict:
+    """``measure_latency``, measured again (up to ``tries`` times) while the spread says the
+    machine was busy; the last record says ``"steady": False`` when no try was steady."""
+    for _ in range(max(tries, 1)):
+        record = measure_latency(model, imgsz, runs)
+        if is_steady(record):
+            return {**record, "steady": True}
+    return {**record, "steady": False}

@@ -11,11 +11,13 @@ seed-to-seed noise (NOISE_SIGMAS standard deviations).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from attention_lens.experiments.latency import is_steady
 from attention_lens.experiments.runs import Run, find_runs, plain_metrics
 from attention_lens.modeling.variants import base_rank, placement_label
 
@@ -45,16 +47,19 @@ def published_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect_runs(sources: list[str | Path], uploaded: list[str | Path] = ()) -> tuple[list[Run], list[tuple[str, str]]]:
+def collect_runs(sources: list[str | Path], uploaded: list[str | Path] = (),
+                 yours: list[str | Path] = ()) -> tuple[list[Run], list[tuple[str, str]]]:
     """Usable runs from every source folder (and ``uploaded`` ones), and (run name, reason) for
     each one skipped.
 
     Names are relative to their source folder (no server paths). A run whose summary reads but
     cannot be tabulated is skipped too, with the reason: one bad run never hides the others.
     A plain ultralytics run (results.csv with validation metrics, no summary.json) is usable.
-    The checkpoints of runs from ``uploaded`` folders are never built here (``Run.may_build``)."""
+    The checkpoints of runs from ``uploaded`` folders are never built here (``Run.may_build``).
+    Runs from ``uploaded`` and ``yours`` are the user's (``Run.yours``): listed first."""
     usable, skipped, seen = [], [], set()
     theirs = {str(u) for u in uploaded}
+    yours = theirs | {str(y) for y in yours}
     for src in [*sources, *uploaded]:
         for run in find_runs(src):
             key = run.path.resolve()
@@ -62,6 +67,7 @@ def collect_runs(sources: list[str | Path], uploaded: list[str | Path] = ()) -> 
                 continue
             seen.add(key)
             run.may_build = str(src) not in theirs
+            run.yours = str(src) in yours
             label = run_label(run, src)
             if not (run.usable or plain_metrics(run)):
                 skipped.append((label, "; ".join(run.problems) or "no metrics in summary.json"))
@@ -83,11 +89,25 @@ def run_label(run: Run, source: str | Path) -> str:
 
 
 def variant_key(run: Run) -> tuple:
-    """(base, attention, placement); a run without a summary is its own variant, named by its model."""
+    """(base, attention, placement); a run without a summary is its own variant, named by its model.
+    Where the summary does not say the base (a plain ultralytics run evaluated by an earlier
+    version), it is read from the model the run was trained from (args.yaml: ``yolo11n.yaml``)."""
     if not run.usable:
-        return (str(run.args.get("model") or run.name), "?", None)
-    v = run.summary.get("variant") or {}
-    return (v.get("base") or "?", v.get("attention"), placement_label(v) if isinstance(v, dict) else None)
+        return (base_from_args(run) or str(run.args.get("model") or run.name), "?", None)
+    v = run.summary.get("variant") if isinstance(run.summary.get("variant"), dict) else {}
+    return (v.get("base") or base_from_args(run) or "?", v.get("attention"), placement_label(v) if v else None)
+
+
+#: An ultralytics model name: family, version, scale (yolov8n, yolo11s, yolov5nu, yolo26n).
+_BASE_NAME = re.compile(r"^(yolov?\d+)([nslmx])(u?)(?:\.(?:ya?ml|pt))?$")
+
+
+def base_from_args(run: Run) -> str | None:
+    """The base named by the run's ``model`` argument when it is one of ultralytics' own model
+    files (``yolo11n.yaml``, ``yolov8s.pt``), else None: text from the file, matched, never used
+    as a path."""
+    match = _BASE_NAME.match(Path(str(run.args.get("model") or "")).name)
+    return f"{match[1]}{match[2]}{match[3]}" if match else None
 
 
 def variant_name(key: tuple) -> str:
@@ -180,7 +200,7 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
         for part in ([[r] for r in kept] if per_run else [kept]):
             row = {"model": part[0].name if per_run else variant_name(key[2:]), "data set": labels[ds_key],
                    "setting": _setting_label(setting), "base": base, "attention": attention or "none",
-                   "placement": placement or "", "seeds": len(part),
+                   "placement": placement or "", "seeds": len(part), "yours": any(r.yours for r in part),
                    "params": _mean_std([_params(r) for r in part])[0]}
             for counter in ("thop", "torch"):
                 row[f"GFLOPs ({counter})"] = _mean_std([_gflops(r, counter) for r in part])[0]
@@ -196,17 +216,19 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
             # how far that seed lies from the mean, the seed noise itself (0 for the mean row).
             row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if attention != "?" else math.nan
             row["flag"] = "; ".join([noise_flag(row["Δ test mAP50-95"], base_std, len(base_runs), len(part),
-                                                attention)] + dup_notes)
+                                                attention)] + dup_notes + latency_notes(part))
             rows.append(row)
     df = pd.DataFrame(rows)
     if not len(df):
         return df
     # Grouped by base (in the pickers' order), then placement: the baseline first, each placement's
     # modules together.
+    # The user's own runs first (with what they are compared against), then the rest.
     order = df["attention"].map(lambda v: (v == "?", v != "none"))
-    return df.assign(_o=order, _b=df["base"].map(base_rank)) \
-        .sort_values(["data set", "setting", "_b", "_o", "placement", "attention", "model"]) \
-        .drop(columns=["_o", "_b"]).reset_index(drop=True)
+    theirs = df.groupby(["data set", "setting"])["yours"].transform("max")
+    return df.assign(_o=order, _b=df["base"].map(base_rank), _y=~theirs, _r=~df["yours"]) \
+        .sort_values(["_y", "data set", "setting", "_r", "_b", "_o", "placement", "attention", "model"]) \
+        .drop(columns=["_o", "_b", "_y", "_r"]).reset_index(drop=True)
 
 
 def _setting_label(setting: tuple) -> str:
@@ -249,10 +271,25 @@ def _gflops(run: Run, counter: str) -> float:
 
 
 def _latency(run: Run) -> float:
+    """The run's CPU latency at its image size; NaN where the timing was unsteady (taken beside
+    other work: ``latency.is_steady``), which is no measure of the model and is never charted."""
     try:
-        return float(run.summary["latency_cpu"]["at_imgsz"]["median_ms"])
+        record = run.summary["latency_cpu"]["at_imgsz"]
+        return float(record["median_ms"]) if is_steady(record) else math.nan
     except (KeyError, TypeError, ValueError):
         return math.nan
+
+
+def latency_notes(runs: list[Run]) -> list[str]:
+    """Why a run's latency is left out: its timing's spread said the machine was busy."""
+    notes = []
+    for run in runs:
+        record = (run.summary.get("latency_cpu") or {}).get("at_imgsz") if isinstance(run.summary, dict) else None
+        if isinstance(record, dict) and "median_ms" in record and not is_steady(record):
+            notes.append(f"latency of {run.name} left out: unsteady timing (median {float(record['median_ms']):.0f} "
+                         f"ms, IQR {float(record.get('iqr_ms', 0)):.0f} ms: measured beside other work); "
+                         "`recost` re-measures it")
+    return notes
 
 
 #: The verdict next to the name: what a reader looks for first.

@@ -25,6 +25,8 @@ class Run:
     notes: list[str] = field(default_factory=list)  # read, with a caveat (e.g. rows capped)
     #: Whether this process may build the run's best.pt to cost it (False for uploads: a lane job does).
     may_build: bool = True
+    #: The user's own run (uploaded, or from --runs), not the shipped zoo's: listed first.
+    yours: bool = False
 
     @property
     def usable(self) -> bool:

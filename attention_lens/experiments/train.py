@@ -38,7 +38,10 @@ def train(model_yaml: str | Path, data: str | Path, *, epochs: int, imgsz: int =
     (run_dir / "model.yaml").write_text(Path(model_yaml).read_text())
     best = run_dir / "weights" / "best.pt"
     selected = selected_epoch(run_dir / "results.csv")
-    summary = build_summary(load_model(best), data, imgsz, batch, seed=seed, latency_runs=latency_runs,
+    # Validated as the Evaluate tab and ``yolo val batch=1`` do (rect batches of one); each step
+    # of the few silent minutes this takes is said as it starts.
+    summary = build_summary(load_model(best), data, imgsz, 1, seed=seed, latency_runs=latency_runs,
+                            progress=lambda text: print(f"summary: {text}", flush=True),
                             extra={"checkpoint": "weights/best.pt", "variant": variant or {},
                                    "train": {"epochs": epochs, "batch": batch, "selected_epoch": selected,
                                              "selection": "best val fitness (0.1 mAP50 + 0.9 mAP50-95)",

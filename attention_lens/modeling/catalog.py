@@ -138,7 +138,8 @@ class ModelStore:
         shipped = self.baseline_name([n for n in models if n in self.entries])
         if shipped is not None:
             return shipped
-        plain = next((n for n, m in models.items() if n not in self.entries and not attention_modules(m)), None)
+        plain = next((n for n, m in models.items() if n not in self.entries and not attention_modules(m, built_in=False)),
+                     None)
         return plain or next(iter(models), None)
 
     def default_selection(self) -> list[str]:
@@ -222,11 +223,14 @@ def file_digest(path: Path) -> str:
 
 
 def describe(model: torch.nn.Module) -> str:
-    """What a model holds: its base (named by the builder that rebuilt it) and its attention kinds."""
+    """What a model holds: its base (named by the builder that rebuilt it) and the attention kinds
+    added to it."""
     from attention_lens.attention import attention_modules
 
-    kinds = sorted({type(m).__name__ for _, _, m in attention_modules(model)})
-    return f"{getattr(model, 'base_name', 'yolo')}, {'+'.join(kinds) if kinds else 'no attention'}"
+    kinds = sorted({type(m).__name__ for _, _, m in attention_modules(model, built_in=False)})
+    # A base that carries self-attention (YOLO11's C2PSA, YOLO12) is still its own baseline.
+    none = "no added attention" if attention_modules(model) else "no attention"
+    return f"{getattr(model, 'base_name', 'yolo')}, {'+'.join(kinds) if kinds else none}"
 
 
 def upload_name(model: torch.nn.Module, stem: str, digest: str, taken: set[str]) -> str:

@@ -48,10 +48,12 @@ def one_thread():
 
 
 def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
-           imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None) -> Detections:
+           imgsz: int = 320, capture: bool = False, max_det: int = 300, x: torch.Tensor | None = None,
+           ratio_pad: tuple | None = None) -> Detections:
     """Run ``model`` on one RGB image; boxes come back in the image's own pixels.
 
-    ``x`` is the letterboxed tensor when the caller already has it (several models, one image).
+    ``x`` is the letterboxed tensor when the caller already has it (several models, one image);
+    with ``ratio_pad`` it is the validator's input (see ``from_prediction``).
     The forward runs on ONNX Runtime once the model's checked export is ready (the maps are
     extra outputs of that graph), else on PyTorch; ``Detections.backend`` says which.
     """
@@ -71,7 +73,7 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
             pred = model(x)
         # After ORT, NMS's small ops run on one thread: a second pool would fight ORT's spinning ones.
         with one_thread() if fast is not None else nullcontext():
-            det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+            det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
     det.ms = (time.perf_counter() - t0) * 1000
     det.maps, det.inputs = maps, inputs
     det.backend = "onnxruntime" if fast is not None else "pytorch"
@@ -79,28 +81,35 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
 
 
 def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300) -> list[Detections]:
+                 iou: float = 0.7, max_det: int = 300, ratio_pads: list | None = None) -> list[Detections]:
     """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one ONNX
     Runtime run when the model's graph takes batches (``Exported.batched``), else one by one.
-    No maps. NMS per image, as for one; ``ms`` is the run's share per image."""
+    No maps. NMS per image, as for one; ``ms`` is the run's share per image. ``ratio_pads``: the
+    images are the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``."""
     t0 = time.perf_counter()
+    pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
     exported = onnx_backend.REGISTRY.session(model) if len(images_rgb) > 1 else None
     if exported is None or not exported.batched:
-        return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1])
+        return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1], ratio_pad=pads[k])
                 for k, rgb in enumerate(images_rgb)]
     pred = exported.run(x, capture=False)[0]
     with torch.no_grad(), one_thread():
-        dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det)
-                for k, rgb in enumerate(images_rgb)]
+        dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,
+                                ratio_pad=pads[k]) for k, rgb in enumerate(images_rgb)]
     for det in dets:
         det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), "onnxruntime"
     return dets
 
 
 def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np.ndarray, *, conf: float = 0.25,
-                    iou: float = 0.7, max_det: int = 300) -> Detections:
+                    iou: float = 0.7, max_det: int = 300, ratio_pad: tuple | None = None) -> Detections:
     """Detections from a forward's raw output ``pred`` on the letterboxed ``x``: NMS, then boxes
-    scaled back to the image's own pixels (for a caller that ran the forward itself)."""
+    scaled back to the image's own pixels (for a caller that ran the forward itself).
+
+    ``ratio_pad``: ``x`` is the validator's input (``letterbox.val_letterbox``); NMS and the way
+    back are then the validator's: multi-label NMS (a box may count for several classes), and
+    boxes brought back unclipped (the validator matches in the input's pixels, where a box may
+    reach into the padding)."""
     import torchvision  # noqa: F401  (see below)
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
@@ -109,8 +118,13 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
     with torch.no_grad():
         raw = raw_prediction(pred)
-        det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det)[0]
-        boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
+        det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det, multi_label=ratio_pad is not None)[0]
+        if ratio_pad is not None:  # scale_boxes' arithmetic without its final clip
+            (gain_h, gain_w), (pad_x, pad_y) = ratio_pad
+            boxes = (det[:, :4] - torch.tensor([pad_x, pad_y, pad_x, pad_y])) / torch.tensor([gain_w, gain_h, gain_w,
+                                                                                               gain_h])
+        else:
+            boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
     names = getattr(model, "names", {}) or {}
     classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
     return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,

@@ -1,6 +1,9 @@
-"""The input of one forward: the letterbox ultralytics' predictor makes, its geometry, and the
-image sizes any view or evaluation accepts (checked before anything of that size is allocated)."""
+"""The input of one forward: the letterbox ultralytics' predictor makes (the views), the one its
+validator makes (the evaluation pass), their geometry, and the image sizes any view or evaluation
+accepts (checked before anything of that size is allocated)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -37,6 +40,44 @@ def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tens
     chw = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32)
     chw /= np.float32(255)
     return torch.from_numpy(chw).unsqueeze(0)
+
+
+#: The validator pads each rect batch's shape by half a stride (ultralytics' build_yolo_dataset, mode "val").
+VAL_PAD = 0.5
+
+
+def val_resized_hw(original_hw: tuple[int, int], imgsz: int) -> tuple[int, int]:
+    """(h, w) the validator's image loader resizes an image to before padding: the long side to
+    ``imgsz``, each side rounded up and capped (ultralytics' BaseDataset.load_image, rect mode)."""
+    h0, w0 = original_hw
+    r = imgsz / max(h0, w0)
+    if r == 1:
+        return h0, w0
+    return min(math.ceil(h0 * r), imgsz), min(math.ceil(w0 * r), imgsz)
+
+
+def val_letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> tuple[torch.Tensor, tuple]:
+    """((1, 3, h, w) float tensor, ratio_pad) as ultralytics' validator feeds an image when a
+    checkpoint is validated (``yolo val``: rect batches; here batches of one, each image at its
+    own rect shape): resized by the loader's rule (``val_resized_hw``, bilinear), then padded,
+    centred, by ultralytics' own LetterBox to the rect shape (long side ``imgsz``, the short side
+    rounded up to a stride multiple after half a stride of padding). ``ratio_pad`` is
+    ((gain_h, gain_w), (pad_left, pad_top)), what the validator hands scale_boxes."""
+    import cv2
+    from ultralytics.data.augment import LetterBox
+
+    imgsz = check_image_size(imgsz)
+    h0, w0 = image_rgb.shape[:2]
+    h1, w1 = val_resized_hw((h0, w0), imgsz)
+    resized = image_rgb if (h1, w1) == (h0, w0) else cv2.resize(image_rgb, (w1, h1), interpolation=cv2.INTER_LINEAR)
+    ar = h0 / w0  # the rect shape follows the original's aspect ratio (BaseDataset.set_rectangle)
+    fraction = [ar, 1.0] if ar < 1 else [1.0, 1 / ar] if ar > 1 else [1.0, 1.0]
+    rect = (np.ceil(np.array(fraction) * imgsz / stride + VAL_PAD).astype(int) * stride).tolist()
+    out = LetterBox(auto=False, scaleup=False)(labels={"img": resized, "ratio_pad": (h1 / h0, w1 / w0),
+                                                       "rect_shape": rect})
+    chw = np.ascontiguousarray(out["img"].transpose(2, 0, 1), dtype=np.float32)
+    chw /= np.float32(255)
+    return torch.from_numpy(chw).unsqueeze(0), out["ratio_pad"]
 
 
 def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:

@@ -66,9 +66,10 @@ def test_a_model_predicting_other_classes_is_refused_by_name():
 
 def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     """The same shipped model, split and image size through pycocotools here and ultralytics'
-    own validator. They differ in letterboxing (one image vs rect batches) and AP interpolation;
-    measured here 0.514 vs 0.501 for the baseline. The validator leaves the process's torch
-    thread count as it found it (its device selection lowers it to cores - 1 for the process)."""
+    own validator: two definitions of mAP (interpolation, detections counted, where boxes are
+    matched) on the same detections, within 0.02 of each other on the zoo (docs/PERFORMANCE.md,
+    section 13). The validator leaves the process's torch thread count as it found it (its
+    device selection lowers it to cores - 1 for the process)."""
     from pathlib import Path
 
     from attention_lens.analysis.evaluation import predict_models
