@@ -74,9 +74,9 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         by_name[label] = {n: mapping[int(i)] for i, n in names.items() if int(i) in mapping}
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
-    n_images = len(split.paths)
-    for start in range(0, n_images, PASS_BATCH):
-        chunk = list(range(start, min(n_images, start + PASS_BATCH)))
+    n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
+    for start in range(0, n_images, step):
+        chunk = list(range(start, min(n_images, start + step)))
         rgbs = [load_image(split.paths[i]) for i in chunk]
         boxed = {}  # stride -> per image (the validator's input, its ratio_pad)
         for label, model in models.items():

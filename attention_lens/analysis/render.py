@@ -13,10 +13,22 @@ MISSED_COLOR = (150, 150, 150)
 
 
 def class_colors(names: list[str]) -> dict[str, tuple]:
-    """The same colour for a class name in every model's image (ultralytics' palette, BGR)."""
+    """One colour per class name in every view and image (ultralytics' palette of 20, BGR): each
+    name's slot comes from the name itself (CRC-32), not from its place in a list, so RBC keeps its
+    colour whichever classes an image or a view holds. Two names wanting one slot: the one first
+    in sorted order keeps it, the other takes the next free slot."""
+    import zlib
+
     from ultralytics.utils.plotting import colors
 
-    return {n: colors(i, bgr=True) for i, n in enumerate(names)}
+    taken, slots = set(), {}
+    for name in sorted(set(names)):
+        slot = zlib.crc32(str(name).encode()) % len(colors.palette)
+        while slot in taken and len(taken) < len(colors.palette):
+            slot = (slot + 1) % len(colors.palette)
+        taken.add(slot)
+        slots[name] = slot
+    return {n: colors(slots[n], bgr=True) for n in names}
 
 
 def label_rect(box, label: str, font_scale: float, thickness: int, image_width: int) -> tuple[int, int, int, int]:

@@ -80,7 +80,11 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).
     def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
-        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz)."""
+        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz).
+        Call /attention first, in the same session (a gradio_client Client keeps one)."""
+        if stored is None:
+            raise gr.Error("No attention maps in this session yet: call /attention first (the same client "
+                           "keeps the session), then /attention_downloads.", print_exception=False)
         return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
 
     run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)

@@ -129,6 +129,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                        api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)
+    run.success(attention_button, held, to_attention, api_name=False)
 
     def on_filter(results, cls_=ALL, size_=ALL):
         _, _, objects_, images_, located_table_, located_ = evaluation_views(results, cls_, size_)
@@ -163,6 +164,14 @@ def filter_choices(results):
     classes, sizes = choices(results)
     return (gr.update(choices=classes, value=ALL), gr.update(choices=sizes, value=ALL),
             gr.update(choices=results["data set"].get("image names", []), value=None))
+
+
+def attention_button(held):
+    """The "Attention maps for this image" button: off, saying why, where the split has no pixels
+    (the zoo's stored numbers)."""
+    if held is not None and not held.split.has_pixels:
+        return gr.update(interactive=False, value="Attention maps need the images (stored numbers only)")
+    return gr.update(interactive=True, value="Attention maps for this image")
 
 
 def picked_image(evt: gr.SelectData):

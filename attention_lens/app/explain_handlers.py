@@ -58,14 +58,37 @@ def detection_at(payload: dict | None, x: float, y: float) -> str | None:
 
 
 def run_explain(store, image, selected, uploads, detection, method, levels, imgsz):
-    """Returns (overlays with captions, table): one explanation of the chosen detection per model."""
-    class_name, box = parse_detection(detection)
+    """Returns (overlays with captions, table): one explanation of the chosen detection per model.
+    Without a detection, the first model's strongest one (at confidence 0.25) is explained, and the
+    table says so."""
+    given = bool(str(detection or "").strip())
+    class_name, box = parse_detection(detection) if given else (None, None)
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
     imgsz = image_size(imgsz)
     models = resolve_models(store, selected, uploads)
     within_budget(models, imgsz)
-    return _run_explain(models, image, class_name, box, method, list(levels or []), imgsz)
+    chosen = "as given"
+    if not given:
+        first = next(iter(models))
+        class_name, box = _top_detection(models[first], image, imgsz, first)
+        chosen = f"{first}'s strongest detection (none was given)"
+    items, table = _run_explain(models, image, class_name, box, method, list(levels or []), imgsz)
+    table.insert(2, "detection", chosen)
+    return items, table
+
+
+@torch_thread
+def _top_detection(model, image, imgsz: int, name: str) -> tuple[str, list[float]]:
+    from attention_lens.analysis.images import load_image
+    from attention_lens.runtime.detect import detect
+
+    with user_facing():
+        det = detect(model, load_image(image), conf=0.25, imgsz=imgsz)
+    if not len(det.scores):
+        raise UserError(f"{name} finds nothing at confidence 0.25 on this image: pick a detection to explain.")
+    k = int(np.argmax(det.scores))
+    return det.classes[k], [float(v) for v in det.boxes[k]]
 
 
 @torch_thread

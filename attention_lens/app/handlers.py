@@ -149,6 +149,7 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
     with user_facing():
         ref = reference if reference in models else store.baseline_name(models)
         result = compare(image, models, conf=float(conf), iou=float(iou), imgsz=int(imgsz), reference=ref)
+    _say_the_reference(store, models, result.reference, result.table)
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     shown = {"images": images, "view": result.view, "scale": result.view_scale,
              "captions": {name: caption for name, (_im, caption) in zip(result.names, result.images)}}
@@ -159,6 +160,23 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
         payload["note"] = (f"No model found anything above the confidence threshold ({float(conf):.2f}). Lower it, "
                            f"or check that the image shows what these models detect: {', '.join(classes[:12])}.")
     return result.images, result.table, payload, shown, list(images)
+
+
+def _say_the_reference(store: ModelStore, models: dict, reference: str, table) -> None:
+    """A column saying what each model's diff is against, and when that reference is of another
+    base than the model (a yolov5nu variant diffed against a yolov8n baseline)."""
+    bases = {n: store.entries[n].base if n in store.entries else getattr(m, "base_name", None)
+             for n, m in models.items()}
+    ref_base = bases.get(reference)
+
+    def against(name: str) -> str:
+        if name == reference:
+            return "(the reference)"
+        other = bases.get(name) and ref_base and bases[name] != ref_base
+        return reference + (f" (another base: {ref_base}, this model's is {bases[name]})" if other else "")
+
+    if len(table):
+        table.insert(1, "diffed against", [against(n) for n in table["model"]])
 
 
 def shipped_domain(store: ModelStore) -> str:

@@ -261,7 +261,14 @@ def open_dataset(source: str | Path, split: str = "test", uploaded: bool = False
     read.skipped = [{"file": x["file"], "reason": x["reason"]} for x in report.get("skipped", [])
                     if x.get("split") in (None, split)] + read.skipped
     read.notes = [f"Pascal VOC converted by voc2yolo (splits from {report.get('split_source', '?')})"] + read.notes
+    read.name = _folder_name(source)
     return read
+
+
+def _folder_name(source: Path) -> str:
+    """The data set's own name: the folder, or the one folder a zip unpacked into."""
+    entries = [p for p in source.iterdir() if not p.name.startswith(".")][:2]
+    return entries[0].name if len(entries) == 1 and entries[0].is_dir() else source.name
 
 
 #: VOC trees already converted: (folder, its annotation files' names, sizes and times) -> the

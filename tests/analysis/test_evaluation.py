@@ -123,14 +123,15 @@ def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(
 def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alone(tiny_bccd, monkeypatch):
     """Two shipped models over a split in one pass: every image is decoded once (not once per
     model), and each model's rows are its own detections on that image (``detect`` called
-    directly, at the pass's settings), mapped to the split's classes."""
+    directly, at the pass's settings: the validator's letterbox), mapped to the split's classes."""
     from pathlib import Path
 
     from attention_lens.analysis import images
     from attention_lens.analysis.evaluation import MAX_DETS, predict_models
-    from attention_lens.runtime.detect import detect
     from attention_lens.experiments.datasets import read_split
     from attention_lens.modeling.load import load_model
+    from attention_lens.runtime.detect import detect
+    from attention_lens.runtime.letterbox import model_stride, val_letterbox
 
     weights = Path(__file__).resolve().parents[2] / "weights"
     models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
@@ -144,7 +145,8 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
         dets, scores = out[name]
         assert scores is None and len(dets) == len(split.paths)
         for path, rows in zip(split.paths, dets):
-            want = detect(model, real(path), conf=0.001, iou=0.7, imgsz=320, max_det=MAX_DETS)
+            x, ratio_pad = val_letterbox(real(path), 320, model_stride(model))
+            want = detect(model, real(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
             np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
             assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
 

@@ -53,3 +53,16 @@ def test_the_results_grid_has_a_cell_and_every_box_of_each_model():
     hover = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
     assert [list(t.text) for t in hover] == [["RBC 0.90"], ["RBC 0.80", "WBC 0.30"], ["missed RBC"]]
     assert [s.xref for s in fig.layout.shapes] == ["x", "x2", "x2", "x3"]  # each in its own model's cell
+
+
+def test_a_class_keeps_its_colour_whatever_else_an_image_or_view_holds():
+    """Issue 35: RBC was cyan on one image and WBC on another; Evaluate's review had a third mapping."""
+    from attention_lens.analysis.render import class_colors
+
+    every = class_colors(["Platelets", "RBC", "WBC"])
+    assert len(set(every.values())) == 3
+    for names in (["RBC"], ["WBC", "RBC"], ["WBC", "Platelets", "RBC"], ["RBC", "WBC", "Platelets", "cat", "dog"]):
+        got = class_colors(names)
+        assert all(got[n] == every[n] for n in names if n in every), names
+    many = class_colors([f"class {i}" for i in range(20)])
+    assert len(set(many.values())) == 20  # up to the palette's size, no two classes share a colour

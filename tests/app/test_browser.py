@@ -201,5 +201,9 @@ def test_evaluate_tab_filters_ranks_and_opens_an_image(page):
     expect(page.locator("#evaluate-review-caption")).to_contain_text("blank canvas")  # stored numbers only
     page.locator("#evaluate-localisation").scroll_into_view_if_needed()
     shot(page, "evaluate", full_page=False)
-    page.locator("#evaluate-to-attention").click()  # no pixels here: a plain message, no traceback
-    expect(page.locator(".toast-body.error")).to_contain_text("stored as numbers only")
+    # no pixels here: the button is off and says why (issue 35: it answered with an error toast)
+    expect(page.locator("#evaluate-to-attention")).to_be_disabled()
+    expect(page.locator("#evaluate-to-attention")).to_contain_text("need the images")
+    # what was evaluated, above the table; both definitions of mAP side by side
+    expect(page.locator("#evaluate-data")).to_contain_text("72 images, 945 objects")
+    expect(page.locator("#evaluate-table")).to_contain_text("mAP50-95 (ultralytics val)")

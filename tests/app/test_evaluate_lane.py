@@ -96,6 +96,7 @@ def test_a_voc_zip_with_its_own_folder_names_and_a_truncated_image_evaluates_and
                                                             "damaged or truncated image data")]
     # the seeded split of the 7 usable images: 0.7 / 0.15 / 0.15 -> 5, 1, 1
     assert results["data set"]["images"] == 1 and "00005.jpg" not in held.split.images
+    assert results["data set"]["name"] == "cells"  # the zip's folder, not the converted copy's
     summary = data_set_summary(results)
     assert "1 file(s) left out" in summary and "cells/images/00005.jpg: damaged or truncated image data" in summary
 

@@ -35,3 +35,25 @@ def test_a_malformed_detection_is_refused_with_a_message(text):
 
 def test_a_detection_round_trips():
     assert parse_detection("Platelets @ 1.5, 2, 30.25,40") == ("Platelets", [1.5, 2.0, 30.25, 40.0])
+
+
+def test_without_a_detection_the_first_models_strongest_is_explained_and_said_so(bccd_test_images):
+    """Issue 35: /explain with only an image failed ("Pick a detection..."), against the README."""
+    from pathlib import Path
+
+    from attention_lens.analysis.images import load_image
+    from attention_lens.app.explain_handlers import run_explain
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.runtime.detect import detect
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    store = ModelStore(read_manifest(weights))
+    picked = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    image = str(bccd_test_images[0])
+    items, table = run_explain(store, image, picked, [], None, "Grad-CAM", ["P3", "P4", "P5"], 320)
+    det = detect(store.get(picked[0]), load_image(image), conf=0.25, imgsz=320)  # independently: its top box
+    top = int(det.scores.argmax())
+    assert list(table["class"]) == [det.classes[top]] * 2
+    assert set(table["detection"]) == {"yolov8n-baseline-s0's strongest detection (none was given)"}
+    assert table["IoU with the chosen box"].iloc[0] == pytest.approx(1.0, abs=1e-3)  # its own candidate
+    assert len(items) == 2

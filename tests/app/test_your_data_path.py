@@ -101,11 +101,17 @@ def test_the_data_set_the_runs_and_the_checkpoints_go_through_without_a_hand_edi
     assert results["reference"] == reference
     skipped = [x["file"] for x in results["data set"]["skipped"]]
     assert skipped == [f"cells/pictures/{broken}"]  # skipped before the split was drawn: listed with every split
-    # ultralytics' definition equals ultralytics' own val of the checkpoint on the same split and size
-    for name, path in zip(choices, uploads):
-        theirs = YOLO(path).val(data=str(data), split="test", imgsz=64, batch=1, plots=False, verbose=False,
+    # ultralytics' definition equals ultralytics' own val of the checkpoint on the same split and
+    # size, on this user's data (the one-epoch runs, and a zoo model that finds the cells)
+    zoo = str(WEIGHTS / "yolov8n-baseline-s0" / "best.pt")
+    results, _, _ = run_evaluate(store, None, None, str(zip_folder(voc, tmp_path / "cells.zip")), "test", [],
+                                 uploads + [zoo], None, 0.25, 320, 100, "me", localisation=False)
+    for name, path in zip(list(results["models"]), uploads + [zoo]):
+        theirs = YOLO(path).val(data=str(data), split="test", imgsz=320, batch=1, plots=False, verbose=False,
                                 device="cpu", workers=0).box
-        assert results["models"][name]["ultralytics"]["mAP50-95"] == pytest.approx(theirs.map, abs=5e-4)
+        assert results["models"][name]["ultralytics"]["mAP50-95"] == pytest.approx(theirs.map, abs=5e-4), name
+        assert results["models"][name]["ultralytics"]["mAP50"] == pytest.approx(theirs.map50, abs=5e-4), name
+    assert results["models"][list(results["models"])[-1]]["ultralytics"]["mAP50-95"] > 0.2  # a real number
 
 
 def test_analyze_names_checkpoint_files_as_the_app_does(researcher, tmp_path):
