@@ -21,6 +21,7 @@ from attention_lens.analysis.evaluation import (
     disagreement,
     metrics_of,
 )
+from attention_lens.analysis.error_types import error_analysis
 from attention_lens.analysis.localisation import summarise
 from attention_lens.analysis.ultralytics_metrics import ultralytics_metrics
 from attention_lens.cache import BoundedCache
@@ -83,6 +84,8 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     rounds = check_rounds(rounds, minimum=1)
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
+    for n, d in detections.items():  # why: TIDE's error types and the AP each costs (at IoU 0.5)
+        models[n]["errors"] = error_analysis(split, d).as_dict()
     if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
         for n, d in detections.items():
             models[n]["ultralytics"] = ultralytics_metrics(split, d, imgsz)

@@ -34,6 +34,30 @@ def metrics_frame(results: dict):
     return pd.DataFrame(rows)
 
 
+def errors_frame(results: dict):
+    """Why each model's AP50 falls short (TIDE's error types): the AP fixing each type would add
+    (dAP), its count, and for every model but the reference the Δ of each dAP against it (negative:
+    this model loses less AP to that type)."""
+    import pandas as pd
+
+    from attention_lens.analysis.error_types import TYPES
+
+    ref = (results["models"].get(results["reference"]) or {}).get("errors")
+    rows = []
+    for name, m in results["models"].items():
+        e = m.get("errors")
+        if not e:
+            continue
+        row = {"model": name, "AP50 (TIDE)": e["AP50"]}
+        for t in TYPES:
+            row[f"dAP {t}"] = e["dAP"][t]
+        for t in TYPES:
+            row[f"Δ dAP {t}"] = None if ref is None or name == results["reference"] else e["dAP"][t] - ref["dAP"][t]
+        row.update({f"{t} (count)": e["counts"][t] for t in TYPES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def objects_figure(results: dict, cls: str | None = None, size: str | None = None):
     """Stacked bars of each model's ground-truth objects (of class ``cls`` and size ``size``, if
     given) found by only the reference, only the model, or neither; the many found by both are
@@ -141,8 +165,18 @@ def html_report(results: dict) -> str:
             f"<p>{ds['images']} images, {ds['objects']} objects, classes {html.escape(', '.join(ds['classes']))}; "
             f"reference {html.escape(results['reference'])}; P, R and found objects at confidence "
             f"≥ {results['confidence']:g}; bootstrap {results['bootstrap rounds']} rounds over images.</p>"
-            f"{_skipped_html(results)}{table}{loc}{charts}{images}"
+            f"{_skipped_html(results)}{table}{_errors_html(results)}{loc}{charts}{images}"
             f"<script type='application/json' id='results'>{script_json(results)}</script>")
+
+
+def _errors_html(results: dict) -> str:
+    frame = errors_frame(results)
+    if frame.empty:
+        return ""
+    return ("<h2>Why: TIDE's error types (IoU 0.5)</h2><p>dAP: the AP50 fixing all errors of a type would add "
+            "(TIDE, Bolya et al. 2020: foreground IoU 0.5, background 0.1; types checked in TIDE's order). "
+            "Δ dAP: against the reference (negative: fewer of those errors).</p>"
+            + frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—"))
 
 
 def _skipped_html(results: dict) -> str:

@@ -178,6 +178,14 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     return results, [str(json_path), str(html_path)], Held(chosen, detections, float(confidence), imgsz)
 
 
+def error_types(results: dict | None):
+    """Why each model's AP50 falls short: TIDE's error types, their dAP and Δ dAP against the
+    reference (``evaluation_views.errors_frame``), rounded for the page."""
+    from attention_lens.analysis.evaluation_views import errors_frame
+
+    return errors_frame(results).round(3) if results else None
+
+
 def evaluation_views(results: dict | None, cls: str | None = None, size: str | None = None):
     """(metrics table, Δ figure, found-objects figure, ranked images, localisation table,
     localisation figure) for the objects of class ``cls`` and size ``size`` ("all": any)."""

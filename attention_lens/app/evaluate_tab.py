@@ -9,6 +9,7 @@ from attention_lens.analysis.compare import IMGSZ_CHOICES
 from attention_lens.analysis.evaluation_views import data_set_summary
 from attention_lens.app.evaluate_handlers import (
     SPLIT_CHOICES,
+    error_types,
     evaluation_views,
     image_for_attention,
     reference_options,
@@ -61,6 +62,9 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",
                                  elem_id="evaluate-table")
             delta = gr.Plot(label="Δ mAP50-95 with bootstrap interval", elem_id="evaluate-delta")
+            errors = gr.Dataframe(label="Why: TIDE's error types at IoU 0.5: the AP50 fixing each would add (dAP), "
+                                        "Δ dAP against the reference (negative: fewer of those errors), counts",
+                                  elem_id="evaluate-errors")
             with gr.Row():
                 cls = gr.Dropdown(choices=[ALL], value=ALL, label="Objects of class", elem_id="evaluate-class")
                 size = gr.Dropdown(choices=[ALL], value=ALL, label="Objects of size (COCO area, image pixels)",
@@ -121,11 +125,11 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             raise gr.Error(str(e), print_exception=False) from None
         table_, delta_, objects_, images_, located_table_, located_ = evaluation_views(results)
         return (data_set_summary(results), table_, delta_, objects_, images_, paths, results, located_table_,
-                located_, kept)
+                located_, error_types(results), kept)
 
     # Its own queue: waiting for a job holds no slot of the interactive views (widgets.INFERENCE_QUEUE).
     run = button.click(on_evaluate, [models, uploads, dataset, reference, split, imgsz, conf, rounds, localise],
-                       [summary, table, delta, objects, images, files, raw, located_table, located, held],
+                       [summary, table, delta, objects, images, files, raw, located_table, located, errors, held],
                        api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)

@@ -216,7 +216,7 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
             # how far that seed lies from the mean, the seed noise itself (0 for the mean row).
             row["Δ test mAP50-95"] = (row["test mAP50-95"] - base_mean) if attention != "?" else math.nan
             row["flag"] = "; ".join([noise_flag(row["Δ test mAP50-95"], base_std, len(base_runs), len(part),
-                                                attention)] + dup_notes + latency_notes(part))
+                                                attention)] + dup_notes + latency_notes(part) + method_notes(part))
             rows.append(row)
     df = pd.DataFrame(rows)
     if not len(df):
@@ -240,7 +240,8 @@ def noise_flag(delta: float, base_std: float, n_base: int, n_variant: int, atten
     if attention is None:
         return f"baseline ({n_base} seed{'s' if n_base != 1 else ''})"
     if attention == "?":
-        return "no summary.json: val metrics from results.csv, not compared"
+        return ("no summary.json: val metrics from results.csv, not compared (`python -m attention_lens evaluate "
+                "RUN/weights/best.pt --data DATA` writes one)")
     if n_base == 0:
         return "no baseline on this data set and setting"
     if n_base < 2 or math.isnan(base_std):
@@ -278,6 +279,15 @@ def _latency(run: Run) -> float:
         return float(record["median_ms"]) if is_steady(record) else math.nan
     except (KeyError, TypeError, ValueError):
         return math.nan
+
+
+def method_notes(runs: list[Run]) -> list[str]:
+    """Summaries validated before ``validate`` matched ``yolo val`` (no "method" recorded): their
+    numbers may be up to 0.01 off what ultralytics reports for the checkpoint."""
+    old = [r.name for r in runs if r.usable and not all(isinstance(m, dict) and m.get("method") for m in
+                                                         (r.summary.get("metrics") or {}).values())]
+    return [f"{', '.join(old[:3])}: validated by an earlier version (square letterbox, up to 0.01 off "
+            "`yolo val`); `evaluate` re-measures"] if old else []
 
 
 def latency_notes(runs: list[Run]) -> list[str]:

@@ -88,13 +88,16 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
 
     with serve(WEIGHTS, "--data", str(bccd_yolo)) as url:
         client = Client(url, verbose=False)
-        summary, table, delta, objects, images, files, results, located_table, located = client.predict(
+        summary, table, delta, objects, images, files, results, located_table, located, errors = client.predict(
             models=["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], reference="yolov8n-baseline-s0", rounds=200,
             api_name="/evaluate")
     assert [row[0] for row in table["data"]] == ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
     assert set(results["ran on"].values()) == {"stored numbers"}  # the split matches the stored one
     assert results["data set"]["images"] == 72 and results["reference"] == "yolov8n-baseline-s0"
     assert "/ test**: 72 images" in summary and "left out" not in summary
+    # why, per model: TIDE's error types (the reference's Δ column empty)
+    rows = {r[0]: r for r in errors["data"]}
+    assert set(rows) == {"yolov8n-baseline-s0", "yolov8n-ema-neck-s0"} and len(errors["headers"]) == 20
     ema = results["against reference"]["yolov8n-ema-neck-s0"]
     assert sum(ema["objects"].values()) == results["data set"]["objects"]
     assert ema["bootstrap"]["mAP50-95"]["verdict"]

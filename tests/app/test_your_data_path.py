@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pickles import pickled_globals
+
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "weights"
 
@@ -75,6 +77,11 @@ def test_the_data_set_the_runs_and_the_checkpoints_go_through_without_a_hand_edi
 
     voc, data, plain, cbam, broken = researcher
     monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    # the checkpoint train wrote names its attention classes under a module no index can serve (item 8)
+    with zipfile.ZipFile(cbam / "weights" / "best.pt") as z:
+        pickled = pickled_globals(z.read(next(n for n in z.namelist() if n.endswith("data.pkl"))))
+    assert {"_attention_lens.CBAM", "_attention_lens.Gate"} <= pickled
+    assert not [g for g in pickled if g.startswith(("attention_lens", "components"))]
 
     # Metrics: both run folders in one zip; the CBAM run is compared with the plain baseline
     runs_zip = tmp_path / "runs.zip"

@@ -390,3 +390,18 @@ def test_an_unsteady_latency_is_left_out_and_said_so(tmp_path):
     assert df.loc["none", "CPU ms (imgsz)"] == pytest.approx(20.0)
     assert math.isnan(df.loc["CBAM", "CPU ms (imgsz)"])
     assert "latency of cbam left out: unsteady timing (median 1490 ms, IQR 1863 ms" in df.loc["CBAM", "flag"]
+
+
+def test_a_summary_from_an_earlier_validator_setting_says_so(tmp_path):
+    """Issue 34, item 5: summaries validated square were up to 0.01 off ``yolo val``."""
+    import json
+
+    fake_run(tmp_path, "base", None, 0.5)
+    old = fake_run(tmp_path, "ema-old", "EMA", 0.52)
+    summary = json.loads((old / "summary.json").read_text())
+    for m in summary["metrics"].values():
+        del m["method"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    df = metrics_table(collect_runs([tmp_path])[0]).set_index("attention")
+    assert "ema-old: validated by an earlier version" in df.loc["EMA", "flag"]
+    assert "earlier version" not in df.loc["none", "flag"]

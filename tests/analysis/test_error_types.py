@@ -1,0 +1,100 @@
+"""TIDE's error types and their dAP (analysis/error_types.py), on hand-made cases with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attention_lens.analysis.error_types import error_analysis
+from attention_lens.experiments.datasets import Split
+
+A, B = 0, 1
+OBJECT = [10, 10, 110, 110]  # 100 x 100
+
+
+def case(gt: list, dets: list) -> tuple[Split, list[np.ndarray]]:
+    """One 400 x 400 image, classes a and b."""
+    split = Split("case", "test", ["a", "b"], ["x.jpg"], [(400, 400)], [np.asarray(gt, dtype=float).reshape(-1, 5)])
+    return split, [np.asarray(dets, dtype=float).reshape(-1, 6)]
+
+
+def only(kind: str, counts: dict) -> bool:
+    return all(v == (1 if k == kind else 0) for k, v in counts.items())
+
+
+def test_a_prediction_equal_to_its_object_is_a_true_positive_not_missed():
+    # tidecv's tracker reports "missed" on exactly this case
+    e = error_analysis(*case([[A, *OBJECT]], [[*OBJECT, 0.9, A]]))
+    assert e.ap == pytest.approx(1.0) and sum(e.counts.values()) == 0 and max(e.dap.values()) == 0
+
+
+def test_a_background_box_and_a_both_error_each_cost_half_the_ap_and_their_fix_restores_it():
+    tp = [*OBJECT, 0.5, A]
+    # class a: a false positive above the true positive, so precision is 1/2 at every recall: AP 0.5
+    e = error_analysis(*case([[A, *OBJECT]], [[300, 300, 340, 340, 0.9, A], tp]))
+    assert only("background", e.counts) and e.ap == pytest.approx(0.5) and e.dap["background"] == pytest.approx(0.5)
+    # other class, IoU 100x100 / (100x290) = 0.34: class a AP 1, class b (a detection, no object) AP 0
+    e = error_analysis(*case([[A, *OBJECT]], [[10, 10, 110, 300, 0.9, B], tp]))
+    assert only("both", e.counts) and e.ap == pytest.approx(0.5) and e.dap["both"] == pytest.approx(0.5)
+
+
+def test_a_duplicate_between_two_true_positives_costs_precision_after_half_recall():
+    # object 1 found at 0.9, found again at 0.7 (IoU 0.96), object 2 found at 0.5:
+    # precision 1 up to recall 1/2 (51 of COCO's 101 points), 2/3 after (50 points)
+    second = [200, 200, 300, 300]
+    dets = [[*OBJECT, 0.9, A], [12, 12, 110, 110, 0.7, A], [*second, 0.5, A]]
+    e = error_analysis(*case([[A, *OBJECT], [A, *second]], dets))
+    assert only("duplicate", e.counts)
+    assert e.ap == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert e.ap + e.dap["duplicate"] == pytest.approx(1.0)
+
+
+def test_a_poorly_placed_box_is_a_localisation_error_that_its_fix_turns_into_the_true_positive():
+    loose = [10, 10, 160, 160, 0.9, A]  # IoU 100x100 / 150x150 = 0.44: in [0.1, 0.5]
+    e = error_analysis(*case([[A, *OBJECT]], [loose]))
+    assert only("localisation", e.counts) and e.ap == 0.0
+    assert e.dap["localisation"] == pytest.approx(1.0)
+    assert e.counts["missed"] == 0  # the fix claims the object: not missed as well
+
+
+def test_a_wrong_class_is_a_classification_error_fixed_by_its_class():
+    e = error_analysis(*case([[A, *OBJECT]], [[*OBJECT, 0.9, B]]))
+    assert only("classification", e.counts)
+    # fixed, it is class a's true positive; class b keeps no detection and no object, so only a counts
+    assert e.ap == 0.0 and e.dap["classification"] == pytest.approx(1.0)
+
+
+def test_an_object_nobody_found_is_missed_and_its_fix_lowers_the_count_to_find():
+    e = error_analysis(*case([[A, *OBJECT], [A, 200, 200, 300, 300]], [[*OBJECT, 0.9, A]]))
+    assert only("missed", e.counts)
+    assert e.ap == pytest.approx(0.5, abs=0.01)  # recall stops at 1/2: 51 of 101 points at precision 1
+    assert e.ap + e.dap["missed"] == pytest.approx(1.0)
+
+
+def test_two_fixes_claiming_one_object_make_one_true_positive():
+    # two loose boxes on one object: fixed, the higher-scoring one finds it, the other is dropped
+    dets = [[10, 10, 160, 160, 0.9, A], [10, 10, 165, 165, 0.8, A]]
+    e = error_analysis(*case([[A, *OBJECT]], dets))
+    assert e.counts["localisation"] == 2 and e.dap["localisation"] == pytest.approx(1.0)
+
+
+def test_agrees_with_tidecv_on_a_zoo_model():
+    """tidecv 1.0.1 (side venv, numpy 1.23) on the stored BCCD test detections of
+    yolov8n-baseline-s0, measured in session 14: AP50 82.7746 and the same counts of every type
+    (136 / 1618 / 210 / 1403 / 2872 / 7); dAP within 0.007 AP points (ties of equal scores are
+    ordered differently after a fix)."""
+    from pathlib import Path
+
+    from attention_lens.analysis.dataset_report import load_detections
+
+    split, _, dets, _ = load_detections(Path(__file__).resolve().parents[2] / "weights" / "evaluation" /
+                                        "bccd-test.json.gz")
+    e = error_analysis(split, dets["yolov8n-baseline-s0"])
+    tide = {"ap": 82.77463819739405, "counts": {"classification": 136, "localisation": 1618, "both": 210,
+                                                "duplicate": 1403, "background": 2872, "missed": 7},
+            "dap": {"classification": 1.0802653389780517, "localisation": 3.6355871854882764,
+                    "both": 0.04448293805648973, "duplicate": 0.36206661554143693,
+                    "background": 6.7576694403161355, "missed": 1.8711183776325129}}
+    assert e.ap * 100 == pytest.approx(tide["ap"], abs=1e-6)
+    assert e.counts == tide["counts"]
+    for kind, dap in tide["dap"].items():
+        assert e.dap[kind] * 100 == pytest.approx(dap, abs=0.01), kind
