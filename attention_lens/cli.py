@@ -94,6 +94,9 @@ def _analyze(args) -> int:
         print(f"{name:40s} mAP50-95 {m['mAP50-95']:.3f}" + (f"  Δ {b['delta']:+.3f} [{b['low']:+.3f}, "
                                                            f"{b['high']:+.3f}]  {b['verdict']}" if b else "  (reference)")
               + (f"  (another base than the reference's {ref_base})" if other else ""))
+        why = results["against reference"].get(name, {}).get("why")
+        if why:
+            print(f"    why (TIDE): {why.split(': ', 1)[-1]}")
     print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
     return 0
 

@@ -21,7 +21,14 @@ from attention_lens.analysis.evaluation import (
     disagreement,
     metrics_of,
 )
-from attention_lens.analysis.error_types import error_analysis
+from attention_lens.analysis.error_types import (
+    TYPES,
+    classify,
+    dap_series,
+    errors_against,
+    summary_of,
+    why_sentence,
+)
 from attention_lens.analysis.localisation import summarise
 from attention_lens.analysis.ultralytics_metrics import ultralytics_metrics
 from attention_lens.cache import BoundedCache
@@ -84,8 +91,13 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     rounds = check_rounds(rounds, minimum=1)
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
-    for n, d in detections.items():  # why: TIDE's error types and the AP each costs (at IoU 0.5)
-        models[n]["errors"] = error_analysis(split, d).as_dict()
+    # Why: TIDE's error types and the AP each costs (at IoU 0.5), per model and against the reference.
+    classified = {n: classified_for(split, d) for n, d in detections.items()}
+    for n, c in classified.items():
+        models[n]["errors"] = summary_of(c).as_dict()
+    error_series = {n: error_series_for(split, d, classified[n], rounds) for n, d in detections.items()} \
+        if len(detections) > 1 else {}
+    error_std = _error_seed_std(models, reference, seed_groups or {})
     if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
         for n, d in detections.items():
             models[n]["ultralytics"] = ultralytics_metrics(split, d, imgsz)
@@ -103,7 +115,10 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
             b["seed std"] = seed_std.get(metric)
             b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric),
                                    same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
-        against[n] = {"objects": a.counts, "by class": _breakdown(a.objects, "class"),
+        errors = errors_against(error_series[reference], error_series[n], error_std,
+                                same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
+        against[n] = {"errors": errors, "why": why_sentence(n, errors),
+                      "objects": a.counts, "by class": _breakdown(a.objects, "class"),
                       "by size": _breakdown(a.objects, "size"),
                       "false positives": {"reference": int(a.fp_reference.sum()), "model": int(a.fp_model.sum())},
                       "bootstrap": boot, "images": disagreement(split, a)[:top_images],
@@ -166,6 +181,32 @@ def _breakdown(objects: list[dict], key: str) -> dict:
     for o in objects:
         out.setdefault(o[key], {c: 0 for c in CATEGORIES})[o["category"]] += 1
     return dict(sorted(out.items()))
+
+
+#: Each model's TIDE classification and its dAP bootstrap series, by (split, its detections[, rounds]).
+_CLASSIFIED: BoundedCache = BoundedCache(128)
+_ERROR_SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
+
+
+def classified_for(split: Split, detections: list[np.ndarray]):
+    key = (split.fingerprint, split.split, detections_digest(detections))
+    return _CLASSIFIED.get_or_make(key, lambda: classify(split, detections))
+
+
+def error_series_for(split: Split, detections: list[np.ndarray], classified, rounds: int) -> np.ndarray:
+    """The model's ``dap_series`` (every error type's dAP on the resampled images, the same draws
+    as the mAP series), cached like ``series_for``."""
+    key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
+    return _ERROR_SERIES.get_or_make(key, lambda: dap_series(classified, rounds))
+
+
+def _error_seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:
+    """Per error type, the spread of dAP over the reference's seeds (where two or more are selected)."""
+    variant = groups.get(reference)
+    seeds = [n for n, g in groups.items() if variant and g == variant and n in models]
+    if len(seeds) < 2:
+        return {}
+    return {t: float(np.std([models[n]["errors"]["dAP"][t] for n in seeds], ddof=1)) for t in TYPES}
 
 
 def _seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:

@@ -54,12 +54,56 @@ class ErrorAnalysis:
 @dataclass
 class _Point:
     """One detection as AP sees it, and what each fix makes of it."""
+    image: int
     cls: int
     score: float
     correct: bool
     kind: str | None = None  # its error type, for a false positive
     fixed_cls: int | None = None  # after a fix that makes it a true positive
     claims: tuple | None = None  # (image, object) its fix would find
+
+
+@dataclass
+class Classified:
+    """Every detection's place in TIDE's accounting, as arrays (one row a detection, in the order
+    AP ranks them), and the objects per image and class: what AP needs for the whole split or for
+    any resample of its images (a weight per image)."""
+    image: np.ndarray  # (n,) image index
+    cls: np.ndarray  # (n,) class index
+    correct: np.ndarray  # (n,) a true positive
+    kind: np.ndarray  # (n,) TYPES index of its error, -1 for a true positive
+    fixed_cls: np.ndarray  # (n,) its class after the fix that makes it a true positive, -1 if none
+    objects: np.ndarray  # (images, classes) objects to find
+    missed: np.ndarray  # (images, classes) of those, missed
+
+    def ap(self, variant: str | None = None, weights: np.ndarray | None = None) -> float:
+        """AP50 with ``variant`` (an error type) fixed, over the images weighted by ``weights``
+        (how often each is drawn; None: each once)."""
+        w = np.ones(len(self.objects)) if weights is None else np.asarray(weights, dtype=float)
+        cls, correct, keep = self.cls, self.correct, np.ones(len(self.cls), dtype=bool)
+        objects = self.objects
+        if variant == "missed":
+            objects = objects - self.missed
+        elif variant is not None:
+            hit = self.kind == TYPES.index(variant)
+            fixed = hit & (self.fixed_cls >= 0)
+            keep = ~hit | fixed
+            cls = np.where(fixed, self.fixed_cls, cls)
+            correct = correct | fixed
+        point_w = w[self.image] * keep
+        to_find = w @ objects
+        aps = []
+        for c in range(objects.shape[1]):
+            mine = (cls == c) & (point_w > 0)
+            if to_find[c] <= 0 and not mine.any():
+                continue  # a class with neither objects nor detections does not count
+            aps.append(_ap(point_w[mine], correct[mine], to_find[c]))
+        return float(np.mean(aps)) if aps else 0.0
+
+    def daps(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        """Each type's dAP (fixed alone, never below 0) over the weighted images."""
+        base = self.ap(None, weights)
+        return {t: max(self.ap(t, weights) - base, 0.0) for t in TYPES}
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,12 +117,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
 
 
-def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> ErrorAnalysis:
-    """TIDE's error types and their dAP for one model's detections (per image (n, 6): x1, y1, x2,
+def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> Classified:
+    """TIDE's matching and error types for one model's detections (per image (n, 6): x1, y1, x2,
     y2, score, split class index; image pixels)."""
+    n_cls = len(split.classes)
     points: list[_Point] = []
-    n_gt = np.zeros(len(split.classes), dtype=int)
-    missed: list[int] = []  # class of each missed object
+    objects = np.zeros((len(split.images), n_cls), dtype=int)
+    missed = np.zeros((len(split.images), n_cls), dtype=int)
     best_claim: dict[tuple, tuple[float, int]] = {}  # object -> (score, point) of the best fix claiming it
     for i, (gt, det) in enumerate(zip(split.boxes, dets)):
         gt = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
@@ -86,7 +131,7 @@ def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: flo
         det = det[np.argsort(-det[:, 4], kind="stable")][:MAX_DETS]
         h, w = split.sizes[i]
         det[:, :4] = np.clip(det[:, :4], 0, [w, h, w, h])  # as COCO's numbers see them (the pass keeps them unclipped)
-        n_gt += np.bincount(gt[:, 0].astype(int), minlength=len(split.classes))
+        objects[i] = np.bincount(gt[:, 0].astype(int), minlength=n_cls)
         iou = box_iou(det[:, :4], gt[:, 1:5])
         same = det[:, 5:6].astype(int) == gt[:, 0].astype(int)[None, :]
         found = np.zeros(len(gt), dtype=bool)
@@ -98,7 +143,7 @@ def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: flo
             if hit:
                 found[j] = True
                 free[:, j] = 0.0
-            points.append(_Point(int(det[k, 5]), float(det[k, 4]), bool(hit)))
+            points.append(_Point(i, int(det[k, 5]), float(det[k, 4]), bool(hit)))
         claimed = np.zeros(len(gt), dtype=bool)
         for k in range(len(det)):
             p = points[first + k]
@@ -124,24 +169,78 @@ def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: flo
                 p.kind = "background"
             else:
                 p.kind = "both"
-        missed += [int(gt[j, 0]) for j in range(len(gt)) if not found[j] and not claimed[j]]
+        for j in np.flatnonzero(~found & ~claimed):
+            missed[i, int(gt[j, 0])] += 1
     winners = {index for _, index in best_claim.values()}
-    base = _map(points, n_gt)
-    counts = {t: sum(p.kind == t for p in points) for t in TYPES[:-1]}
-    counts["missed"] = len(missed)
-    dap = {}
-    for t in TYPES[:-1]:
-        fixed = []
-        for index, p in enumerate(points):
-            if p.kind != t:
-                fixed.append(p)
-            elif p.claims is not None and index in winners:
-                fixed.append(_Point(p.fixed_cls, p.score, True))
-            # every other error of this type is dropped
-        dap[t] = max(_map(fixed, n_gt) - base, 0.0)
-    fewer = n_gt - np.bincount(np.asarray(missed, dtype=int), minlength=len(n_gt))
-    dap["missed"] = max(_map(points, fewer) - base, 0.0)
-    return ErrorAnalysis(base, counts, dap)
+    order = sorted(range(len(points)), key=lambda k: -points[k].score)  # AP's ranking, ties in image order
+    ranked = [points[k] for k in order]
+    return Classified(
+        image=np.array([p.image for p in ranked], dtype=int),
+        cls=np.array([p.cls for p in ranked], dtype=int),
+        correct=np.array([p.correct for p in ranked], dtype=bool),
+        kind=np.array([-1 if p.kind is None else TYPES.index(p.kind) for p in ranked], dtype=int),
+        fixed_cls=np.array([p.fixed_cls if (p.claims is not None and k in winners) else -1
+                            for k, p in zip(order, ranked)], dtype=int),
+        objects=objects, missed=missed)
+
+
+def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> ErrorAnalysis:
+    """TIDE's error types and their dAP for one model's detections on the whole split."""
+    return summary_of(classify(split, dets, fg, bg))
+
+
+def summary_of(c: Classified) -> ErrorAnalysis:
+    """The whole split's AP50, counts and dAP of a classified model."""
+    counts = {t: int((c.kind == TYPES.index(t)).sum()) for t in TYPES[:-1]}
+    counts["missed"] = int(c.missed.sum())
+    return ErrorAnalysis(c.ap(), counts, c.daps())
+
+
+#: How a type reads in a sentence.
+_PHRASES = {"classification": "classification errors", "localisation": "localisation errors",
+            "both": "errors of class and place at once", "duplicate": "duplicates",
+            "background": "background detections", "missed": "missed objects"}
+
+
+def errors_against(ref_series: np.ndarray, model_series: np.ndarray, seed_std: dict[str, float] | None = None,
+                   same_variant: bool = False, level: float = 0.95) -> dict:
+    """Per type, the model's dAP minus the reference's (negative: it loses less AP to that type)
+    with a paired percentile interval over the resampled images (the two ``dap_series`` drawn with
+    one seed) and the verdict the mAP's Δ gets (``bootstrap.verdict``, the reference's seeds'
+    spread of that type's dAP as the seed noise)."""
+    from attention_lens.analysis.bootstrap import verdict
+
+    diff = np.asarray(model_series) - np.asarray(ref_series)
+    lo, hi = np.nanpercentile(diff[1:], [50 * (1 - level), 50 * (1 + level)], axis=0)
+    out = {}
+    for j, t in enumerate(TYPES):
+        std = (seed_std or {}).get(t)
+        out[t] = {"delta": float(diff[0, j]), "low": float(lo[j]), "high": float(hi[j]), "seed std": std,
+                  "verdict": verdict(float(diff[0, j]), float(lo[j]), float(hi[j]), std, same_variant=same_variant)}
+    return out
+
+
+def why_sentence(name: str, against: dict) -> str:
+    """Plain words from the intervals that exclude zero: "EMA s0: fewer missed objects, dAP -0.021
+    [-0.034, -0.008]; other error types within image sampling noise"."""
+    clear = [(t, a) for t, a in against.items() if a["low"] > 0 or a["high"] < 0]
+    if not clear:
+        return f"{name}: every error type within image sampling noise"
+    parts = [f"{'fewer' if a['delta'] < 0 else 'more'} {_PHRASES[t]}, dAP {a['delta']:+.3f} "
+             f"[{a['low']:+.3f}, {a['high']:+.3f}]" + ("" if "beyond" in a["verdict"] else f" ({a['verdict']})")
+             for t, a in sorted(clear, key=lambda ta: -abs(ta[1]["delta"]))]
+    rest = "; other error types within image sampling noise" if len(clear) < len(against) else ""
+    return f"{name}: " + "; ".join(parts) + rest
+
+
+def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray:
+    """(rounds + 1, types): each type's dAP on the whole split, then on ``rounds`` resamples of its
+    images with replacement, drawn as ``bootstrap.bootstrap_series`` draws them (the same seed
+    gives the same images), so two models' series are paired image for image."""
+    n = len(classified.objects)
+    rng = np.random.default_rng(seed)
+    draws = [None] + [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(rounds)]
+    return np.array([[d[t] for t in TYPES] for d in (classified.daps(w) for w in draws)])
 
 
 def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int) -> None:
@@ -156,26 +255,15 @@ def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, inde
         best_claim[(image, j)] = (p.score, index)
 
 
-def _map(points: list[_Point], n_gt: np.ndarray) -> float:
-    """COCO's 101-point AP per class, averaged over the classes that have objects or detections."""
-    by_class: dict[int, list[_Point]] = {}
-    for p in points:
-        by_class.setdefault(p.cls, []).append(p)
-    aps = [_ap(by_class.get(c, []), int(n_gt[c])) for c in range(len(n_gt)) if n_gt[c] > 0 or c in by_class]
-    return float(np.mean(aps)) if aps else 0.0
-
-
-def _ap(points: list[_Point], n_gt: int) -> float:
-    if n_gt <= 0:
+def _ap(weights: np.ndarray, correct: np.ndarray, to_find: float) -> float:
+    """COCO's 101-point interpolated AP of detections already ranked by score, each counted
+    ``weights`` times (a resampled image's detections count as often as the image is drawn)."""
+    if to_find <= 0 or not len(weights):
         return 0.0
-    order = sorted(points, key=lambda p: -p.score)
-    tp = np.cumsum([p.correct for p in order])
-    fp = np.cumsum([not p.correct for p in order])
-    if not len(order):
-        return 0.0
-    precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / n_gt
+    tp = np.cumsum(weights * correct)
+    fp = np.cumsum(weights * ~correct)
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    recall = tp / to_find
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at any later recall
-    thresholds = np.linspace(0, 1, 101)
-    idx = np.searchsorted(recall, thresholds, side="left")
+    idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
     return float(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean())

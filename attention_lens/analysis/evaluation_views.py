@@ -35,24 +35,27 @@ def metrics_frame(results: dict):
 
 
 def errors_frame(results: dict):
-    """Why each model's AP50 falls short (TIDE's error types): the AP fixing each type would add
-    (dAP), its count, and for every model but the reference the Δ of each dAP against it (negative:
-    this model loses less AP to that type)."""
+    """Why each model's AP50 falls short (TIDE's error types): for every model but the reference, a
+    sentence from the intervals that exclude zero and each type's Δ dAP against the reference
+    (negative: it loses less AP to that type); for every model, the AP fixing each type would add
+    (dAP) and how many there are."""
     import pandas as pd
 
     from attention_lens.analysis.error_types import TYPES
 
-    ref = (results["models"].get(results["reference"]) or {}).get("errors")
     rows = []
     for name, m in results["models"].items():
         e = m.get("errors")
         if not e:
             continue
-        row = {"model": name, "AP50 (TIDE)": e["AP50"]}
+        against = results["against reference"].get(name, {})
+        row = {"model": name, "why (TIDE, vs the reference)": against.get("why", "the reference"),
+               "AP50 (TIDE)": e["AP50"]}
+        for t in TYPES:
+            a = (against.get("errors") or {}).get(t)
+            row[f"Δ dAP {t}"] = None if a is None else a["delta"]
         for t in TYPES:
             row[f"dAP {t}"] = e["dAP"][t]
-        for t in TYPES:
-            row[f"Δ dAP {t}"] = None if ref is None or name == results["reference"] else e["dAP"][t] - ref["dAP"][t]
         row.update({f"{t} (count)": e["counts"][t] for t in TYPES})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -98,3 +98,33 @@ def test_agrees_with_tidecv_on_a_zoo_model():
     assert e.counts == tide["counts"]
     for kind, dap in tide["dap"].items():
         assert e.dap[kind] * 100 == pytest.approx(dap, abs=0.01), kind
+
+
+def test_the_bootstrap_of_dap_is_paired_and_its_first_row_is_the_whole_split():
+    from pathlib import Path
+
+    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.analysis.error_types import TYPES, classify, dap_series, errors_against, why_sentence
+
+    split, _, dets, _ = load_detections(Path(__file__).resolve().parents[2] / "weights" / "evaluation" /
+                                        "bccd-test.json.gz")
+    ref, ema = (classify(split, dets[n]) for n in ("yolov8n-baseline-s0", "yolov8n-ema-neck-s0"))
+    s_ref, s_ema = dap_series(ref, 100), dap_series(ema, 100)
+    whole = error_analysis(split, dets["yolov8n-ema-neck-s0"]).dap
+    assert s_ema.shape == (101, len(TYPES)) and list(s_ema[0]) == pytest.approx([whole[t] for t in TYPES])
+    # a model against itself: every round's difference is exactly zero (the same images each round)
+    same = errors_against(s_ref, s_ref)
+    assert all(a["delta"] == a["low"] == a["high"] == 0 for a in same.values())
+    assert why_sentence("x", same) == "x: every error type within image sampling noise"
+    # a resample weights images: counting every image twice gives the whole split's numbers again
+    assert ema.daps(np.full(len(split.images), 2.0)) == pytest.approx(ema.daps())
+
+
+def test_the_sentence_names_only_the_types_whose_interval_excludes_zero():
+    from attention_lens.analysis.error_types import why_sentence
+
+    against = {t: {"delta": 0.0, "low": -0.01, "high": 0.01, "verdict": "within image sampling noise"}
+               for t in ("classification", "localisation", "both", "duplicate", "background")}
+    against["missed"] = {"delta": -0.021, "low": -0.034, "high": -0.008, "verdict": "beyond image sampling noise"}
+    assert why_sentence("EMA s0", against) == ("EMA s0: fewer missed objects, dAP -0.021 [-0.034, -0.008]; "
+                                               "other error types within image sampling noise")
