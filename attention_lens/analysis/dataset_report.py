@@ -94,7 +94,7 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     # Why: TIDE's error types and the AP each costs (at IoU 0.5), per model and against the reference.
     classified = {n: classified_for(split, d) for n, d in detections.items()}
     for n, c in classified.items():
-        models[n]["errors"] = summary_of(c).as_dict()
+        models[n]["errors"] = summary_of(c, split.classes).as_dict()
     error_series = {n: error_series_for(split, d, classified[n], rounds) for n, d in detections.items()} \
         if len(detections) > 1 else {}
     error_std = _error_seed_std(models, reference, seed_groups or {})

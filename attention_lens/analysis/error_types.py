@@ -42,13 +42,15 @@ TYPES = ("classification", "localisation", "both", "duplicate", "background", "m
 @dataclass
 class ErrorAnalysis:
     """One model's errors on a split: the AP they are measured from, how many of each type and
-    the AP fixing each type would add (each a fraction, 0-1)."""
+    the AP fixing each type would add (each a fraction, 0-1), overall and per class."""
     ap: float
     counts: dict[str, int] = field(default_factory=dict)
     dap: dict[str, float] = field(default_factory=dict)
+    dap_by_class: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"AP50": self.ap, "counts": dict(self.counts), "dAP": dict(self.dap)}
+        return {"AP50": self.ap, "counts": dict(self.counts), "dAP": dict(self.dap),
+                "dAP by class": {c: dict(d) for c, d in self.dap_by_class.items()}}
 
 
 @dataclass
@@ -78,7 +80,13 @@ class Classified:
 
     def ap(self, variant: str | None = None, weights: np.ndarray | None = None) -> float:
         """AP50 with ``variant`` (an error type) fixed, over the images weighted by ``weights``
-        (how often each is drawn; None: each once)."""
+        (how often each is drawn; None: each once): the mean over the classes that count."""
+        per_class = self.class_aps(variant, weights)
+        counted = per_class[~np.isnan(per_class)]
+        return float(counted.mean()) if len(counted) else 0.0
+
+    def class_aps(self, variant: str | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+        """Each class's AP50 as ``ap`` computes it; NaN for a class with neither objects nor detections."""
         w = np.ones(len(self.objects)) if weights is None else np.asarray(weights, dtype=float)
         cls, correct, keep = self.cls, self.correct, np.ones(len(self.cls), dtype=bool)
         objects = self.objects
@@ -92,13 +100,19 @@ class Classified:
             correct = correct | fixed
         point_w = w[self.image] * keep
         to_find = w @ objects
-        aps = []
+        aps = np.full(objects.shape[1], np.nan)
         for c in range(objects.shape[1]):
             mine = (cls == c) & (point_w > 0)
-            if to_find[c] <= 0 and not mine.any():
-                continue  # a class with neither objects nor detections does not count
-            aps.append(_ap(point_w[mine], correct[mine], to_find[c]))
-        return float(np.mean(aps)) if aps else 0.0
+            if to_find[c] > 0 or mine.any():  # a class with neither objects nor detections does not count
+                aps[c] = _ap(point_w[mine], correct[mine], to_find[c])
+        return aps
+
+    def class_daps(self) -> list[dict[str, float]]:
+        """Per class, each type's dAP on the whole split (that class's AP50 gained, never below 0)."""
+        base = self.class_aps()
+        fixed = {t: self.class_aps(t) for t in TYPES}
+        return [{t: float(max(fixed[t][c] - base[c], 0.0)) if not np.isnan(base[c]) else float("nan")
+                 for t in TYPES} for c in range(len(base))]
 
     def daps(self, weights: np.ndarray | None = None) -> dict[str, float]:
         """Each type's dAP (fixed alone, never below 0) over the weighted images."""
@@ -186,14 +200,16 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
 
 def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> ErrorAnalysis:
     """TIDE's error types and their dAP for one model's detections on the whole split."""
-    return summary_of(classify(split, dets, fg, bg))
+    return summary_of(classify(split, dets, fg, bg), split.classes)
 
 
-def summary_of(c: Classified) -> ErrorAnalysis:
-    """The whole split's AP50, counts and dAP of a classified model."""
+def summary_of(c: Classified, classes: list[str] | None = None) -> ErrorAnalysis:
+    """The whole split's AP50, counts and dAP (overall and per class, named by ``classes``)."""
     counts = {t: int((c.kind == TYPES.index(t)).sum()) for t in TYPES[:-1]}
     counts["missed"] = int(c.missed.sum())
-    return ErrorAnalysis(c.ap(), counts, c.daps())
+    names = classes or [str(k) for k in range(c.objects.shape[1])]
+    by_class = {names[k]: d for k, d in enumerate(c.class_daps()) if not np.isnan(next(iter(d.values())))}
+    return ErrorAnalysis(c.ap(), counts, c.daps(), by_class)
 
 
 #: How a type reads in a sentence.

@@ -61,6 +61,16 @@ def errors_frame(results: dict):
     return pd.DataFrame(rows)
 
 
+def errors_by_class_frame(results: dict):
+    """Per model and class, the AP50 of that class fixing each error type would add."""
+    import pandas as pd
+
+    rows = [{"model": name, "class": c, **{f"dAP {t}": v for t, v in d.items()}}
+            for name, m in results["models"].items()
+            for c, d in ((m.get("errors") or {}).get("dAP by class") or {}).items()]
+    return pd.DataFrame(rows)
+
+
 def objects_figure(results: dict, cls: str | None = None, size: str | None = None):
     """Stacked bars of each model's ground-truth objects (of class ``cls`` and size ``size``, if
     given) found by only the reference, only the model, or neither; the many found by both are
@@ -179,7 +189,9 @@ def _errors_html(results: dict) -> str:
     return ("<h2>Why: TIDE's error types (IoU 0.5)</h2><p>dAP: the AP50 fixing all errors of a type would add "
             "(TIDE, Bolya et al. 2020: foreground IoU 0.5, background 0.1; types checked in TIDE's order). "
             "Δ dAP: against the reference (negative: fewer of those errors).</p>"
-            + frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—"))
+            + frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
+            + "<h3>dAP per class</h3>"
+            + errors_by_class_frame(results).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—"))
 
 
 def _skipped_html(results: dict) -> str:

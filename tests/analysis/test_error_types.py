@@ -128,3 +128,13 @@ def test_the_sentence_names_only_the_types_whose_interval_excludes_zero():
     against["missed"] = {"delta": -0.021, "low": -0.034, "high": -0.008, "verdict": "beyond image sampling noise"}
     assert why_sentence("EMA s0", against) == ("EMA s0: fewer missed objects, dAP -0.021 [-0.034, -0.008]; "
                                                "other error types within image sampling noise")
+
+
+def test_per_class_dap_charges_each_class_with_its_own_errors():
+    # class a: a background box above its true positive (AP 0.5); class b: found cleanly (AP 1)
+    gt = [[A, *OBJECT], [B, 200, 200, 300, 300]]
+    dets = [[300, 300, 340, 340, 0.9, A], [*OBJECT, 0.5, A], [200, 200, 300, 300, 0.8, B]]
+    e = error_analysis(*case(gt, dets))
+    assert e.ap == pytest.approx(0.75) and e.dap["background"] == pytest.approx(0.25)
+    assert e.dap_by_class["a"]["background"] == pytest.approx(0.5)
+    assert e.dap_by_class["b"]["background"] == 0.0
