@@ -26,6 +26,7 @@ from attention_lens.analysis.error_types import (
     classify,
     dap_series,
     errors_against,
+    object_outcomes,
     summary_of,
     why_sentence,
 )
@@ -117,7 +118,10 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
                                    same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
         errors = errors_against(error_series[reference], error_series[n], error_std,
                                 same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
-        against[n] = {"errors": errors, "why": why_sentence(n, errors),
+        codes = [CODES[o["category"]] for o in a.objects]
+        outcomes = {"reference": object_outcomes(split, detections[reference], confidence, [c in "br" for c in codes]),
+                    "model": object_outcomes(split, detections[n], confidence, [c in "bm" for c in codes])}
+        against[n] = {"errors": errors, "why": why_sentence(n, errors), "outcomes": outcomes,
                       "objects": a.counts, "by class": _breakdown(a.objects, "class"),
                       "by size": _breakdown(a.objects, "size"),
                       "false positives": {"reference": int(a.fp_reference.sum()), "model": int(a.fp_model.sum())},

@@ -283,3 +283,30 @@ def _ap(weights: np.ndarray, correct: np.ndarray, to_find: float) -> float:
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at any later recall
     idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
     return float(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean())
+
+
+#: An object's outcome for one model at a confidence, one letter each (stored compactly per model).
+OUTCOMES = {"F": "found", "L": "localisation error", "C": "class error", "B": "both", "M": "missed"}
+
+
+def object_outcomes(split: Split, dets: list[np.ndarray], confidence: float, found: list[bool],
+                    fg: float = FG, bg: float = BG) -> str:
+    """One letter per ground-truth object (image by image, in label order: the order COCO's ids
+    and the Evaluate view's object columns follow): ``found`` (as COCO's matching at IoU ``fg``
+    found it, at ``confidence``), else what the model's detections above ``confidence`` did near
+    it, in TIDE's terms: a box of its class at IoU [bg, fg) is a localisation error, one of
+    another class at IoU >= fg a class error, at [bg, fg) both; nothing near it: missed."""
+    letters, k = [], 0
+    for (h, w), gt, det in zip(split.sizes, split.boxes, dets):
+        gt = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
+        det = np.asarray(det, dtype=np.float64).reshape(-1, 6)
+        det = det[det[:, 4] >= confidence]
+        iou = box_iou(gt[:, 1:5], np.clip(det[:, :4], 0, [w, h, w, h]))
+        same = gt[:, 0:1].astype(int) == det[:, 5].astype(int)[None, :]
+        for j in range(len(gt)):
+            own = iou[j][same[j]].max(initial=0.0)
+            other = iou[j][~same[j]].max(initial=0.0)
+            letters.append("F" if found[k] else "L" if own >= bg else "C" if other >= fg else
+                           "B" if other >= bg else "M")
+            k += 1
+    return "".join(letters)

@@ -61,6 +61,48 @@ def errors_frame(results: dict):
     return pd.DataFrame(rows)
 
 
+def outcome_flows(results: dict, model: str, cls: str | None = None, size: str | None = None) -> dict:
+    """(reference outcome, model outcome) -> number of the filtered ground-truth objects."""
+    o = results["against reference"][model].get("outcomes") or {}
+    ref, mod = o.get("reference", ""), o.get("model", "")
+    flows: dict[tuple[str, str], int] = {}
+    for k in _kept(results, cls, size):
+        if k < len(ref) and k < len(mod):
+            flows[(ref[k], mod[k])] = flows.get((ref[k], mod[k]), 0) + 1
+    return flows
+
+
+def outcomes_figure(results: dict, cls: str | None = None, size: str | None = None):
+    """Object by object, what the reference did with it and what each model did (plotly Sankey,
+    one band per model): found, localisation error, class error, both, missed (TIDE's terms, at
+    the evaluation's confidence and IoU 0.5)."""
+    import plotly.graph_objects as go
+
+    from attention_lens.analysis.error_types import OUTCOMES
+
+    names = [n for n in results["against reference"] if results["against reference"][n].get("outcomes")]
+    if not names:
+        return None
+    letters = list(OUTCOMES)
+    colours = {"F": "#00CC96", "L": "#FFA15A", "C": "#AB63FA", "B": "#FF6692", "M": "#EF553B"}
+    fig = go.Figure()
+    band = 1 / len(names)
+    for row, name in enumerate(names):
+        flows = outcome_flows(results, name, cls, size)
+        labels = [f"reference: {OUTCOMES[x]}" for x in letters] + [f"{name}: {OUTCOMES[x]}" for x in letters]
+        links = [(letters.index(a), len(letters) + letters.index(b), v) for (a, b), v in sorted(flows.items())]
+        fig.add_trace(go.Sankey(
+            domain={"x": [0, 1], "y": [1 - (row + 1) * band + 0.02, 1 - row * band - 0.02]},
+            node={"label": labels, "color": [colours[x] for x in letters] * 2, "pad": 8, "thickness": 12},
+            link={"source": [a for a, _, _ in links], "target": [b for _, b, _ in links],
+                  "value": [v for *_, v in links], "color": ["rgba(0,0,0,0.18)"] * len(links)}))
+    which = " ".join(v for v in (size, cls) if v not in (None, ALL)) or "all"
+    fig.update_layout(height=max(260, 240 * len(names)), margin=dict(t=40, b=10, l=10, r=10),
+                      title=dict(text=f"Each object ({which}): the reference's outcome → the model's (confidence ≥ "
+                                      f"{results['confidence']:g}, IoU 0.5)", font_size=13))
+    return fig
+
+
 def errors_by_class_frame(results: dict):
     """Per model and class, the AP50 of that class fixing each error type would add."""
     import pandas as pd

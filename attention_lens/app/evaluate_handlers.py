@@ -186,6 +186,14 @@ def error_types(results: dict | None):
     return errors_frame(results).round(3) if results else None
 
 
+def outcome_view(results: dict | None, cls: str | None = None, size: str | None = None):
+    """Object by object: the reference's outcome -> each model's (a Sankey), for the objects of
+    class ``cls`` and size ``size`` ("all": any)."""
+    from attention_lens.analysis.evaluation_views import outcomes_figure
+
+    return outcomes_figure(results, cls, size) if results else None
+
+
 def evaluation_views(results: dict | None, cls: str | None = None, size: str | None = None):
     """(metrics table, Δ figure, found-objects figure, ranked images, localisation table,
     localisation figure) for the objects of class ``cls`` and size ``size`` ("all": any)."""

@@ -12,6 +12,7 @@ from attention_lens.app.evaluate_handlers import (
     error_types,
     evaluation_views,
     image_for_attention,
+    outcome_view,
     reference_options,
     review_image,
 )
@@ -70,6 +71,8 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                 size = gr.Dropdown(choices=[ALL], value=ALL, label="Objects of size (COCO area, image pixels)",
                                    elem_id="evaluate-size")
             objects = gr.Plot(label="Ground-truth objects: found by both, only one, neither", elem_id="evaluate-objects")
+            outcomes = gr.Plot(label="Object by object: the reference's outcome -> each model's (TIDE's terms)",
+                               elem_id="evaluate-outcomes")
             located = gr.Plot(label="Where the maps fall", elem_id="evaluate-localisation")
             with gr.Accordion("Where the maps fall: every layer's numbers", open=False):
                 located_table = gr.Dataframe(label="Energy ratio (1 = no preference) and pointing-game hit rate",
@@ -125,11 +128,12 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             raise gr.Error(str(e), print_exception=False) from None
         table_, delta_, objects_, images_, located_table_, located_ = evaluation_views(results)
         return (data_set_summary(results), table_, delta_, objects_, images_, paths, results, located_table_,
-                located_, error_types(results), kept)
+                located_, error_types(results), outcome_view(results), kept)
 
     # Its own queue: waiting for a job holds no slot of the interactive views (widgets.INFERENCE_QUEUE).
     run = button.click(on_evaluate, [models, uploads, dataset, reference, split, imgsz, conf, rounds, localise],
-                       [summary, table, delta, objects, images, files, raw, located_table, located, errors, held],
+                       [summary, table, delta, objects, images, files, raw, located_table, located, errors, outcomes,
+                        held],
                        api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)
@@ -137,11 +141,11 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
 
     def on_filter(results, cls_=ALL, size_=ALL):
         _, _, objects_, images_, located_table_, located_ = evaluation_views(results, cls_, size_)
-        return objects_, images_, located_table_, located_
+        return objects_, images_, located_table_, located_, outcome_view(results, cls_, size_)
 
     for control in (cls, size):
-        control.change(on_filter, [raw, cls, size], [objects, images, located_table, located], api_name=False,
-                       trigger_mode="always_last")
+        control.change(on_filter, [raw, cls, size], [objects, images, located_table, located, outcomes],
+                       api_name=False, trigger_mode="always_last")
     images.select(picked_image, None, opened, api_name=False)
     opened.change(on_review, [held, opened], [review, caption], api_name=False, trigger_mode="always_last")
     if attention is not None and tabs is not None:

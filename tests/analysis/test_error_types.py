@@ -138,3 +138,21 @@ def test_per_class_dap_charges_each_class_with_its_own_errors():
     assert e.ap == pytest.approx(0.75) and e.dap["background"] == pytest.approx(0.25)
     assert e.dap_by_class["a"]["background"] == pytest.approx(0.5)
     assert e.dap_by_class["b"]["background"] == 0.0
+
+
+def test_each_objects_outcome_in_tides_terms():
+    from attention_lens.analysis.error_types import object_outcomes
+
+    gt = [[A, *OBJECT], [A, 10, 200, 60, 250], [A, 300, 10, 390, 100], [A, 330, 330, 390, 390]]
+    dets = [[*OBJECT, 0.9, A],  # object 1: found (COCO's matching says so: the flags passed in)
+            [10, 200, 60, 250, 0.7, B],  # object 2: the right box, another class
+            [300, 10, 390, 180, 0.6, B],  # object 3: another class at IoU 90x90 / (90x170) = 0.53
+            [0, 0, 1, 1, 0.05, A]]  # under the confidence of 0.5: not counted
+    split, d = case(gt, dets)
+    assert object_outcomes(split, d, 0.5, [True, False, False, False]) == "FCCM"  # object 4: nothing near
+    # a box of its class at IoU 100x50 / (200x50 + 100x100 - 100x50) = 0.33: a localisation error;
+    # the same box of another class: both
+    split, d = case([[A, *OBJECT]], [[10, 10, 210, 60, 0.9, A]])
+    assert object_outcomes(split, d, 0.5, [False]) == "L"
+    split, d = case([[A, *OBJECT]], [[10, 10, 210, 60, 0.9, B]])
+    assert object_outcomes(split, d, 0.5, [False]) == "B"

@@ -43,3 +43,20 @@ def test_ranked_images_follow_the_filter():
     assert ranked_images(r, "model", size="medium") == []  # the medium "b" is missed by both: no disagreement
     assert group_key("b", "small") == "class b" and group_key("all", "small") == "size small"
     assert group_key(None, "all") == "all"
+
+
+def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
+    """The Sankey's flows (issue 36) count the same objects as the found-by bars: found by both is
+    found -> found, only the reference found -> anything else, and so on; filters apply alike."""
+    from attention_lens.analysis.evaluation_views import outcome_flows, outcomes_figure
+
+    r = _results()
+    flows = outcome_flows(r, "model")
+    # small a: both found; big a: only the model; small b: only the reference; medium b: neither
+    # (the model's ghost boxes are far from it: missed by both)
+    assert flows == {("F", "F"): 1, ("M", "F"): 1, ("F", "M"): 1, ("M", "M"): 1}
+    assert outcome_flows(r, "model", cls="a") == {("F", "F"): 1, ("M", "F"): 1}
+    counts = object_counts(r, "model")
+    assert flows[("F", "F")] == counts["both"] and flows[("M", "M")] == counts["neither"]
+    fig = outcomes_figure(r)
+    assert len(fig.data) == 1 and sum(fig.data[0].link.value) == 4

@@ -88,7 +88,8 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
 
     with serve(WEIGHTS, "--data", str(bccd_yolo)) as url:
         client = Client(url, verbose=False)
-        summary, table, delta, objects, images, files, results, located_table, located, errors = client.predict(
+        (summary, table, delta, objects, images, files, results, located_table, located, errors,
+         outcomes) = client.predict(
             models=["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"], reference="yolov8n-baseline-s0", rounds=200,
             api_name="/evaluate")
     assert [row[0] for row in table["data"]] == ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
