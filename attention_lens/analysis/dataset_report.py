@@ -24,6 +24,7 @@ from attention_lens.analysis.evaluation import (
 from attention_lens.analysis.error_types import (
     TYPES,
     classify,
+    dap_50_95,
     dap_series,
     errors_against,
     object_outcomes,
@@ -96,6 +97,9 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     classified = {n: classified_for(split, d) for n, d in detections.items()}
     for n, c in classified.items():
         models[n]["errors"] = summary_of(c, split.classes).as_dict()
+        models[n]["errors"]["dAP 50-95"] = _CLASSIFIED.get_or_make(
+            ("50-95", split.fingerprint, split.split, detections_digest(detections[n])),
+            lambda d=detections[n]: dap_50_95(split, d))
     error_series = {n: error_series_for(split, d, classified[n], rounds) for n, d in detections.items()} \
         if len(detections) > 1 else {}
     error_std = _error_seed_std(models, reference, seed_groups or {})

@@ -203,6 +203,17 @@ def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: flo
     return summary_of(classify(split, dets, fg, bg), split.classes)
 
 
+#: The foreground thresholds of COCO's mAP50-95, for dAP averaged over them.
+FG_RANGE = tuple(np.round(np.linspace(0.5, 0.95, 10), 2))
+
+
+def dap_50_95(split: Split, dets: list[np.ndarray], bg: float = BG) -> dict[str, float]:
+    """Each type's dAP averaged over foreground IoUs 0.50, 0.55, ..., 0.95 (background stays at
+    ``bg``), as TIDE reports it beside the one at 0.5."""
+    per = [classify(split, dets, float(fg), bg).daps() for fg in FG_RANGE]
+    return {t: float(np.mean([d[t] for d in per])) for t in TYPES}
+
+
 def summary_of(c: Classified, classes: list[str] | None = None) -> ErrorAnalysis:
     """The whole split's AP50, counts and dAP (overall and per class, named by ``classes``)."""
     counts = {t: int((c.kind == TYPES.index(t)).sum()) for t in TYPES[:-1]}

@@ -56,6 +56,8 @@ def errors_frame(results: dict):
             row[f"Δ dAP {t}"] = None if a is None else a["delta"]
         for t in TYPES:
             row[f"dAP {t}"] = e["dAP"][t]
+        for t in TYPES:
+            row[f"dAP {t} (50-95)"] = (e.get("dAP 50-95") or {}).get(t)
         row.update({f"{t} (count)": e["counts"][t] for t in TYPES})
         rows.append(row)
     return pd.DataFrame(rows)

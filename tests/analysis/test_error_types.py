@@ -156,3 +156,12 @@ def test_each_objects_outcome_in_tides_terms():
     assert object_outcomes(split, d, 0.5, [False]) == "L"
     split, d = case([[A, *OBJECT]], [[10, 10, 210, 60, 0.9, B]])
     assert object_outcomes(split, d, 0.5, [False]) == "B"
+
+
+def test_dap_over_the_coco_thresholds_averages_each_one():
+    from attention_lens.analysis.error_types import FG_RANGE, dap_50_95
+
+    # a box at IoU 0.833 with its object is a true positive up to 0.80 and a localisation error
+    # above: at 0.85, 0.90, 0.95 fixing localisation restores the whole AP
+    split, dets = case([[A, *OBJECT]], [[10, 10, 130, 110, 0.9, A]])
+    assert dap_50_95(split, dets)["localisation"] == pytest.approx(3 / len(FG_RANGE))

@@ -98,7 +98,7 @@ def test_evaluate_endpoint_on_the_bccd_test_split_with_two_shipped_models(bccd_y
     assert "/ test**: 72 images" in summary and "left out" not in summary
     # why, per model: TIDE's error types (the reference's Δ column empty)
     rows = {r[0]: r for r in errors["data"]}
-    assert set(rows) == {"yolov8n-baseline-s0", "yolov8n-ema-neck-s0"} and len(errors["headers"]) == 21
+    assert set(rows) == {"yolov8n-baseline-s0", "yolov8n-ema-neck-s0"} and len(errors["headers"]) == 27
     assert rows["yolov8n-ema-neck-s0"][1].startswith("yolov8n-ema-neck-s0: ")
     ema = results["against reference"]["yolov8n-ema-neck-s0"]
     assert sum(ema["objects"].values()) == results["data set"]["objects"]
