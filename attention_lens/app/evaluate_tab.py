@@ -45,7 +45,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
         with gr.Column(scale=1):
             with gr.Row():
                 button = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
-                stop = gr.Button("Stop", variant="stop", elem_id="evaluate-stop")
+                stop = gr.Button("Stop", variant="secondary", elem_id="evaluate-stop")
             models = model_picker(store, default, "Models (the reference's seeds give the seed noise)")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Your checkpoints (.pt)")
             dataset = gr.File(file_types=[".zip"], label="Your labelled data set (.zip)")

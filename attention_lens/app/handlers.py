@@ -212,15 +212,18 @@ def results_grid(shown: dict | None, payload: dict | None):
 
 
 def detections_table(payload: dict | None):
-    """Every box of a /compare answer as rows, strongest first per model (UI: the labels on the
-    images leave out those that would cover others; the table has them all)."""
+    """Every box of a /compare answer as rows: the reference's first, strongest first per model
+    (UI: the labels on the images leave out those that would cover others; the table has them all)."""
     import pandas as pd
 
     rows = [{"model": d["model"], "class": d["class"], "confidence": d["confidence"],
              "box (x1, y1, x2, y2)": ", ".join(f"{v:.0f}" for v in d["box"]), "diff": d.get("diff")}
             for d in (payload or {}).get("detections", [])]
     df = pd.DataFrame(rows, columns=["model", "class", "confidence", "box (x1, y1, x2, y2)", "diff"])
-    return df.sort_values(["model", "confidence"], ascending=[True, False], na_position="last", kind="stable")
+    # the reference first, then the models in the order they were compared; strongest first in each
+    order = {m: i for i, m in enumerate(dict.fromkeys([(payload or {}).get("reference"), *df["model"]]))}
+    return df.assign(_m=df["model"].map(order)).sort_values(
+        ["_m", "confidence"], ascending=[True, False], na_position="last", kind="stable").drop(columns="_m")
 
 
 def slider_pair(shown: dict | None, a: str | None, b: str | None):

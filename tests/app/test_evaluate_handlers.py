@@ -47,6 +47,8 @@ def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(sto
             "another seed of the reference (its Δ is seed noise)"
     assert {Path(p).suffix for p in paths} == {".json", ".html"} and all(Path(p).is_file() for p in paths)
     assert len(images) > 0 and set(images.columns) >= {"model", "image", "only reference", "only model"}
+    # the model under test first, the reference's own seeds after it (issue 35)
+    assert images["model"].iloc[0] == "yolov8n-ema-neck-s0" and images["model"].iloc[-1] != "yolov8n-ema-neck-s0"
     # Localisation was stored with the zoo too: every model has scored layers, no forward ran.
     assert set(results["localisation"]) == set(names)
     assert set(located_table["model"]) == set(names) and located is not None
