@@ -19,7 +19,7 @@ import pandas as pd
 
 from attention_lens.experiments.latency import is_steady
 from attention_lens.experiments.runs import Run, find_runs, plain_metrics
-from attention_lens.modeling.variants import base_rank, placement_label
+from attention_lens.modeling.variants import base_rank, display_base, placement_label
 
 METRICS = ("P", "R", "mAP50", "mAP50-95")
 NOISE_SIGMAS = 2.0
@@ -112,8 +112,7 @@ def base_from_args(run: Run) -> str | None:
 
 def variant_name(key: tuple) -> str:
     base, attention, placement = key
-    if str(base).startswith("yolov5") and attention != "?" and not str(base).endswith("u"):
-        base = f"{base}u"  # the anchor-free v5u layout, as ultralytics names it
+    base = display_base(base) if attention != "?" else base
     if attention == "?":
         return f"{base} (no summary.json)"
     return f"{base} baseline" if not attention else f"{base} + {attention} @ {placement}"
@@ -199,7 +198,8 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
         base_mean, base_std = _mean_std([_metric(r, "test", "mAP50-95") for r in base_runs])
         for part in ([[r] for r in kept] if per_run else [kept]):
             row = {"model": part[0].name if per_run else variant_name(key[2:]), "data set": labels[ds_key],
-                   "setting": _setting_label(setting), "base": base, "attention": attention or "none",
+                   "setting": _setting_label(setting), "base": display_base(base) if attention != "?" else base,
+                   "attention": attention or "none",
                    "placement": placement or "", "seeds": len(part), "yours": any(r.yours for r in part),
                    "params": _mean_std([_params(r) for r in part])[0]}
             for counter in ("thop", "torch"):

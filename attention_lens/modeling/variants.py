@@ -43,6 +43,13 @@ class Base:
 BASE_ORDER = ("yolov8", "yolov5", "yolo11")
 
 
+def display_base(base: str | None) -> str:
+    """A base as every view names it: this project's yolov5 bases build ultralytics' anchor-free v5u
+    layout, which ultralytics (and the model pickers) call ``yolov5nu``; others as they are."""
+    name = str(base or "?")
+    return f"{name}u" if re.fullmatch(r"yolov5[nsmlx]", name) else name
+
+
 def base_rank(base: str | None) -> tuple[int, str]:
     """Sort key of a base name ("yolov8n", "yolov5nu", ...): by family in BASE_ORDER, unknown last."""
     name = (base or "").lower()

@@ -63,16 +63,17 @@ def test_each_base_gets_its_own_front_and_only_its_own_baselines_band(tmp_path):
     fake_run(tmp_path, "v5", None, 0.45, base="yolov5n")
     fake_run(tmp_path, "v5-ema", "EMA", 0.60, base="yolov5n")  # would dominate the yolov8n front if pooled
     table = metrics_table(collect_runs([tmp_path])[0])
-    table.loc[table["base"] == "yolov5n", "GFLOPs (thop)"] = 1.5  # the smaller base costs less
+    # named as the pickers name it (issue 35: the legend said yolov5n, the picker yolov5nu)
+    table.loc[table["base"] == "yolov5nu", "GFLOPs (thop)"] = 1.5  # the smaller base costs less
     fig = pareto_figure(table, "GFLOPs (thop)")
     fronts = {t.name: sorted(t.y) for t in fig.data if t.name.startswith("Pareto front")}
-    assert fronts == {"Pareto front · yolov8n": [0.51], "Pareto front · yolov5n": [0.60]}
+    assert fronts == {"Pareto front · yolov8n": [0.51], "Pareto front · yolov5nu": [0.60]}
     bands = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(bands) == 1 and bands[0].name.startswith("yolov8n baseline")
     # The band spans yolov8n's points (at 2.0) and stops short of yolov5n's (at 1.5), in yolov8n's colour.
     assert bands[0].xref == "x" and 1.5 < bands[0].x0 < 2.0 < bands[0].x1
     v8 = [t for t in fig.data if t.name == "models (bars: ±1 std over seeds) · yolov8n"][0]
-    v5 = [t for t in fig.data if t.name == "models (bars: ±1 std over seeds) · yolov5n"][0]
+    v5 = [t for t in fig.data if t.name == "models (bars: ±1 std over seeds) · yolov5nu"][0]
     assert bands[0].line.color == v8.marker.color != v5.marker.color
 
 
