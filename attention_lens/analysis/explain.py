@@ -95,6 +95,38 @@ class Explanation:
     ms: float
 
 
+#: Below this spread (max - min of the 0..1 map) a map shows nothing: a flat or empty map.
+FLAT_SPREAD = 0.05
+#: Above this share of its mass inside the chosen box, a map never leaves the box: the method's
+#: gradients reach only the candidate's receptive field, so the number cannot tell models apart.
+CONFINED_ENERGY = 0.95
+#: The confidence the Compare view shows boxes at (its slider's default).
+SHOWN_CONFIDENCE = 0.25
+
+
+def energy_ratio(e: Explanation) -> float:
+    """Energy in the box over the box's share of the image: 1 = no preference for the box (what
+    a uniform map gives), above 1 = concentrated on it."""
+    return e.energy_in_box / e.box_share if e.box_share > 0 else float("nan")
+
+
+def explanation_notes(e: Explanation, confidence: float = SHOWN_CONFIDENCE) -> list[str]:
+    """What a reader must know before trusting one explanation, in plain words."""
+    notes = []
+    spread = float(e.cam.max() - e.cam.min()) if e.cam.size else 0.0
+    if spread < FLAT_SPREAD:
+        notes.append("flat map: it shows nothing (no gradient or activation differs over the image)")
+    elif e.energy_in_box >= CONFINED_ENERGY:
+        notes.append("the map never leaves the box: this method only sees the candidate's own receptive field, "
+                     "so its energy cannot tell models apart (try Grad-CAM or EigenCAM)")
+    if e.confidence is None:
+        notes.append(f"{e.method} is not class-targeted: it shows the activations' main component, whatever the box")
+    elif e.confidence < confidence:
+        notes.append(f"the matched candidate scores {e.confidence:.3f}, below the {confidence:g} the Compare view "
+                     "shows: this explains a box the model would not report")
+    return notes
+
+
 def to_input_box(box, input_hw, original_hw) -> torch.Tensor:
     """A box in original pixels -> letterboxed input pixels (scale_boxes inverted)."""
     gx, gy, px, py = letterbox_geometry(input_hw, original_hw)

@@ -96,7 +96,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
     import cv2
     import pandas as pd
 
-    from attention_lens.analysis.explain import ExplainError, explain_box
+    from attention_lens.analysis.explain import ExplainError, energy_ratio, explain_box, explanation_notes
     from attention_lens.analysis.heatmaps import overlay
     from attention_lens.analysis.images import display_copy, load_image
     from attention_lens.analysis.render import class_colors, draw
@@ -119,12 +119,15 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
                 im = draw(im, e.matched[None] * s, np.array([e.confidence]), [class_name], palette)
             empty = "" if e.cam.max() > 0 else (f" · empty: no gradient reaches these layers from a "
                                                  f"{e.level or 'lower'} candidate")
+            notes = explanation_notes(e)
             items.append((im, f"{name} · {method} · energy in box {e.energy_in_box:.2f} "
-                              f"(the box is {e.box_share:.1%} of the image){empty}"))
+                              f"(the box is {e.box_share:.1%} of the image: {energy_ratio(e):.1f}x uniform){empty}"
+                              + "".join(f" · {n.split(':')[0]}" for n in notes)))
             rows.append({"model": name, "method": method, "class": class_name,
                          "score of the matched candidate": None if e.confidence is None else round(e.confidence, 3),
                          "IoU with the chosen box": None if e.iou is None else round(e.iou, 3),
                          "candidate's level": e.level,
                          "energy in box": round(e.energy_in_box, 3), "box share of image": round(e.box_share, 4),
-                         "ms": round(e.ms, 1)})
+                         "energy / box share (1 = uniform)": round(energy_ratio(e), 2),
+                         "notes": "; ".join(notes) or "—", "ms": round(e.ms, 1)})
     return items, pd.DataFrame(rows)

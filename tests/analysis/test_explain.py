@@ -111,3 +111,24 @@ def test_levels_after_the_candidates_own_get_no_gradient(shipped, smear):
     at_p3 = explain_box(model, name, smear, wbc, "WBC", levels=("P3",))
     assert at_p3.level == "P3" and at_p3.cam.max() > 0
     assert explain_box(model, name, smear, wbc, "WBC", levels=("P5",)).cam.max() == 0
+
+
+def _explanation(cam, energy, share, confidence=0.8, method="Grad-CAM"):
+    from attention_lens.analysis.explain import Explanation
+
+    return Explanation("m", np.asarray(cam, dtype=float), np.zeros(4), "RBC", method, None, confidence, 0.9, "P3",
+                       energy, share, 1.0)
+
+
+def test_the_notes_say_when_an_explanation_cannot_be_trusted():
+    """Issue 35: LayerCAM and friends read 'energy in box 1.00' for every model; a flat EigenGradCAM
+    map, EigenCAM's missing target and a 0.004 candidate went without a word."""
+    from attention_lens.analysis.explain import energy_ratio, explanation_notes
+
+    spread = np.linspace(0, 1, 100).reshape(10, 10)
+    assert explanation_notes(_explanation(spread, 0.4, 0.1)) == []
+    assert energy_ratio(_explanation(spread, 0.4, 0.1)) == pytest.approx(4.0)
+    assert explanation_notes(_explanation(np.full((10, 10), 0.11), 0.11, 0.11))[0].startswith("flat map")
+    assert explanation_notes(_explanation(spread, 0.99, 0.1))[0].startswith("the map never leaves the box")
+    assert "not class-targeted" in explanation_notes(_explanation(spread, 0.4, 0.1, None, "EigenCAM"))[0]
+    assert "scores 0.004, below the 0.25" in explanation_notes(_explanation(spread, 0.4, 0.1, 0.004))[0]
