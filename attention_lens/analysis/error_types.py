@@ -37,6 +37,13 @@ FG, BG = 0.5, 0.1
 #: TIDE's keeps at most 100 detections an image, as COCO's AP does.
 MAX_DETS = 100
 TYPES = ("classification", "localisation", "both", "duplicate", "background", "missed")
+#: COCO's object sizes by box area in image pixels (as the Evaluate view's size filter).
+SIZES = ("small", "medium", "large")
+_AREA_EDGES = (32**2, 96**2)
+
+
+def _size(area) -> np.ndarray:
+    return np.searchsorted(_AREA_EDGES, np.asarray(area, dtype=float), side="right")
 
 
 @dataclass
@@ -47,10 +54,12 @@ class ErrorAnalysis:
     counts: dict[str, int] = field(default_factory=dict)
     dap: dict[str, float] = field(default_factory=dict)
     dap_by_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    dap_by_size: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"AP50": self.ap, "counts": dict(self.counts), "dAP": dict(self.dap),
-                "dAP by class": {c: dict(d) for c, d in self.dap_by_class.items()}}
+                "dAP by class": {c: dict(d) for c, d in self.dap_by_class.items()},
+                "dAP by size": {k: dict(d) for k, d in self.dap_by_size.items()}}
 
 
 @dataclass
@@ -63,6 +72,7 @@ class _Point:
     kind: str | None = None  # its error type, for a false positive
     fixed_cls: int | None = None  # after a fix that makes it a true positive
     claims: tuple | None = None  # (image, object) its fix would find
+    size: int = 0  # SIZES index (COCO's rule)
 
 
 @dataclass
@@ -75,8 +85,9 @@ class Classified:
     correct: np.ndarray  # (n,) a true positive
     kind: np.ndarray  # (n,) TYPES index of its error, -1 for a true positive
     fixed_cls: np.ndarray  # (n,) its class after the fix that makes it a true positive, -1 if none
-    objects: np.ndarray  # (images, classes) objects to find
-    missed: np.ndarray  # (images, classes) of those, missed
+    size: np.ndarray  # (n,) SIZES index by COCO's rule: the object it found or claims, else its own box
+    objects: np.ndarray  # (images, classes, sizes) objects to find
+    missed: np.ndarray  # (images, classes, sizes) of those, missed
 
     def ap(self, variant: str | None = None, weights: np.ndarray | None = None) -> float:
         """AP50 with ``variant`` (an error type) fixed, over the images weighted by ``weights``
@@ -85,17 +96,23 @@ class Classified:
         counted = per_class[~np.isnan(per_class)]
         return float(counted.mean()) if len(counted) else 0.0
 
-    def class_aps(self, variant: str | None = None, weights: np.ndarray | None = None) -> np.ndarray:
-        """Each class's AP50 as ``ap`` computes it; NaN for a class with neither objects nor detections."""
+    def class_aps(self, variant: str | None = None, weights: np.ndarray | None = None,
+                  size: str | None = None) -> np.ndarray:
+        """Each class's AP50 as ``ap`` computes it; NaN for a class with neither objects nor detections.
+        ``size`` ("small", "medium", "large"): only the objects of that COCO area range, and the
+        detections COCO's rule puts there (by the object they found or claim, else by their own box)."""
         w = np.ones(len(self.objects)) if weights is None else np.asarray(weights, dtype=float)
         cls, correct, keep = self.cls, self.correct, np.ones(len(self.cls), dtype=bool)
-        objects = self.objects
+        objects, missed = self.objects.sum(-1), self.missed.sum(-1)
+        if size is not None:
+            k = SIZES.index(size)
+            objects, missed, keep = self.objects[..., k], self.missed[..., k], self.size == k
         if variant == "missed":
-            objects = objects - self.missed
+            objects = objects - missed
         elif variant is not None:
             hit = self.kind == TYPES.index(variant)
             fixed = hit & (self.fixed_cls >= 0)
-            keep = ~hit | fixed
+            keep = keep & (~hit | fixed)
             cls = np.where(fixed, self.fixed_cls, cls)
             correct = correct | fixed
         point_w = w[self.image] * keep
@@ -106,6 +123,17 @@ class Classified:
             if to_find[c] > 0 or mine.any():  # a class with neither objects nor detections does not count
                 aps[c] = _ap(point_w[mine], correct[mine], to_find[c])
         return aps
+
+    def size_daps(self) -> dict[str, dict[str, float]]:
+        """Per COCO size range (with objects), each type's dAP on the whole split."""
+        out = {}
+        for k, name in enumerate(SIZES):
+            if not self.objects[..., k].any():
+                continue
+            base = self.class_aps(None, None, name)
+            mean = lambda a: float(np.nanmean(a)) if not np.isnan(a).all() else 0.0  # noqa: E731
+            out[name] = {t: max(mean(self.class_aps(t, None, name)) - mean(base), 0.0) for t in TYPES}
+        return out
 
     def class_daps(self) -> list[dict[str, float]]:
         """Per class, each type's dAP on the whole split (that class's AP50 gained, never below 0)."""
@@ -136,8 +164,8 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
     y2, score, split class index; image pixels)."""
     n_cls = len(split.classes)
     points: list[_Point] = []
-    objects = np.zeros((len(split.images), n_cls), dtype=int)
-    missed = np.zeros((len(split.images), n_cls), dtype=int)
+    objects = np.zeros((len(split.images), n_cls, len(SIZES)), dtype=int)
+    missed = np.zeros((len(split.images), n_cls, len(SIZES)), dtype=int)
     best_claim: dict[tuple, tuple[float, int]] = {}  # object -> (score, point) of the best fix claiming it
     for i, (gt, det) in enumerate(zip(split.boxes, dets)):
         gt = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
@@ -145,7 +173,9 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
         det = det[np.argsort(-det[:, 4], kind="stable")][:MAX_DETS]
         h, w = split.sizes[i]
         det[:, :4] = np.clip(det[:, :4], 0, [w, h, w, h])  # as COCO's numbers see them (the pass keeps them unclipped)
-        objects[i] = np.bincount(gt[:, 0].astype(int), minlength=n_cls)
+        gt_size = _size((gt[:, 3] - gt[:, 1]) * (gt[:, 4] - gt[:, 2]))
+        det_size = _size((det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1]))
+        np.add.at(objects[i], (gt[:, 0].astype(int), gt_size), 1)
         iou = box_iou(det[:, :4], gt[:, 1:5])
         same = det[:, 5:6].astype(int) == gt[:, 0].astype(int)[None, :]
         found = np.zeros(len(gt), dtype=bool)
@@ -157,7 +187,8 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
             if hit:
                 found[j] = True
                 free[:, j] = 0.0
-            points.append(_Point(i, int(det[k, 5]), float(det[k, 4]), bool(hit)))
+            points.append(_Point(i, int(det[k, 5]), float(det[k, 4]), bool(hit),
+                                 size=int(gt_size[j] if hit else det_size[k])))
         claimed = np.zeros(len(gt), dtype=bool)
         for k in range(len(det)):
             p = points[first + k]
@@ -170,12 +201,12 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
             j = int(np.argmax(own))
             if bg <= own[j] <= fg:
                 p.kind = "localisation"
-                _claim(p, i, j, found, claimed, best_claim, first + k, p.cls)
+                _claim(p, i, j, found, claimed, best_claim, first + k, p.cls, gt_size[j])
                 continue
             j = int(np.argmax(other))
             if other[j] >= fg:
                 p.kind = "classification"
-                _claim(p, i, j, found, claimed, best_claim, first + k, int(gt[j, 0]))
+                _claim(p, i, j, found, claimed, best_claim, first + k, int(gt[j, 0]), gt_size[j])
                 continue
             if np.where(found, own, 0.0).max() >= fg:
                 p.kind = "duplicate"
@@ -184,7 +215,7 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
             else:
                 p.kind = "both"
         for j in np.flatnonzero(~found & ~claimed):
-            missed[i, int(gt[j, 0])] += 1
+            missed[i, int(gt[j, 0]), gt_size[j]] += 1
     winners = {index for _, index in best_claim.values()}
     order = sorted(range(len(points)), key=lambda k: -points[k].score)  # AP's ranking, ties in image order
     ranked = [points[k] for k in order]
@@ -195,7 +226,7 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
         kind=np.array([-1 if p.kind is None else TYPES.index(p.kind) for p in ranked], dtype=int),
         fixed_cls=np.array([p.fixed_cls if (p.claims is not None and k in winners) else -1
                             for k, p in zip(order, ranked)], dtype=int),
-        objects=objects, missed=missed)
+        size=np.array([p.size for p in ranked], dtype=int), objects=objects, missed=missed)
 
 
 def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> ErrorAnalysis:
@@ -220,7 +251,7 @@ def summary_of(c: Classified, classes: list[str] | None = None) -> ErrorAnalysis
     counts["missed"] = int(c.missed.sum())
     names = classes or [str(k) for k in range(c.objects.shape[1])]
     by_class = {names[k]: d for k, d in enumerate(c.class_daps()) if not np.isnan(next(iter(d.values())))}
-    return ErrorAnalysis(c.ap(), counts, c.daps(), by_class)
+    return ErrorAnalysis(c.ap(), counts, c.daps(), by_class, c.size_daps())
 
 
 #: How a type reads in a sentence.
@@ -270,13 +301,14 @@ def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray
     return np.array([[d[t] for t in TYPES] for d in (classified.daps(w) for w in draws)])
 
 
-def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int) -> None:
+def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int,
+           size: int) -> None:
     """A localisation or classification fix targets object j: where that object is still to be
     found, the highest-scoring such detection is the one the fix turns into its true positive."""
     if found[j]:
         return
     claimed[j] = True
-    p.claims, p.fixed_cls = (image, j), cls
+    p.claims, p.fixed_cls, p.size = (image, j), cls, int(size)
     best = best_claim.get((image, j))
     if best is None or p.score > best[0]:
         best_claim[(image, j)] = (p.score, index)

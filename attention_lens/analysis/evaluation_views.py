@@ -105,13 +105,14 @@ def outcomes_figure(results: dict, cls: str | None = None, size: str | None = No
     return fig
 
 
-def errors_by_class_frame(results: dict):
-    """Per model and class, the AP50 of that class fixing each error type would add."""
+def errors_by_class_frame(results: dict, by: str = "class"):
+    """Per model and class (``by="size"``: COCO size range), the AP50 there fixing each error type
+    would add."""
     import pandas as pd
 
-    rows = [{"model": name, "class": c, **{f"dAP {t}": v for t, v in d.items()}}
+    rows = [{"model": name, by: c, **{f"dAP {t}": v for t, v in d.items()}}
             for name, m in results["models"].items()
-            for c, d in ((m.get("errors") or {}).get("dAP by class") or {}).items()]
+            for c, d in ((m.get("errors") or {}).get(f"dAP by {by}") or {}).items()]
     return pd.DataFrame(rows)
 
 
@@ -235,7 +236,11 @@ def _errors_html(results: dict) -> str:
             "Δ dAP: against the reference (negative: fewer of those errors).</p>"
             + frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
             + "<h3>dAP per class</h3>"
-            + errors_by_class_frame(results).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—"))
+            + errors_by_class_frame(results).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="—")
+            + "<h3>dAP per object size (COCO's areas: objects of that size, and the detections that found or "
+              "claim them, else by their own box)</h3>"
+            + errors_by_class_frame(results, "size").to_html(index=False, float_format=lambda v: f"{v:.3f}",
+                                                             na_rep="—"))
 
 
 def _skipped_html(results: dict) -> str:

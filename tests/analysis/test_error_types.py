@@ -165,3 +165,19 @@ def test_dap_over_the_coco_thresholds_averages_each_one():
     # above: at 0.85, 0.90, 0.95 fixing localisation restores the whole AP
     split, dets = case([[A, *OBJECT]], [[10, 10, 130, 110, 0.9, A]])
     assert dap_50_95(split, dets)["localisation"] == pytest.approx(3 / len(FG_RANGE))
+
+
+def test_dap_by_size_follows_cocos_area_rule():
+    # a small object (20 x 20) found by a box of 22 x 22 and a small background box scoring above it;
+    # two large objects (200 x 200), one found, one missed
+    small, large, other = [10, 10, 30, 30], [150, 150, 350, 350], [0, 150, 140, 390]
+    dets = [[8, 8, 30, 30, 0.5, A], [360, 10, 380, 30, 0.9, A], [*large, 0.8, A]]
+    e = error_analysis(*case([[A, *small], [A, *large], [A, *other]], dets))
+    assert set(e.dap_by_size) == {"small", "large"}  # no medium object: no medium row
+    # small: precision 1/2 at recall 1 -> AP 0.5; dropping the background box gives 1
+    assert e.dap_by_size["small"]["background"] == pytest.approx(0.5)
+    assert e.dap_by_size["small"]["missed"] == 0.0
+    # large: recall stops at 1/2 (AP 51/101); leaving the missed object out gives 1; the small
+    # background box is not charged to the large objects
+    assert e.dap_by_size["large"]["missed"] == pytest.approx(1 - 51 / 101)
+    assert e.dap_by_size["large"]["background"] == 0.0
