@@ -20,6 +20,11 @@ from attention_lens.analysis.images import display_copy, jpeg_data_uri
 #: JPEG quality of the image under the maps: it is context under a translucent heatmap, and
 #: every cell carries its own copy (75 halves the bytes of 85 on the BCCD-like examples).
 BACKGROUND_QUALITY = 75
+#: Where a model has extra layers at a stride, at least this many cells a row (they fill rows of it).
+MIN_COLUMNS = 3
+#: The width the matrix gets on a 1440 px page, and a title character's width at 11 px: how many
+#: characters a cell's title may take (the figure itself stretches to its container).
+PAGE_PX, TITLE_CHAR_PX = 1100, 7.2
 PLOTLY_SCALES = {"jet": "Jet", "turbo": "Turbo", "inferno": "Inferno", "viridis": "Viridis", "magma": "Magma"}
 
 
@@ -93,20 +98,33 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     if not all_cells:
         return None
     models = [mm.model for mm in ins.models if any(c.model == mm.model for c in all_cells)]
-    columns = sorted({c.column for c in all_cells})
     kinds = list(dict.fromkeys(c.kind for c in all_cells))
     ranges = kind_ranges(all_cells)
     h, w = ins.image.shape[:2]
     view_scale = w / ins.original_hw[1] if ins.original_hw[1] else 1.0
     by_place = {(c.model, c.column): c for c in all_cells}
-    titles = []
+    # The columns are each stride's first layer, so the same position of different models lines up.
+    # A model with more layers at a stride (YOLO12's area attention, EMA in every C3) shows the rest
+    # in rows of its own under its main row, each cell naming its level.
+    main = sorted({c.column for c in all_cells if c.column[1] == 0})
+    n_cols = max(len(main), MIN_COLUMNS if any(c.column[1] for c in all_cells) else 1)
+    grid_rows: list[tuple[str, list, bool]] = []  # (model, the columns of its cells in this row, an extra row)
     for m in models:
-        for col in columns:
-            c = by_place.get((m, col))
-            titles.append(f"{m} · {c.title}" if c else "")
+        grid_rows.append((m, main, False))
+        extra = sorted(c.column for c in all_cells if c.model == m and c.column[1] > 0)
+        grid_rows += [(m, extra[i:i + n_cols], True) for i in range(0, len(extra), n_cols)]
+    budget = max(12, int(PAGE_PX / n_cols / TITLE_CHAR_PX))  # characters a title may take without overlapping
+    titles = []
+    for m, row_columns, extra_row in grid_rows:
+        named = False  # the model's name once a row, on its first cell
+        for k in range(n_cols):
+            c = by_place.get((m, row_columns[k])) if k < len(row_columns) else None
+            text = ((_level(row_columns[k]) + " · " if extra_row else "") + c.title) if c else ""
+            titles.append(_fit(f"{m} · {text}" if c and not named else text, budget))
+            named = named or c is not None
     # Plain dicts, built into one figure without plotly's per-property validation (with it, the
     # figure cost more than the two forwards it shows on ONNX Runtime).
-    layout = grid_layout(len(models), len(columns), titles, 0.01, min(0.07, 0.16 / len(models)))
+    layout = grid_layout(len(grid_rows), n_cols, titles, 0.01, min(0.07, 0.16 / len(grid_rows)))
     # Every cell repeats the image as its own trace's source: a big image goes as a copy at twice
     # the cell's width (sharp on a high-density screen), which keeps the figure small; dx, dy
     # stretch it over the axes. A copy of a small one would cost more than it saves.
@@ -115,13 +133,13 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     pixel = dict(dx=w / small.shape[1], dy=h / small.shape[0]) if shrink != 1.0 else {}
     scale = PLOTLY_SCALES.get(colormap, "Jet")
     traces, shapes = [], []
-    for r, m in enumerate(models):
+    for r, (m, row_columns, _) in enumerate(grid_rows):
         mm = next(x for x in ins.models if x.model == m)
-        for k, col in enumerate(columns):
+        for k, col in enumerate(row_columns):
             c = by_place.get((m, col))
             if c is None:
                 continue
-            axis = r * len(columns) + k + 1
+            axis = r * n_cols + k + 1
             ref = "" if axis == 1 else str(axis)
             on_axes = dict(xaxis=f"x{ref}", yaxis=f"y{ref}")
             xs, ys = cell_axes(c, ins.original_hw, view_scale)
@@ -148,16 +166,24 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
         layout[key].update(visible=False, range=[0, w] if key.startswith("x") else [h, 0])
     for a in layout.get("annotations", []):
         a["font"] = dict(size=11)
-    for k, col in enumerate(columns):  # column headers: the level and stride
-        stride, nth = col
-        text = f"<b>{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}</b>" + (f" #{nth + 1}" if nth else "")
+    for k, col in enumerate(main):  # column headers: the level and stride
         layout.setdefault("annotations", []).append(dict(
-            text=text, xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0, yshift=34, showarrow=False,
-            font=dict(size=12)))
+            text=f"<b>{_level(col)}</b>", xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
+            yshift=34, showarrow=False, font=dict(size=12)))
     cell_h = cell_px * h / w
-    layout.update(height=int(len(models) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
+    layout.update(height=int(len(grid_rows) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
                   plot_bgcolor="white", hovermode="closest")
     return dict(data=traces, layout=layout)
+
+
+def _level(column: tuple[int, int]) -> str:
+    stride, nth = column
+    return f"{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}" + (f" #{nth + 1}" if nth else "")
+
+
+def _fit(text: str, budget: int) -> str:
+    """``text`` cut to ``budget`` characters (an ellipsis where cut): titles never run into the next."""
+    return text if len(text) <= budget else text[: budget - 1] + "…"
 
 
 def grid_layout(rows: int, cols: int, titles: list[str], h_space: float, v_space: float) -> dict:

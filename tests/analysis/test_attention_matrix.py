@@ -130,3 +130,24 @@ def test_the_background_is_a_small_copy_stretched_over_the_whole_image():
         assert small[:, :250].min() > 240 and small[:, 270:].max() < 15
     for key in [k for k in spec["layout"] if k.startswith("xaxis")]:
         assert spec["layout"][key]["range"] == [0, 1200]
+
+
+def test_a_model_with_many_layers_at_one_stride_gets_rows_of_its_own_and_no_title_overflows():
+    """Issue 35: the in_csp EMA model's 8 columns shrank every model to thumbnails and the titles
+    overprinted. Columns are each stride's first layer (aligned across models); a model's further
+    layers at a stride fill rows of their own under its main row, each cell naming its level."""
+    from attention_lens.analysis.attention_matrix import MIN_COLUMNS, PAGE_PX, TITLE_CHAR_PX
+
+    g = np.linspace(0, 1, 8 * 12).reshape(8, 12)
+    many = model("yolov5nu-ema-incsp-main-s0-with-a-long-name", [layer(i, 8, g) for i in range(8)])
+    few = model("yolov8n-baseline-s0", [layer(15, 8, g), layer(18, 16, g)])
+    fig = matrix_figure(Inspection(np.zeros((48, 72, 3), np.uint8), [many, few], (48, 72)))
+    rows = len({round(fig.layout[k].domain[0], 3) for k in fig.layout.to_plotly_json() if k.startswith("yaxis")})
+    assert rows == 1 + 3 + 1  # many: its main row and 7 more layers in rows of 3; few: one row
+    titles = [a.text for a in fig.layout.annotations if a.text and not a.text.startswith("<b>")]
+    assert all(len(t) <= int(PAGE_PX / MIN_COLUMNS / TITLE_CHAR_PX) for t in titles)
+    assert sum(t.startswith("yolov5nu-ema") for t in titles) == 4  # the name once a row
+    assert "P3 · stride 8 #7 · L6 CBAM" in titles  # which layer at the stride it is
+    headers = [a.text for a in fig.layout.annotations if a.text.startswith("<b>")]
+    assert headers == ["<b>P3 · stride 8</b>", "<b>P4 · stride 16</b>"]
+    assert len(heatmaps(fig)) == 10
