@@ -65,12 +65,12 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
     state = gr.State(None, time_to_live=STATE_TTL_S)
 
     def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None,
-               stretch=False):
+               stretch=False, progress=gr.Progress()):
         """Each model's attention maps over ``image`` as a matrix (rows = models, columns = P3/P4/P5);
         every map as a file follows from /attention_downloads."""
         try:
             return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
-                                 image_size, [uploaded_path(f) for f in checkpoints or []], stretch)
+                                 image_size, [uploaded_path(f) for f in checkpoints or []], stretch, progress)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

@@ -54,13 +54,14 @@ def build_compare_tab(store, examples: list[str]) -> None:
     images = gr.State({}, time_to_live=STATE_TTL_S)
     pick, detection = build_explain_section(store, examples, image, models, uploads, imgsz, detections, images)
 
-    def on_compare(image, models=None, checkpoints=None, confidence=0.25, iou=0.7, image_size=320, reference=None):
+    def on_compare(image, models=None, checkpoints=None, confidence=0.25, iou=0.7, image_size=320, reference=None,
+                   progress=gr.Progress()):
         """Detect with each model on ``image``: annotated images, a per-model table, and every
         box (original pixels) with its diff status against ``reference``."""
         try:
             image, files = uploaded_path(image, examples), [uploaded_path(f) for f in checkpoints or []]
             items, df, payload, by_model, _names = run_compare(store, image, models, files, confidence, iou,
-                                                               image_size, reference)
+                                                               image_size, reference, progress)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
         if payload.get("note"):

@@ -57,7 +57,7 @@ def detection_at(payload: dict | None, x: float, y: float) -> str | None:
     return detection_value(c, b)
 
 
-def run_explain(store, image, selected, uploads, detection, method, levels, imgsz):
+def run_explain(store, image, selected, uploads, detection, method, levels, imgsz, progress=None):
     """Returns (overlays with captions, table): one explanation of the chosen detection per model.
     Without a detection, the first model's strongest one (at confidence 0.25) is explained, and the
     table says so."""
@@ -66,7 +66,7 @@ def run_explain(store, image, selected, uploads, detection, method, levels, imgs
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
     imgsz = image_size(imgsz)
-    models = resolve_models(store, selected, uploads)
+    models = resolve_models(store, selected, uploads, progress)
     within_budget(models, imgsz)
     chosen = "as given"
     if not given:

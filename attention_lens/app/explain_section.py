@@ -31,13 +31,13 @@ def build_explain_section(store, examples: list[str], image, models, uploads, im
                          elem_id="explain-table")
 
     def on_explain(image, models=None, checkpoints=None, detection=None, method="Grad-CAM",
-                   layers=("P3", "P4", "P5"), image_size=320):
+                   layers=("P3", "P4", "P5"), image_size=320, progress=gr.Progress()):
         """Explain one detection, ``"<class> @ x1,y1,x2,y2"`` in original image pixels, in each model:
         a CAM per model over the image and a table with each map's energy inside the box."""
         try:
             return run_explain(store, uploaded_path(image, examples), models, [uploaded_path(f) for f in
                                                                                 checkpoints or []],
-                               detection, method, layers, image_size)
+                               detection, method, layers, image_size, progress)
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 

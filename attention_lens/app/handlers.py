@@ -111,7 +111,7 @@ def check_names(store: ModelStore, selected: list | None) -> list[str]:
 MAX_UPLOADS = 8
 
 
-def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None) -> dict:
+def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list | None, progress=None) -> dict:
     """name -> model for the picked catalogue entries (in the catalogue's order: baseline first,
     then by placement) and the uploaded checkpoints.
 
@@ -122,7 +122,11 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     if len(uploads or []) > MAX_UPLOADS:
         raise UserError(f"At most {MAX_UPLOADS} checkpoints at a time.")
     rank = {n: i for i, n in enumerate(store.names)}
-    for name in sorted(set(selected or []), key=rank.__getitem__):  # catalogue order, whatever the click order
+    picked = sorted(set(selected or []), key=rank.__getitem__)  # catalogue order, whatever the click order
+    cold = [n for n in picked if n not in store.loaded]  # first use: read, built and warmed up now
+    for name in picked:
+        if progress is not None and name in cold:
+            progress((cold.index(name), len(cold)), desc=f"Loading {len(cold)} model(s) on first use: {name}")
         models[name] = run_on_torch_thread(store.get, name)
     for path in uploads or []:
         try:
@@ -133,13 +137,13 @@ def resolve_models(store: ModelStore, selected: list[str] | None, uploads: list 
     return models
 
 
-def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference):
+def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference, progress=None):
     """Returns (gallery items, table, detections JSON, what the page shows, model names).
 
     What the page shows: the annotated image by model (for the slider), the image at display size
     with nothing drawn and its scale (for the results grid), and the caption by model."""
     imgsz = image_size(imgsz)
-    models = resolve_models(store, selected, uploads)
+    models = resolve_models(store, selected, uploads, progress)
     within_budget(models, imgsz)
     return _run_compare(store, models, image, conf, iou, imgsz, reference)
 
@@ -234,14 +238,15 @@ def slider_pair(shown: dict | None, a: str | None, b: str | None):
     return images[a], images[b]
 
 
-def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None, stretch=False):
+def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None, stretch=False,
+                  progress=None):
     """Returns (notice, layer table, attention matrix figure, summary, state). What follows in
     the UI from that state: every map as an image and the channel charts (``attention_extras``),
     and the downloads (``attention_downloads``): the matrix shows without waiting for them."""
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
     imgsz = image_size(imgsz)
-    models = resolve_models(store, selected, uploads)
+    models = resolve_models(store, selected, uploads, progress)
     within_budget(models, imgsz)
     return _run_attention(store, models, image, colormap, alpha, conf, imgsz, stretch)
 

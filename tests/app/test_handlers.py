@@ -102,3 +102,22 @@ def test_every_box_lists_the_reference_first_then_each_model_strongest_first():
     assert list(zip(df["model"], df["confidence"].fillna(-1))) == [
         ("z-baseline", 0.8), ("z-baseline", 0.4), ("z-baseline", -1), ("a-ema", 0.9), ("a-ema", 0.5)]
     assert list(detections_table(None).columns) == ["model", "class", "confidence", "box (x1, y1, x2, y2)", "diff"]
+
+
+def test_models_loaded_on_first_use_are_announced_with_their_progress():
+    """Issue 35: 30 s of loading with gradio's bar showing a 1.2 s estimate."""
+    from pathlib import Path
+
+    from attention_lens.app.handlers import resolve_models
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+
+    store = ModelStore(read_manifest(Path(__file__).resolve().parents[2] / "weights"))
+    store.load(["yolov8n-baseline-s0"])
+    heard = []
+    picked = ["yolov8n-ema-neck-s0", "yolov8n-baseline-s0", "yolov8n-cbam-neck-s0"]
+    resolve_models(store, picked, [], progress=lambda step, desc: heard.append((step, desc)))
+    assert heard == [((0, 2), "Loading 2 model(s) on first use: yolov8n-cbam-neck-s0"),
+                     ((1, 2), "Loading 2 model(s) on first use: yolov8n-ema-neck-s0")]
+    heard.clear()
+    resolve_models(store, picked, [], progress=lambda step, desc: heard.append((step, desc)))
+    assert heard == []  # loaded now: nothing to announce
