@@ -74,6 +74,38 @@ def outcome_flows(results: dict, model: str, cls: str | None = None, size: str |
     return flows
 
 
+def flow_choices(results: dict, cls: str | None = None, size: str | None = None) -> list[tuple[str, str]]:
+    """(label, value) of every flow between a reference outcome and a model's that differ (the
+    objects where the two disagree), largest first: what the flow picker lists."""
+    from attention_lens.analysis.error_types import OUTCOMES
+
+    out = []
+    for name in results["against reference"]:
+        for (a, b), n in outcome_flows(results, name, cls, size).items():
+            if a != b:
+                out.append((n, f"{name}: reference {OUTCOMES[a]} → {OUTCOMES[b]} ({n})", f"{name}|{a}|{b}"))
+    return [(label, value) for _, label, value in sorted(out, key=lambda x: -x[0])]
+
+
+def flow_images(results: dict, flow: str | None, cls: str | None = None, size: str | None = None):
+    """The images holding the objects of one flow (``flow_choices``' value), most such objects first."""
+    import pandas as pd
+
+    columns = ["model", "image", "objects in this flow"]
+    if not flow or flow.count("|") < 2:
+        return pd.DataFrame(columns=columns)
+    name, a, b = flow.rsplit("|", 2)
+    o = (results["against reference"].get(name) or {}).get("outcomes") or {}
+    ref, mod = o.get("reference", ""), o.get("model", "")
+    images, names = (results.get("objects") or {}).get("image", []), results["data set"].get("image names") or []
+    per_image: dict[int, int] = {}
+    for k in _kept(results, cls, size):
+        if k < len(ref) and k < len(mod) and ref[k] == a and mod[k] == b:
+            per_image[images[k]] = per_image.get(images[k], 0) + 1
+    rows = [(name, names[i] if i < len(names) else str(i), n) for i, n in per_image.items()]
+    return pd.DataFrame(sorted(rows, key=lambda r: (-r[2], r[1])), columns=columns)
+
+
 def outcomes_figure(results: dict, cls: str | None = None, size: str | None = None):
     """Object by object, what the reference did with it and what each model did (plotly Sankey,
     one band per model): found, localisation error, class error, both, missed (TIDE's terms, at

@@ -73,6 +73,10 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             objects = gr.Plot(label="Ground-truth objects: found by both, only one, neither", elem_id="evaluate-objects")
             outcomes = gr.Plot(label="Object by object: the reference's outcome -> each model's (TIDE's terms)",
                                elem_id="evaluate-outcomes")
+            with gr.Row():
+                flow = gr.Dropdown(choices=[], value=None, label="A flow where the two disagree: its images "
+                                                                 "(click one to open it)", elem_id="evaluate-flow")
+            flow_table = gr.Dataframe(label="Images of that flow", elem_id="evaluate-flow-images")
             located = gr.Plot(label="Where the maps fall", elem_id="evaluate-localisation")
             with gr.Accordion("Where the maps fall: every layer's numbers", open=False):
                 located_table = gr.Dataframe(label="Energy ratio (1 = no preference) and pointing-game hit rate",
@@ -137,16 +141,20 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                        api_name="evaluate", preprocess=False, concurrency_id="jobs", concurrency_limit=JOB_WAITERS)
     stop.click(None, None, None, cancels=[run], api_name=False)
     run.success(filter_choices, raw, [cls, size, opened], api_name=False)
+    run.success(pick_flow, [raw], flow, api_name=False)
     run.success(attention_button, held, to_attention, api_name=False)
 
     def on_filter(results, cls_=ALL, size_=ALL):
         _, _, objects_, images_, located_table_, located_ = evaluation_views(results, cls_, size_)
-        return objects_, images_, located_table_, located_, outcome_view(results, cls_, size_)
+        return (objects_, images_, located_table_, located_, outcome_view(results, cls_, size_),
+                pick_flow(results, cls_, size_))
 
     for control in (cls, size):
-        control.change(on_filter, [raw, cls, size], [objects, images, located_table, located, outcomes],
+        control.change(on_filter, [raw, cls, size], [objects, images, located_table, located, outcomes, flow],
                        api_name=False, trigger_mode="always_last")
     images.select(picked_image, None, opened, api_name=False)
+    flow.change(flow_view, [raw, flow, cls, size], flow_table, api_name=False)
+    flow_table.select(picked_image, None, opened, api_name=False)
     opened.change(on_review, [held, opened], [review, caption], api_name=False, trigger_mode="always_last")
     if attention is not None and tabs is not None:
         sent = to_attention.click(on_send, [held, opened, models], [attention.image, attention.models, tabs],
@@ -172,6 +180,20 @@ def filter_choices(results):
     classes, sizes = choices(results)
     return (gr.update(choices=classes, value=ALL), gr.update(choices=sizes, value=ALL),
             gr.update(choices=results["data set"].get("image names", []), value=None))
+
+
+def pick_flow(results, cls=ALL, size=ALL):
+    """The flow picker's choices for the objects in view (none chosen)."""
+    from attention_lens.analysis.evaluation_views import flow_choices
+
+    return gr.update(choices=flow_choices(results, cls, size) if results else [], value=None)
+
+
+def flow_view(results, flow, cls=ALL, size=ALL):
+    """The images of the chosen flow, for the table under the picker."""
+    from attention_lens.analysis.evaluation_views import flow_images
+
+    return flow_images(results, flow, cls, size) if results else None
 
 
 def attention_button(held):

@@ -60,3 +60,17 @@ def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
     assert flows[("F", "F")] == counts["both"] and flows[("M", "M")] == counts["neither"]
     fig = outcomes_figure(r)
     assert len(fig.data) == 1 and sum(fig.data[0].link.value) == 4
+
+
+def test_a_flow_lists_its_images_and_follows_the_filter():
+    from attention_lens.analysis.evaluation_views import flow_choices, flow_images
+
+    r = _results()
+    choices = flow_choices(r)
+    # the two flows where the reference and the model disagree: big a (only the model) and small b
+    assert sorted(v for _, v in choices) == ["model|F|M", "model|M|F"]
+    assert dict((v, label) for label, v in choices)["model|F|M"] == "model: reference found → missed (1)"
+    table = flow_images(r, "model|F|M")
+    assert list(table["image"]) == ["0.jpg"] and list(table["objects in this flow"]) == [1]
+    assert flow_images(r, "model|F|M", cls="a").empty  # small b is of class b
+    assert flow_images(r, None).empty and list(flow_images(r, None).columns)[1] == "image"
