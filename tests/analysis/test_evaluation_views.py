@@ -74,3 +74,15 @@ def test_a_flow_lists_its_images_and_follows_the_filter():
     assert list(table["image"]) == ["0.jpg"] and list(table["objects in this flow"]) == [1]
     assert flow_images(r, "model|F|M", cls="a").empty  # small b is of class b
     assert flow_images(r, None).empty and list(flow_images(r, None).columns)[1] == "image"
+
+
+def test_the_flows_add_up_to_the_objects_and_two_identical_models_stay_on_the_diagonal():
+    from attention_lens.analysis.evaluation_views import outcome_flows
+
+    r = _results()
+    assert sum(outcome_flows(r, "model").values()) == len(r["objects"]["class"]) == 4
+    split = split_of([[SMALL_A, BIG_A, SMALL_B], [MID_B]])
+    same = [np.vstack([dets_from([SMALL_A, SMALL_B])]), np.zeros((0, 6))]
+    twin = evaluate_detections(split, {"ref": same, "twin": [d.copy() for d in same]}, "ref", rounds=20)
+    flows = outcome_flows(twin, "twin")
+    assert sum(flows.values()) == 4 and all(a == b for a, b in flows)
