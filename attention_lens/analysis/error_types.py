@@ -294,11 +294,46 @@ def why_sentence(name: str, against: dict) -> str:
 def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray:
     """(rounds + 1, types): each type's dAP on the whole split, then on ``rounds`` resamples of its
     images with replacement, drawn as ``bootstrap.bootstrap_series`` draws them (the same seed
-    gives the same images), so two models' series are paired image for image."""
+    gives the same images), so two models' series are paired image for image.
+
+    Equal to ``Classified.daps`` with each resample's weights (tested), faster: each variant's
+    detections per class are picked once, not once a round; a detection of an image not drawn
+    weighs 0 and leaves every precision and recall as it was, so it need not be removed."""
     n = len(classified.objects)
     rng = np.random.default_rng(seed)
-    draws = [None] + [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(rounds)]
-    return np.array([[d[t] for t in TYPES] for d in (classified.daps(w) for w in draws)])
+    draws = [np.ones(n)] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(rounds)]
+    plans = [_plan(classified, variant) for variant in (None, *TYPES)]
+    rows = []
+    for w in draws:
+        maps = []
+        for per_class, objects in plans:
+            to_find = w @ objects
+            aps = [_ap(w[image], correct, to_find[k]) for k, (image, correct) in enumerate(per_class)
+                   if to_find[k] > 0 or w[image].any()]  # a class with neither objects nor detections does not count
+            maps.append(sum(aps) / len(aps) if aps else 0.0)
+        rows.append([max(m - maps[0], 0.0) for m in maps[1:]])
+    return np.array(rows)
+
+
+def _plan(c: Classified, variant: str | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """For one variant (an error type fixed, or None): per class, the image of each of its
+    detections (in rank order) and whether it is a true positive; and the objects to find per
+    image and class."""
+    cls, correct, keep = c.cls, c.correct, np.ones(len(c.cls), dtype=bool)
+    objects = c.objects.sum(-1)
+    if variant == "missed":
+        objects = objects - c.missed.sum(-1)
+    elif variant is not None:
+        hit = c.kind == TYPES.index(variant)
+        fixed = hit & (c.fixed_cls >= 0)
+        keep = ~hit | fixed
+        cls = np.where(fixed, c.fixed_cls, cls)
+        correct = correct | fixed
+    per_class = []
+    for k in range(objects.shape[1]):
+        mine = (cls == k) & keep
+        per_class.append((c.image[mine], correct[mine]))
+    return per_class, objects
 
 
 def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int,
@@ -324,8 +359,12 @@ def _ap(weights: np.ndarray, correct: np.ndarray, to_find: float) -> float:
     precision = tp / np.maximum(tp + fp, 1e-12)
     recall = tp / to_find
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at any later recall
-    idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
-    return float(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean())
+    idx = np.searchsorted(recall, _RECALLS, side="left")
+    return float(precision[idx[idx < len(precision)]].sum() / len(_RECALLS))
+
+
+#: COCO's 101 recall points.
+_RECALLS = np.linspace(0, 1, 101)
 
 
 #: An object's outcome for one model at a confidence, one letter each (stored compactly per model).

@@ -180,3 +180,20 @@ def test_dap_by_size_follows_cocos_area_rule():
     # background box is not charged to the large objects
     assert e.dap_by_size["large"]["missed"] == pytest.approx(1 - 51 / 101)
     assert e.dap_by_size["large"]["background"] == 0.0
+
+
+def test_the_fast_series_equals_the_daps_of_each_resample():
+    from pathlib import Path
+
+    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.analysis.error_types import TYPES, classify, dap_series
+
+    split, _, dets, _ = load_detections(Path(__file__).resolve().parents[2] / "weights" / "evaluation" /
+                                        "bccd-test.json.gz")
+    c = classify(split, dets["yolov8n-ema-neck-s0"])
+    series = dap_series(c, 5, seed=3)
+    rng = np.random.default_rng(3)
+    n = len(split.images)
+    for row in series[1:]:  # the same draws, through the plain per-resample computation
+        want = c.daps(np.bincount(rng.integers(0, n, n), minlength=n))
+        assert list(row) == pytest.approx([want[t] for t in TYPES], abs=1e-12)
