@@ -97,9 +97,9 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     classified = {n: classified_for(split, d) for n, d in detections.items()}
     for n, c in classified.items():
         models[n]["errors"] = summary_of(c, split.classes).as_dict()
-        models[n]["errors"]["dAP 50-95"] = _CLASSIFIED.get_or_make(
-            ("50-95", split.fingerprint, split.split, detections_digest(detections[n])),
-            lambda d=detections[n]: dap_50_95(split, d))
+        models[n]["errors"]["dAP 50-95"] = _DAP_50_95.get_or_make(
+            (split.fingerprint, split.split, detections_digest(detections[n])),
+            lambda d=detections[n], c=c: dap_50_95(split, d, at_50=c))
     error_series = {n: error_series_for(split, d, classified[n], rounds) for n, d in detections.items()} \
         if len(detections) > 1 else {}
     error_std = _error_seed_std(models, reference, seed_groups or {})
@@ -108,7 +108,7 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
             models[n]["ultralytics"] = ultralytics_metrics(split, d, imgsz)
     groups = seed_groups or {}
     seed_std = _seed_std(models, reference, groups)
-    against, objects = {}, None
+    against, objects, ref_outcomes = {}, None, None
     series = {n: series_for(split, d, rounds) for n, d in detections.items()} if len(detections) > 1 else {}
     for n in detections:
         if n == reference:
@@ -116,16 +116,19 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
         a = compare_objects(split, cut[reference], cut[n])
         objects = objects or _object_columns(split, a.objects)
         boot = paired_interval(series[reference], series[n])
+        seed = bool(groups.get(n)) and groups.get(n) == groups.get(reference)  # another seed of the reference
         for metric, b in boot.items():
             b["seed std"] = seed_std.get(metric)
-            b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric),
-                                   same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
-        errors = errors_against(error_series[reference], error_series[n], error_std,
-                                same_variant=bool(groups.get(n)) and groups.get(n) == groups.get(reference))
+            b["verdict"] = verdict(b["delta"], b["low"], b["high"], seed_std.get(metric), same_variant=seed)
+        errors = errors_against(error_series[reference], error_series[n], error_std, same_variant=seed)
         codes = [CODES[o["category"]] for o in a.objects]
-        outcomes = {"reference": object_outcomes(split, detections[reference], confidence, [c in "br" for c in codes]),
+        # the reference's outcomes depend on it alone (its found flags are the same in every comparison)
+        ref_outcomes = ref_outcomes or object_outcomes(split, detections[reference], confidence,
+                                                       [c in "br" for c in codes])
+        outcomes = {"reference": ref_outcomes,
                     "model": object_outcomes(split, detections[n], confidence, [c in "bm" for c in codes])}
-        against[n] = {"errors": errors, "why": why_sentence(n, errors), "outcomes": outcomes,
+        against[n] = {"seed of the reference": seed, "errors": errors, "why": why_sentence(n, errors),
+                      "outcomes": outcomes,
                       "objects": a.counts, "by class": _breakdown(a.objects, "class"),
                       "by size": _breakdown(a.objects, "size"),
                       "false positives": {"reference": int(a.fp_reference.sum()), "model": int(a.fp_model.sum())},
@@ -191,8 +194,10 @@ def _breakdown(objects: list[dict], key: str) -> dict:
     return dict(sorted(out.items()))
 
 
-#: Each model's TIDE classification and its dAP bootstrap series, by (split, its detections[, rounds]).
+#: Each model's TIDE classification, its dAP over IoU 0.50:0.95 and its dAP bootstrap series, by
+#: (split, its detections[, rounds]).
 _CLASSIFIED: BoundedCache = BoundedCache(128)
+_DAP_50_95: BoundedCache[dict] = BoundedCache(128)
 _ERROR_SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
 
 
@@ -210,19 +215,20 @@ def error_series_for(split: Split, detections: list[np.ndarray], classified, rou
 
 def _error_seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:
     """Per error type, the spread of dAP over the reference's seeds (where two or more are selected)."""
-    variant = groups.get(reference)
-    seeds = [n for n, g in groups.items() if variant and g == variant and n in models]
-    if len(seeds) < 2:
-        return {}
-    return {t: float(np.std([models[n]["errors"]["dAP"][t] for n in seeds], ddof=1)) for t in TYPES}
+    seeds = _reference_seeds(models, reference, groups)
+    return {t: float(np.std([models[n]["errors"]["dAP"][t] for n in seeds], ddof=1)) for t in TYPES} if seeds else {}
 
 
 def _seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:
+    seeds = _reference_seeds(models, reference, groups)
+    return {m: float(np.std([models[n][m] for n in seeds], ddof=1)) for m in ("mAP50-95", "mAP50")} if seeds else {}
+
+
+def _reference_seeds(models: dict, reference: str, groups: dict[str, str]) -> list[str]:
+    """The models of the reference's variant (its seeds), where two or more are evaluated; else []."""
     variant = groups.get(reference)
     seeds = [n for n, g in groups.items() if variant and g == variant and n in models]
-    if len(seeds) < 2:
-        return {}
-    return {m: float(np.std([models[n][m] for n in seeds], ddof=1)) for m in ("mAP50-95", "mAP50")}
+    return seeds if len(seeds) >= 2 else []
 
 
 def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320, confidence: float = 0.25,

@@ -92,16 +92,20 @@ class Classified:
     def ap(self, variant: str | None = None, weights: np.ndarray | None = None) -> float:
         """AP50 with ``variant`` (an error type) fixed, over the images weighted by ``weights``
         (how often each is drawn; None: each once): the mean over the classes that count."""
-        per_class = self.class_aps(variant, weights)
-        counted = per_class[~np.isnan(per_class)]
-        return float(counted.mean()) if len(counted) else 0.0
+        return _mean_ap(self.class_aps(variant, weights))
 
     def class_aps(self, variant: str | None = None, weights: np.ndarray | None = None,
                   size: str | None = None) -> np.ndarray:
         """Each class's AP50 as ``ap`` computes it; NaN for a class with neither objects nor detections.
         ``size`` ("small", "medium", "large"): only the objects of that COCO area range, and the
         detections COCO's rule puts there (by the object they found or claim, else by their own box)."""
-        w = np.ones(len(self.objects)) if weights is None else np.asarray(weights, dtype=float)
+        return _class_aps(self.plan(variant, size), weights)
+
+    def plan(self, variant: str | None = None, size: str | None = None) -> tuple[list, np.ndarray]:
+        """What AP sees with ``variant`` (an error type, or None) fixed, in the ``size`` range (or
+        all): per class, the image of each of its detections in rank order and whether it is a true
+        positive; and the objects to find per image and class. A plan serves any weights of the
+        images (a resample), so the bootstrap builds it once."""
         cls, correct, keep = self.cls, self.correct, np.ones(len(self.cls), dtype=bool)
         objects, missed = self.objects.sum(-1), self.missed.sum(-1)
         if size is not None:
@@ -115,14 +119,8 @@ class Classified:
             keep = keep & (~hit | fixed)
             cls = np.where(fixed, self.fixed_cls, cls)
             correct = correct | fixed
-        point_w = w[self.image] * keep
-        to_find = w @ objects
-        aps = np.full(objects.shape[1], np.nan)
-        for c in range(objects.shape[1]):
-            mine = (cls == c) & (point_w > 0)
-            if to_find[c] > 0 or mine.any():  # a class with neither objects nor detections does not count
-                aps[c] = _ap(point_w[mine], correct[mine], to_find[c])
-        return aps
+        per_class = [(self.image[(cls == k) & keep], correct[(cls == k) & keep]) for k in range(objects.shape[1])]
+        return per_class, objects
 
     def size_daps(self) -> dict[str, dict[str, float]]:
         """Per COCO size range (with objects), each type's dAP on the whole split."""
@@ -130,9 +128,8 @@ class Classified:
         for k, name in enumerate(SIZES):
             if not self.objects[..., k].any():
                 continue
-            base = self.class_aps(None, None, name)
-            mean = lambda a: float(np.nanmean(a)) if not np.isnan(a).all() else 0.0  # noqa: E731
-            out[name] = {t: max(mean(self.class_aps(t, None, name)) - mean(base), 0.0) for t in TYPES}
+            base = _mean_ap(self.class_aps(None, None, name))
+            out[name] = {t: max(_mean_ap(self.class_aps(t, None, name)) - base, 0.0) for t in TYPES}
         return out
 
     def class_daps(self) -> list[dict[str, float]]:
@@ -238,10 +235,13 @@ def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: flo
 FG_RANGE = tuple(np.round(np.linspace(0.5, 0.95, 10), 2))
 
 
-def dap_50_95(split: Split, dets: list[np.ndarray], bg: float = BG) -> dict[str, float]:
+def dap_50_95(split: Split, dets: list[np.ndarray], bg: float = BG,
+              at_50: Classified | None = None) -> dict[str, float]:
     """Each type's dAP averaged over foreground IoUs 0.50, 0.55, ..., 0.95 (background stays at
-    ``bg``), as TIDE reports it beside the one at 0.5."""
-    per = [classify(split, dets, float(fg), bg).daps() for fg in FG_RANGE]
+    ``bg``), as TIDE reports it beside the one at 0.5 (``at_50``: that classification, when the
+    caller has it)."""
+    per = [(at_50 if fg == FG and at_50 is not None else classify(split, dets, float(fg), bg)).daps()
+           for fg in FG_RANGE]
     return {t: float(np.mean([d[t] for d in per])) for t in TYPES}
 
 
@@ -296,44 +296,37 @@ def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray
     images with replacement, drawn as ``bootstrap.bootstrap_series`` draws them (the same seed
     gives the same images), so two models' series are paired image for image.
 
-    Equal to ``Classified.daps`` with each resample's weights (tested), faster: each variant's
-    detections per class are picked once, not once a round; a detection of an image not drawn
-    weighs 0 and leaves every precision and recall as it was, so it need not be removed."""
+    Each variant's ``Classified.plan`` is built once and serves every round (tested equal to
+    ``Classified.daps`` with each resample's weights)."""
     n = len(classified.objects)
     rng = np.random.default_rng(seed)
-    draws = [np.ones(n)] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(rounds)]
-    plans = [_plan(classified, variant) for variant in (None, *TYPES)]
+    draws = [None] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(rounds)]
+    plans = [classified.plan(variant) for variant in (None, *TYPES)]
     rows = []
     for w in draws:
-        maps = []
-        for per_class, objects in plans:
-            to_find = w @ objects
-            aps = [_ap(w[image], correct, to_find[k]) for k, (image, correct) in enumerate(per_class)
-                   if to_find[k] > 0 or w[image].any()]  # a class with neither objects nor detections does not count
-            maps.append(sum(aps) / len(aps) if aps else 0.0)
+        maps = [_mean_ap(_class_aps(plan, w)) for plan in plans]
         rows.append([max(m - maps[0], 0.0) for m in maps[1:]])
     return np.array(rows)
 
 
-def _plan(c: Classified, variant: str | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-    """For one variant (an error type fixed, or None): per class, the image of each of its
-    detections (in rank order) and whether it is a true positive; and the objects to find per
-    image and class."""
-    cls, correct, keep = c.cls, c.correct, np.ones(len(c.cls), dtype=bool)
-    objects = c.objects.sum(-1)
-    if variant == "missed":
-        objects = objects - c.missed.sum(-1)
-    elif variant is not None:
-        hit = c.kind == TYPES.index(variant)
-        fixed = hit & (c.fixed_cls >= 0)
-        keep = ~hit | fixed
-        cls = np.where(fixed, c.fixed_cls, cls)
-        correct = correct | fixed
-    per_class = []
-    for k in range(objects.shape[1]):
-        mine = (cls == k) & keep
-        per_class.append((c.image[mine], correct[mine]))
-    return per_class, objects
+def _class_aps(plan: tuple[list, np.ndarray], weights: np.ndarray | None) -> np.ndarray:
+    """Each class's AP50 of a ``Classified.plan`` over the images weighted by ``weights`` (None:
+    each once); NaN for a class with neither objects nor detections. A detection of an image not
+    drawn weighs 0 and leaves every precision and recall as it was, so it need not be removed."""
+    per_class, objects = plan
+    w = np.ones(len(objects)) if weights is None else np.asarray(weights, dtype=float)
+    to_find = w @ objects
+    aps = np.full(objects.shape[1], np.nan)
+    for k, (image, correct) in enumerate(per_class):
+        point_w = w[image]
+        if to_find[k] > 0 or point_w.any():  # a class with neither objects nor detections does not count
+            aps[k] = _ap(point_w, correct, to_find[k])
+    return aps
+
+
+def _mean_ap(aps: np.ndarray) -> float:
+    counted = aps[~np.isnan(aps)]
+    return float(counted.mean()) if len(counted) else 0.0
 
 
 def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int,

@@ -63,14 +63,18 @@ def errors_frame(results: dict):
     return pd.DataFrame(rows)
 
 
+def _flow_objects(results: dict, model: str, cls: str | None, size: str | None):
+    """(object index, reference outcome, model outcome) of the filtered ground-truth objects."""
+    o = (results["against reference"].get(model) or {}).get("outcomes") or {}
+    ref, mod = o.get("reference", ""), o.get("model", "")
+    return [(k, ref[k], mod[k]) for k in _kept(results, cls, size) if k < len(ref) and k < len(mod)]
+
+
 def outcome_flows(results: dict, model: str, cls: str | None = None, size: str | None = None) -> dict:
     """(reference outcome, model outcome) -> number of the filtered ground-truth objects."""
-    o = results["against reference"][model].get("outcomes") or {}
-    ref, mod = o.get("reference", ""), o.get("model", "")
     flows: dict[tuple[str, str], int] = {}
-    for k in _kept(results, cls, size):
-        if k < len(ref) and k < len(mod):
-            flows[(ref[k], mod[k])] = flows.get((ref[k], mod[k]), 0) + 1
+    for _, a, b in _flow_objects(results, model, cls, size):
+        flows[(a, b)] = flows.get((a, b), 0) + 1
     return flows
 
 
@@ -95,12 +99,10 @@ def flow_images(results: dict, flow: str | None, cls: str | None = None, size: s
     if not flow or flow.count("|") < 2:
         return pd.DataFrame(columns=columns)
     name, a, b = flow.rsplit("|", 2)
-    o = (results["against reference"].get(name) or {}).get("outcomes") or {}
-    ref, mod = o.get("reference", ""), o.get("model", "")
     images, names = (results.get("objects") or {}).get("image", []), results["data set"].get("image names") or []
     per_image: dict[int, int] = {}
-    for k in _kept(results, cls, size):
-        if k < len(ref) and k < len(mod) and ref[k] == a and mod[k] == b:
+    for k, ra, mb in _flow_objects(results, name, cls, size):
+        if (ra, mb) == (a, b):
             per_image[images[k]] = per_image.get(images[k], 0) + 1
     rows = [(name, names[i] if i < len(names) else str(i), n) for i, n in per_image.items()]
     return pd.DataFrame(sorted(rows, key=lambda r: (-r[2], r[1])), columns=columns)

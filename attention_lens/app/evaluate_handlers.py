@@ -213,9 +213,7 @@ def evaluation_views(results: dict | None, cls: str | None = None, size: str | N
         return None, None, None, None, None, None
     compared = list(results["against reference"])
     # the models under test first; the reference's own seeds (their differences are seed noise) last
-    seed = "another seed of the reference"
-    ranked = sorted(compared, key=lambda n: results["against reference"][n].get("bootstrap", {}).get(
-        "mAP50-95", {}).get("verdict", "").startswith(seed))
+    ranked = sorted(compared, key=lambda n: bool(results["against reference"][n].get("seed of the reference")))
     images = [dict(model=n, **row) for n in ranked for row in ranked_images(results, n, cls, size, top=10)]
     group = group_key(cls, size)
     loc = localisation_frame(results, group).round(3)

@@ -34,9 +34,13 @@ def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tens
 
     imgsz = check_image_size(imgsz)
 
-    boxed = LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb)
-    # Scaled in numpy (the same float32 division): a torch op this small still wakes PyTorch's
-    # thread pool, which then competes with ONNX Runtime's spinning threads.
+    return _as_input(LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image_rgb))
+
+
+def _as_input(boxed: np.ndarray) -> torch.Tensor:
+    """(1, 3, h, w) float tensor in [0, 1] of a letterboxed HxWx3 uint8 image. Scaled in numpy (the
+    same float32 division): a torch op this small still wakes PyTorch's thread pool, which then
+    competes with ONNX Runtime's spinning threads."""
     chw = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32)
     chw /= np.float32(255)
     return torch.from_numpy(chw).unsqueeze(0)
@@ -75,9 +79,7 @@ def val_letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> tuple[
     rect = (np.ceil(np.array(fraction) * imgsz / stride + VAL_PAD).astype(int) * stride).tolist()
     out = LetterBox(auto=False, scaleup=False)(labels={"img": resized, "ratio_pad": (h1 / h0, w1 / w0),
                                                        "rect_shape": rect})
-    chw = np.ascontiguousarray(out["img"].transpose(2, 0, 1), dtype=np.float32)
-    chw /= np.float32(255)
-    return torch.from_numpy(chw).unsqueeze(0), out["ratio_pad"]
+    return _as_input(out["img"]), out["ratio_pad"]
 
 
 def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:
