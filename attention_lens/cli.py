@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("variant", help="write a model YAML for (base, attention, placement)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="placements:\n" + "\n".join(f"  {k:<17}{d}" for k, d in PLACEMENTS.items()))
-    v.add_argument("--base", required=True, help="yolov5, yolov8 or yolo11, with an optional scale: yolov8n")
+    v.add_argument("--base", required=True, help="yolov5, yolov8, yolo11, yolo12 or yolo26, with an optional scale: yolov8n")
     v.add_argument("--attention", choices=list(ATTENTION_MODULES), help="omit for the plain base")
     v.add_argument("--placement", choices=list(PLACEMENTS), default="neck_outputs")
     v.add_argument("--param", action="append", metavar="NAME=VALUE", help="attention hyper-parameter (repeatable)")

@@ -63,6 +63,12 @@ JOBS = [
     # 5: two more seeds for the remaining neck variants and for the new baselines.
     *(run("yolov8n", a, "neck_outputs", s) for a in ("CoordAtt", "PolarizedSA", "SE", "ECA") for s in (1, 2)),
     *(run(b, seed=s) for b in ("yolov5n", "yolo11n") for s in (1, 2)),
+    # Issue 33: the bases that carry their own attention (YOLO26: C2PSA + the last C3k2's PSA blocks,
+    # one-to-one head; YOLO12: area attention), and a plug-in module on yolo26n; one seed of each
+    # first, so a partial zoo holds every kind.
+    run("yolo26n", seed=0), run("yolo26n", "EMA", "neck_outputs", 0), run("yolo12n", seed=0),
+    *(run(b, seed=s) for s in (1, 2) for b in ("yolo26n", "yolo12n")),
+    *(run("yolo26n", "EMA", "neck_outputs", s) for s in (1, 2)),
 ]
 
 

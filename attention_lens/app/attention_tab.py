@@ -17,6 +17,7 @@ from attention_lens.app.handlers import (
     run_attention,
     uploaded_path,
 )
+from attention_lens.app.query_handlers import attention_query, click_point
 from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
 
 
@@ -50,6 +51,19 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                                               "map, shared by all models, as on the colour bars)")
             matrix = gr.Plot(label="Attention by layer: rows = models, columns = P3/P4/P5; hover for values",
                              elem_id="attention-matrix")
+            with gr.Accordion("Where one location looks (self-attention: YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
+                              "area attention): click the image", open=True):
+                query_note = gr.Markdown(elem_id="attention-query-note")
+                with gr.Row():
+                    query_image = gr.Image(label="Click a point (default: the most confident detection)",
+                                           interactive=False, height=280, format=DISPLAY_FORMAT, scale=2,
+                                           elem_id="attention-query-image")
+                    with gr.Column(scale=1):
+                        qx = gr.Number(label="x (image px)", precision=0, minimum=0)
+                        qy = gr.Number(label="y (image px)", precision=0, minimum=0)
+                        query_button = gr.Button("Show this point", size="sm", elem_id="attention-query-button")
+                query_figure = gr.Image(label="Per self-attention layer: the mean over heads, then each head",
+                                        show_label=False, interactive=False, format=DISPLAY_FORMAT, elem_id="attention-query-figure")
             with gr.Accordion("Channel gates (SE, ECA, CBAM, PolarizedSA): one chart per layer, models overlaid",
                               open=False):
                 channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
@@ -87,13 +101,37 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                            "keeps the session), then /attention_downloads.", print_exception=False)
         return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
 
+    def on_query(stored, x=None, y=None, colormap="jet", opacity=0.5):
+        """Where the location (x, y) of the image (pixels; empty: the centre of the most confident
+        detection) attends in each self-attention layer of this session's last /attention call.
+        Returns (the image with the point marked, one figure per layer, a note, x, y)."""
+        try:
+            return attention_query(stored, x, y, colormap, opacity).outputs()
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def on_click(stored, colormap="jet", opacity=0.5, evt: gr.SelectData = None):
+        try:
+            x, y = click_point(stored, evt.index if evt is not None else None)
+            return attention_query(stored, x, y, colormap, opacity).outputs()
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    query_outputs = [query_image, query_figure, query_note, qx, qy]
     run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+    run.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha], query_outputs,
+                api_name=False)
+    # No forward: the captured taps are re-read, so these skip the inference queue.
+    query_button.click(on_query, [state, qx, qy, colormap, alpha], query_outputs, api_name="attention_query")
+    query_image.select(on_click, [state, colormap, alpha], query_outputs, api_name=False)
     run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
 
     def follow(event):
         after = event.then(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
                            api_name=False, preprocess=False, **INFERENCE_QUEUE)
         after.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+        after.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha],
+                      query_outputs, api_name=False)
         after.success(on_downloads, [state, colormap, alpha], downloads, api_name=False)
 
     for control in (colormap, alpha, stretch):

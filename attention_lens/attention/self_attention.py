@@ -113,6 +113,22 @@ def received(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> np.ndarray:
     return per_key.transpose(1, 0, 2).reshape(a.shape[1], *hw)
 
 
+def attended(attn: np.ndarray, areas: int, hw: tuple[int, int], cell: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the query at feature cell ``cell`` = (row, col) attends: ((heads, h, w) its attention
+    per key cell times the number of keys it sees (1 = uniform), 0 outside its area; (h, w) bool
+    mask of its area). ``attn`` as for ``received``."""
+    a = np.asarray(attn, dtype=np.float32).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
+    h, w = hw
+    n = a.shape[-1]
+    q = int(np.clip(cell[0], 0, h - 1)) * w + int(np.clip(cell[1], 0, w - 1))
+    area, local = divmod(q, n)
+    out = np.zeros((a.shape[1], h * w), dtype=np.float32)
+    out[:, area * n:(area + 1) * n] = a[area, :, local, :] * n
+    mask = np.zeros(h * w, dtype=bool)
+    mask[area * n:(area + 1) * n] = True
+    return out.reshape(a.shape[1], h, w), mask.reshape(h, w)
+
+
 def head_statistics(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(mean attention distance in feature cells, entropy in nats), per head, averaged over the
     queries: how far a head looks and how spread its attention is (the statistics ViT analyses

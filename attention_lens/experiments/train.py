@@ -66,7 +66,7 @@ def add_cli(sub) -> None:
 
     p = sub.add_parser("train", help="train a variant (or any model YAML) from scratch and summarise the run")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--base", help="yolov5/yolov8/yolo11 with scale, e.g. yolov8n (builds the variant)")
+    src.add_argument("--base", help="yolov5/yolov8/yolo11/yolo12/yolo26 with scale, e.g. yolov8n (builds the variant)")
     src.add_argument("--model", help="a model YAML instead of --base/--attention/--placement")
     p.add_argument("--attention", choices=list(ATTENTION_MODULES))
     p.add_argument("--placement", choices=list(PLACEMENTS), default="neck_outputs")

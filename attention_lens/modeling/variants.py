@@ -16,15 +16,21 @@ from attention_lens.attention import ATTENTION_MODULES
 from attention_lens.modeling.integration import CSP_ATTENTION, CSP_POSITIONS
 
 #: Base family -> the model YAML ultralytics ships for it (v5 is the anchor-free "v5u" layout).
-BASE_FILES = {"yolov5": "v5/yolov5.yaml", "yolov8": "v8/yolov8.yaml", "yolo11": "11/yolo11.yaml"}
+BASE_FILES = {"yolov5": "v5/yolov5.yaml", "yolov8": "v8/yolov8.yaml", "yolo11": "11/yolo11.yaml",
+              "yolo12": "12/yolo12.yaml", "yolo26": "26/yolo26.yaml"}
+#: Head settings a base YAML may carry besides its layers (YOLO26: the one-to-one head, one DFL bin);
+#: a variant keeps them, or it would build another detector.
+HEAD_KEYS = ("end2end", "reg_max")
 CSP_BLOCKS = ("C3", "C2f", "C3k2")
 PLACEMENTS = {
-    "backbone_end": "after the last backbone layer (SPPF; C2PSA in yolo11, which follows SPPF)",
-    "before_sppf": "just before SPPF",
+    "backbone_end": "after the last backbone layer (SPPF; C2PSA in yolo11/yolo26, which follows SPPF; "
+    "the last area-attention block in yolo12)",
+    "before_sppf": "just before SPPF (not in yolo12, which has none)",
     "backbone_outputs": "on the three backbone outputs that feed the neck (the YOLOX habit); "
     "the backbone itself keeps its plain features",
     "neck_outputs": "after the neck's P3/P4/P5 blocks, just before Detect",
-    "in_csp": "inside every C3 / C2f / C3k2 block (param position: main, shortcut or concat)",
+    "in_csp": "inside every C3 / C2f / C3k2 block (param position: main, shortcut or concat); "
+    "yolo12's area-attention blocks (A2C2f) are left as they are",
 }
 
 
@@ -40,7 +46,7 @@ class Base:
 
 #: The order bases are listed in everywhere (pickers, Metrics, the zoo table): the project's
 #: first base, then the older and the newer layout.
-BASE_ORDER = ("yolov8", "yolov5", "yolo11")
+BASE_ORDER = ("yolov8", "yolov5", "yolo11", "yolo12", "yolo26")
 
 
 def display_base(base: str | None) -> str:
@@ -57,7 +63,7 @@ def base_rank(base: str | None) -> tuple[int, str]:
 
 
 def parse_base(name: str) -> Base:
-    m = re.fullmatch(r"(yolov5|yolov8|yolo11)([nsmlx])?", name.strip().lower())
+    m = re.fullmatch(r"(yolov5|yolov8|yolo11|yolo12|yolo26)([nsmlx])?", name.strip().lower())
     if not m:
         raise ValueError(f"unknown base {name!r}; expected one of {list(BASE_FILES)} with an optional scale n/s/m/l/x")
     return Base(m.group(1), m.group(2))
@@ -69,7 +75,7 @@ def load_base(base: Base) -> dict:
     from ultralytics.utils import YAML
 
     d = YAML.load(Path(cfg_init).parent / "models" / BASE_FILES[base.family])
-    d = {k: v for k, v in d.items() if k in ("nc", "scales", "backbone", "head")}
+    d = {k: v for k, v in d.items() if k in ("nc", *HEAD_KEYS, "scales", "backbone", "head")}
     if base.scale:
         d["scales"] = {base.scale: d["scales"][base.scale]}
     return d
@@ -195,6 +201,7 @@ def to_yaml(d: dict, header: str = "") -> str:
     """Ultralytics-style YAML: one flow row per layer, each commented with its index."""
     lines = [f"# {line}" for line in header.splitlines()]
     lines.append(f"nc: {d['nc']}")
+    lines += [f"{k}: {json.dumps(d[k])}" for k in HEAD_KEYS if k in d]
     if d.get("scales"):
         lines.append("scales: # [depth, width, max_channels]")
         lines += [f"  {k}: {json.dumps(v)}" for k, v in d["scales"].items()]

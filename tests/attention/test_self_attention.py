@@ -96,3 +96,31 @@ def test_head_distance_and_entropy_on_constructed_matrices():
     two[:, 0, :, 0] = 1.0
     distance, entropy = head_statistics(two, 2, (2, 3))
     assert distance == pytest.approx([1.0]) and entropy == pytest.approx([0.0])
+
+
+@pytest.mark.parametrize("kind, hw", [("Attention", (5, 7)), ("AAttn", (8, 6))])
+def test_the_tap_equals_softmax_of_q_and_k_recomputed_from_ultralytics_own_projection(kind, hw):
+    """Queries and keys taken from ultralytics' module's own qkv conv output (a hook on theirs),
+    split by the layout its paper describes, and the softmax worked out here: the tap of our
+    rebuild holds exactly that matrix."""
+    from ultralytics.nn.modules import block
+
+    theirs = randomised(block.Attention(128, 2, 0.5) if kind == "Attention" else block.AAttn(64, 2, 4), 1)
+    ours = (SelfAttention(128, 2, 0.5) if kind == "Attention" else AreaAttention(64, 2, 4)).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=False)
+    x = torch.randn(1, theirs.qkv.conv.in_channels, *hw)
+    qkv, tapped = [], []
+    theirs.qkv.register_forward_hook(lambda m, i, o: qkv.append(o))
+    ours.tap.register_forward_hook(lambda m, i, o: tapped.append(o))
+    with torch.no_grad():
+        theirs(x), ours(x)
+    n, heads = hw[0] * hw[1], 2
+    if kind == "Attention":  # per head: key_dim query channels, key_dim key channels, head_dim values
+        t = qkv[0].reshape(1, heads, -1, n)
+        q, k = t[:, :, :theirs.key_dim], t[:, :, theirs.key_dim:2 * theirs.key_dim]
+        expected = torch.softmax(torch.einsum("bhdq,bhdk->bhqk", q, k) * theirs.key_dim ** -0.5, dim=-1)
+    else:  # per cell: heads x (q, k, v) of head_dim each; areas = consecutive runs of n / 4 cells
+        t = qkv[0].flatten(2).transpose(1, 2).reshape(4, n // 4, heads, 3 * theirs.head_dim)
+        q, k = t[..., :theirs.head_dim], t[..., theirs.head_dim:2 * theirs.head_dim]
+        expected = torch.softmax(torch.einsum("aqhd,akhd->ahqk", q, k) * theirs.head_dim ** -0.5, dim=-1)
+    assert torch.allclose(tapped[0], expected, atol=1e-6)

@@ -12,25 +12,9 @@ from attention_lens.analysis.images import load_image
 from attention_lens.attention import AreaAttention, SelfAttention
 from attention_lens.modeling.load import load_model
 from attention_lens.runtime.detect import detect
+from ultralytics_checkpoints import ultralytics_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "synthetic_smear_1.jpg"
-
-
-def ultralytics_checkpoint(tmp_path, yaml: str, end2end: bool | None) -> Path:
-    """A checkpoint written by ultralytics itself; class biases zeroed so that an untrained head
-    scores boxes around 0.5 (there is something to compare); the head's saved mode as given."""
-    from ultralytics import YOLO
-
-    model = YOLO(yaml)
-    head = model.model.model[-1]
-    with torch.no_grad():
-        for branch in list(head.cv3) + list(getattr(head, "one2one_cv3", None) or []):
-            branch[-1].bias.zero_()
-    if end2end is not None:
-        head.end2end = end2end
-    path = tmp_path / f"{Path(yaml).stem}-{end2end}.pt"
-    model.save(path)
-    return path
 
 
 @pytest.mark.parametrize("yaml, end2end, kinds", [

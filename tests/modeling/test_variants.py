@@ -154,3 +154,32 @@ def test_to_yaml_round_trips():
     d = make_variant("yolo11n", "PolarizedSA", "backbone_end", {"layout": "parallel"})
     back = yaml.safe_load(to_yaml(d))
     assert back["backbone"] == d["backbone"] and back["head"] == d["head"]
+
+
+@pytest.mark.parametrize("base", ["yolo12n", "yolo26n"])
+def test_newer_bases_keep_their_head_and_their_own_attention(base, tmp_path):
+    """yolo12 and yolo26 variants: each placement that exists there builds and adds exactly the
+    attention's parameters; the written YAML keeps YOLO26's one-to-one head and single DFL bin (a
+    variant that lost them would train another detector) and the base's self-attention blocks."""
+    import yaml
+
+    from ultralytics.nn.modules.block import A2C2f, C2PSA
+
+    plain = build_model(make_variant(base, None, None, nc=3))
+    for placement in PLACEMENTS:
+        if base == "yolo12n" and placement == "before_sppf":
+            with pytest.raises(ValueError, match="no SPPF"):
+                make_variant(base, "EMA", placement)
+            continue
+        d = make_variant(base, "EMA", placement, nc=3)
+        back = yaml.safe_load(to_yaml(d))
+        model = build_model(back).eval()
+        assert model(torch.zeros(1, 3, 96, 64))[0].shape[1] == 4 + 3
+        head = model.model[-1]
+        assert head.reg_max == (1 if base == "yolo26n" else 16)
+        assert (getattr(head, "one2one_cv2", None) is not None) == (base == "yolo26n")
+        blocks = {type(m) for m in model.modules()}
+        assert (A2C2f in blocks) == (base == "yolo12n") and (C2PSA in blocks) == (base == "yolo26n")
+        emas = [m for m in model.modules() if isinstance(m, ATTENTION_MODULES["EMA"])]
+        added = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters())
+        assert emas and added == sum(p.numel() for m in emas for p in m.parameters())

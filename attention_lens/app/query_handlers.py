@@ -1,0 +1,64 @@
+"""The Attention tab's query view: where one image location looks, in every self-attention layer.
+
+Handlers read the session's stored inspection (the captured softmax of each layer), so a new point
+costs no forward; they are plain functions a test calls without a browser."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attention_lens.app.handlers import UserError
+from attention_lens.torch_thread import torch_thread
+
+NO_SELF_ATTENTION = ("None of these models carries self-attention (YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
+                     "area attention): no query view. Their maps are above.")
+
+
+@dataclass(frozen=True)
+class QueryView:
+    """What the query section shows for one point."""
+    image: np.ndarray | None  # the image with the point marked (click on it for another point)
+    figure: np.ndarray | None  # per self-attention layer, under its caption: mean over heads, then each head
+    note: str
+    x: float | None  # the point, original image pixels
+    y: float | None
+
+    def outputs(self) -> tuple:
+        return self.image, self.figure, self.note, self.x, self.y
+
+
+@torch_thread
+def attention_query(ins, x: float | None = None, y: float | None = None, colormap: str = "jet",
+                    opacity: float = 0.55) -> QueryView:
+    """Where the location (x, y) of the image (its own pixels; none: the centre of the most confident
+    detection) attends, in each self-attention layer of the inspected models."""
+    from attention_lens.analysis.query_view import default_point, marked, query, query_figure, render_queries
+
+    if ins is None:
+        raise UserError("No attention maps in this session yet: run Show attention first.")
+    answers_exist = any("self_attention" in lm.gates for mm in ins.models for lm in mm.layers)
+    if not answers_exist:
+        return QueryView(None, None, NO_SELF_ATTENTION, None, None)
+    if x is None or y is None or not (np.isfinite(float(x)) and np.isfinite(float(y))):
+        x, y = default_point(ins)
+    h0, w0 = ins.original_hw
+    if not (0 <= float(x) <= w0 and 0 <= float(y) <= h0):
+        raise UserError(f"The point ({float(x):.0f}, {float(y):.0f}) is outside the image ({w0}x{h0} pixels).")
+    point = (float(x), float(y))
+    answers = query(ins, point)
+    figure = query_figure(render_queries(ins, answers, colormap, float(opacity)), answers)
+    note = (f"Query at ({point[0]:.0f}, {point[1]:.0f}) px of the {w0}x{h0} image: where the feature cell under it "
+            f"attends, in {len(answers)} self-attention layer(s). Each figure: the mean over heads, then each head, "
+            "on one colour scale (attention times the keys the query sees: 1 = uniform); the white square is the "
+            "query's cell; for area attention the dimmed part is outside its area. Click the image for another "
+            "point.")
+    return QueryView(marked(ins, point), figure, note, *point)
+
+
+def click_point(ins, index) -> tuple[float, float]:
+    """A click on the shown image (its pixels, gradio's SelectData.index) -> original image pixels."""
+    if ins is None or index is None or len(index) != 2:
+        raise UserError("Run Show attention first, then click the image.")
+    scale = ins.original_hw[1] / ins.image.shape[1]
+    return float(index[0]) * scale, float(index[1]) * scale
