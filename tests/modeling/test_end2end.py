@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from attention_lens.analysis.images import load_image
 from attention_lens.attention import AreaAttention, SelfAttention
