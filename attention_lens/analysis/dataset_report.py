@@ -311,5 +311,7 @@ def _scores(s) -> dict | None:
     if s is None:
         return None
     return {str(label): {"kind": str(v["kind"]), "stride": int(v["stride"]),
-                         "groups": {str(g): [float(r), bool(h)] for g, (r, h) in v["groups"].items()}}
+                         "groups": {str(g): [float(r), bool(h)] for g, (r, h) in v["groups"].items()},
+                         **({"in_box": {str(g): [int(k), [float(x) for x in heads]]
+                                        for g, (k, heads) in v["in_box"].items()}} if v.get("in_box") else {})}
             for label, v in s.items()}

@@ -7,6 +7,7 @@ import html
 import json
 
 from attention_lens.analysis.evaluation import CATEGORIES
+from attention_lens.analysis.localisation_views import localisation_figure, localisation_frame
 
 
 #: How each mAP column was computed: two definitions from the same detections (docs in the README).
@@ -349,63 +350,3 @@ def ranked_images(results: dict, model: str, cls: str | None = None, size: str |
 def group_key(cls: str | None, size: str | None) -> str:
     """The localisation group a filter selects: a class if one is picked, else a size, else all."""
     return f"class {cls}" if cls not in (None, ALL) else f"size {size}" if size not in (None, ALL) else "all"
-
-
-# ----------------------------------------------------------------------------- localisation
-def localisation_frame(results: dict, group: str = "all"):
-    """One row per (model, scored layer): the mean energy ratio over images and the pointing-game
-    hit rate for ``group``."""
-    import pandas as pd
-
-    rows = []
-    for model, layers in (results.get("localisation") or {}).items():
-        for layer in layers:
-            g = layer["groups"].get(group)
-            if g:
-                rows.append({"model": model, "level": layer["level"], "layer": layer["layer"], "map": layer["kind"],
-                             "energy ratio": g["energy ratio"], "pointing game": g["pointing game"],
-                             "images": g["images"]})
-    return pd.DataFrame(rows, columns=["model", "level", "layer", "map", "energy ratio", "pointing game", "images"])
-
-
-def localisation_figure(results: dict, group: str = "all"):
-    """Energy ratio (left) and pointing-game hit rate (right) per model at each level, for
-    ``group``; 1.0 on the left is a map with no preference for the objects."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    frame = localisation_frame(results, group)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "energy in boxes ÷ area of boxes (1 = no preference)", "pointing game: strongest cell in a box"))
-    if frame.empty:
-        fig.update_layout(height=200, annotations=[dict(text="no localisation scores for this selection",
-                                                        showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
-        return fig
-    for k, (model, rows) in enumerate(frame.groupby("model", sort=False)):
-        seen: dict[str, int] = {}
-        x = []
-        for lv in rows["level"]:  # a second layer at one level (attention inside a block) gets "#2"
-            seen[lv] = seen.get(lv, 0) + 1
-            x.append(lv if seen[lv] == 1 else f"{lv} #{seen[lv]}")
-        hover = [f"{model}<br>{layer}: {m}<br>{n} images" for layer, m, n in zip(rows["layer"], rows["map"],
-                                                                                    rows["images"])]
-        for col, metric in ((1, "energy ratio"), (2, "pointing game")):
-            fig.add_trace(go.Bar(name=model, x=x, y=rows[metric], legendgroup=model, showlegend=col == 1,
-                                 hovertext=hover, marker_color=_colour(k),
-                                 marker_pattern_shape="/" if "LayerCAM" in rows["map"].iloc[0] else ""),
-                          row=1, col=col)
-    fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_xaxes(categoryorder="array", categoryarray=sorted(
-        {v for d in fig.data for v in d.x}, key=lambda v: (int(v[1]) if v[1:2].isdigit() else 9, v)))
-    fig.update_layout(barmode="group", height=400, margin=dict(t=60, b=40, l=50, r=10),
-                      legend=dict(orientation="h", y=-0.15),
-                      title=dict(text=f"Where the maps fall ({group}); hatched = LayerCAM (models without "
-                                      "attention), plain = the attention layer's own map", font_size=13))
-    return fig
-
-
-def _colour(k: int) -> str:
-    from plotly.colors import qualitative
-
-    return qualitative.Plotly[k % len(qualitative.Plotly)]

@@ -11,6 +11,11 @@ bucket), both computed in the image's own frame (the letterbox undone):
   backprop"): a hit when the map's strongest cell centre lies inside one of the group's boxes,
   with their 15 px tolerance in original pixels.
 
+For a self-attention layer, a third number per head (``in_box``): for the queries inside each
+object (the feature cells whose centres fall in its box; the cell under its centre for an object
+smaller than a cell), the share of their attention that stays on the object's cells, divided by
+the share a head with no preference would keep there (1.0 = no preference), averaged over objects.
+
 Which map of a layer is scored is the Attention view's main map (``heatmaps.main_view``); a
 model with no attention layer is scored on LayerCAM at its Detect inputs instead, labelled so.
 Scores are per image (``score_map``) and averaged over images by ``summarise``.
@@ -94,6 +99,41 @@ def score_maps(grids: list[np.ndarray], input_hw: tuple[int, int], image_hw: tup
     return out
 
 
+def object_cells(gt: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int], stride: int,
+                 feature_hw: tuple[int, int]) -> list[np.ndarray]:
+    """Flat feature-grid indices of each object's cells: the cells whose centres, carried back
+    through the letterbox into original pixels, lie inside its box; the cell under the box's
+    centre where none does (an object smaller than a cell)."""
+    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(input_hw, image_hw)
+    h, w = feature_hw
+    cx = ((np.arange(w) + 0.5) * stride - pad_x) / gain_x
+    cy = ((np.arange(h) + 0.5) * stride - pad_y) / gain_y
+    out = []
+    for _, x1, y1, x2, y2 in np.asarray(gt, dtype=np.float64).reshape(-1, 5):
+        cols = np.flatnonzero((cx >= x1) & (cx <= x2))
+        rows = np.flatnonzero((cy >= y1) & (cy <= y2))
+        if not len(cols) or not len(rows):
+            col = min(max(int((((x1 + x2) / 2) * gain_x + pad_x) // stride), 0), w - 1)
+            row = min(max(int((((y1 + y2) / 2) * gain_y + pad_y) // stride), 0), h - 1)
+            cols, rows = np.array([col]), np.array([row])
+        out.append((rows[:, None] * w + cols[None, :]).ravel())
+    return out
+
+
+def in_box_scores(attn: np.ndarray, feature_hw: tuple[int, int], stride: int, input_hw: tuple[int, int],
+                  image_hw: tuple[int, int], gt: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, list]:
+    """Group -> [objects, [per-head mean in-box share]] of one self-attention layer on one image."""
+    from attention_lens.attention.self_attention import in_box_attention
+
+    areas = attn.shape[0]
+    per_object = []
+    for cells in object_cells(gt, input_hw, image_hw, stride, feature_hw):
+        kept, uniform = in_box_attention(attn, areas, cells)
+        per_object.append(kept / uniform)
+    per_object = np.array(per_object)
+    return {g: [int(len(idx)), [round(float(v), 4) for v in per_object[idx].mean(0)]] for g, idx in groups.items()}
+
+
 def summarise(per_image: list[dict | None]) -> list[dict]:
     """Per-image scores (each: layer label -> {"kind", "stride", "groups": {group: [ratio, hit]}})
     -> one row per layer: for each group the mean energy ratio over the images that have it, the
@@ -103,7 +143,11 @@ def summarise(per_image: list[dict | None]) -> list[dict]:
         for label, s in (scores or {}).items():
             row = layers.setdefault(label, {"layer": label, "kind": s["kind"], "stride": s["stride"],
                                             "level": LEVEL_NAMES.get(s["stride"], f"stride {s['stride']}"),
-                                            "_acc": {}})
+                                            "_acc": {}, "_in_box": {}})
+            for group, (objects, heads) in (s.get("in_box") or {}).items():
+                acc = row["_in_box"].setdefault(group, [0, np.zeros(len(heads))])
+                acc[0] += objects
+                acc[1] = acc[1] + objects * np.asarray(heads, dtype=np.float64)
             for group, (ratio, hit) in s["groups"].items():
                 acc = row["_acc"].setdefault(group, ([], []))
                 if ratio == ratio:  # not NaN
@@ -111,10 +155,14 @@ def summarise(per_image: list[dict | None]) -> list[dict]:
                 acc[1].append(bool(hit))
     out = []
     for row in layers.values():
-        acc = row.pop("_acc")
+        acc, in_box = row.pop("_acc"), row.pop("_in_box")
         row["groups"] = {g: {"energy ratio": float(np.mean(r)) if r else float("nan"),
                              "pointing game": float(np.mean(h)), "images": len(h)}
                          for g, (r, h) in sorted(acc.items(), key=lambda kv: _group_order(kv[0]))}
+        for g, (objects, total) in in_box.items():  # self-attention: mean over the group's objects, per head
+            if g in row["groups"] and objects:
+                row["groups"][g]["in-box share per head"] = [round(float(v), 4) for v in total / objects]
+                row["groups"][g]["objects"] = int(objects)
         out.append(row)
     return sorted(out, key=lambda r: (r["stride"], r["layer"]))
 
@@ -138,13 +186,18 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     from attention_lens.runtime.letterbox import letterbox, model_stride
     from attention_lens.analysis.layercam import layercam_grids
 
-    maps = []
+    maps, taps = [], {}
     if attention_layout(model).layers:
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x)
         for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
             view, kind = main_view(lm)
             if view:
-                maps.append((f"L{lm.layer} {lm.module}", kind, lm.stride, lm.views[view]))
+                label = f"L{lm.layer} {lm.module}"
+                taken = sum(m[0] == label or m[0].startswith(label + " #") for m in maps)
+                # Several in one layer (YOLO12's A2C2f holds 2-4 area attentions): numbered in model order.
+                maps.append((label if not taken else f"{label} #{taken + 1}", kind, lm.stride, lm.views[view]))
+                if "self_attention" in lm.gates:
+                    taps[maps[-1][0]] = lm
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
     if not maps:
         x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
@@ -156,4 +209,7 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     scored = score_maps([grid for *_, grid in maps], det.input_shape, tuple(image_rgb.shape[:2]), gt, groups)
     scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}
               for (label, kind, stride, _), one in zip(maps, scored)}
+    for label, lm in taps.items():
+        scores[label]["in_box"] = in_box_scores(lm.gates["self_attention"], lm.feature_hw, lm.stride, det.input_shape,
+                                                tuple(image_rgb.shape[:2]), gt, groups)
     return det, scores

@@ -202,12 +202,11 @@ def evaluation_views(results: dict | None, cls: str | None = None, size: str | N
     from attention_lens.analysis.evaluation_views import (
         delta_figure,
         group_key,
-        localisation_figure,
-        localisation_frame,
         metrics_frame,
         objects_figure,
         ranked_images,
     )
+    from attention_lens.analysis.localisation_views import localisation_figure, localisation_frame
 
     if not results:
         return None, None, None, None, None, None

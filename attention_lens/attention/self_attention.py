@@ -129,6 +129,23 @@ def attended(attn: np.ndarray, areas: int, hw: tuple[int, int], cell: tuple[int,
     return out.reshape(a.shape[1], h, w), mask.reshape(h, w)
 
 
+def in_box_attention(attn: np.ndarray, areas: int, cells: np.ndarray) -> tuple[np.ndarray, float]:
+    """For the queries at ``cells`` (flat indices into the feature grid: an object's cells), the
+    attention that stays on those same cells: ((heads,) summed over the queries, the sum a head
+    with no preference would give, that is each query's share of its own area's keys inside the
+    object). Their ratio is the in-box share: 1 = no preference, 2 = twice uniform. ``attn`` as for
+    ``received``."""
+    a = np.asarray(attn, dtype=np.float64).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
+    n = a.shape[-1]
+    cells = np.unique(np.asarray(cells, dtype=int))
+    kept, uniform = np.zeros(a.shape[1]), 0.0
+    for area in np.unique(cells // n):
+        local = cells[cells // n == area] - area * n
+        kept += a[area][:, local][:, :, local].sum(axis=(1, 2))
+        uniform += len(local) * len(local) / n
+    return kept, uniform
+
+
 def head_statistics(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(mean attention distance in feature cells, entropy in nats), per head, averaged over the
     queries: how far a head looks and how spread its attention is (the statistics ViT analyses

@@ -76,3 +76,52 @@ def test_summarise_averages_over_the_images_that_have_each_group():
     assert row["level"] == "P3"
     assert row["groups"]["all"] == {"energy ratio": 1.5, "pointing game": 0.5, "images": 2}
     assert row["groups"]["class a"] == {"energy ratio": 4.0, "pointing game": 1.0, "images": 1}
+
+
+def test_self_attention_kept_in_box_on_constructed_matrices():
+    """A 320 x 320 image, no letterbox, stride 32: a 10 x 10 grid. One object covers cells
+    (2..3, 2..3): 4 of 100 cells, so a head with no preference keeps 4 % of each of those
+    queries' attention on the object."""
+    from attention_lens.analysis.localisation import in_box_scores, object_cells
+
+    boxes = _boxes([0, 64, 64, 128, 128])
+    [cells] = object_cells(boxes, (320, 320), (320, 320), 32, (10, 10))
+    assert sorted(cells.tolist()) == [22, 23, 32, 33]
+    n = 100
+    attn = np.zeros((1, 3, n, n))
+    attn[0, 0] = 1.0 / n  # head 0: uniform -> 1
+    attn[0, 1, :, 22] = 1.0  # head 1: every query on cell (2, 2), inside the object -> 1 / 0.04 = 25
+    attn[0, 2, :, 99] = 1.0  # head 2: every query on a far corner -> 0
+    groups = groups_of(boxes, ["cell"], size_of)
+    scores = in_box_scores(attn, (10, 10), 32, (320, 320), (320, 320), boxes, groups)
+    assert scores["all"][0] == 1 and scores["all"][1] == pytest.approx([1.0, 25.0, 0.0])
+    # Two areas (rows 0-4 and 5-9), an object across both: each query sees only its own half, so
+    # no preference keeps 2 of its area's 50 cells; all mass on an object cell of its own area.
+    tall = _boxes([0, 64, 128, 96, 192])  # column 2, rows 4..5
+    [cells] = object_cells(tall, (320, 320), (320, 320), 32, (10, 10))
+    assert sorted(cells.tolist()) == [42, 52]
+    two = np.zeros((2, 1, 50, 50))
+    two[0, 0, :, 42] = 1.0  # area 0 (rows 0-4): all on (4, 2)
+    two[1, 0, :, 2] = 1.0  # area 1 (rows 5-9): all on (5, 2), local index 2
+    got = in_box_scores(two, (10, 10), 32, (320, 320), (320, 320), tall, groups_of(tall, ["cell"], size_of))
+    assert got["all"][1] == pytest.approx([(1 + 1) / (1 / 50 + 1 / 50)])
+
+
+def test_an_object_smaller_than_a_cell_is_its_centre_cell_through_the_letterbox():
+    """A 270 x 500 image letterboxed to 192 x 320 (gain 0.64, 9 px of padding on top), stride 16:
+    a 10-pixel object centred at (340, 120) holds no cell centre; its centre falls in input pixel
+    (217.6, 85.8), the cell (5, 13)."""
+    from attention_lens.analysis.localisation import object_cells
+
+    [cells] = object_cells(_boxes([0, 335, 115, 345, 125]), (192, 320), (270, 500), 16, (12, 20))
+    assert cells.tolist() == [5 * 20 + 13]
+
+
+def test_summarise_weights_the_in_box_share_by_objects():
+    one = {"L10 SelfAttention": {"kind": "k", "stride": 32, "groups": {"all": [1.0, True]},
+                                 "in_box": {"all": [1, [4.0, 1.0]]}}}
+    three = {"L10 SelfAttention": {"kind": "k", "stride": 32, "groups": {"all": [1.0, True]},
+                                   "in_box": {"all": [3, [2.0, 1.0]]}}}
+    [row] = summarise([one, three, None])
+    assert row["groups"]["all"]["in-box share per head"] == pytest.approx([(4 + 3 * 2) / 4, 1.0])
+    assert row["groups"]["all"]["objects"] == 4
