@@ -74,12 +74,10 @@ class Inspection:
 
 
 def _head_text(lm: LayerMaps, gain: float) -> str | None:
-    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats).
-    Computed here, for the table only: a data-set pass reads the same LayerMaps and needs neither."""
-    attn = lm.gates.get("self_attention")
-    if attn is None:
+    """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats)."""
+    if lm.head_stats is None:
         return None
-    cells, entropy = head_statistics(attn, attn.shape[0], lm.feature_hw)
+    cells, entropy = lm.head_stats
     return " · ".join(f"h{i} {c * lm.stride / gain:.0f} px / {e:.2f}" for i, (c, e) in enumerate(zip(cells, entropy)))
 
 
@@ -101,7 +99,33 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
             cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)"))
+    _keep_attention(out)
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
+
+
+#: Self-attention matrices one inspection keeps for the query view (it is held per session between
+#: events). They grow with the square of the pixels: yolo12n's eight layers hold ~29 MB at 640 and
+#: ~470 MB at 1280 (modeling.cost.ModelCost.attention_bytes).
+KEEP_ATTENTION_BYTES = 64 * 2**20
+
+
+def _keep_attention(models: list[ModelMaps], budget: int = KEEP_ATTENTION_BYTES) -> None:
+    """Per-head statistics of every self-attention layer from its whole matrix (done here, not in
+    a data-set pass, which needs neither); then the largest matrices are let go until the rest fit
+    ``budget``, each such layer saying why (its received maps and statistics stay)."""
+    layers = [lm for mm in models for lm in mm.layers if "self_attention" in lm.gates]
+    for lm in layers:
+        attn = lm.gates["self_attention"]
+        lm.head_stats = head_statistics(attn, attn.shape[0], lm.feature_hw)
+    total = sum(lm.gates["self_attention"].nbytes for lm in layers)
+    for lm in sorted(layers, key=lambda lm: lm.gates["self_attention"].nbytes, reverse=True):
+        if total <= budget:
+            break
+        size = lm.gates.pop("self_attention").nbytes
+        total -= size
+        lm.matrix_dropped = (f"its attention matrix ({size / 2**20:.0f} MB at this image size) was not kept: the "
+                             f"views keep at most {budget // 2**20} MB of them a request; a smaller image size "
+                             "or fewer models shows it")
 
 
 def _at_display_size(ins: Inspection) -> Inspection:

@@ -44,6 +44,10 @@ class LayerMaps:
     profiles: dict = field(default_factory=dict)  # "h"/"w" -> 1-D profile (CoordAtt)
     group_maps: np.ndarray | None = None  # (g, h, w) for EMA; (heads, h, w) attention received
     loaded_as: str = ""  # for a layer loaded from another code base's class: which, and how it maps
+    # Self-attention, per head: (mean attention distance in feature cells, entropy in nats), and
+    # why its matrix was not kept for the query view, if it was not (attention_view.inspect).
+    head_stats: tuple | None = None
+    matrix_dropped: str = ""
 
 
 def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int]) -> list[LayerMaps]:

@@ -37,9 +37,11 @@ def attention_query(ins, x: float | None = None, y: float | None = None, colorma
 
     if ins is None:
         raise UserError("No attention maps in this session yet: run Show attention first.")
-    answers_exist = any("self_attention" in lm.gates for mm in ins.models for lm in mm.layers)
-    if not answers_exist:
-        return QueryView(None, None, NO_SELF_ATTENTION, None, None)
+    dropped = [f"{mm.model} layer {lm.layer} {lm.module} ({lm.name.removeprefix('model.')}): {lm.matrix_dropped}"
+               for mm in ins.models for lm in mm.layers if lm.matrix_dropped]
+    not_kept = ("" if not dropped else " Not shown: " + "; ".join(dropped) + ".")
+    if not any("self_attention" in lm.gates for mm in ins.models for lm in mm.layers):
+        return QueryView(None, None, (NO_SELF_ATTENTION if not dropped else "No query view." + not_kept), None, None)
     if x is None or y is None or not (np.isfinite(float(x)) and np.isfinite(float(y))):
         x, y = default_point(ins)
     h0, w0 = ins.original_hw
@@ -52,7 +54,7 @@ def attention_query(ins, x: float | None = None, y: float | None = None, colorma
             f"attends, in {len(answers)} self-attention layer(s). Each figure: the mean over heads, then each head, "
             "on one colour scale (attention times the keys the query sees: 1 = uniform); the white square is the "
             "query's cell; for area attention the dimmed part is outside its area. Click the image for another "
-            "point.")
+            "point." + not_kept)
     return QueryView(marked(ins, point), figure, note, *point)
 
 

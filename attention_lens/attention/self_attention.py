@@ -150,15 +150,16 @@ def head_statistics(attn: np.ndarray, areas: int, hw: tuple[int, int]) -> tuple[
     """(mean attention distance in feature cells, entropy in nats), per head, averaged over the
     queries: how far a head looks and how spread its attention is (the statistics ViT analyses
     report). ``attn`` as for ``received``; distances between the cells' grid positions, each
-    area's cells at their place in the whole map."""
-    a = np.asarray(attn, dtype=np.float64).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
+    area's cells at their place in the whole map. One area at a time, in float32: the matrices
+    grow with the square of the pixels."""
+    a = np.asarray(attn).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
     n, w = a.shape[-1], hw[1]
-    distance = np.zeros(a.shape[1])
+    distance, entropy = np.zeros(a.shape[1]), np.zeros(a.shape[1])
     for k in range(areas):
         cells = np.arange(k * n, (k + 1) * n)
         rows, cols = cells // w, cells % w
-        d = np.hypot(rows[:, None] - rows[None, :], cols[:, None] - cols[None, :])  # query x key
-        distance += (a[k] * d).sum(-1).mean(-1)
-    p = np.clip(a, 1e-12, 1.0)
-    entropy = -(a * np.log(p)).sum(-1).mean(axis=(0, 2))
-    return distance / areas, entropy
+        d = np.hypot(rows[:, None] - rows[None, :], cols[:, None] - cols[None, :]).astype(np.float32)  # query x key
+        p = a[k].astype(np.float32, copy=False)
+        distance += np.einsum("hqk,qk->h", p, d, dtype=np.float64) / n
+        entropy -= np.einsum("hqk,hqk->h", p, np.log(np.clip(p, 1e-12, 1.0)), dtype=np.float64) / n
+    return distance / areas, entropy / areas

@@ -8,7 +8,10 @@ the parameters and the activations of one forward; then, only if those fit, for 
 
 The activation figure is the sum of every module's output bytes in one forward at batch 1 (an
 upper bound of what the forward allocates; its peak is lower), per input pixel, so that a request
-can be checked at the image size it asks for (``ModelCost.activation_bytes``).
+can be checked at the image size it asks for (``ModelCost.activation_bytes``). Self-attention is
+the exception: its (heads, queries, keys) matrices grow with the square of the pixels, so their
+bytes are counted apart, three times (the scores, their scaled copy and the softmax; the tap
+sees the last) and scaled with the fourth power of the image side.
 """
 from __future__ import annotations
 
@@ -26,14 +29,31 @@ SMALLEST_SIZE = 320
 _PROBE_SIZE = 256
 
 
+#: Matrices of the size of the softmax attention one self-attention forward holds at once.
+ATTENTION_COPIES = 3
+
+
 @dataclass(frozen=True)
 class ModelCost:
     params: int
     activation_bytes_per_pixel: float
+    attention_bytes_per_pixel_squared: float = 0.0  # self-attention matrices: pixels x pixels
 
     def activation_bytes(self, imgsz: int) -> float:
         """Summed activation bytes of one forward on an ``imgsz`` x ``imgsz`` letterbox."""
-        return self.activation_bytes_per_pixel * int(imgsz) ** 2
+        pixels = int(imgsz) ** 2
+        return self.activation_bytes_per_pixel * pixels + self.attention_bytes_per_pixel_squared * pixels ** 2
+
+    def attention_bytes(self, imgsz: int) -> float:
+        """Bytes of the softmax attention matrices alone (one copy: what a capture keeps)."""
+        return self.attention_bytes_per_pixel_squared * int(imgsz) ** 4 / ATTENTION_COPIES
+
+    def largest_size(self, budget: float, step: int = 32) -> int:
+        """The largest image size (a multiple of ``step``) whose forward fits ``budget`` bytes; 0 if none."""
+        size = 0
+        while self.activation_bytes(size + step) <= budget and size + step <= 8192:
+            size += step
+        return size
 
 
 class CostError(ValueError):
@@ -51,16 +71,21 @@ def measure(model: nn.Module) -> ModelCost:
     The forward runs the body up to the head (ultralytics' routed layers, or YOLOX's backbone and
     neck): heads decode with values (anchors, strides) that meta tensors do not have, and their
     outputs are small beside the body's."""
+    from attention_lens.attention import AttentionTap
+
     params = sum(p.numel() for p in model.parameters())
     yaml = getattr(model, "yaml", None)
     channels = (yaml.get("channels", yaml.get("ch", 3)) if isinstance(yaml, dict) else 3)
-    total = 0
+    total, attention = 0, 0
 
-    def count(_module, _inputs, output):
-        nonlocal total
+    def count(module, _inputs, output):
+        nonlocal total, attention
         for t in output if isinstance(output, (list, tuple)) else (output,):
             if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
+                if isinstance(module, AttentionTap):
+                    attention += t.numel() * t.element_size()
+                else:
+                    total += t.numel() * t.element_size()
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if m is not model]
     try:
@@ -74,7 +99,7 @@ def measure(model: nn.Module) -> ModelCost:
     finally:
         for h in hooks:
             h.remove()
-    return ModelCost(params, total / _PROBE_SIZE ** 2)
+    return ModelCost(params, total / _PROBE_SIZE ** 2, ATTENTION_COPIES * attention / _PROBE_SIZE ** 4)
 
 
 def _routed(layers: nn.Sequential, x: torch.Tensor) -> None:
@@ -105,6 +130,6 @@ def check_request(models: dict[str, nn.Module], imgsz: int) -> None:
     for name, model in models.items():
         cost = getattr(model, "cost", None)
         if cost is not None and cost.activation_bytes(imgsz) > MAX_ACTIVATION_BYTES:
-            fits = int((MAX_ACTIVATION_BYTES / cost.activation_bytes_per_pixel) ** 0.5) // 32 * 32
+            fits = cost.largest_size(MAX_ACTIVATION_BYTES)
             raise CostError(f"{name} at {int(imgsz)} px would take {cost.activation_bytes(imgsz) / 2**30:.1f} GB of "
                             f"activations (the limit is {MAX_ACTIVATION_BYTES / 2**30:.0f} GB); pick {fits} px or less.")

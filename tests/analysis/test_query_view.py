@@ -94,3 +94,23 @@ def test_default_point_is_the_most_confident_box_centre_in_original_pixels():
     assert default_point(_inspection(attn)) == pytest.approx((250.0, 135.0))  # no boxes: the centre
     im = marked(ins, (150.0, 125.0))
     assert im.shape == ins.image.shape and (im != ins.image).any()
+
+
+def test_the_largest_matrices_are_let_go_beyond_the_budget_and_say_so():
+    from attention_lens.analysis.attention_view import _keep_attention
+    from attention_lens.app.query_handlers import attention_query
+
+    n = GRID[0] * GRID[1]
+    big = np.full((1, 4, n, n), 1.0 / n, np.float32)  # 4 heads: 0.9 MB
+    small = np.full((1, 1, n, n), 1.0 / n, np.float32)  # 0.2 MB
+    ins = _inspection(big)
+    ins.models[0].layers.append(LayerMaps(11, "model.11.attn", "SelfAttention", GRID, STRIDE,
+                                          {"self_attention": small}))
+    _keep_attention(ins.models, budget=small.nbytes)
+    first, second = ins.models[0].layers
+    assert "self_attention" not in first.gates and "was not kept" in first.matrix_dropped
+    assert "self_attention" in second.gates and not second.matrix_dropped
+    # The statistics come from the whole matrix, before it went: uniform -> entropy log(n).
+    assert first.head_stats[1] == pytest.approx([np.log(n)] * 4, rel=1e-5)
+    view = attention_query(ins)
+    assert view.figure is not None and "Not shown: m layer 10" in view.note

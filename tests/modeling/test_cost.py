@@ -71,3 +71,40 @@ def test_measuring_allocates_nothing():
     cost = measure(model)
     assert cost.params == 3 * 4096 * 9 + 4096 + 4096 * 4096 * 9 + 4096
     assert cost.activation_bytes(256) > 2 * 4096 * 250 ** 2 * 4 * 0.99
+
+
+def test_self_attention_matrices_are_counted_with_the_square_of_the_pixels(tmp_path):
+    """yolo12n (written by ultralytics): its area-attention matrices, worked out here from the
+    structure, heads x (cells / areas)^2 per area, float32, at P4 and P5 of a 640 and a 1280
+    letterbox; the cost grows 16x from one to the other, not 4x as the other activations do."""
+    from ultralytics_checkpoints import ultralytics_checkpoint
+
+    from attention_lens.attention import AreaAttention
+
+    model = load_model(ultralytics_checkpoint(tmp_path, "yolo12n.yaml"))
+    layers = [(m, 16 if int(name.split(".")[1]) in (6, 11, 17) else 32) for name, m in model.named_modules()
+              if isinstance(m, AreaAttention)]
+    assert layers
+
+    def matrices(imgsz):
+        total = 0
+        for m, stride in layers:
+            n = (imgsz // stride) ** 2
+            total += m.areas * m.num_heads * (n // m.areas) ** 2 * 4
+        return total
+
+    for size in (640, 1280):
+        assert model.cost.attention_bytes(size) == pytest.approx(matrices(size), rel=1e-6)
+    linear = model.cost.activation_bytes_per_pixel
+    grow = (model.cost.activation_bytes(1280) - linear * 1280 ** 2) / (model.cost.activation_bytes(640) - linear * 640 ** 2)
+    assert grow == pytest.approx(16)
+
+
+def test_a_request_whose_attention_would_not_fit_is_refused_with_a_size_that_does():
+    # 1 KB a pixel of plain activations and 0.1 byte per pixel^2 of attention (a model with
+    # self-attention at a fine stride): 640 px -> 0.4 + 16.8 GB.
+    heavy = type("M", (), {"cost": ModelCost(10, 1024.0, 0.1)})()
+    with pytest.raises(CostError, match=r"pick (\d+) px or less") as e:
+        check_request({"m.pt": heavy}, 640)
+    fits = int(__import__("re").search(r"pick (\d+) px", str(e.value)).group(1))
+    assert heavy.cost.activation_bytes(fits) <= MAX_ACTIVATION_BYTES < heavy.cost.activation_bytes(fits + 32)
