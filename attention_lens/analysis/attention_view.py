@@ -123,9 +123,7 @@ def _keep_attention(models: list[ModelMaps], budget: int = KEEP_ATTENTION_BYTES)
             break
         size = lm.gates.pop("self_attention").nbytes
         total -= size
-        lm.matrix_dropped = (f"its attention matrix ({size / 2**20:.0f} MB at this image size) was not kept: the "
-                             f"views keep at most {budget // 2**20} MB of them a request; a smaller image size "
-                             "or fewer models shows it")
+        lm.matrix_dropped = f"{size / 2**20:.0f} MB"
 
 
 def _at_display_size(ins: Inspection) -> Inspection:

@@ -45,7 +45,7 @@ class LayerMaps:
     group_maps: np.ndarray | None = None  # (g, h, w) for EMA; (heads, h, w) attention received
     loaded_as: str = ""  # for a layer loaded from another code base's class: which, and how it maps
     # Self-attention, per head: (mean attention distance in feature cells, entropy in nats), and
-    # why its matrix was not kept for the query view, if it was not (attention_view.inspect).
+    # the size of its matrix if that was not kept for the query view (attention_view.inspect).
     head_stats: tuple | None = None
     matrix_dropped: str = ""
 

@@ -37,11 +37,15 @@ def attention_query(ins, x: float | None = None, y: float | None = None, colorma
 
     if ins is None:
         raise UserError("No attention maps in this session yet: run Show attention first.")
-    dropped = [f"{mm.model} layer {lm.layer} {lm.module} ({lm.name.removeprefix('model.')}): {lm.matrix_dropped}"
-               for mm in ins.models for lm in mm.layers if lm.matrix_dropped]
-    not_kept = ("" if not dropped else " Not shown: " + "; ".join(dropped) + ".")
+    from attention_lens.analysis.attention_view import KEEP_ATTENTION_BYTES
+
+    dropped = {mm.model: [f"{lm.name.removeprefix('model.')} ({lm.matrix_dropped})" for lm in mm.layers
+                          if lm.matrix_dropped] for mm in ins.models}
+    not_kept = "".join(f" Not shown for {model}, whose matrices at this image size are over the "
+                       f"{KEEP_ATTENTION_BYTES // 2**20} MB a request keeps (a smaller image size or fewer models "
+                       f"shows them): {', '.join(layers)}." for model, layers in dropped.items() if layers)
     if not any("self_attention" in lm.gates for mm in ins.models for lm in mm.layers):
-        return QueryView(None, None, (NO_SELF_ATTENTION if not dropped else "No query view." + not_kept), None, None)
+        return QueryView(None, None, (NO_SELF_ATTENTION if not not_kept else "No query view." + not_kept), None, None)
     if x is None or y is None or not (np.isfinite(float(x)) and np.isfinite(float(y))):
         x, y = default_point(ins)
     h0, w0 = ins.original_hw
