@@ -77,7 +77,7 @@ def _head_text(lm: LayerMaps, gain: float) -> str | None:
     """Per head of a self-attention layer: how far it looks (image pixels) and how spread (nats)."""
     if lm.head_stats is None:
         return None
-    cells, entropy = lm.head_stats
+    cells, entropy, _ = lm.head_stats
     return " · ".join(f"h{i} {c * lm.stride / gain:.0f} px / {e:.2f}" for i, (c, e) in enumerate(zip(cells, entropy)))
 
 
@@ -116,7 +116,7 @@ def _keep_attention(models: list[ModelMaps], budget: int = KEEP_ATTENTION_BYTES)
     layers = [lm for mm in models for lm in mm.layers if "self_attention" in lm.gates]
     for lm in layers:
         attn = lm.gates["self_attention"]
-        lm.head_stats = head_statistics(attn, attn.shape[0], lm.feature_hw)
+        lm.head_stats = (*head_statistics(attn, attn.shape[0], lm.feature_hw), attn.shape[-1])
     total = sum(lm.gates["self_attention"].nbytes for lm in layers)
     for lm in sorted(layers, key=lambda lm: lm.gates["self_attention"].nbytes, reverse=True):
         if total <= budget:

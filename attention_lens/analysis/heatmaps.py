@@ -44,7 +44,8 @@ class LayerMaps:
     profiles: dict = field(default_factory=dict)  # "h"/"w" -> 1-D profile (CoordAtt)
     group_maps: np.ndarray | None = None  # (g, h, w) for EMA; (heads, h, w) attention received
     loaded_as: str = ""  # for a layer loaded from another code base's class: which, and how it maps
-    # Self-attention, per head: (mean attention distance in feature cells, entropy in nats), and
+    # Self-attention, per head: (mean attention distance in feature cells, entropy in nats, keys a
+    # query sees), and
     # the size of its matrix if that was not kept for the query view (attention_view.inspect).
     head_stats: tuple | None = None
     matrix_dropped: str = ""

@@ -64,6 +64,9 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                         query_button = gr.Button("Show this point", size="sm", elem_id="attention-query-button")
                 query_figure = gr.Image(label="Per self-attention layer: the mean over heads, then each head",
                                         show_label=False, interactive=False, format=DISPLAY_FORMAT, elem_id="attention-query-figure")
+            with gr.Accordion("Self-attention heads: how far each looks and how spread (one row per layer, models "
+                              "overlaid)", open=False):
+                heads = gr.Plot(label="Self-attention heads", show_label=False, elem_id="attention-heads")
             with gr.Accordion("Channel gates (SE, ECA, CBAM, PolarizedSA): one chart per layer, models overlaid",
                               open=False):
                 channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
@@ -118,7 +121,7 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
             raise gr.Error(str(e), print_exception=False) from None
 
     query_outputs = [query_image, query_figure, query_note, qx, qy]
-    run.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+    run.success(attention_extras, [state, colormap, alpha], [gallery, channels, heads], api_name=False)
     run.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha], query_outputs,
                 api_name=False)
     # No forward: the captured taps are re-read, so these skip the inference queue.
@@ -129,7 +132,7 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
     def follow(event):
         after = event.then(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
                            api_name=False, preprocess=False, **INFERENCE_QUEUE)
-        after.success(attention_extras, [state, colormap, alpha], [gallery, channels], api_name=False)
+        after.success(attention_extras, [state, colormap, alpha], [gallery, channels, heads], api_name=False)
         after.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha],
                       query_outputs, api_name=False)
         after.success(on_downloads, [state, colormap, alpha], downloads, api_name=False)

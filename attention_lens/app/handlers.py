@@ -273,15 +273,19 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
 
 @torch_thread
 def attention_extras(ins, colormap="jet", alpha=0.5):
-    """UI, after the matrix: every map as an overlay image, and the channel-gate charts."""
+    """UI, after the matrix: every map as an overlay image, the channel-gate charts and the
+    self-attention heads' distance and entropy."""
     from attention_lens.analysis.attention_view import channel_figure, render
     from attention_lens.analysis.charts import message_figure
+    from attention_lens.analysis.head_figure import head_figure
 
     if ins is None:
-        return [], None
+        return [], None, None
     channels = channel_figure(ins) or message_figure(
         "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
-    return render(ins, float(alpha), colormap), channels
+    heads = head_figure(ins) or message_figure(
+        "No self-attention in the selected models (YOLO11/YOLO26 C2PSA, YOLOv10 PSA and YOLO12 area attention have it).")
+    return render(ins, float(alpha), colormap), channels, heads
 
 
 @torch_thread

@@ -1,0 +1,62 @@
+"""Per head of every self-attention layer: how far it looks and how spread its attention is.
+
+The two statistics ViT analyses report (mean attention distance, Dosovitskiy et al. 2021, fig. 7;
+attention entropy), from an inspection's per-head statistics (``LayerMaps.head_stats``): one row
+of two small charts per layer position, the models overlaid as grouped bars.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from attention_lens.analysis.heatmaps import LEVEL_NAMES
+
+
+def head_rows(ins) -> dict[tuple[int, int], list[tuple[str, object, float, float]]]:
+    """(stride, k-th self-attention layer at that stride) -> [(model, layer, image px per cell,
+    keys a query sees)] for every model's self-attention layers."""
+    from attention_lens.analysis.attention_matrix import layer_columns
+
+    rows: dict[tuple[int, int], list] = {}
+    for mm in ins.models:
+        layers = [lm for lm in mm.layers if lm.head_stats is not None]
+        gain = min(mm.input_hw[0] / ins.original_hw[0], mm.input_hw[1] / ins.original_hw[1]) \
+            if all(ins.original_hw) else 1.0
+        for column, lm in zip(layer_columns(layers), layers):
+            rows.setdefault(column, []).append((mm.model, lm, lm.stride / gain, lm.head_stats[2]))
+    return dict(sorted(rows.items()))
+
+
+def head_figure(ins):
+    """Grouped bars per head: mean attention distance in image pixels (left) and entropy in nats
+    (right, the dotted line is uniform attention over the keys a query sees); None without
+    self-attention."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    rows = head_rows(ins)
+    if not rows:
+        return None
+    titles = []
+    for (stride, k), entries in rows.items():
+        level = f"{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}{f' #{k + 1}' if k else ''}"
+        titles += [f"{level}: mean attention distance (image px)", f"{level}: entropy (nats)"]
+    fig = make_subplots(rows=len(rows), cols=2, subplot_titles=titles, vertical_spacing=0.25 / len(rows),
+                        horizontal_spacing=0.08)
+    models = list(dict.fromkeys(m for entries in rows.values() for m, *_ in entries))
+    colour = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(models)}
+    for r, entries in enumerate(rows.values(), start=1):
+        for model, lm, px_per_cell, keys in entries:
+            distance, entropy, _ = lm.head_stats
+            heads = [f"h{i}" for i in range(len(distance))]
+            hover = f"{model[:48]}<br>L{lm.layer} {lm.module} ({lm.name.removeprefix('model.')})"
+            for c, values in ((1, np.asarray(distance) * px_per_cell), (2, np.asarray(entropy))):
+                fig.add_trace(go.Bar(x=heads, y=values, name=model, legendgroup=model, marker_color=colour[model],
+                                     showlegend=r == 1 and c == 1, hovertext=hover,
+                                     hovertemplate="%{hovertext}<br>%{x}: %{y:.2f}<extra></extra>"), row=r, col=c)
+            fig.add_hline(y=float(np.log(keys)), line_dash="dot", line_color="#888", row=r, col=2)
+    for a in fig.layout.annotations[:len(titles)]:
+        a.font = dict(size=11)
+    fig.update_layout(barmode="group", height=80 + 190 * len(rows), margin=dict(t=50, b=20, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0 + 0.12 / len(rows), x=0))
+    return fig
