@@ -45,6 +45,7 @@ def head_figure(ins):
                         horizontal_spacing=0.08)
     models = list(dict.fromkeys(m for entries in rows.values() for m, *_ in entries))
     colour = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(models)}
+    shown: set[str] = set()  # a legend entry per model, at its first chart (not every model is in row 1)
     for r, entries in enumerate(rows.values(), start=1):
         for model, lm, px_per_cell, keys in entries:
             distance, entropy, _ = lm.head_stats
@@ -52,11 +53,12 @@ def head_figure(ins):
             hover = f"{model[:48]}<br>L{lm.layer} {lm.module} ({lm.name.removeprefix('model.')})"
             for c, values in ((1, np.asarray(distance) * px_per_cell), (2, np.asarray(entropy))):
                 fig.add_trace(go.Bar(x=heads, y=values, name=model, legendgroup=model, marker_color=colour[model],
-                                     showlegend=r == 1 and c == 1, hovertext=hover,
+                                     showlegend=model not in shown, hovertext=hover,
                                      hovertemplate="%{hovertext}<br>%{x}: %{y:.2f}<extra></extra>"), row=r, col=c)
+                shown.add(model)
             fig.add_hline(y=float(np.log(keys)), line_dash="dot", line_color="#888", row=r, col=2)
     for a in fig.layout.annotations[:len(titles)]:
         a.font = dict(size=11)
-    fig.update_layout(barmode="group", height=80 + 190 * len(rows), margin=dict(t=50, b=20, l=50, r=10),
+    fig.update_layout(barmode="group", height=80 + 160 * len(rows), margin=dict(t=50, b=20, l=50, r=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0 + 0.12 / len(rows), x=0))
     return fig

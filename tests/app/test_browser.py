@@ -166,6 +166,50 @@ def test_attention_tab_shows_a_matrix_with_shared_colour_bars(page, picked):
     expect(page.locator("#attention-layers")).to_contain_text(picked[1].attention)
 
 
+def test_clicking_the_image_shows_where_that_location_looks_in_yolo11_and_yolo26(page, weights, tmp_path_factory):
+    """The query view (issue 33): a shipped yolo11n (C2PSA) and a yolo26n (C2PSA + attention in its
+    last C3k2; the shipped one, else one written by ultralytics and uploaded); a click on the image
+    lands on the pixel clicked, and every self-attention layer of both models answers."""
+    from attention_lens.modeling.catalog import read_manifest
+    from ultralytics_checkpoints import ultralytics_checkpoint
+
+    entries = {e.name: e for e in read_manifest(weights)}
+    if "yolo11n-baseline-s0" not in entries:
+        pytest.skip("the shipped zoo is not here")
+    labels = [entries["yolo11n-baseline-s0"].label]
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-image input[type=file]").set_input_files(str(EXAMPLE))
+    if "yolo26n-baseline-s0" in entries:
+        labels.append(entries["yolo26n-baseline-s0"].label)
+    else:
+        upload = ultralytics_checkpoint(tmp_path_factory.mktemp("yolo26"), "yolo26n.yaml", nc=3)
+        column = page.locator("#attention-button").locator("xpath=ancestor::div[contains(@class,'column')][1]")
+        column.locator("input[type=file]").last.set_input_files(str(upload))
+        expect(column.get_by_text(upload.name)).to_be_visible()
+    set_models(page, "#attention-button", labels)
+    page.locator("#attention-button").click()
+    note = page.locator("#attention-query-note")
+    expect(note).to_contain_text("3 self-attention layer(s)")  # yolo11n: 1; yolo26n: 2
+    shown = page.locator("#attention-query-image img")
+    width, height, natural_w, natural_h = shown.evaluate(
+        "e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height, e.naturalWidth, e.naturalHeight]")
+    scale = min(width / natural_w, height / natural_h)  # object-fit: contain, centred
+    x0, y0 = (width - natural_w * scale) / 2, (height - natural_h * scale) / 2
+    before = note.inner_text()
+    shown.click(position={"x": x0 + natural_w * scale * 0.25, "y": y0 + natural_h * scale * 0.6})
+    expect(note).not_to_have_text(before)
+    expect(note).to_contain_text("Query at")
+    got = re.search(r"Query at \((\d+), (\d+)\) px of the (\d+)x(\d+) image", note.inner_text())
+    w0, h0 = int(got.group(3)), int(got.group(4))
+    tolerance = 2.5 / scale  # two and a half screen pixels, in image pixels
+    assert abs(int(got.group(1)) - 0.25 * w0) <= tolerance and abs(int(got.group(2)) - 0.6 * h0) <= tolerance
+    figure = page.locator("#attention-query-figure img")
+    figure.wait_for()
+    assert figure.evaluate("e => e.naturalHeight") > 3 * 200  # a figure per layer, one under the other
+    note.scroll_into_view_if_needed()
+    shot(page, "attention-query", full_page=False)
+
+
 def test_metrics_tab_has_the_table_and_a_chart(page):
     page.get_by_role("tab", name="Metrics").click()
     expect(page.locator("#metrics-table")).to_contain_text("baseline")
