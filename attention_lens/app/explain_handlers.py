@@ -96,6 +96,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
     import cv2
     import pandas as pd
 
+    from attention_lens.analysis.box_attention import box_attention, has_self_attention
     from attention_lens.analysis.explain import ExplainError, energy_ratio, explain_box, explanation_notes
     from attention_lens.analysis.heatmaps import overlay
     from attention_lens.analysis.images import display_copy, load_image
@@ -123,11 +124,20 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
             items.append((im, f"{name} · {method} · energy in box {e.energy_in_box:.2f} "
                               f"(the box is {e.box_share:.1%} of the image: {energy_ratio(e):.1f}x uniform){empty}"
                               + "".join(f" · {n.split(':')[0]}" for n in notes)))
+            # Self-attention's own answer beside the CAM: where the box's cells look (one more forward).
+            looked = box_attention(model, name, rgb, box, imgsz=int(imgsz), display_hw=view.shape[:2]) \
+                if has_self_attention(model) else []
+            for ba in looked:
+                shown = cv2.rectangle(np.ascontiguousarray(overlay(view, ba.heat, 0.5, "jet")), (x1, y1), (x2, y2),
+                                      (255, 255, 255), 2)
+                items.append((shown, ba.caption()))
             rows.append({"model": name, "method": method, "class": class_name,
                          "score of the matched candidate": None if e.confidence is None else round(e.confidence, 3),
                          "IoU with the chosen box": None if e.iou is None else round(e.iou, 3),
                          "candidate's level": e.level,
                          "energy in box": round(e.energy_in_box, 3), "box share of image": round(e.box_share, 4),
                          "energy / box share (1 = uniform)": round(energy_ratio(e), 2),
+                         "self-attention kept on the box (1 = none)":
+                             " · ".join(f"{ba.layer.split(' (')[0]} {float(ba.kept.mean()):.2f}x" for ba in looked) or "—",
                          "notes": "; ".join(notes) or "—", "ms": round(e.ms, 1)})
     return items, pd.DataFrame(rows)

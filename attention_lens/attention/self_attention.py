@@ -117,16 +117,27 @@ def attended(attn: np.ndarray, areas: int, hw: tuple[int, int], cell: tuple[int,
     """Where the query at feature cell ``cell`` = (row, col) attends: ((heads, h, w) its attention
     per key cell times the number of keys it sees (1 = uniform), 0 outside its area; (h, w) bool
     mask of its area). ``attn`` as for ``received``."""
-    a = np.asarray(attn, dtype=np.float32).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
+    h, w = hw
+    q = int(np.clip(cell[0], 0, h - 1)) * w + int(np.clip(cell[1], 0, w - 1))
+    return attended_from(attn, areas, hw, np.array([q]))
+
+
+def attended_from(attn: np.ndarray, areas: int, hw: tuple[int, int], cells: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``attended`` averaged over several query cells (flat indices: an object's cells): (heads, h,
+    w) their mean attention per key cell times the keys each sees, and the (h, w) mask of the areas
+    they may see."""
+    a = np.asarray(attn).reshape(areas, attn.shape[-3], attn.shape[-2], attn.shape[-1])
     h, w = hw
     n = a.shape[-1]
-    q = int(np.clip(cell[0], 0, h - 1)) * w + int(np.clip(cell[1], 0, w - 1))
-    area, local = divmod(q, n)
+    cells = np.unique(np.asarray(cells, dtype=int))
     out = np.zeros((a.shape[1], h * w), dtype=np.float32)
-    out[:, area * n:(area + 1) * n] = a[area, :, local, :] * n
     mask = np.zeros(h * w, dtype=bool)
-    mask[area * n:(area + 1) * n] = True
-    return out.reshape(a.shape[1], h, w), mask.reshape(h, w)
+    for area in np.unique(cells // n):
+        local = cells[cells // n == area] - area * n
+        out[:, area * n:(area + 1) * n] += a[area][:, local].astype(np.float32).sum(axis=1) * n
+        mask[area * n:(area + 1) * n] = True
+    return out.reshape(a.shape[1], h, w) / len(cells), mask.reshape(h, w)
 
 
 def in_box_attention(attn: np.ndarray, areas: int, cells: np.ndarray) -> tuple[np.ndarray, float]:

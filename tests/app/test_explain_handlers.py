@@ -57,3 +57,24 @@ def test_without_a_detection_the_first_models_strongest_is_explained_and_said_so
     assert set(table["detection"]) == {"yolov8n-baseline-s0's strongest detection (none was given)"}
     assert table["IoU with the chosen box"].iloc[0] == pytest.approx(1.0, abs=1e-3)  # its own candidate
     assert len(items) == 2
+
+
+def test_a_model_with_self_attention_also_shows_where_the_box_cells_look(bccd_test_images):
+    """Issue 33: beside yolo11n's CAM, its C2PSA's attention from the box's cells, with how much
+    of it stays on the box; a model without self-attention says it has none."""
+    import re
+    from pathlib import Path
+
+    from attention_lens.app.explain_handlers import run_explain
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    store = ModelStore(read_manifest(weights))
+    if "yolo11n-baseline-s0" not in store.names:
+        pytest.skip("the shipped zoo is not here")
+    picked = ["yolov8n-baseline-s0", "yolo11n-baseline-s0"]
+    items, table = run_explain(store, str(bccd_test_images[0]), picked, [], None, "Grad-CAM", ["P3", "P4", "P5"], 320)
+    captions = [c for _, c in items]
+    assert len(items) == 3 and "self-attention from the box's" in captions[2] and "yolo11n" in captions[2]
+    kept = dict(zip(table["model"], table["self-attention kept on the box (1 = none)"]))
+    assert kept["yolov8n-baseline-s0"] == "—" and re.fullmatch(r"L10 SelfAttention \d+\.\d\dx", kept["yolo11n-baseline-s0"])

@@ -124,3 +124,18 @@ def test_the_tap_equals_softmax_of_q_and_k_recomputed_from_ultralytics_own_proje
         q, k = t[..., :theirs.head_dim], t[..., theirs.head_dim:2 * theirs.head_dim]
         expected = torch.softmax(torch.einsum("aqhd,akhd->ahqk", q, k) * theirs.head_dim ** -0.5, dim=-1)
     assert torch.allclose(tapped[0], expected, atol=1e-6)
+
+
+def test_attention_from_several_cells_is_their_mean_row():
+    from attention_lens.attention.self_attention import attended_from, in_box_attention
+
+    h, w = 2, 3
+    n = h * w
+    attn = np.zeros((1, 1, n, n))
+    attn[0, 0, 1, 5] = 1.0  # query 1 looks only at cell 5
+    attn[0, 0, 4, 4] = 1.0  # query 4 only at itself
+    heads, mask = attended_from(attn, 1, (h, w), np.array([1, 4, 4]))  # a repeated cell counts once
+    assert mask.all()
+    assert heads[0].ravel() == pytest.approx([0, 0, 0, 0, n / 2, n / 2])
+    kept, uniform = in_box_attention(attn, 1, np.array([1, 4]))
+    assert kept == pytest.approx([1.0]) and uniform == pytest.approx(2 * 2 / n)  # query 4 stays, query 1 leaves
