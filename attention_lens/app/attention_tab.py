@@ -53,7 +53,7 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                              elem_id="attention-matrix")
             with gr.Accordion("Where one location looks (self-attention: YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
                               "area attention): click the image", open=True):
-                query_note = gr.Markdown(elem_id="attention-query-note")
+                query_note = gr.Markdown(label="Query note", elem_id="attention-query-note")
                 with gr.Row():
                     query_image = gr.Image(label="Click a point (default: the most confident detection)",
                                            interactive=False, height=280, format=DISPLAY_FORMAT, scale=2,

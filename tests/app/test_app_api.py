@@ -173,13 +173,32 @@ def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(
         assert "event: error" in answer and "root:" not in answer
 
 
+def test_a_script_asks_where_a_point_looks_after_an_attention_call(served_app, bccd_test_images, tmp_path):
+    """/attention with an uploaded yolo11n (ultralytics-written, C2PSA), then /attention_query at a
+    point: the point comes back as given and the note counts its one self-attention layer."""
+    from gradio_client import Client, handle_file
+    from ultralytics_checkpoints import ultralytics_checkpoint
+
+    client = Client(served_app, verbose=False)
+    yolo11 = ultralytics_checkpoint(tmp_path, "yolo11n.yaml", nc=3)
+    client.predict(handle_file(str(bccd_test_images[0])), ["baseline"], "jet", 0.5, 0.25, 320,
+                   [handle_file(str(yolo11))], api_name="/attention")
+    image, figure, note, x, y = client.predict(100, 80, api_name="/attention_query")
+    assert (x, y) == (100, 80) and "Query at (100, 80) px" in note and "in 1 self-attention layer(s)" in note
+    assert Path(image).is_file() and Path(figure).is_file()
+    with pytest.raises(Exception, match="outside the image"):
+        client.predict(100_000, 80, api_name="/attention_query")
+
+
 def test_the_api_reads_like_documented_functions(tiny_weights):
     """What gradio_client's view_api shows: named parameters, defaults for all but the image, named outputs."""
     from app import create_app
 
     demo, _ = create_app(str(tiny_weights), [])
     info = demo.get_api_info()["named_endpoints"]
-    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/evaluate", "/metrics", "/explain"}
+    assert set(info) == {"/compare", "/attention", "/attention_downloads", "/attention_query", "/evaluate", "/metrics",
+                         "/explain"}
+    assert [p["parameter_name"] for p in info["/attention_query"]["parameters"]] == ["x", "y", "colormap", "opacity"]
     assert [p["parameter_name"] for p in info["/explain"]["parameters"]] == [
         "image", "models", "checkpoints", "detection", "method", "layers", "image_size"]
     assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
