@@ -196,10 +196,13 @@ def views(store, quick: bool) -> list[dict]:
     rgb = cv2.imread(str(EXAMPLE))[..., ::-1].copy()
     default = [n for n in store.default_selection() if store.entries[n].attention]
     every = [n for n in names if store.entries[n].attention]
+    # Issue 33's: three models, two of them carrying self-attention (the query view's matrices
+    # captured and kept), at 320 and 640.
+    carrying = [n for n in ("yolo11n-baseline-s0", "yolo11n-ema-neck-s0", "yolov8n-ema-neck-s0") if n in names]
     # The Attention view as a visitor first sees it (the default selection at 320), and as the
     # issue's compare figure reads (every shipped attention model at 640).
-    for chosen, size in ((default, 320), (every, 640)):
-        if not chosen:
+    for chosen, size in ((default, 320), (every, 640), (carrying, 320), (carrying, 640)):
+        if not chosen or (chosen is carrying and len(carrying) < 3):
             continue
         x = run_on_torch_thread(lambda: {n: letterbox(rgb, size, model_stride(models[n])) for n in chosen})
 
@@ -209,8 +212,10 @@ def views(store, quick: bool) -> list[dict]:
         t_raw, t_ort, t_torch = alternate([lambda: run_on_torch_thread(raw_ort(chosen, x, True)),
                                            on("onnxruntime", view), on("pytorch", view)], runs, warmup=1,
                                           settle=1)
-        rows.append({"view": f"attention, {len(chosen)} models with attention, {size}",
-                     "raw ONNX Runtime forwards ms": t_raw, "view on ONNX Runtime ms": t_ort,
-                     "view on PyTorch ms": t_torch, "ORT view / raw (<= 1.2)": t_ort / t_raw,
+        what = (f"attention, {len(chosen)} models with attention, {size}" if chosen is not carrying else
+                f"attention, 3 models, 2 with self-attention, {size}")
+        target = "ORT view / raw (<= 1.2)" if chosen is not carrying else "ORT view / raw (<= 1.5)"
+        rows.append({"view": what, "raw ONNX Runtime forwards ms": t_raw, "view on ONNX Runtime ms": t_ort,
+                     "view on PyTorch ms": t_torch, target: t_ort / t_raw,
                      "ORT view / PyTorch view (<= 0.6)": t_ort / t_torch})
     return rows
