@@ -49,6 +49,14 @@ def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
                             info=info, elem_classes=["model-picker"])
 
 
+class ModelNameDropdown(gr.Dropdown):
+    """A dropdown whose choices follow the picked models. Its API takes any model name: gradio would
+    type it as only the choices the page first loaded with (the default selection's names)."""
+
+    def api_info(self) -> dict:
+        return {"type": "string", "description": "a model name, one of the models picked in the same call"}
+
+
 def reference_choices(store, selected, current):
     """The reference must be one of the picked models: keep it, else a baseline (a catalogue entry
     without attention), else the first."""

@@ -211,6 +211,10 @@ def test_the_api_reads_like_documented_functions(tiny_weights):
         for r in endpoint["returns"]:
             assert r["label"] and not r["label"].startswith("value_"), (name, r)
     assert [r["component"] for r in info["/compare"]["returns"]] == ["Gallery", "Dataframe", "Json"]  # no slider
+    # The reference is any picked model's name, not only the page's first choices (issue 35).
+    for endpoint in ("/compare", "/evaluate"):
+        reference = next(p for p in info[endpoint]["parameters"] if p["parameter_name"] == "reference")
+        assert reference["type"]["type"] == "string" and "enum" not in reference["type"]
 
 
 def test_a_plain_call_needs_only_the_image(served_app, bccd_test_images):
