@@ -6,6 +6,7 @@ provenance (seed, data set and a fingerprint of its split files, package version
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -47,6 +48,7 @@ def validate(model: torch.nn.Module, data: str | Path, split: str, imgsz: int, b
 VAL_METHOD = "ultralytics val, rect batches of 1"
 
 
+@functools.cache  # one class for the process; defined on first use, where ultralytics may be imported
 def _checkpoint_validator():
     """ultralytics' DetectionValidator that keeps rect batches for a model handed over in memory.
 

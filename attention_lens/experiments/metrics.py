@@ -110,9 +110,14 @@ def base_from_args(run: Run) -> str | None:
     return f"{match[1]}{match[2]}{match[3]}" if match else None
 
 
+def _shown_base(base: str | None, attention: str | None) -> str | None:
+    """The base as the views name it; a run without a summary ("?") keeps what its folder said."""
+    return display_base(base) if attention != "?" else base
+
+
 def variant_name(key: tuple) -> str:
     base, attention, placement = key
-    base = display_base(base) if attention != "?" else base
+    base = _shown_base(base, attention)
     if attention == "?":
         return f"{base} (no summary.json)"
     return f"{base} baseline" if not attention else f"{base} + {attention} @ {placement}"
@@ -198,7 +203,7 @@ def metrics_table(runs: list[Run], per_run: bool = False) -> pd.DataFrame:
         base_mean, base_std = _mean_std([_metric(r, "test", "mAP50-95") for r in base_runs])
         for part in ([[r] for r in kept] if per_run else [kept]):
             row = {"model": part[0].name if per_run else variant_name(key[2:]), "data set": labels[ds_key],
-                   "setting": _setting_label(setting), "base": display_base(base) if attention != "?" else base,
+                   "setting": _setting_label(setting), "base": _shown_base(base, attention),
                    "attention": attention or "none",
                    "placement": placement or "", "seeds": len(part), "yours": any(r.yours for r in part),
                    "params": _mean_std([_params(r) for r in part])[0]}
