@@ -10,9 +10,9 @@ from attention_lens.app.widgets import (
     DISPLAY_FORMAT,
     INFERENCE_QUEUE,
     STATE_TTL_S,
-    ModelNameDropdown,
     examples_for,
     image_input,
+    model_name_dropdown,
     model_picker,
     reference_choices,
 )
@@ -25,8 +25,8 @@ def build_compare_tab(store, examples: list[str]) -> None:
             image = image_input("compare-image", height=240)
             button = gr.Button("Compare", variant="primary", elem_id="compare-button")
             models = model_picker(store, default, "Models (pick 2 or more)")
-            reference = ModelNameDropdown(choices=default, value=store.baseline_name(default),
-                                          label="Reference for the diff", allow_custom_value=True)
+            reference = model_name_dropdown(choices=default, value=store.baseline_name(default),
+                                            label="Reference for the diff")
             with gr.Row():
                 conf = gr.Slider(0.001, 0.95, value=0.25, step=0.001, label="Confidence")
                 iou = gr.Slider(0.1, 0.95, value=0.7, step=0.05, label="NMS IoU")

@@ -18,7 +18,7 @@ from attention_lens.app.evaluate_handlers import (
 )
 from attention_lens.app.evaluate_lane import collect_evaluation, submit_evaluation
 from attention_lens.app.handlers import UserError, uploaded_path
-from attention_lens.app.widgets import STATE_TTL_S, ModelNameDropdown, model_picker
+from attention_lens.app.widgets import STATE_TTL_S, model_name_dropdown, model_picker
 
 ALL = "all"
 #: How often a waiting request looks at its job (queue place, progress).
@@ -49,8 +49,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             models = model_picker(store, default, "Models (the reference's seeds give the seed noise)")
             uploads = gr.File(file_count="multiple", file_types=[".pt"], label="Your checkpoints (.pt)")
             dataset = gr.File(file_types=[".zip"], label="Your labelled data set (.zip)")
-            reference = ModelNameDropdown(choices=default, value=store.baseline_name(default), label="Reference",
-                                          allow_custom_value=True)
+            reference = model_name_dropdown(choices=default, value=store.baseline_name(default), label="Reference")
             with gr.Row():
                 split = gr.Dropdown(choices=list(SPLIT_CHOICES), value="test", label="Split")
                 imgsz = gr.Dropdown(choices=list(IMGSZ_CHOICES), value=320, label="Image size")
@@ -79,7 +78,8 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             flow_table = gr.Dataframe(label="Images of that flow", elem_id="evaluate-flow-images")
             located = gr.Plot(label="Where the maps fall", elem_id="evaluate-localisation")
             with gr.Accordion("Where the maps fall: every layer's numbers", open=False):
-                located_table = gr.Dataframe(label="Energy ratio (1 = no preference) and pointing-game hit rate",
+                located_table = gr.Dataframe(label="Energy ratio (1 = no preference), pointing-game hit rate and, for "
+                                                   "self-attention, the attention an object keeps on itself",
                                              elem_id="evaluate-localisation-table")
             images = gr.Dataframe(label="Images where a model and the reference disagree most (click one to open it)",
                                   elem_id="evaluate-images")

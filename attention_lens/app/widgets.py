@@ -49,12 +49,14 @@ def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
                             info=info, elem_classes=["model-picker"])
 
 
-class ModelNameDropdown(gr.Dropdown):
+def model_name_dropdown(**kwargs) -> gr.Dropdown:
     """A dropdown whose choices follow the picked models. Its API takes any model name: gradio would
-    type it as only the choices the page first loaded with (the default selection's names)."""
-
-    def api_info(self) -> dict:
-        return {"type": "string", "description": "a model name, one of the models picked in the same call"}
+    type it as only the choices the page first loaded with (the default selection's names). The
+    instance's ``api_info`` says so (a subclass would be taken for a custom component, whose
+    frontend files gradio then looks for and the page never finishes loading)."""
+    dropdown = gr.Dropdown(allow_custom_value=True, **kwargs)
+    dropdown.api_info = lambda: {"type": "string", "description": "a model name, one of the models picked in the same call"}
+    return dropdown
 
 
 def reference_choices(store, selected, current):

@@ -251,3 +251,27 @@ def test_evaluate_tab_filters_ranks_and_opens_an_image(page):
     # what was evaluated, above the table; both definitions of mAP side by side
     expect(page.locator("#evaluate-data")).to_contain_text("72 images, 945 objects")
     expect(page.locator("#evaluate-table")).to_contain_text("mAP50-95 (ultralytics val)")
+
+
+def test_evaluate_shows_how_much_self_attention_stays_on_the_objects(page, weights):
+    """Issue 33: the zoo's yolo26n pair from the stored numbers: the localisation chart gets its
+    third panel, and the table the per-head in-box share of each C2PSA layer."""
+    from attention_lens.modeling.catalog import read_manifest
+
+    entries = {e.name: e for e in read_manifest(weights)}
+    pair = ["yolo26n-baseline-s0", "yolo26n-ema-neck-s0"]
+    if not set(pair) <= set(entries):
+        pytest.skip("the shipped zoo's yolo26n models are not here")
+    page.get_by_role("tab", name="Evaluate").click()
+    page.mouse.wheel(0, -10_000)
+    set_models(page, "#evaluate-button", [entries[n].label for n in pair])
+    page.locator("#evaluate-class input").click()  # back to every class (an earlier test filtered)
+    page.get_by_role("option", name="all", exact=True).click()
+    page.locator("#evaluate-button").click()
+    located = page.locator("#evaluate-localisation .js-plotly-plot")
+    expect(located).to_contain_text("self-attention kept on the object")
+    page.get_by_text("Where the maps fall: every layer's numbers").click()  # folded
+    expect(page.locator("#evaluate-localisation-table")).to_contain_text("h0 ")
+    located.scroll_into_view_if_needed()
+    shot(page, "evaluate-self-attention", full_page=False)
+
