@@ -38,9 +38,9 @@ def localisation_figure(results: dict, group: str = "all"):
 
     frame = localisation_frame(results, group)
     kept = not frame.empty and frame[IN_BOX].notna().any()
-    titles = ("energy in boxes ÷ area of boxes (1 = no preference)", "pointing game: strongest cell in a box")
+    titles = ("energy in boxes ÷ area of boxes<br>(1 = no preference)", "pointing game:<br>strongest cell in a box")
     fig = make_subplots(rows=1, cols=3 if kept else 2, subplot_titles=titles + (
-        ("self-attention kept on the object (1 = none)",) if kept else ()))
+        ("self-attention kept on the object<br>(1 = no preference)",) if kept else ()))
     if frame.empty:
         fig.update_layout(height=200, annotations=[dict(text="no localisation scores for this selection",
                                                         showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
@@ -68,7 +68,9 @@ def localisation_figure(results: dict, group: str = "all"):
     fig.update_yaxes(range=[0, 1], row=1, col=2)
     fig.update_xaxes(categoryorder="array", categoryarray=sorted(
         {v for d in fig.data for v in d.x}, key=lambda v: (int(v[1]) if v[1:2].isdigit() else 9, v)))
-    fig.update_layout(barmode="group", height=400, margin=dict(t=60, b=40, l=50, r=10),
+    for a in fig.layout.annotations:
+        a.font = dict(size=12)
+    fig.update_layout(barmode="group", height=420, margin=dict(t=80, b=40, l=50, r=10),
                       legend=dict(orientation="h", y=-0.15),
                       title=dict(text=f"Where the maps fall ({group}); hatched = LayerCAM (models without "
                                       "attention), plain = the attention layer's own map", font_size=13))

@@ -56,7 +56,9 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             with gr.Row():
                 conf = gr.Slider(0.05, 0.95, value=0.25, step=0.05, label="Confidence (P, R, found)")
                 rounds = gr.Slider(100, 2000, value=1000, step=100, label="Bootstrap rounds")
-            localise = gr.Checkbox(True, label="Where the maps fall (energy in boxes, pointing game)")
+            localise = gr.Checkbox(True, label="Where the maps fall (energy in boxes, pointing game; for "
+                                               "self-attention, what an object keeps on itself)",
+                                   elem_id="evaluate-localise")
         with gr.Column(scale=2):
             summary = gr.Markdown(label="What was evaluated, and the files left out", elem_id="evaluate-data")
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",

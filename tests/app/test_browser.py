@@ -265,11 +265,12 @@ def test_evaluate_shows_how_much_self_attention_stays_on_the_objects(page, weigh
     page.get_by_role("tab", name="Evaluate").click()
     page.mouse.wheel(0, -10_000)
     set_models(page, "#evaluate-button", [entries[n].label for n in pair])
+    page.locator("#evaluate-localise input").check()  # in the same column: set_models unticked it
     page.locator("#evaluate-class input").click()  # back to every class (an earlier test filtered)
     page.get_by_role("option", name="all", exact=True).click()
     page.locator("#evaluate-button").click()
     located = page.locator("#evaluate-localisation .js-plotly-plot")
-    expect(located).to_contain_text("self-attention kept on the object")
+    expect(located).to_contain_text("self-attention kept on the object", timeout=TIMEOUT_MS)  # the job's answer
     page.get_by_text("Where the maps fall: every layer's numbers").click()  # folded
     expect(page.locator("#evaluate-localisation-table")).to_contain_text("h0 ")
     located.scroll_into_view_if_needed()
