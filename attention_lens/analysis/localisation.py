@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from attention_lens.analysis.heatmaps import LEVEL_NAMES
-from attention_lens.runtime.letterbox import letterbox_geometry
+from attention_lens.runtime.letterbox import input_cell, letterbox_geometry
 
 #: Pointing-game tolerance in original image pixels (Zhang et al. 2016).
 TOLERANCE_PX = 15.0
@@ -113,8 +113,7 @@ def object_cells(gt: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int,
         cols = np.flatnonzero((cx >= x1) & (cx <= x2))
         rows = np.flatnonzero((cy >= y1) & (cy <= y2))
         if not len(cols) or not len(rows):
-            col = min(max(int((((x1 + x2) / 2) * gain_x + pad_x) // stride), 0), w - 1)
-            row = min(max(int((((y1 + y2) / 2) * gain_y + pad_y) // stride), 0), h - 1)
+            row, col = input_cell(((x1 + x2) / 2, (y1 + y2) / 2), input_hw, image_hw, stride, feature_hw)
             cols, rows = np.array([col]), np.array([row])
         out.append((rows[:, None] * w + cols[None, :]).ravel())
     return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from attention_lens.analysis.heatmaps import COLORMAPS, LEVEL_NAMES, LayerMaps
 from attention_lens.attention.self_attention import attended
-from attention_lens.runtime.letterbox import letterbox_geometry
+from attention_lens.runtime.letterbox import input_cell, letterbox_geometry
 
 #: Width of one panel (the mean or one head) of a layer's query figure, display pixels.
 PANEL_W = 300
@@ -40,12 +40,11 @@ def feature_cell(point_xy: tuple[float, float], original_hw: tuple[int, int], in
     """The feature cell an image point (original pixels) falls in: the point goes through the
     letterbox (scale, then centred padding) into input pixels, then down by the stride; a point
     outside the image is held at its edge."""
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
     h, w = feature_hw
     x = min(max(float(point_xy[0]), 0.0), original_hw[1] - 1e-3)
     y = min(max(float(point_xy[1]), 0.0), original_hw[0] - 1e-3)
-    col = min(max(int((x * gx + px) // stride), 0), w - 1)
-    row = min(max(int((y * gy + py) // stride), 0), h - 1)
+    row, col = input_cell((x, y), input_hw, original_hw, stride, feature_hw)
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
     centre = (((col + 0.5) * stride - px) / gx, ((row + 0.5) * stride - py) / gy)
     return QueryCell(row, col, centre, (row * w + col) // (h * w // max(areas, 1)), max(areas, 1))
 
@@ -137,12 +136,12 @@ def render_queries(ins, answers: list[LayerQuery], colormap: str = "jet", alpha:
     """One figure per layer: the mean over heads and each head, over the image on one colour scale
     (0 to the layer's largest value), the query marked, the area outlined."""
     items = []
+    h0, w0 = ins.image.shape[:2]
+    pw = min(PANEL_W, w0)
+    ph = max(1, round(h0 * pw / w0))
+    base = cv2.resize(ins.image, (pw, ph), interpolation=cv2.INTER_AREA)  # the same under every layer
     for lq in answers:
         mm_input = lq.input_hw
-        h0, w0 = ins.image.shape[:2]
-        pw = min(PANEL_W, w0)
-        ph = max(1, round(h0 * pw / w0))
-        base = cv2.resize(ins.image, (pw, ph), interpolation=cv2.INTER_AREA)
         top = lq.scale_top
         area = grid_to_image(lq.area_mask.astype(np.float32), mm_input, ins.original_hw, (ph, pw)) > 0.5
         scale = pw / ins.original_hw[1]

@@ -33,7 +33,14 @@ def attention_query(ins, x: float | None = None, y: float | None = None, colorma
                     opacity: float = 0.55) -> QueryView:
     """Where the location (x, y) of the image (its own pixels; none: the centre of the most confident
     detection) attends, in each self-attention layer of the inspected models."""
-    from attention_lens.analysis.query_view import default_point, marked, query, query_figure, render_queries
+    from attention_lens.analysis.query_view import (
+        default_point,
+        marked,
+        query,
+        query_figure,
+        render_queries,
+        self_attention_layers,
+    )
 
     if ins is None:
         raise UserError("No attention maps in this session yet: run Show attention first.")
@@ -44,7 +51,7 @@ def attention_query(ins, x: float | None = None, y: float | None = None, colorma
     not_kept = "".join(f" Not shown for {model}, whose matrices at this image size are over the "
                        f"{KEEP_ATTENTION_BYTES // 2**20} MB a request keeps (a smaller image size or fewer models "
                        f"shows them): {', '.join(layers)}." for model, layers in dropped.items() if layers)
-    if not any("self_attention" in lm.gates for mm in ins.models for lm in mm.layers):
+    if not self_attention_layers(ins):
         return QueryView(None, None, (NO_SELF_ATTENTION if not not_kept else "No query view." + not_kept), None, None)
     if x is None or y is None or not (np.isfinite(float(x)) and np.isfinite(float(y))):
         x, y = default_point(ins)

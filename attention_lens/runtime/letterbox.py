@@ -92,5 +92,16 @@ def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) 
     return new_w / w0, new_h / h0, round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
 
 
+def input_cell(point_xy: tuple[float, float], input_hw: tuple[int, int], original_hw: tuple[int, int], stride: int,
+               feature_hw: tuple[int, int]) -> tuple[int, int]:
+    """(row, col) of the feature cell an original-pixel point falls in: through the letterbox
+    (``letterbox_geometry``) into input pixels, then down by ``stride``; held on the grid."""
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
+    h, w = feature_hw
+    col = min(max(int((float(point_xy[0]) * gx + px) // stride), 0), w - 1)
+    row = min(max(int((float(point_xy[1]) * gy + py) // stride), 0), h - 1)
+    return row, col
+
+
 def model_stride(model: torch.nn.Module) -> int:
     return max(int(getattr(model, "stride", torch.tensor([32])).max()), 32)
