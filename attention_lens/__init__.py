@@ -4,11 +4,14 @@ Layers, each importing only from the ones above it:
 
 - ``env``, ``cache``, ``torch_thread``  process settings, the one cache policy, the torch thread
 - ``jobs``        the long-work lane: child processes with limits, a queue, a cancel
+- ``data``        data sets as data: VOC trees, conversion, uploaded archives, labelled splits
 - ``attention``   the six modules (one file per mechanism), their gates and factory
 - ``modeling``    variants, ultralytics integration, checkpoint reading, foreign code bases, the catalogue
-- ``experiments`` data sets, training, evaluation, costs, stored runs and their tables
+- ``experiments`` training, ultralytics' val, costs, stored runs and their tables
 - ``runtime``     one forward of one model: letterbox, capture, detect, the ONNX Runtime fast path
-- ``analysis``    comparison, attention maps, explanations, a split's evaluation, charts
+- ``analysis``    one image: comparison, attention maps, explanations, localisation
+- ``evaluation``  models over a labelled split: predict, COCO matching, intervals, error types
+- ``views``       figures, tables and HTML from plain results (no model)
 - ``app``         the Gradio layout and its handlers
 - ``cli``         ``python -m attention_lens``
 

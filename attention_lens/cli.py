@@ -31,9 +31,9 @@ def _variant(args) -> int:
 def _analyze(args) -> int:
     import json
 
-    from attention_lens.analysis.dataset_report import evaluate_models
-    from attention_lens.analysis.evaluation_views import html_report, skipped_lines
-    from attention_lens.experiments.datasets import open_dataset
+    from attention_lens.evaluation.report import evaluate_models
+    from attention_lens.views.results import html_report, skipped_lines
+    from attention_lens.data.datasets import open_dataset
     from attention_lens.modeling.catalog import ModelStore, file_digest, read_manifest, upload_name
     from attention_lens.modeling.load import load_model
 
@@ -71,7 +71,8 @@ def _analyze(args) -> int:
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
                               localise)
     if args.save_detections:
-        from attention_lens.analysis.dataset_report import merged_detections, predictions_for_models, save_detections
+        from attention_lens.evaluation.stored import merged_detections, save_detections
+        from attention_lens.evaluation.predict import predictions_for_models
 
         Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
 
@@ -141,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and image size), so only new models need a pass")
     a.set_defaults(run=_analyze)
 
-    from attention_lens.experiments import data, evaluate, recost, train, zoo
+    from attention_lens.data import convert
+    from attention_lens.experiments import evaluate, recost, train, zoo
 
-    for module in (data, train, evaluate, recost, zoo):  # each adds its own subcommands
+    for module in (convert, train, evaluate, recost, zoo):  # each adds its own subcommands
         module.add_cli(sub)
     return parser
 

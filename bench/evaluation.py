@@ -40,12 +40,13 @@ def _one_per_kind(store) -> list[str]:
 def evaluation_cost(store, quick: bool) -> list[dict]:
     from bench.backends import backend, bare_forwards, ort_sessions
     from bench.run import alternate
-    from attention_lens.analysis.dataset_report import evaluate_detections
-    from attention_lens.analysis.evaluation import PASS_BATCH, coco_eval, metrics_of, predict_models
+    from attention_lens.evaluation.report import evaluate_detections
+    from attention_lens.evaluation.predict import PASS_BATCH, predict_models
+    from attention_lens.evaluation.coco import coco_eval, metrics_of
     from attention_lens.analysis.images import load_image
     from attention_lens.runtime.letterbox import letterbox, model_stride
-    from attention_lens.experiments.data import convert_voc
-    from attention_lens.experiments.datasets import read_split
+    from attention_lens.data.convert import convert_voc
+    from attention_lens.data.datasets import read_split
     from attention_lens.experiments.evaluate import validate
     from attention_lens.torch_thread import run_on_torch_thread
 
@@ -98,7 +99,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
         (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
 
         def error_analysis():  # what evaluate_detections adds for the error types, without its caches
-            from attention_lens.analysis.error_types import classify, dap_50_95, dap_series
+            from attention_lens.evaluation.error_types import classify, dap_50_95, dap_series
 
             for d in dets.values():
                 c = classify(split, d)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attention_lens.experiments.datasets import Split
+from attention_lens.data.datasets import Split
 
 STORED = Path(__file__).resolve().parents[1] / "weights" / "evaluation" / "bccd-test.json.gz"
 
@@ -40,7 +40,7 @@ def pycocotools_resampled(e, idx):
 
 def stored_bccd():
     """(split, image size, detections, localisation) stored with the zoo for the BCCD test split."""
-    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.evaluation.stored import load_detections
 
     if not STORED.is_file():
         pytest.skip("the zoo's stored detections are not here")

@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def bccd_yolo(bccd_root, tmp_path_factory) -> Path:
     """The whole BCCD set through voc2yolo (its own ImageSets split): the zoo's protocol."""
-    from attention_lens.experiments.data import convert_voc
+    from attention_lens.data.convert import convert_voc
 
     out = tmp_path_factory.mktemp("bccd") / "bccd"
     convert_voc(bccd_root, out)
@@ -82,7 +82,7 @@ def tiny_bccd(bccd_root, tmp_path_factory):
         for s in stems:
             (root / "Annotations" / f"{s}.xml").symlink_to(bccd_root / "Annotations" / f"{s}.xml")
             (root / "JPEGImages" / f"{s}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{s}.jpg")
-    from attention_lens.experiments.data import convert_voc
+    from attention_lens.data.convert import convert_voc
 
     out = tmp_path_factory.mktemp("tiny-yolo") / "bccd"
     convert_voc(root, out)

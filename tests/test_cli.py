@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from attention_lens.analysis.dataset_report import load_detections
+from attention_lens.evaluation.stored import load_detections
 from attention_lens.cli import main
 
 

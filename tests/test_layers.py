@@ -6,7 +6,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "attention_lens"
 #: Top to bottom; each may import from the ones before it.
-ORDER = ["env", "cache", "torch_thread", "jobs", "attention", "modeling", "experiments", "runtime", "analysis", "app", "cli"]
+ORDER = ["env", "cache", "torch_thread", "jobs", "data", "attention", "modeling", "experiments", "runtime", "analysis",
+         "evaluation", "views", "app", "cli"]
 
 
 def layer_of(parts: tuple[str, ...]) -> str | None:
@@ -108,3 +109,16 @@ def test_cycle_detection_finds_a_constructed_cycle():
 
 def test_no_import_cycles_between_modules_even_through_function_local_imports():
     assert cycles(import_graph()) == []
+
+
+def test_every_package_says_what_it_holds():
+    """Each folder of the package is a regular package whose docstring names its modules."""
+    import ast as _ast
+
+    for folder in [p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]:
+        init = folder / "__init__.py"
+        assert init.is_file(), f"{folder.name}/ has no __init__.py"
+        doc = _ast.get_docstring(_ast.parse(init.read_text())) or ""
+        modules = [p.stem for p in folder.glob("*.py") if p.stem != "__init__"]
+        unnamed = [m for m in modules if m not in doc]
+        assert not unnamed, f"{folder.name}/__init__.py does not mention {unnamed}"

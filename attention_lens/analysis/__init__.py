@@ -1,8 +1,11 @@
-"""Analysis of one image and of a labelled split, on top of ``runtime`` (one forward).
+"""One image through the selected models, on top of ``runtime`` (one forward).
 
-- one image: ``images`` (decoding), ``compare``, ``diff``, ``render``, ``result_grid``,
-  ``heatmaps``, ``attention_view``, ``attention_matrix``, ``layercam``, ``explain``, ``localisation``
-- a split: ``evaluation`` (predict, COCO matching), ``bootstrap``, ``dataset_report``,
-  ``evaluation_views``, ``image_review``
-- ``charts`` (the Metrics tab's figures)
+- ``images`` (decoding an upload within limits), ``render`` (boxes drawn, one colour per class)
+- ``compare`` and ``diff``: several models' detections on one image, matched against a reference
+- ``heatmaps``, ``attention_view``: every attention layer's maps on the image; ``layercam`` for a
+  model without attention; ``query_view``: where one location looks (self-attention)
+- ``explain`` (grad-cam for one detection), ``box_attention`` (a box's cells' self-attention)
+- ``localisation``: where a model's maps fall on an image's labelled objects
+
+Figures are drawn in ``views``; a labelled split is evaluated in ``evaluation``.
 """

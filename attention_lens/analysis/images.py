@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from attention_lens.experiments.image_files import MAX_PIXELS  # an 8000 x 8000 photo is a normal upload
+from attention_lens.data.image_files import MAX_PIXELS  # an 8000 x 8000 photo is a normal upload
 
 
 class ImageError(ValueError):

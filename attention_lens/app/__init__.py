@@ -1,4 +1,14 @@
-"""The Gradio layer: layout and wiring only. Computation lives in attention_lens/*.py."""
+"""The Gradio layer: each tab's layout, and the handlers its events call.
+
+- layout: ``compare_tab`` (with ``explain_section``), ``attention_tab``, ``evaluate_tab``,
+  ``metrics_tab``; ``widgets`` (the pickers and inputs every tab shares)
+- handlers, plain functions a test calls without a browser: ``handlers`` (upload checks, model
+  resolution, Compare and Attention, session folders), ``explain_handlers``, ``query_handlers``,
+  ``evaluate_handlers``, ``metrics_handlers``
+- ``evaluate_lane`` and ``evaluate_job``: the Evaluate tab's work as a job in the long-work lane
+
+Computation lives in the layers above (analysis, evaluation, views).
+"""
 from __future__ import annotations
 
 import gradio as gr

@@ -36,7 +36,7 @@ class Held:
 def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
     """(split, detections, localisation scores) stored with the zoo for this split and image
     size, or (None, {}, {})."""
-    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.evaluation.stored import load_detections
 
     folder = Path(folder) if folder else None
     for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
@@ -51,7 +51,7 @@ def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
 
 
 def _open_split(data, upload, split: str):
-    from attention_lens.experiments.datasets import DatasetError, open_dataset
+    from attention_lens.data.datasets import DatasetError, open_dataset
 
     try:
         source = upload or data
@@ -88,7 +88,7 @@ def backend_of(model, localisation: bool) -> str:
 def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, int, float]:
     """(split, image size, rounds, confidence) of an evaluation request, each within its limits,
     or UserError naming the limit: checked before any work (and again in the job's process)."""
-    from attention_lens.analysis.bootstrap import check_rounds
+    from attention_lens.evaluation.bootstrap import check_rounds
 
     split = str(split or "test")
     if split not in SPLIT_CHOICES:
@@ -116,10 +116,11 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
 
     This runs the evaluation in the calling process: the app runs it in a lane's child process
     (``evaluation_job``), the CLI and the tests call it directly."""
-    from attention_lens.analysis.dataset_report import evaluate_detections, predictions_for_models
-    from attention_lens.analysis.evaluation import EvaluationError
-    from attention_lens.analysis.evaluation_views import html_report
-    from attention_lens.experiments.datasets import DatasetError
+    from attention_lens.evaluation.report import evaluate_detections
+    from attention_lens.evaluation.predict import predictions_for_models
+    from attention_lens.evaluation.coco import EvaluationError
+    from attention_lens.views.results import html_report
+    from attention_lens.data.datasets import DatasetError
 
     split, imgsz, rounds, confidence = checked_request(split, image_size, rounds, confidence)
     data_split = _open_split(data, upload, split)
@@ -181,7 +182,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
 def error_types(results: dict | None):
     """Why each model's AP50 falls short: TIDE's error types, their dAP and Δ dAP against the
     reference (``evaluation_views.errors_frame``), rounded for the page."""
-    from attention_lens.analysis.evaluation_views import errors_frame
+    from attention_lens.views.results import errors_frame
 
     return errors_frame(results).round(3) if results else None
 
@@ -189,7 +190,7 @@ def error_types(results: dict | None):
 def outcome_view(results: dict | None, cls: str | None = None, size: str | None = None):
     """Object by object: the reference's outcome -> each model's (a Sankey), for the objects of
     class ``cls`` and size ``size`` ("all": any)."""
-    from attention_lens.analysis.evaluation_views import outcomes_figure
+    from attention_lens.views.results import outcomes_figure
 
     return outcomes_figure(results, cls, size) if results else None
 
@@ -199,14 +200,14 @@ def evaluation_views(results: dict | None, cls: str | None = None, size: str | N
     localisation figure) for the objects of class ``cls`` and size ``size`` ("all": any)."""
     import pandas as pd
 
-    from attention_lens.analysis.evaluation_views import (
+    from attention_lens.views.results import (
         delta_figure,
         group_key,
         metrics_frame,
         objects_figure,
         ranked_images,
     )
-    from attention_lens.analysis.localisation_views import localisation_figure, localisation_frame
+    from attention_lens.views.localisation import localisation_figure, localisation_frame
 
     if not results:
         return None, None, None, None, None, None
@@ -226,7 +227,7 @@ def evaluation_views(results: dict | None, cls: str | None = None, size: str | N
 def review_image(held: Held | None, image: str | None):
     """(figure, caption) for one image of the last evaluation: ground truth and each model's
     boxes marked true / false / missed."""
-    from attention_lens.analysis.image_review import review_figure
+    from attention_lens.views.image_review import review_figure
 
     if held is None:
         raise UserError("Evaluate first, then pick an image.")

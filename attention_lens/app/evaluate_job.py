@@ -11,7 +11,7 @@ from pathlib import Path
 def main(spec: dict, report) -> None:
     import torch
 
-    from attention_lens.analysis.dataset_report import save_detections
+    from attention_lens.evaluation.stored import save_detections
     from attention_lens.app.evaluate_handlers import run_evaluate
     from attention_lens.app.handlers import UserError
     from attention_lens.jobs import JobError

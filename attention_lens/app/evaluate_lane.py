@@ -43,7 +43,7 @@ def collect_evaluation(job: Job, data: str | None = None):
 
     The image files the child read are taken only inside the job's folder (an uploaded zip is
     unpacked there) or the app's own ``--data``; anything else is treated as no pixels."""
-    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.evaluation.stored import load_detections
     from attention_lens.app.evaluate_job import DETECTIONS, IMAGES, REPORT, RESULTS
 
     if job.state != DONE:

@@ -6,7 +6,7 @@ import asyncio
 import gradio as gr
 
 from attention_lens.analysis.compare import IMGSZ_CHOICES
-from attention_lens.analysis.evaluation_views import data_set_summary
+from attention_lens.views.results import data_set_summary
 from attention_lens.app.evaluate_handlers import (
     SPLIT_CHOICES,
     error_types,
@@ -175,7 +175,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
 
 def filter_choices(results):
     """The class and size filters and the image picker, for the split just evaluated."""
-    from attention_lens.analysis.evaluation_views import filter_choices as choices
+    from attention_lens.views.results import filter_choices as choices
 
     if not results:
         return gr.update(), gr.update(), gr.update()
@@ -186,14 +186,14 @@ def filter_choices(results):
 
 def pick_flow(results, cls=ALL, size=ALL):
     """The flow picker's choices for the objects in view (none chosen)."""
-    from attention_lens.analysis.evaluation_views import flow_choices
+    from attention_lens.views.results import flow_choices
 
     return gr.update(choices=flow_choices(results, cls, size) if results else [], value=None)
 
 
 def flow_view(results, flow, cls=ALL, size=ALL):
     """The images of the chosen flow, for the table under the picker."""
-    from attention_lens.analysis.evaluation_views import flow_images
+    from attention_lens.views.results import flow_images
 
     return flow_images(results, flow, cls, size) if results else None
 

@@ -207,7 +207,7 @@ def shipped_domain(store: ModelStore) -> str:
 
 def results_grid(shown: dict | None, payload: dict | None):
     """UI: every model's result in one grid figure (boxes drawn, class and confidence on hover)."""
-    from attention_lens.analysis.result_grid import results_grid as grid
+    from attention_lens.views.result_grid import results_grid as grid
 
     if not shown or shown.get("view") is None or not payload:
         return None
@@ -253,7 +253,7 @@ def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, img
 
 @torch_thread
 def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf, imgsz, stretch=False):
-    from attention_lens.analysis.attention_matrix import matrix_spec
+    from attention_lens.views.attention_matrix import matrix_spec
     from attention_lens.analysis.attention_view import inspect, no_attention_models
 
     with user_facing():
@@ -275,9 +275,10 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
 def attention_extras(ins, colormap="jet", alpha=0.5):
     """UI, after the matrix: every map as an overlay image, the channel-gate charts and the
     self-attention heads' distance and entropy."""
-    from attention_lens.analysis.attention_view import channel_figure, render
-    from attention_lens.analysis.charts import message_figure
-    from attention_lens.analysis.head_figure import head_figure
+    from attention_lens.analysis.attention_view import render
+    from attention_lens.views.channels import channel_figure
+    from attention_lens.views.charts import message_figure
+    from attention_lens.views.heads import head_figure
 
     if ins is None:
         return [], None, None
@@ -347,7 +348,7 @@ def end_session(session: str | None) -> None:
 
 def attention_matrix(ins, colormap="jet", opacity=0.5, stretch=False):
     """UI: the attention matrix of a stored inspection (rows = models, columns = P3/P4/P5)."""
-    from attention_lens.analysis.attention_matrix import matrix_spec
+    from attention_lens.views.attention_matrix import matrix_spec
 
     return plot_payload(matrix_spec(ins, opacity=float(opacity), colormap=colormap, stretch=bool(stretch))) if ins else None
 

@@ -12,7 +12,7 @@ from attention_lens.app.handlers import UserError, session_folder
 
 def extracted_zip(zip_path) -> Path:
     """The folder an uploaded run zip unpacks into (unpacked once per upload)."""
-    from attention_lens.experiments.archives import extracted
+    from attention_lens.data.archives import extracted
 
     try:
         return extracted(zip_path, prefix="attention-lens-run-")
@@ -70,7 +70,7 @@ def metrics_charts(sources: list[str], zip_path, picked, column, preferred: list
                    session: str | None = None):
     """(curves, per-class) figures for the picked runs (none picked: ``_picks``' default) and
     results.csv column."""
-    from attention_lens.analysis.charts import curves_figure, per_class_figure
+    from attention_lens.views.charts import curves_figure, per_class_figure
 
     runs, _, uploaded = _runs_for(sources, zip_path, lane, session)
     picked, _column = _picks(runs, picked, column, preferred, uploaded)
@@ -99,7 +99,7 @@ def metrics_view(sources: list[str], per_run: bool, zip_path, picked, column, se
     or missing picks fall back to ``_picks``' default and the default column (``metrics_pickers``
     says which).
     """
-    from attention_lens.analysis.charts import curves_figure, pareto_figure, per_class_figure
+    from attention_lens.views.charts import curves_figure, pareto_figure, per_class_figure
     from attention_lens.experiments.metrics import display_table, metrics_table
 
     runs, skipped, uploaded = _runs_for(sources, zip_path, lane, session)
@@ -120,7 +120,7 @@ def _picks(runs: list, picked, column, preferred: list[str] | None = None,
     """The runs and column the curves and per-class charts draw. Without valid picks: the
     ``preferred`` runs (the app passes the model pickers' default selection, so 38 zoo runs do not
     start as 38 curves) plus every run from an uploaded zip; with no preferred run present, all."""
-    from attention_lens.analysis.charts import curve_columns
+    from attention_lens.views.charts import curve_columns
 
     names = [r.name for r in runs]
     default_runs = [r.name for r in runs if r.name in (preferred or ()) or (uploaded and uploaded in r.path.parents)]
@@ -135,7 +135,7 @@ def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: lis
     """UI only: the run and column pickers' choices and values after the runs were (re)read."""
     import gradio as gr
 
-    from attention_lens.analysis.charts import curve_columns
+    from attention_lens.views.charts import curve_columns
 
     runs, _, uploaded = _runs_for(sources, zip_path, lane, session)
     picked, column = _picks(runs, picked, column, preferred, uploaded)

@@ -1,7 +1,11 @@
 """Attention modules for YOLO detectors, one file per mechanism.
 
-Every module takes the input channel count first and keeps the input shape. Each map it
-computes passes through a ``Gate`` (see gate.py), where forward hooks can read it.
+- the tutorials' plug-in modules: ``se``, ``cbam`` (and ``ultralytics_cbam``, the layout
+  ultralytics ships), ``eca``, ``coord_att``, ``ema``, ``polarized_sa``
+- ``self_attention``: ultralytics' ``Attention`` and ``AAttn`` rebuilt with a tap on the softmax
+- ``gate``: where every map passes, so forward hooks can read it
+
+Every module takes the input channel count first and keeps the input shape.
 """
 from __future__ import annotations
 

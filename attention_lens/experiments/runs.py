@@ -110,7 +110,7 @@ def read_results_csv(path: Path) -> pd.DataFrame:
 
 
 def load_run(path: str | Path) -> Run:
-    from attention_lens.experiments.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
+    from attention_lens.data.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
 
     path = Path(path)
     run = Run(name=path.name, path=path)

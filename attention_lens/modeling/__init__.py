@@ -7,5 +7,6 @@
   ``foreign`` (YAML-described models, other code bases' attention classes mapped onto ours),
   ``yolov5_classic``, ``yolox``, ``cost`` (the meta-device size probe), ``load`` (the one door
   from a file to a model)
+- ``built_in`` (ultralytics' own self-attention swapped for the tapped rebuilds after a build)
 - ``identity`` (a model's cache key), ``catalog`` (the shipped zoo and uploads)
 """

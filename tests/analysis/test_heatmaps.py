@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from attention_lens.analysis.attention_view import channel_figure, export, inspect, render
+from attention_lens.analysis.attention_view import export, inspect, render
+from attention_lens.views.channels import channel_figure
 from attention_lens.analysis.heatmaps import normalize, to_original
 from attention_lens.runtime.detect import detect
 from attention_lens.attention import CBAM
@@ -139,17 +140,6 @@ def test_views_downloads_and_the_plain_model_notice(store, bccd_test_images, tmp
     assert render(ins, 0.6, "turbo") is items
     fainter = render(ins, 0.2, "turbo")
     assert fainter is not items and not np.array_equal(fainter[0][0], items[0][0])
-
-
-def test_channel_figure_sorts_and_labels():
-    ins = inspect(np.full((64, 96, 3), 128, np.uint8), {"known": KnownMapModel()})
-    fig = channel_figure(ins, top_k=2)
-    ys = list(fig.data[0].y)
-    assert ys == sorted(ys, reverse=True)
-    labels = [a for a in fig.layout.annotations if a.text.startswith("ch")]
-    order = list(fig.data[0].customdata)
-    assert [a.text for a in labels] == [f"ch{order[0]}", f"ch{order[1]}"]
-    assert len({a.ay for a in labels}) == len(labels)  # each label on its own step: none overlap
 
 
 def test_plain_model_gets_labelled_layercam_that_sits_on_its_detections():

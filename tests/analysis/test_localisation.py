@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attention_lens.analysis.evaluation import size_of
+from attention_lens.evaluation.coco import size_of
 from attention_lens.analysis.localisation import groups_of, score_map, summarise
 
 

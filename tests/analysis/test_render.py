@@ -36,25 +36,6 @@ def test_separate_boxes_keep_both_labels():
     assert np.array_equal(got, want)
 
 
-def test_the_results_grid_has_a_cell_and_every_box_of_each_model():
-    from attention_lens.analysis.result_grid import results_grid
-
-    view = np.zeros((120, 160, 3), np.uint8)
-    records = [{"model": "a", "class": "RBC", "confidence": 0.9, "box": [10, 20, 50, 60], "diff": "reference"},
-               {"model": "b", "class": "RBC", "confidence": 0.8, "box": [12, 20, 50, 60], "diff": "matched"},
-               {"model": "b", "class": "WBC", "confidence": 0.3, "box": [100, 40, 150, 90], "diff": "only here"},
-               {"model": "c", "class": "RBC", "confidence": None, "box": [10, 20, 50, 60], "diff": "missed"}]
-    fig = results_grid(view, 0.5, records, ["a", "b", "c"])
-    assert sum(t.type == "image" for t in fig.data) == 3
-    rects = [(s.x0, s.y0, s.x1, s.y1, s.line.dash) for s in fig.layout.shapes]
-    # boxes in display pixels (scale 0.5); dashed = only here, dotted = missed
-    assert rects == [(5, 10, 25, 30, "solid"), (6, 10, 25, 30, "solid"), (50, 20, 75, 45, "dash"),
-                     (5, 10, 25, 30, "dot")]
-    hover = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
-    assert [list(t.text) for t in hover] == [["RBC 0.90"], ["RBC 0.80", "WBC 0.30"], ["missed RBC"]]
-    assert [s.xref for s in fig.layout.shapes] == ["x", "x2", "x2", "x3"]  # each in its own model's cell
-
-
 def test_a_class_keeps_its_colour_whatever_else_an_image_or_view_holds():
     """Issue 35: RBC was cyan on one image and WBC on another; Evaluate's review had a third mapping."""
     from attention_lens.analysis.render import class_colors

@@ -75,7 +75,7 @@ def test_a_voc_zip_with_its_own_folder_names_and_a_truncated_image_evaluates_and
 
     from PIL import Image
 
-    from attention_lens.analysis.evaluation_views import data_set_summary
+    from attention_lens.views.results import data_set_summary
 
     monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
     smear = Image.open(WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg").convert("RGB")

@@ -109,7 +109,7 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
     import tempfile
 
     from attention_lens.app import handlers, metrics_handlers
-    from attention_lens.experiments import archives
+    from attention_lens.data import archives
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

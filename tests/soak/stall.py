@@ -36,7 +36,7 @@ DEFAULT_BCCD = ROOT.parent / "shared" / "datasets" / "bccd" / "BCCD"
 
 def bccd_zip(voc: Path, images: int, work: Path) -> Path:
     """``images`` BCCD images with their labels as one 'test' split of a YOLO data set, zipped."""
-    from attention_lens.experiments.data import convert_voc
+    from attention_lens.data.convert import convert_voc
 
     converted = work / "converted"
     convert_voc(voc, converted)

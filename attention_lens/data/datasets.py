@@ -18,10 +18,10 @@ import numpy as np
 
 from attention_lens.cache import BoundedCache, remove_folder
 from attention_lens.env import run_folder
-from attention_lens.experiments.archives import extracted
-from attention_lens.experiments.data import convert_voc
-from attention_lens.experiments.image_files import ImageFileError, checked_size
-from attention_lens.experiments.voc_tree import IMAGE_SUFFIXES, SPLITS, looks_like_voc
+from attention_lens.data.archives import extracted
+from attention_lens.data.convert import convert_voc
+from attention_lens.data.image_files import ImageFileError, checked_size
+from attention_lens.data.voc_tree import IMAGE_SUFFIXES, SPLITS, looks_like_voc
 
 MAX_IMAGES = 5000
 MAX_LABEL_BYTES = 1 * 2**20
@@ -77,7 +77,7 @@ def read_split(data_yaml: str | Path, split: str = "test", confine: bool = False
     """A split of a YOLO data set (ultralytics' layout: images/..., labels/... beside them).
 
     ``confine``: every path the YAML names must lie inside the YAML's folder (uploads)."""
-    from attention_lens.experiments.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
+    from attention_lens.data.yaml_files import MAX_YAML_BYTES, YamlError, load_plain_yaml
 
     data_yaml = Path(data_yaml)
     if split not in SPLITS:

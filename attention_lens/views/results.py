@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 import json
 
-from attention_lens.analysis.evaluation import CATEGORIES
-from attention_lens.analysis.localisation_views import localisation_figure, localisation_frame
+from attention_lens.evaluation.coco import CATEGORIES
+from attention_lens.views.localisation import localisation_figure, localisation_frame
 
 
 #: How each mAP column was computed: two definitions from the same detections (docs in the README).
@@ -42,7 +42,7 @@ def errors_frame(results: dict):
     (dAP) and how many there are."""
     import pandas as pd
 
-    from attention_lens.analysis.error_types import TYPES
+    from attention_lens.evaluation.error_types import TYPES
 
     rows = []
     for name, m in results["models"].items():
@@ -82,7 +82,7 @@ def outcome_flows(results: dict, model: str, cls: str | None = None, size: str |
 def flow_choices(results: dict, cls: str | None = None, size: str | None = None) -> list[tuple[str, str]]:
     """(label, value) of every flow between a reference outcome and a model's that differ (the
     objects where the two disagree), largest first: what the flow picker lists."""
-    from attention_lens.analysis.error_types import OUTCOMES
+    from attention_lens.evaluation.error_types import OUTCOMES
 
     out = []
     for name in results["against reference"]:
@@ -115,7 +115,7 @@ def outcomes_figure(results: dict, cls: str | None = None, size: str | None = No
     the evaluation's confidence and IoU 0.5)."""
     import plotly.graph_objects as go
 
-    from attention_lens.analysis.error_types import OUTCOMES
+    from attention_lens.evaluation.error_types import OUTCOMES
 
     names = [n for n in results["against reference"] if results["against reference"][n].get("outcomes")]
     if not names:

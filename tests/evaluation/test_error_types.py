@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attention_lens.analysis.error_types import error_analysis
-from attention_lens.experiments.datasets import Split
+from attention_lens.evaluation.error_types import error_analysis
+from attention_lens.data.datasets import Split
 
 A, B = 0, 1
 OBJECT = [10, 10, 110, 110]  # 100 x 100
@@ -85,7 +85,7 @@ def test_agrees_with_tidecv_on_a_zoo_model():
     import json
     from pathlib import Path
 
-    from attention_lens.analysis.dataset_report import load_detections
+    from attention_lens.evaluation.stored import load_detections
 
     root = Path(__file__).resolve().parents[2]
     tide = json.loads((root / "tests" / "fixtures" / "tidecv" / "reference.json").read_text())
@@ -102,8 +102,8 @@ def test_agrees_with_tidecv_on_a_zoo_model():
 def test_the_bootstrap_of_dap_is_paired_and_its_first_row_is_the_whole_split():
     from pathlib import Path
 
-    from attention_lens.analysis.dataset_report import load_detections
-    from attention_lens.analysis.error_types import TYPES, classify, dap_series, errors_against, why_sentence
+    from attention_lens.evaluation.stored import load_detections
+    from attention_lens.evaluation.error_types import TYPES, classify, dap_series, errors_against, why_sentence
 
     split, _, dets, _ = load_detections(Path(__file__).resolve().parents[2] / "weights" / "evaluation" /
                                         "bccd-test.json.gz")
@@ -120,7 +120,7 @@ def test_the_bootstrap_of_dap_is_paired_and_its_first_row_is_the_whole_split():
 
 
 def test_the_sentence_names_only_the_types_whose_interval_excludes_zero():
-    from attention_lens.analysis.error_types import why_sentence
+    from attention_lens.evaluation.error_types import why_sentence
 
     against = {t: {"delta": 0.0, "low": -0.01, "high": 0.01, "verdict": "within image sampling noise"}
                for t in ("classification", "localisation", "both", "duplicate", "background")}
@@ -140,7 +140,7 @@ def test_per_class_dap_charges_each_class_with_its_own_errors():
 
 
 def test_each_objects_outcome_in_tides_terms():
-    from attention_lens.analysis.error_types import object_outcomes
+    from attention_lens.evaluation.error_types import object_outcomes
 
     gt = [[A, *OBJECT], [A, 10, 200, 60, 250], [A, 300, 10, 390, 100], [A, 330, 330, 390, 390]]
     dets = [[*OBJECT, 0.9, A],  # object 1: found (COCO's matching says so: the flags passed in)
@@ -158,7 +158,7 @@ def test_each_objects_outcome_in_tides_terms():
 
 
 def test_dap_over_the_coco_thresholds_averages_each_one():
-    from attention_lens.analysis.error_types import FG_RANGE, dap_50_95
+    from attention_lens.evaluation.error_types import FG_RANGE, dap_50_95
 
     # a box at IoU 0.833 with its object is a true positive up to 0.80 and a localisation error
     # above: at 0.85, 0.90, 0.95 fixing localisation restores the whole AP
@@ -185,8 +185,8 @@ def test_dap_by_size_follows_cocos_area_rule():
 def test_the_fast_series_equals_the_daps_of_each_resample():
     from pathlib import Path
 
-    from attention_lens.analysis.dataset_report import load_detections
-    from attention_lens.analysis.error_types import TYPES, classify, dap_series
+    from attention_lens.evaluation.stored import load_detections
+    from attention_lens.evaluation.error_types import TYPES, classify, dap_series
 
     split, _, dets, _ = load_detections(Path(__file__).resolve().parents[2] / "weights" / "evaluation" /
                                         "bccd-test.json.gz")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attention_lens.experiments.datasets import MAX_BOXES_PER_IMAGE, DatasetError, Split, read_split
+from attention_lens.data.datasets import MAX_BOXES_PER_IMAGE, DatasetError, Split, read_split
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 

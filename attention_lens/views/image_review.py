@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from attention_lens.analysis.evaluation import image_outcomes
+from attention_lens.evaluation.coco import image_outcomes
 from attention_lens.analysis.images import display_copy, display_size, load_image
-from attention_lens.experiments.datasets import Split
+from attention_lens.data.datasets import Split
 
 GROUND_TRUTH = "ground truth"
 
@@ -38,7 +38,7 @@ def review_records(split: Split, index: int, detections: dict[str, list[np.ndarr
 
 def review_figure(split: Split, index: int, detections: dict[str, list[np.ndarray]], confidence: float):
     """(plotly grid figure, per-panel counts) for image ``index`` of the split."""
-    from attention_lens.analysis.result_grid import results_grid
+    from attention_lens.views.result_grid import results_grid
 
     records = review_records(split, index, detections, confidence)
     h, w = split.sizes[index]

@@ -1,19 +1,18 @@
 """Several models over one labelled split, against a reference: the numbers, and a report.
 
-``evaluate_models`` runs (or reuses) each model's detections, asks the COCO tools for the metrics
-(evaluation.py), and returns one JSON-ready dict. Detections are cached per (model content,
-split fingerprint, image size), so a second look at other thresholds or another reference costs
-only the matching. The tables, charts and HTML report of the dict are in evaluation_views.py.
+``evaluate_models`` runs (or reuses, ``predict``) each model's detections; ``evaluate_detections``
+asks the COCO tools for the metrics (``coco``), ultralytics for its own (``ultralytics_metrics``),
+bootstraps the differences (``bootstrap``), sorts the errors (``error_types``) and returns one
+JSON-ready dict. Its tables, charts and HTML report are in ``views.results``.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 
-from attention_lens.analysis.bootstrap import bootstrap_series, check_rounds, paired_interval, verdict
-from attention_lens.analysis.evaluation import (
+from attention_lens.evaluation.bootstrap import bootstrap_series, check_rounds, paired_interval, verdict
+from attention_lens.evaluation.coco import (
     CATEGORIES,
     coco_eval,
     coco_matches,
@@ -21,7 +20,7 @@ from attention_lens.analysis.evaluation import (
     disagreement,
     metrics_of,
 )
-from attention_lens.analysis.error_types import (
+from attention_lens.evaluation.error_types import (
     TYPES,
     classify,
     dap_50_95,
@@ -32,51 +31,10 @@ from attention_lens.analysis.error_types import (
     why_sentence,
 )
 from attention_lens.analysis.localisation import summarise
-from attention_lens.analysis.ultralytics_metrics import ultralytics_metrics
+from attention_lens.evaluation.predict import predictions_for_models
+from attention_lens.evaluation.ultralytics_metrics import ultralytics_metrics
 from attention_lens.cache import BoundedCache
-from attention_lens.experiments.datasets import Split
-
-#: Detections (and localisation scores) by (model identity, split fingerprint, split, image size).
-_CACHE: BoundedCache[tuple] = BoundedCache(32)
-
-
-def model_digest(model) -> str:
-    """The model's identity (structure, wiring and weights: ``modeling.identity``): the same
-    content gives the same key whatever its name. Computed once per model object."""
-    from attention_lens.modeling.identity import model_identity
-
-    cached = getattr(model, "_attention_lens_digest", None)
-    if cached:
-        return cached
-    digest = model_identity(model)[:16]
-    try:
-        model._attention_lens_digest = digest
-    except AttributeError:
-        pass
-    return digest
-
-
-def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
-    """name -> (detections, localisation scores or None), cached per (model content, split
-    fingerprint, split, image size); the models not cached run together, in one pass over the
-    split (each image read once). A cached entry without scores is run again when scores are
-    asked for. ``progress(done, total)`` after each image of that pass."""
-    from attention_lens.analysis.evaluation import predict_models
-
-    keys = {name: (model_digest(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
-    found = {}
-    for name, key in keys.items():
-        hit = _CACHE.get(key)
-        if hit is not None and (hit[1] is not None or not localise):
-            found[name] = hit
-    missing = {name: model for name, model in models.items() if name not in found}
-    if missing:
-        ran = predict_models(missing, split, imgsz, progress, localise)
-        for name, entry in ran.items():
-            _CACHE.put(keys[name], entry)
-        found.update(ran)
-    return {name: found[name] for name in models}
-
+from attention_lens.data.datasets import Split
 
 def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], reference: str,
                         confidence: float = 0.25, rounds: int = 1000, seed_groups: dict[str, str] | None = None,
@@ -245,73 +203,3 @@ def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320
                               localisation=scores if localise else None, imgsz=imgsz)
     out["image size"] = imgsz
     return out
-
-
-# ----------------------------------------------------------------------------- stored detections
-#: Largest stored-detections file read (gzip, then the JSON inside).
-MAX_STORED_BYTES = 32 * 2**20
-
-
-def save_detections(path, split: Split, imgsz: int, detections: dict[str, list[np.ndarray]],
-                    localisation: dict[str, list] | None = None) -> None:
-    """Numbers only (ground truth, image sizes, each model's detections and per-image
-    localisation scores) as gzipped JSON, so the data-set views work where the images are not (a Space)."""
-    import gzip
-
-    rows = {n: [_stored_rows(d) for d in per_image] for n, per_image in detections.items()}
-    data = {"split": split.as_dict(), "image size": imgsz, "detections": rows,
-            "localisation": {n: s for n, s in (localisation or {}).items() if s is not None}}
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
-
-
-def _stored_rows(det: np.ndarray) -> list:
-    """One image's detections as stored: boxes to 0.01 px and scores to 1e-5 (every metric equal to
-    the unrounded ones on the zoo; the file stays under a Space's 10 MB limit for plain git)."""
-    det = np.asarray(det, dtype=np.float64).reshape(-1, 6)
-    return np.column_stack([np.round(det[:, :4], 2), np.round(det[:, 4], 5), det[:, 5]]).tolist()
-
-
-def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]], dict[str, list]]:
-    """(split without pixels, image size, name -> per-image detections, name -> per-image
-    localisation scores); ValueError if malformed."""
-    import gzip
-
-    with gzip.open(path, "rb") as f:
-        raw = f.read(MAX_STORED_BYTES + 1)
-    if len(raw) > MAX_STORED_BYTES:
-        raise ValueError("stored detections larger than 32 MB")
-    try:
-        data = json.loads(raw)
-        split = Split.from_dict(data["split"])
-        dets = {str(n): [np.asarray(d, dtype=np.float64).reshape(-1, 6) for d in per_image]
-                for n, per_image in data["detections"].items()}
-        imgsz = int(data["image size"])
-        scores = {str(n): [_scores(s) for s in per_image] for n, per_image in data.get("localisation", {}).items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"stored detections unreadable ({type(e).__name__})") from None
-    if any(len(d) != len(split.images) for d in [*dets.values(), *scores.values()]):
-        raise ValueError("stored detections do not cover the split's images")
-    return split, imgsz, dets, scores
-
-
-def merged_detections(path, split: Split, imgsz: int, detections: dict, localisation: dict) -> tuple[dict, dict]:
-    """The models stored at ``path`` with ``detections`` (and their scores) added or replacing
-    theirs; ValueError when the file holds another split or image size (the numbers would not
-    be comparable)."""
-    old_split, old_size, old_dets, old_scores = load_detections(path)
-    if (old_split.fingerprint, old_split.split, old_size) != (split.fingerprint, split.split, imgsz):
-        raise ValueError(f"{path} holds the {old_split.split} split of another data set or image size "
-                         f"({old_split.fingerprint[:8]}, {old_size} px); not merged")
-    return {**old_dets, **detections}, {**old_scores, **{n: s for n, s in localisation.items() if s is not None}}
-
-
-def _scores(s) -> dict | None:
-    """One image's stored localisation scores, checked to be the numbers they should be."""
-    if s is None:
-        return None
-    return {str(label): {"kind": str(v["kind"]), "stride": int(v["stride"]),
-                         "groups": {str(g): [float(r), bool(h)] for g, (r, h) in v["groups"].items()},
-                         **({"in_box": {str(g): [int(k), [float(x) for x in heads]]
-                                        for g, (k, heads) in v["in_box"].items()}} if v.get("in_box") else {})}
-            for label, v in s.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attention_lens.analysis.evaluation import MAX_DETS
+from attention_lens.evaluation.coco import MAX_DETS
 
 #: Rounds a request may ask for: each is ~1 ms per model on BCCD's test split, and more than a
 #: few thousand no longer moves a 95% interval's ends by a visible amount.

@@ -5,9 +5,9 @@ import resource
 
 import pytest
 
-from attention_lens.experiments.datasets import DatasetError, read_split
+from attention_lens.data.datasets import DatasetError, read_split
 from attention_lens.experiments.runs import load_run
-from attention_lens.experiments.yaml_files import YamlError, load_plain_yaml
+from attention_lens.data.yaml_files import YamlError, load_plain_yaml
 
 
 def alias_bomb(levels: int = 7) -> str:

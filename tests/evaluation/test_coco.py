@@ -9,9 +9,7 @@ import pytest
 import torch
 from coco_cases import dets_from, split_of, stored_bccd
 
-from attention_lens.analysis.evaluation import (
-    EvaluationError,
-    class_map,
+from attention_lens.evaluation.coco import (
     coco_eval,
     coco_matches,
     compare_objects,
@@ -58,12 +56,6 @@ def test_found_and_missed_objects_against_a_reference_and_false_positives():
     assert (m["P"], m["R"]) == (pytest.approx(2 / 4), pytest.approx(2 / 4))
 
 
-def test_a_model_predicting_other_classes_is_refused_by_name():
-    assert class_map({0: "RBC", 1: "WBC", 2: "Platelets"}, ["Platelets", "RBC", "WBC"], "m") == {2: 0, 0: 1, 1: 2}
-    with pytest.raises(EvaluationError, match="kangaroo.*not the data set's classes"):
-        class_map({0: "kangaroo"}, ["RBC"], "m")
-
-
 def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     """The same shipped model, split and image size through pycocotools here and ultralytics'
     own validator: two definitions of mAP (interpolation, detections counted, where boxes are
@@ -72,8 +64,8 @@ def test_map_agrees_with_ultralytics_val_on_the_bccd_test_split(bccd_yolo):
     device selection lowers it to cores - 1 for the process)."""
     from pathlib import Path
 
-    from attention_lens.analysis.evaluation import predict_models
-    from attention_lens.experiments.datasets import read_split
+    from attention_lens.evaluation.predict import predict_models
+    from attention_lens.data.datasets import read_split
     from attention_lens.experiments.evaluate import validate
     from attention_lens.modeling.load import load_model
     from ultralytics.utils import NUM_THREADS
@@ -100,7 +92,7 @@ def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from attention_lens.analysis.evaluation import AREAS, MAX_DETS, _dataset
+    from attention_lens.evaluation.coco import AREAS, MAX_DETS, _dataset
 
     split, _, dets, _ = stored_bccd()
     for name in ("yolov8n-baseline-s0", "yolov5nu-baseline-s0", "yolov8n-ema-neck-s0"):
@@ -118,35 +110,3 @@ def test_metrics_equal_pycocotools_own_evaluation_on_the_stored_bccd_detections(
         ours = coco_eval(split, dets[name], min_score)
         for key in ("precision", "recall"):
             np.testing.assert_allclose(np.asarray(ours.eval[key]), ref.eval[key], rtol=0, atol=1e-12)
-
-
-def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alone(tiny_bccd, monkeypatch):
-    """Two shipped models over a split in one pass: every image is decoded once (not once per
-    model), and each model's rows are its own detections on that image (``detect`` called
-    directly, at the pass's settings: the validator's letterbox), mapped to the split's classes."""
-    from pathlib import Path
-
-    from attention_lens.analysis import images
-    from attention_lens.analysis.evaluation import MAX_DETS, predict_models
-    from attention_lens.experiments.datasets import read_split
-    from attention_lens.modeling.load import load_model
-    from attention_lens.runtime.detect import detect
-    from attention_lens.runtime.letterbox import model_stride, val_letterbox
-
-    weights = Path(__file__).resolve().parents[2] / "weights"
-    models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
-    split = read_split(tiny_bccd, "test")
-    reads, real = [], images.load_image
-    monkeypatch.setattr(images, "load_image", lambda p: reads.append(p) or real(p))
-    steps = []
-    out = predict_models(models, split, 320, progress=lambda i, n: steps.append((i, n)))
-    assert sorted(reads) == sorted(split.paths) and steps[-1] == (len(split.paths), len(split.paths))
-    for name, model in models.items():
-        dets, scores = out[name]
-        assert scores is None and len(dets) == len(split.paths)
-        for path, rows in zip(split.paths, dets):
-            x, ratio_pad = val_letterbox(real(path), 320, model_stride(model))
-            want = detect(model, real(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
-            np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
-            assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
-

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attention_lens.analysis.ultralytics_metrics import ultralytics_metrics
-from attention_lens.experiments.datasets import Split
+from attention_lens.evaluation.ultralytics_metrics import ultralytics_metrics
+from attention_lens.data.datasets import Split
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
@@ -43,8 +43,8 @@ def test_equal_to_yolo_val_on_the_same_checkpoints_split_and_size(bccd_yolo):
     on a user's data set). ``yolo val`` on the checkpoint file is the reference a user has."""
     from ultralytics import YOLO
 
-    from attention_lens.analysis.evaluation import predict_models
-    from attention_lens.experiments.datasets import read_split
+    from attention_lens.evaluation.predict import predict_models
+    from attention_lens.data.datasets import read_split
     from attention_lens.experiments.evaluate import validate
     from attention_lens.modeling.load import load_model
 

@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attention_lens.experiments.image_files import ImageFileError, checked_size
-from attention_lens.experiments.voc_tree import (
+from attention_lens.data.image_files import ImageFileError, checked_size
+from attention_lens.data.voc_tree import (
     SPLITS,
     Box,
     ConversionError,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from attention_lens.analysis.attention_view import Inspection, ModelMaps, _keep_attention
-from attention_lens.analysis.head_figure import head_figure
+from attention_lens.views.heads import head_figure
 from attention_lens.analysis.heatmaps import LayerMaps
 
 

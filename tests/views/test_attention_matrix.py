@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from attention_lens.analysis.attention_matrix import cell_axes, cells, matrix_spec
+from attention_lens.views.attention_matrix import cell_axes, cells, matrix_spec
 from attention_lens.analysis.attention_view import Inspection, ModelMaps
 from attention_lens.analysis.heatmaps import LayerMaps
 
@@ -73,7 +73,7 @@ def test_layers_line_up_by_stride_and_kinds_get_separate_scales():
 def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
     from ultralytics.utils.ops import scale_boxes
 
-    from attention_lens.analysis.attention_matrix import Cell
+    from attention_lens.views.attention_matrix import Cell
     from attention_lens.runtime.letterbox import letterbox
 
     original = (290, 520)
@@ -95,7 +95,7 @@ def test_cell_centres_land_where_ultralytics_scale_boxes_puts_them():
 def test_grid_layout_is_the_layout_plotly_make_subplots_writes(rows, cols):
     from plotly.subplots import make_subplots
 
-    from attention_lens.analysis.attention_matrix import grid_layout
+    from attention_lens.views.attention_matrix import grid_layout
 
     titles = [f"cell {i}" for i in range(rows * cols)]
     want = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
@@ -113,7 +113,7 @@ def test_the_background_is_a_small_copy_stretched_over_the_whole_image():
 
     import cv2
 
-    from attention_lens.analysis.attention_matrix import matrix_spec
+    from attention_lens.views.attention_matrix import matrix_spec
 
     ins = two_models()
     ins.image = np.zeros((900, 1200, 3), np.uint8)
@@ -136,7 +136,7 @@ def test_a_model_with_many_layers_at_one_stride_gets_rows_of_its_own_and_no_titl
     """Issue 35: the in_csp EMA model's 8 columns shrank every model to thumbnails and the titles
     overprinted. Columns are each stride's first layer (aligned across models); a model's further
     layers at a stride fill rows of their own under its main row, each cell naming its level."""
-    from attention_lens.analysis.attention_matrix import MIN_COLUMNS, PAGE_PX, TITLE_CHAR_PX
+    from attention_lens.views.attention_matrix import MIN_COLUMNS, PAGE_PX, TITLE_CHAR_PX
 
     g = np.linspace(0, 1, 8 * 12).reshape(8, 12)
     many = model("yolov5nu-ema-incsp-main-s0-with-a-long-name", [layer(i, 8, g) for i in range(8)])

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from attention_lens.experiments.data import ConversionError, convert_voc
+from attention_lens.data.convert import ConversionError, convert_voc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def test_split_folders_give_the_split_and_repeated_names_stay_apart(tmp_path):
 def test_data_yaml_is_read_relative_to_its_folder_by_ultralytics_and_by_us(tmp_path):
     from ultralytics.data.utils import check_det_dataset
 
-    from attention_lens.experiments.datasets import read_split
+    from attention_lens.data.datasets import read_split
 
     src = make_voc(tmp_path / "voc", {f"im{i}": [("cat", 1, 1, 10, 10)] for i in range(10)})
     convert_voc(src, tmp_path / "out")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from ultralytics.data.utils import check_image
 
-from attention_lens.experiments.image_files import ImageFileError, checked_size
+from attention_lens.data.image_files import ImageFileError, checked_size
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "synthetic_smear_1.jpg"
 

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from attention_lens.analysis.charts import (
+from attention_lens.views.charts import (
     curves_figure,
     pareto_figure,
     pareto_front,
@@ -100,7 +100,7 @@ def _disjoint(boxes):
 
 
 def test_labels_of_a_cluster_take_free_slots_and_the_crowded_others_are_left_out():
-    from attention_lens.analysis.charts import place_labels
+    from attention_lens.views.charts import place_labels
 
     unit = dict(x_extent=(0, 1), y_extent=(0, 1))
     # Two far-apart points: both labelled above.
@@ -121,7 +121,7 @@ def test_labels_of_a_cluster_take_free_slots_and_the_crowded_others_are_left_out
 
 
 def test_labels_stay_inside_the_padded_axis_and_clear_of_other_traces_labels():
-    from attention_lens.analysis.charts import place_labels
+    from attention_lens.views.charts import place_labels
 
     unit = dict(x_extent=(0, 1), y_extent=(0, 1))
     # At the right edge a long label goes to the point's left, not off the chart.

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from test_evaluation import dets_from, split_of
+from coco_cases import dets_from, split_of
 
-from attention_lens.analysis.dataset_report import evaluate_detections
-from attention_lens.analysis.evaluation_views import filter_choices, group_key, object_counts, ranked_images
+from attention_lens.evaluation.report import evaluate_detections
+from attention_lens.views.results import filter_choices, group_key, object_counts, ranked_images
 
 SMALL_A, BIG_A = (0, 0, 0, 20, 20), (0, 100, 100, 300, 300)
 SMALL_B, MID_B = (1, 40, 0, 60, 20), (1, 0, 100, 50, 150)
@@ -48,7 +48,7 @@ def test_ranked_images_follow_the_filter():
 def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
     """The Sankey's flows (issue 36) count the same objects as the found-by bars: found by both is
     found -> found, only the reference found -> anything else, and so on; filters apply alike."""
-    from attention_lens.analysis.evaluation_views import outcome_flows, outcomes_figure
+    from attention_lens.views.results import outcome_flows, outcomes_figure
 
     r = _results()
     flows = outcome_flows(r, "model")
@@ -63,7 +63,7 @@ def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
 
 
 def test_a_flow_lists_its_images_and_follows_the_filter():
-    from attention_lens.analysis.evaluation_views import flow_choices, flow_images
+    from attention_lens.views.results import flow_choices, flow_images
 
     r = _results()
     choices = flow_choices(r)
@@ -77,7 +77,7 @@ def test_a_flow_lists_its_images_and_follows_the_filter():
 
 
 def test_the_flows_add_up_to_the_objects_and_two_identical_models_stay_on_the_diagonal():
-    from attention_lens.analysis.evaluation_views import outcome_flows
+    from attention_lens.views.results import outcome_flows
 
     r = _results()
     assert sum(outcome_flows(r, "model").values()) == len(r["objects"]["class"]) == 4

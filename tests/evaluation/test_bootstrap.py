@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from coco_cases import dets_from, pycocotools_resampled, split_of, stored_bccd
 
-from attention_lens.analysis.bootstrap import Resampler, paired_bootstrap, verdict
-from attention_lens.analysis.evaluation import coco_eval, coco_matches, metrics_of
+from attention_lens.evaluation.bootstrap import Resampler, paired_bootstrap, verdict
+from attention_lens.evaluation.coco import coco_eval, coco_matches, metrics_of
 
 
 def test_bootstrap_of_identical_models_is_zero_and_of_a_uniformly_better_one_excludes_zero():
@@ -92,7 +92,7 @@ def test_resampled_ap_equals_pycocotools_with_ignored_detections_and_tied_scores
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from attention_lens.analysis.evaluation import MAX_DETS
+    from attention_lens.evaluation.coco import MAX_DETS
 
     rng = np.random.default_rng(3)
     images, gt_anns, dt_anns = [], [], []

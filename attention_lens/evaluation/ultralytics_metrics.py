@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from attention_lens.experiments.datasets import Split
+from attention_lens.data.datasets import Split
 from attention_lens.runtime.letterbox import val_resized_hw
 
 #: ultralytics' IoU thresholds: 0.50, 0.55, ..., 0.95.

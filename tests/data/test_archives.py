@@ -7,8 +7,8 @@ import pytest
 
 from attention_lens.cache import BoundedCache, remove_folder
 
-from attention_lens.experiments import archives
-from attention_lens.experiments.archives import extract_zip, extracted
+from attention_lens.data import archives
+from attention_lens.data.archives import extract_zip, extracted
 
 
 def make_zip(path, entries: dict[str, str]):

@@ -14,7 +14,7 @@ from attention_lens.analysis.heatmaps import LEVEL_NAMES
 def head_rows(ins) -> dict[tuple[int, int], list[tuple[str, object, float, float]]]:
     """(stride, k-th self-attention layer at that stride) -> [(model, layer, image px per cell,
     keys a query sees)] for every model's self-attention layers."""
-    from attention_lens.analysis.attention_matrix import layer_columns
+    from attention_lens.views.attention_matrix import layer_columns
 
     rows: dict[tuple[int, int], list] = {}
     for mm in ins.models:

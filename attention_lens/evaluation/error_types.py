@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attention_lens.experiments.datasets import Split
+from attention_lens.data.datasets import Split
 
 FG, BG = 0.5, 0.1
 #: TIDE's keeps at most 100 detections an image, as COCO's AP does.
@@ -266,7 +266,7 @@ def errors_against(ref_series: np.ndarray, model_series: np.ndarray, seed_std: d
     with a paired percentile interval over the resampled images (the two ``dap_series`` drawn with
     one seed) and the verdict the mAP's Δ gets (``bootstrap.verdict``, the reference's seeds'
     spread of that type's dAP as the seed noise)."""
-    from attention_lens.analysis.bootstrap import verdict
+    from attention_lens.evaluation.bootstrap import verdict
 
     diff = np.asarray(model_series) - np.asarray(ref_series)
     lo, hi = np.nanpercentile(diff[1:], [50 * (1 - level), 50 * (1 + level)], axis=0)

@@ -1,0 +1,46 @@
+"""Predict: every model over a split in one pass, mapped to the split's classes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attention_lens.evaluation.coco import EvaluationError
+from attention_lens.evaluation.predict import class_map
+
+
+def test_a_model_predicting_other_classes_is_refused_by_name():
+    assert class_map({0: "RBC", 1: "WBC", 2: "Platelets"}, ["Platelets", "RBC", "WBC"], "m") == {2: 0, 0: 1, 1: 2}
+    with pytest.raises(EvaluationError, match="kangaroo.*not the data set's classes"):
+        class_map({0: "kangaroo"}, ["RBC"], "m")
+
+
+def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alone(tiny_bccd, monkeypatch):
+    """Two shipped models over a split in one pass: every image is decoded once (not once per
+    model), and each model's rows are its own detections on that image (``detect`` called
+    directly, at the pass's settings: the validator's letterbox), mapped to the split's classes."""
+    from pathlib import Path
+
+    from attention_lens.analysis import images
+    from attention_lens.evaluation.coco import MAX_DETS
+    from attention_lens.evaluation.predict import predict_models
+    from attention_lens.data.datasets import read_split
+    from attention_lens.modeling.load import load_model
+    from attention_lens.runtime.detect import detect
+    from attention_lens.runtime.letterbox import model_stride, val_letterbox
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
+    split = read_split(tiny_bccd, "test")
+    reads, real = [], images.load_image
+    monkeypatch.setattr(images, "load_image", lambda p: reads.append(p) or real(p))
+    steps = []
+    out = predict_models(models, split, 320, progress=lambda i, n: steps.append((i, n)))
+    assert sorted(reads) == sorted(split.paths) and steps[-1] == (len(split.paths), len(split.paths))
+    for name, model in models.items():
+        dets, scores = out[name]
+        assert scores is None and len(dets) == len(split.paths)
+        for path, rows in zip(split.paths, dets):
+            x, ratio_pad = val_letterbox(real(path), 320, model_stride(model))
+            want = detect(model, real(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
+            np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
+            assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
