@@ -29,18 +29,16 @@ def _variant(args) -> int:
 
 
 def _analyze(args) -> int:
-    import json
-
-    from attention_lens.evaluation.report import evaluate_models
-    from attention_lens.views.results import html_report, skipped_lines
     from attention_lens.data.datasets import open_dataset
+    from attention_lens.evaluation.report import evaluate_models
     from attention_lens.modeling.catalog import ModelStore, file_digest, read_manifest, upload_name
     from attention_lens.modeling.load import load_model
+    from attention_lens.views.results import skipped_lines, write_report
 
     split = open_dataset(args.data, args.split)
     entries = {e.name: e for e in read_manifest(args.weights)}
     store = ModelStore(list(entries.values()))
-    models, groups, by_path = {}, {}, {}
+    models, by_path = {}, {}
     for item in args.models or [e.name for e in entries.values()]:
         entry = entries.get(item)
         path = entry.checkpoint if entry else Path(item)
@@ -51,8 +49,6 @@ def _analyze(args) -> int:
         name = entry.name if entry else upload_name(model, path.stem, file_digest(path), set(models) | set(entries))
         models[name] = model
         by_path[item] = name
-        if entry:
-            groups[name] = f"{entry.base} {entry.attention} {entry.placement}"
     # As the app does: the baseline of the base most of the chosen attention models have, else a
     # checkpoint without attention.
     reference = by_path.get(args.reference, args.reference) or store.reference_for(models)
@@ -68,7 +64,8 @@ def _analyze(args) -> int:
             print(f"{pct:3d}%  {what}", file=sys.stderr)
 
     localise = not args.no_localisation
-    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds, groups, progress,
+    results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds,
+                              store.seed_groups(models), progress,
                               localise)
     if args.save_detections:
         from attention_lens.evaluation.stored import merged_detections, save_detections
@@ -82,10 +79,7 @@ def _analyze(args) -> int:
         if args.merge and Path(args.save_detections).is_file():
             dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)
         save_detections(args.save_detections, split, args.imgsz, dets, scores)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "report.html").write_text(html_report(results))
+    json_path, html_path = write_report(results, args.out, "results.json", "report.html")
     for line in skipped_lines(results):
         print(f"skipped {line}")
     print(f"reference: {reference}")
@@ -98,7 +92,7 @@ def _analyze(args) -> int:
         why = results["against reference"].get(name, {}).get("why")
         if why:
             print(f"    why (TIDE): {why.split(': ', 1)[-1]}")
-    print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    print(f"wrote {json_path} and {html_path}")
     return 0
 
 

@@ -6,7 +6,6 @@ split stored with the zoo (numbers only: shipped models, no pixels needed).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,9 @@ from attention_lens.torch_thread import run_on_torch_thread
 #: Where the shipped zoo's stored detections live, relative to the weights folder.
 STORED_EVALUATIONS = "evaluation"
 SPLIT_CHOICES = ("test", "val", "train")
+#: The files an evaluation hands the user: the results as data and the self-contained report.
+RESULTS = "attention-lens-evaluation.json"
+REPORT = "attention-lens-evaluation.html"
 #: Stored detections files, decoded once per file version.
 _STORED: BoundedCache[tuple] = BoundedCache(4)
 
@@ -119,7 +121,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     from attention_lens.evaluation.report import evaluate_detections
     from attention_lens.evaluation.predict import predictions_for_models
     from attention_lens.evaluation.coco import EvaluationError
-    from attention_lens.views.results import html_report
+    from attention_lens.views.results import write_report
     from attention_lens.data.datasets import DatasetError
 
     split, imgsz, rounds, confidence = checked_request(split, image_size, rounds, confidence)
@@ -165,17 +167,14 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             progress((len(to_run), len(to_run)), desc="Metrics and bootstrap intervals")
         ref = reference if reference in detections else store.reference_for(
             {n: models.get(n) or to_run.get(n) for n in order})
-        groups = {n: f"{e.base} {e.attention} {e.placement}" for n, e in store.entries.items() if n in detections}
-        results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), groups,
+        results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), store.seed_groups(detections),
                                       localisation=scores if localisation else None, imgsz=imgsz)
     except (DatasetError, EvaluationError) as e:
         raise UserError(str(e)) from None
     results["image size"] = imgsz
     results["ran on"] = ran_on
     folder = Path(out) if out is not None else session_folder(session, "evaluate")
-    json_path, html_path = folder / "attention-lens-evaluation.json", folder / "attention-lens-evaluation.html"
-    json_path.write_text(json.dumps(results, indent=1))
-    html_path.write_text(html_report(results))
+    json_path, html_path = write_report(results, folder, RESULTS, REPORT)
     return results, [str(json_path), str(html_path)], Held(chosen, detections, float(confidence), imgsz)
 
 

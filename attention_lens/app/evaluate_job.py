@@ -38,5 +38,3 @@ def main(spec: dict, report) -> None:
 #: What a finished job leaves in its folder besides the JSON and HTML that run_evaluate writes.
 DETECTIONS = "detections.json.gz"
 IMAGES = "images.json"
-RESULTS = "attention-lens-evaluation.json"
-REPORT = "attention-lens-evaluation.html"

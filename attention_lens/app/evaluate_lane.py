@@ -44,7 +44,8 @@ def collect_evaluation(job: Job, data: str | None = None):
     The image files the child read are taken only inside the job's folder (an uploaded zip is
     unpacked there) or the app's own ``--data``; anything else is treated as no pixels."""
     from attention_lens.evaluation.stored import load_detections
-    from attention_lens.app.evaluate_job import DETECTIONS, IMAGES, REPORT, RESULTS
+    from attention_lens.app.evaluate_handlers import REPORT, RESULTS
+    from attention_lens.app.evaluate_job import DETECTIONS, IMAGES
 
     if job.state != DONE:
         raise UserError(job.message or "The evaluation did not finish.")

@@ -44,6 +44,12 @@ class Entry:
         return f"{self.model or '?'} · {self.placement or 'baseline'}"
 
     @property
+    def seed_group(self) -> str:
+        """What the seeds of one kind of run share (base, attention, placement): the runs whose
+        spread is the seed noise of that kind."""
+        return f"{self.base} {self.attention} {self.placement}"
+
+    @property
     def label(self) -> str:
         what = self.attention or "baseline"
         seed = f" s{self.seed}" if self.seed is not None else ""
@@ -141,6 +147,10 @@ class ModelStore:
         plain = next((n for n, m in models.items() if n not in self.entries and not attention_modules(m, built_in=False)),
                      None)
         return plain or next(iter(models), None)
+
+    def seed_groups(self, names) -> dict[str, str]:
+        """name -> ``Entry.seed_group`` for the shipped models among ``names`` (uploads have none)."""
+        return {n: self.entries[n].seed_group for n in names if n in self.entries}
 
     def default_selection(self) -> list[str]:
         """A small default: the first base's first baseline and two of its attention kinds (EMA and

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 from attention_lens.evaluation.coco import CATEGORIES
 from attention_lens.views.localisation import localisation_figure, localisation_frame
@@ -233,6 +234,17 @@ def data_set_summary(results: dict) -> str:
 def _md(text: str) -> str:
     """User-supplied text shown as plain text in Markdown."""
     return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~" else c for c in str(text))
+
+
+def write_report(results: dict, folder, json_name: str, html_name: str) -> tuple[Path, Path]:
+    """The evaluation as ``json_name`` (the dict, as data) and ``html_name`` (the self-contained
+    report) in ``folder``: what the CLI's ``analyze`` and the Evaluate tab both hand the user."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = folder / json_name, folder / html_name
+    json_path.write_text(json.dumps(results, indent=1))
+    html_path.write_text(html_report(results))
+    return json_path, html_path
 
 
 def html_report(results: dict) -> str:

@@ -73,3 +73,10 @@ def test_a_selection_is_compared_with_the_baseline_of_its_own_base(tmp_path):
 def test_models_load_on_first_use_only(tmp_path):
     store = store_of(tmp_path)
     assert store.loaded == []  # reading the manifest opens no checkpoint
+
+
+def test_seeds_of_one_kind_share_a_group_and_uploads_have_none(tmp_path):
+    groups = store_of(tmp_path).seed_groups(["v8-cbam-s0", "v8-cbam-s1", "v8-base-s0", "v8-base-s1", "v5-ema",
+                                             "my-upload"])
+    assert groups["v8-cbam-s0"] == groups["v8-cbam-s1"] != groups["v8-base-s0"] == groups["v8-base-s1"]
+    assert groups["v5-ema"] != groups["v8-cbam-s0"] and "my-upload" not in groups
