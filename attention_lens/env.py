@@ -49,7 +49,7 @@ def keep_freed_buffers() -> bool:
     """Tell glibc's malloc to reuse freed activation buffers instead of unmapping them.
 
     PyTorch's CPU tensors come from malloc; without this, a forward at imgsz 640 takes
-    thousands of page faults (measured: yolov8n + CBAM 93 ms -> 33 ms). Returns whether the
+    thousands of page faults (about 3x slower: docs/PERFORMANCE.md, section 11). Returns whether the
     setting took: False on a C library without ``mallopt`` (macOS, musl), which keeps its defaults.
     """
     return _mallopt(MMAP_THRESHOLD, TRIM_THRESHOLD)

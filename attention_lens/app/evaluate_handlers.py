@@ -26,7 +26,7 @@ _STORED: BoundedCache[tuple] = BoundedCache(4)
 
 
 @dataclass
-class Held:
+class KeptEvaluation:
     """What one session's last evaluation keeps on the server for the filters and the image
     review (never sent to the browser: the split may hold server paths)."""
     split: object
@@ -112,7 +112,7 @@ def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, in
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
                  out: Path | None = None):
-    """(results dict, [json, html] paths, Held). ``localisation``: also score where each model's
+    """(results dict, [json, html] paths, KeptEvaluation). ``localisation``: also score where each model's
     maps fall (energy in boxes, pointing game), from the same forwards. The files go to ``out``
     (a lane job's folder), else to the session's folder.
 
@@ -175,7 +175,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     results["ran on"] = ran_on
     folder = Path(out) if out is not None else session_folder(session, "evaluate")
     json_path, html_path = write_report(results, folder, RESULTS, REPORT)
-    return results, [str(json_path), str(html_path)], Held(chosen, detections, float(confidence), imgsz)
+    return results, [str(json_path), str(html_path)], KeptEvaluation(chosen, detections, float(confidence), imgsz)
 
 
 def error_types(results: dict | None):
@@ -223,7 +223,7 @@ def evaluation_views(results: dict | None, cls: str | None = None, size: str | N
             loc, localisation_figure(results, group) if results.get("localisation") else None)
 
 
-def review_image(held: Held | None, image: str | None):
+def review_image(held: KeptEvaluation | None, image: str | None):
     """(figure, caption) for one image of the last evaluation: ground truth and each model's
     boxes marked true / false / missed."""
     from attention_lens.views.image_review import review_figure
@@ -242,7 +242,7 @@ def review_image(held: Held | None, image: str | None):
                  f"positive, grey dotted = ground truth missed (IoU 0.5).{where}")
 
 
-def image_for_attention(held: Held | None, image: str | None):
+def image_for_attention(held: KeptEvaluation | None, image: str | None):
     """The opened image's pixels (display copy), for the Attention tab; None without pixels."""
     from attention_lens.analysis.images import display_copy, load_image
 

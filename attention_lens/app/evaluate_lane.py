@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from attention_lens.app.evaluate_handlers import Held, checked_request
+from attention_lens.app.evaluate_handlers import KeptEvaluation, checked_request
 from attention_lens.app.handlers import UserError, check_names, session_folder
 from attention_lens.jobs.lane import DONE, Job, Lane, LaneFull
 from attention_lens.modeling.catalog import ModelStore
@@ -39,7 +39,7 @@ def submit_evaluation(lane: Lane, store: ModelStore, weights: str | None, data: 
 
 
 def collect_evaluation(job: Job, data: str | None = None):
-    """(results, [json, html] paths, Held) of a finished job, or UserError with its message.
+    """(results, [json, html] paths, KeptEvaluation) of a finished job, or UserError with its message.
 
     The image files the child read are taken only inside the job's folder (an uploaded zip is
     unpacked there) or the app's own ``--data``; anything else is treated as no pixels."""
@@ -61,7 +61,7 @@ def collect_evaluation(job: Job, data: str | None = None):
     if len(paths) == len(split.images) and all(any(p.is_relative_to(r) for r in roots) and p.is_file()
                                                for p in paths):
         split.paths = paths
-    return results, [str(out / RESULTS), str(out / REPORT)], Held(split, detections, float(results["confidence"]),
+    return results, [str(out / RESULTS), str(out / REPORT)], KeptEvaluation(split, detections, float(results["confidence"]),
                                                                     imgsz)
 
 

@@ -355,19 +355,19 @@ def attention_matrix(ins, colormap="jet", opacity=0.5, stretch=False):
 
 def plot_payload(spec: dict | None):
     """A figure's plain data as what gr.Plot sends, encoded here once: a plotly Figure would be
-    validated and deep-copied on construction, then re-encoded by gr.Plot (together ~35 ms for a
-    4-model matrix, more than the two forwards it shows on ONNX Runtime). orjson writes the numpy
+    validated and deep-copied on construction, then re-encoded by gr.Plot (more than the forwards
+    the view shows on ONNX Runtime: docs/PERFORMANCE.md, section 11). orjson writes the numpy
     arrays itself (NaN as null, as plotly does); plotly.io.to_json would add an escaping pass for
-    embedding in an HTML page, which the JSON gr.Plot sends never is (1 ms of a 2-model view)."""
+    embedding in an HTML page, which the JSON gr.Plot sends never is."""
     import orjson
     from gradio.components.plot import PlotData
 
     if spec is None:
         return None
-    return PlotData(type="plotly", plot=orjson.dumps(spec, default=_as_list, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+    return PlotData(type="plotly", plot=orjson.dumps(spec, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode())
 
 
-def _as_list(obj):
+def _json_default(obj):
     """What orjson cannot write itself (a strided numpy view, a float16 array) as a list."""
     import numpy as np
 

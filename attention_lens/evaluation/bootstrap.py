@@ -33,7 +33,7 @@ class Resampler:
     (stable, in the order the images were drawn), cumulative true and false positives per IoU
     threshold, precision made monotone from the right, read at the 101 recall thresholds,
     classes without ground truth left out. Equal to pycocotools' accumulate
-    (tests/analysis/test_evaluation.py); ~13 ms a round there on BCCD at confidence 0.001, ~1 ms here.
+    (tests/evaluation/test_bootstrap.py) at a small part of its cost (docs/PERFORMANCE.md, section 11).
 
     Only the true positives are visited. Recall rises only at a true positive, so the first point
     at or above a recall threshold is the k-th true positive for the smallest k with k / n_gt >= it;

@@ -164,7 +164,7 @@ def size_of(area: float) -> str:
 
 
 @dataclass
-class Against:
+class ObjectComparison:
     """One model against the reference, at one confidence threshold."""
     objects: list[dict]  # per ground-truth object: image, class, size, category
     counts: dict  # category -> count (overall)
@@ -172,7 +172,7 @@ class Against:
     fp_model: np.ndarray
 
 
-def compare_objects(split: Split, ref_thr, model_thr) -> Against:
+def compare_objects(split: Split, ref_thr, model_thr) -> ObjectComparison:
     ref_found, ref_fp = found_objects(ref_thr)
     mod_found, mod_fp = found_objects(model_thr)
     gt = ref_thr.cocoGt
@@ -183,10 +183,10 @@ def compare_objects(split: Split, ref_thr, model_thr) -> Against:
         objects.append({"image": split.images[ann["image_id"] - 1], "class": split.classes[ann["category_id"] - 1],
                         "size": size_of(ann["area"]), "category": category})
     counts = {c: sum(o["category"] == c for o in objects) for c in CATEGORIES}
-    return Against(objects, counts, ref_fp, mod_fp)
+    return ObjectComparison(objects, counts, ref_fp, mod_fp)
 
 
-def disagreement(split: Split, against: Against) -> list[dict]:
+def disagreement(split: Split, against: ObjectComparison) -> list[dict]:
     """Images ranked by disagreement: objects found by only one of the two, plus the FP difference."""
     rows = []
     for i, name in enumerate(split.images):

@@ -2,7 +2,7 @@
 
 1. ``read_checkpoint`` replays the file's pickle in a child process (checkpoint_reader.py, with
    memory, CPU-time and size limits) where every class the file names is an inert record; it
-   hands back plain containers, ``Obj`` records (class path + state) and tensors.
+   hands back plain containers, ``PickledObject`` records (class path + state) and tensors.
 2. ``load.load_model`` builds the model from those records (foreign.py for YAML-described
    models, yolox.py for YOLOX state dicts), first on the meta device (cost.py), and copies every
    tensor in with strict name and shape checks (``copy_weights`` here).
@@ -43,7 +43,7 @@ class CheckpointError(ValueError):
 
 
 @dataclass
-class Obj:
+class PickledObject:
     """An object the file describes: the class path it names and the data it carries."""
 
     path: str
@@ -65,8 +65,8 @@ class Obj:
     def attr(self, key, default=None):
         return self.state.get(key, default) if isinstance(self.state, dict) else default
 
-    def children(self) -> dict[str, "Obj"]:
-        return {k: v for k, v in (self.attr("_modules") or {}).items() if isinstance(v, Obj)}
+    def children(self) -> dict[str, "PickledObject"]:
+        return {k: v for k, v in (self.attr("_modules") or {}).items() if isinstance(v, PickledObject)}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -132,7 +132,7 @@ class _Decoder:
     def _container(self, tag, v):
         if tag == "r":  # parts in the encoder's order; absent parts are not objects of the file
             parts = {k: self(v[k]) for k in ("a", "s", "li", "di", "k") if k in v}
-            return Obj(v["r"], tuple(parts.get("a", ())), parts.get("k", {}), parts.get("s"),
+            return PickledObject(v["r"], tuple(parts.get("a", ())), parts.get("k", {}), parts.get("s"),
                        list(parts.get("li", [])), list(parts.get("di", [])))
         x = v[tag]
         if tag == "l":
@@ -160,23 +160,23 @@ class _Decoder:
 
             return base64.b64decode(x)
         if tag == "g":
-            return Obj(x)
+            return PickledObject(x)
         raise CheckpointError(f"unexpected tag {tag!r} from the reader")
 
 
 def _hashable(k):
     if isinstance(k, list):
         return tuple(_hashable(i) for i in k)
-    if isinstance(k, (dict, Obj, torch.Tensor)):
+    if isinstance(k, (dict, PickledObject, torch.Tensor)):
         raise CheckpointError("a dict key is not plain data")
     return k
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's top-level dict (plain data, Obj records, tensors). Raises CheckpointError."""
+    """The checkpoint's top-level dict (plain data, PickledObject records, tensors). Raises CheckpointError."""
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict):
-        kind = ckpt.path if isinstance(ckpt, Obj) else type(ckpt).__name__
+        kind = ckpt.path if isinstance(ckpt, PickledObject) else type(ckpt).__name__
         raise CheckpointError(f"{Path(path).name}: a checkpoint is a dict of data; this file holds {kind}")
     return ckpt
 
@@ -185,7 +185,7 @@ def load_checkpoint(path: str | Path) -> dict:
 MAX_MODULES = 20_000
 
 
-def walk_modules(obj: Obj, prefix: str = ""):
+def walk_modules(obj: PickledObject, prefix: str = ""):
     """(qualified name prefix, record) for the record and every module inside it, depth first.
 
     A shared or cyclic structure cannot make this walk forever: at most MAX_MODULES are visited."""
@@ -200,7 +200,7 @@ def walk_modules(obj: Obj, prefix: str = ""):
                      if child.is_module)
 
 
-def tensors_of(obj: Obj, prefix: str = "") -> dict[str, torch.Tensor]:
+def tensors_of(obj: PickledObject, prefix: str = "") -> dict[str, torch.Tensor]:
     """The module record's state dict: parameters and persistent buffers, recursively."""
     out = {}
     for at, o in walk_modules(obj, prefix):
@@ -212,16 +212,16 @@ def tensors_of(obj: Obj, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
-def module_paths(obj: Obj) -> set[str]:
+def module_paths(obj: PickledObject) -> set[str]:
     """Class paths of the record and every module inside it."""
     return {o.path for _, o in walk_modules(obj)}
 
 
-def model_record(ckpt: dict, label: str) -> Obj:
+def model_record(ckpt: dict, label: str) -> PickledObject:
     """The model in a checkpoint dict: EMA weights when the file has them (last.pt), else model."""
     for key in ("ema", "model"):
         m = ckpt.get(key)
-        if isinstance(m, Obj) and m.is_module:
+        if isinstance(m, PickledObject) and m.is_module:
             return m
     if looks_like_state_dict(ckpt.get("model")) or looks_like_state_dict(ckpt):
         raise CheckpointError(f"{label}: holds only a state dict (tensors by name, no architecture) that is not "
@@ -236,7 +236,7 @@ def looks_like_state_dict(v) -> bool:
 # ----------------------------------------------------------------------------- building
 def plain_args(args) -> dict:
     """Train args as plain values: a dict (stripped files) or a namespace record (some last.pt)."""
-    if isinstance(args, Obj):
+    if isinstance(args, PickledObject):
         args = args.state
     if not isinstance(args, dict):
         return {}

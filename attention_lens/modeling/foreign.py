@@ -33,7 +33,7 @@ from attention_lens.modeling.checkpoints import (
     MAX_MULTIPLE,
     MAX_REPEATS,
     CheckpointError,
-    Obj,
+    PickledObject,
     copy_weights,
     module_paths,
     tensors_of,
@@ -84,7 +84,7 @@ def _keys(t, *names):
     return all(n in t for n in names)
 
 
-def map_ema(layer: Obj, t: dict) -> Mapped | None:
+def map_ema(layer: PickledObject, t: dict) -> Mapped | None:
     if not _keys(t, "conv1x1.weight", "conv3x3.weight", "gn.weight"):
         return None
     groups = layer.attr("groups")
@@ -93,7 +93,7 @@ def map_ema(layer: Obj, t: dict) -> Mapped | None:
     return Mapped("EMA", [groups], dict(t), f"{layer.path} (EMA, {groups} groups)")
 
 
-def map_se(layer: Obj, t: dict) -> Mapped | None:
+def map_se(layer: PickledObject, t: dict) -> Mapped | None:
     for a, b in (("l1", "l2"), ("fc.0", "fc.2"), ("fc1", "fc2"), ("excitation.0", "excitation.2")):
         w1, w2 = t.get(f"{a}.weight"), t.get(f"{b}.weight")
         if w1 is not None and w2 is not None and w1.dim() == 2 and w2.dim() == 2 and len(t) <= 4:
@@ -110,7 +110,7 @@ def map_se(layer: Obj, t: dict) -> Mapped | None:
     return None
 
 
-def map_polarized(layer: Obj, t: dict) -> Mapped | None:
+def map_polarized(layer: PickledObject, t: dict) -> Mapped | None:
     names = ("ch_wv", "ch_wq", "ch_wz", "sp_wv", "sp_wq")
     if not all(f"{n}.weight" in t and f"{n}.bias" in t for n in names) or "ln.weight" not in t:
         return None
@@ -118,14 +118,14 @@ def map_polarized(layer: Obj, t: dict) -> Mapped | None:
     return Mapped("PolarizedSA", [layout], dict(t), f"{layer.path} (polarized self-attention, {layout})")
 
 
-def map_eca(layer: Obj, t: dict) -> Mapped | None:
+def map_eca(layer: PickledObject, t: dict) -> Mapped | None:
     w = t.get("conv.weight")
     if w is None or len(t) != 1 or w.dim() != 3 or w.shape[:2] != (1, 1):
         return None
     return Mapped("ECA", [int(w.shape[-1])], dict(t), f"{layer.path} (ECA, k={w.shape[-1]})")
 
 
-def map_coordatt(layer: Obj, t: dict) -> Mapped | None:
+def map_coordatt(layer: PickledObject, t: dict) -> Mapped | None:
     if not _keys(t, "conv1.weight", "conv1.bias", "bn1.weight", "conv_h.weight", "conv_w.weight"):
         return None
     mip, c = t["conv1.weight"].shape[:2]
@@ -135,7 +135,7 @@ def map_coordatt(layer: Obj, t: dict) -> Mapped | None:
     return Mapped("CoordAtt", [r], dict(t), f"{layer.path} (coordinate attention, r={r})")
 
 
-def map_ultralytics_cbam(layer: Obj, t: dict) -> Mapped | None:
+def map_ultralytics_cbam(layer: PickledObject, t: dict) -> Mapped | None:
     w = t.get("spatial_attention.cv1.weight")
     if w is None or not _keys(t, "channel_attention.fc.weight", "channel_attention.fc.bias") or len(t) != 3:
         return None
@@ -147,7 +147,7 @@ def map_ultralytics_cbam(layer: Obj, t: dict) -> Mapped | None:
 C3_EMA_POSITIONS = {"C3_EMA1": ("main", "cv1"), "C3_EMA2": ("shortcut", "cv2"), "C3_EMA3": ("concat", "cv3")}
 
 
-def map_c3_ema(layer: Obj, t: dict, row: list) -> Mapped | None:
+def map_c3_ema(layer: PickledObject, t: dict, row: list) -> Mapped | None:
     position, conv = C3_EMA_POSITIONS[layer.name]
     ema = {k[len("m1.0."):]: v for k, v in t.items() if k.startswith("m1.0.")}
     children = layer.children().get("m1")
@@ -285,7 +285,7 @@ def _our_class(path: str) -> bool:
         module == CHECKPOINT_MODULE or any(module == m or module.startswith(m + ".") for m in LEGACY_CHECKPOINT_MODULES))
 
 
-def check_classes(record: Obj, label: str) -> None:
+def check_classes(record: PickledObject, label: str) -> None:
     """Every module class in the record must be one this project knows (by name); else refuse."""
     from ultralytics.nn import modules
 
@@ -299,7 +299,7 @@ def check_classes(record: Obj, label: str) -> None:
             "Nothing from the file was run.")
 
 
-def rebuild_yolo(record: Obj, label: str) -> nn.Module:
+def rebuild_yolo(record: PickledObject, label: str) -> nn.Module:
     """This project's DetectionModel for the record, with the record's weights copied in."""
     from attention_lens.modeling.cost import on_meta
     from attention_lens.modeling.models import build_model, probe_model

@@ -129,10 +129,10 @@ def anchors_for(d: dict, placement: str) -> tuple[list[int], str]:
             raise ValueError("this base has no SPPF layer")
         return [names.index("SPPF") - 1], "inline"
     if placement == "backbone_outputs":
-        refs = {j for row in head for j in _as_list(row[0]) if 0 <= j < nb}
+        refs = {j for row in head for j in _from_indices(row[0]) if 0 <= j < nb}
         return sorted(refs | {nb - 1}), "branch"
     if placement == "neck_outputs":
-        return sorted(_as_list(head[-1][0])), "inline"
+        return sorted(_from_indices(head[-1][0])), "inline"
     raise ValueError(f"unknown placement {placement!r}; expected one of {list(PLACEMENTS)}")
 
 
@@ -233,7 +233,7 @@ def _flow(value) -> str:
 _YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "True", "False", "Null", "NULL", "y", "n"}
 
 
-def _as_list(f) -> list[int]:
+def _from_indices(f) -> list[int]:
     return list(f) if isinstance(f, list) else [f]
 
 

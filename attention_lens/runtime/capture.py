@@ -60,8 +60,8 @@ _layouts_lock = threading.Lock()
 
 def attention_layout(model: torch.nn.Module) -> AttentionLayout:
     """The model's attention layout, found once per model: the analysis never changes a loaded
-    model's structure (loaded models are shared, read-only), and a module scan costs ~0.6 ms,
-    paid per image and model in a data-set pass otherwise."""
+    model's structure (loaded models are shared, read-only), and a module scan would otherwise be
+    paid per image and model in a data-set pass (docs/PERFORMANCE.md, section 11)."""
     with _layouts_lock:
         found = _layouts.get(model)
     if found is None:

@@ -61,7 +61,7 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
     maps, inputs = {}, {}
     t0 = time.perf_counter()
     with forward_lock(model), torch.no_grad():
-        fast = onnx_backend.run(model, x, capture)
+        fast = onnx_backend.run_if_ready(model, x, capture)
         if fast is not None:
             pred, gate_maps, gate_inputs = fast
             if capture:

@@ -126,8 +126,8 @@ def open_session(graph: bytes | str):
     stop spinning as soon as a run returns.
 
     ONNX Runtime's threads spin-wait after a run by default, holding the cores: a PyTorch forward
-    right after an ONNX Runtime run took 1.8x its time alone (89 against 50 ms, yolov8n + EMA at
-    480x640 on this 2-core machine), which slowed everything the app still runs on PyTorch (LayerCAM,
+    right after an ONNX Runtime run took nearly twice its time alone (docs/PERFORMANCE.md, section
+    11), which slowed everything the app still runs on PyTorch (LayerCAM,
     Grad-CAM, a model whose export failed) and made PyTorch look slower than it is in any timing that
     alternates the two. ``session.force_spinning_stop`` ends the spinning at the end of each run (the
     process-wide pool that ``set_global_thread_pool_sizes`` gives ignores it); a run itself still
@@ -281,7 +281,7 @@ class Registry:
 REGISTRY = Registry()
 
 
-def run(model: torch.nn.Module, x: torch.Tensor, capture: bool = True):
+def run_if_ready(model: torch.nn.Module, x: torch.Tensor, capture: bool = True):
     """(raw prediction, gate maps, module inputs) through ONNX Runtime when the model's session
     is ready, else None (the caller runs PyTorch; the model's export is queued). Without
     ``capture`` the maps are not fetched (empty)."""

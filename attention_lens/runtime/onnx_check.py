@@ -4,7 +4,7 @@ The fast path (onnx_backend.py) runs a model's ONNX graph only after this check 
 input shapes the raw predictions and every attention map must agree with PyTorch's within the
 tolerances below, and a graph that refuses is never used (its reason is shown instead). A batch
 of two is checked separately: some foreign code bases fold the batch size into a constant at
-export, and a data-set pass (``PASS_BATCH`` in evaluation.py) then feeds such a graph one image
+export, and a data-set pass (``evaluation.predict.PASS_BATCH``) then feeds such a graph one image
 per run.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One image of an evaluated split, opened: its ground truth and each model's boxes, marked.
 
-A grid (analysis/result_grid.py): the ground truth first, then each model with its boxes at
+A grid (``result_grid``): the ground truth first, then each model with its boxes at
 the evaluation's confidence as true positives (solid, in class colours) or false positives
 (dashed), and the ground-truth boxes it missed (grey, dotted). True / false / missed come from
 pycocotools' own matches at IoU 0.5 (evaluation.image_outcomes), the same ones every count of
