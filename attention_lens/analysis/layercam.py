@@ -4,17 +4,15 @@ A different kind of map from the attention gates: it shows where the detector's 
 are sensitive, from gradients, not what a module chose to weight. For each input of the Detect
 head (P3/P4/P5): CAM = ReLU(sum_c ReLU(dS/dA_c) * A_c), with S the summed top class scores of
 the strongest candidate boxes of each level (so P4 and P5 get gradients even when the image's
-strongest boxes sit at P3). Hooks are per call and thread-guarded, as for the gates.
+strongest boxes sit at P3). Its hooks are the gates' keeper's (``runtime.capture.ThreadHooks``).
 """
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import torch
 
 from attention_lens.analysis.heatmaps import normalize, to_original
-from attention_lens.runtime.capture import forward_lock, raw_prediction
+from attention_lens.runtime.capture import ThreadHooks, forward_lock, raw_prediction
 from attention_lens.runtime.letterbox import letterbox, model_stride
 
 
@@ -41,19 +39,18 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
     in the graph. So the backward runs only through the layers after P3 (the neck above it and the
     head), not the backbone, and each map's gradient is still the total derivative dS/dA,
     through every path to the head."""
-    owner = threading.get_ident()
     acts: dict[int, torch.Tensor] = {}
 
     def keep(i):
-        def hook(module, args, out):
-            if threading.get_ident() == owner:
-                acts[i] = out if out.requires_grad else out.detach().requires_grad_(True)
-                return acts[i]
-        return hook
+        def hand_on(out: torch.Tensor) -> torch.Tensor:
+            acts[i] = out if out.requires_grad else out.detach().requires_grad_(True)
+            return acts[i]
+        return hand_on
 
     layers = detect_inputs(model)
-    handles = [m.register_forward_hook(keep(k)) for k, m in enumerate(layers)]
-    try:
+    with ThreadHooks() as hooks:
+        for k, m in enumerate(layers):
+            hooks.on_output(m, keep(k))
         with forward_lock(model), torch.enable_grad():
             pred = model(x)
             scores = raw_prediction(pred)[0, 4:, :].amax(0)  # per candidate
@@ -62,9 +59,6 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
             sizes = [per_cell * c for c in cells]  # candidates per level
             total = sum(level.topk(min(top_k, level.numel())).values.sum() for level in scores.split(sizes))
             grads = torch.autograd.grad(total, [acts[k] for k in range(len(layers))], allow_unused=True)
-    finally:
-        for h in handles:
-            h.remove()
     out = []
     for k, (layer, g) in enumerate(zip(layers, grads)):
         a = acts[k].detach()

@@ -1,7 +1,8 @@
-"""Where a model's attention is, and capturing it: one hook keeper for the gates' outputs and
-the attention modules' inputs, plus the per-model lock a forward holds.
+"""Where a model's attention is, and capturing it: the one hook keeper (``ThreadHooks``) every
+map is read through (the gates' outputs, the attention modules' inputs, LayerCAM's activations),
+plus the per-model lock a forward holds.
 
-Hooks are registered for one call and removed after it. A hook records only forwards that run on
+Hooks are registered for one call and removed after it. A hook acts only on forwards that run on
 the thread that registered it, so two sessions sharing a model never see each other's maps.
 """
 from __future__ import annotations
@@ -75,34 +76,53 @@ def attention_layout(model: torch.nn.Module) -> AttentionLayout:
     return found
 
 
+class ThreadHooks:
+    """Forward hooks owned by one object, acting only on forwards of the thread that created it,
+    all removed when its ``with`` block ends (however it ends)."""
+
+    def __init__(self):
+        self._owner = threading.get_ident()
+        self._handles: list = []
+
+    def on_output(self, module: torch.nn.Module, fn) -> None:
+        """``fn(output)`` after each forward of ``module`` on the owner's thread; what it returns,
+        if not None, replaces the output (as a forward hook's return value does)."""
+        def hook(_module, _args, output):
+            if threading.get_ident() == self._owner:
+                return fn(output)
+        self._handles.append(module.register_forward_hook(hook))
+
+    def on_input(self, module: torch.nn.Module, fn) -> None:
+        """``fn(first input)`` before each forward of ``module`` on the owner's thread."""
+        def hook(_module, args):
+            if threading.get_ident() == self._owner:
+                fn(args[0])
+        self._handles.append(module.register_forward_pre_hook(hook))
+
+    def __enter__(self) -> "ThreadHooks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
 @contextmanager
 def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
     """Record every gate's output (and each attention module's input) for forwards on this thread."""
-    owner = threading.get_ident()
-    handles = []
-
-    def on_gate(name):
-        def hook(module, args, output):
-            if threading.get_ident() == owner:
-                maps[name] = output.detach().cpu()
-        return hook
-
-    def on_input(name):
-        def hook(module, args):
-            if threading.get_ident() == owner:
-                inputs[name] = args[0].detach().cpu()
-        return hook
+    def keep(into: dict, name: str):
+        def record(t: torch.Tensor) -> None:
+            into[name] = t.detach().cpu()
+        return record
 
     layout = attention_layout(model)
-    try:
+    with ThreadHooks() as hooks:
         for name, gate in layout.gates:
-            handles.append(gate.register_forward_hook(on_gate(name)))
+            hooks.on_output(gate, keep(maps, name))
         for lay in layout.layers:
-            handles.append(lay.module.register_forward_pre_hook(on_input(lay.name)))
+            hooks.on_input(lay.module, keep(inputs, lay.name))
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def raw_prediction(output):
