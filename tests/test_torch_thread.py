@@ -32,7 +32,8 @@ def test_exceptions_reach_the_caller_and_nested_calls_run_inline():
 
 def test_dashboard_handlers_run_their_forwards_on_the_torch_thread(tiny_weights, bccd_test_images):
     from app import create_app
-    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.app.attention_handlers import run_attention
+    from attention_lens.app.compare_handlers import run_compare
 
     _, store = create_app(str(tiny_weights), [])
     seen = []

@@ -1,10 +1,13 @@
 """The Gradio layer: each tab's layout, and the handlers its events call.
 
-- layout: ``compare_tab`` (with ``explain_section``), ``attention_tab``, ``evaluate_tab``,
+- layout only: ``compare_tab`` (with ``explain_section``), ``attention_tab``, ``evaluate_tab``,
   ``metrics_tab``; ``widgets`` (the pickers and inputs every tab shares)
-- handlers, plain functions a test calls without a browser: ``handlers`` (upload checks, model
-  resolution, Compare and Attention, session folders), ``explain_handlers``, ``query_handlers``,
-  ``evaluate_handlers``, ``metrics_handlers``
+- handlers, module-level functions a test calls without a browser (the tabs bind the store with
+  ``errors.event``): ``compare_handlers``, ``explain_handlers``, ``attention_handlers``,
+  ``query_handlers``, ``evaluate_handlers``, ``metrics_handlers``
+- what every handler shares: ``errors`` (what the page is told), ``inputs`` (what a request names,
+  checked before anything is allocated), ``sessions`` (per-session folders), ``plots`` (figures as
+  gr.Plot sends them)
 - ``evaluate_lane`` and ``evaluate_job``: the Evaluate tab's work as a job in the long-work lane
 
 Computation lives in the layers above (analysis, evaluation, views).
@@ -16,7 +19,8 @@ import gradio as gr
 from attention_lens.app.attention_tab import build_attention_tab
 from attention_lens.app.compare_tab import build_compare_tab
 from attention_lens.app.evaluate_tab import build_evaluate_tab
-from attention_lens.app.handlers import end_session, shipped_domain
+from attention_lens.app.sessions import end_session
+from attention_lens.app.compare_handlers import shipped_domain
 from attention_lens.app.metrics_tab import build_metrics_tab
 
 TITLE = "Attention Lens"

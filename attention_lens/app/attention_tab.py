@@ -1,4 +1,5 @@
-"""Layout of the Attention tab: widgets and wiring; computation lives in attention_view."""
+"""Layout of the Attention tab: widgets and wiring; its handlers are in attention_handlers and
+query_handlers."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,16 +9,15 @@ import gradio as gr
 
 from attention_lens.analysis.compare import IMGSZ_CHOICES
 from attention_lens.analysis.heatmaps import COLORMAPS
-from attention_lens.app.handlers import (
-    UserError,
-    attention_downloads,
+from attention_lens.app.attention_handlers import (
+    attention,
     attention_extras,
     attention_matrix,
     rerender_attention,
-    run_attention,
-    uploaded_path,
+    session_downloads,
 )
-from attention_lens.app.query_handlers import attention_query, click_point
+from attention_lens.app.errors import event
+from attention_lens.app.query_handlers import query_click, query_point, query_top_detection
 from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
 
 
@@ -81,67 +81,32 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                 summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)
     state = gr.State(None, time_to_live=STATE_TTL_S)
 
-    def on_run(image, models=None, colormap="jet", opacity=0.5, confidence=0.25, image_size=320, checkpoints=None,
-               stretch=False, progress=gr.Progress()):
-        """Each model's attention maps over ``image`` as a matrix (rows = models, columns = P3/P4/P5);
-        every map as a file follows from /attention_downloads."""
-        try:
-            return run_attention(store, uploaded_path(image, examples), models, colormap, opacity, confidence,
-                                 image_size, [uploaded_path(f) for f in checkpoints or []], stretch, progress)
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
+    inspect_step = event(attention, store, examples)
+    inputs = [image, models, colormap, alpha, conf, imgsz, uploads, stretch]
     outputs = [notice, layers, matrix, summary, state]
-    run = button.click(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
-                       api_name="attention", preprocess=False, **INFERENCE_QUEUE)
+    run = button.click(inspect_step, inputs, outputs, api_name="attention", preprocess=False, **INFERENCE_QUEUE)
     # The maps show as soon as they are drawn; the lossless download files follow (and follow
     # every re-render, so they always match what is on screen).
-    def on_downloads(stored, colormap="jet", opacity=0.5, request: gr.Request = None):
-        """The maps of this session's last /attention call, as PNGs (zipped) and raw arrays (.npz).
-        Call /attention first, in the same session (a gradio_client Client keeps one)."""
-        if stored is None:
-            raise gr.Error("No attention maps in this session yet: call /attention first (the same client "
-                           "keeps the session), then /attention_downloads.", print_exception=False)
-        return attention_downloads(stored, colormap, opacity, request.session_hash if request else None)
-
-    def on_query(stored, x=None, y=None, colormap="jet", opacity=0.5):
-        """Where the location (x, y) of the image (pixels; empty: the centre of the most confident
-        detection) attends in each self-attention layer of this session's last /attention call.
-        Returns (the image with the point marked, one figure per layer, a note, x, y)."""
-        try:
-            return attention_query(stored, x, y, colormap, opacity).outputs()
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
-    def on_click(stored, colormap="jet", opacity=0.5, evt: gr.SelectData = None):
-        try:
-            x, y = click_point(stored, evt.index if evt is not None else None)
-            return attention_query(stored, x, y, colormap, opacity).outputs()
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
+    downloads_step = event(session_downloads)
     query_outputs = [query_image, query_figure, query_note, qx, qy]
     run.success(attention_extras, [state, colormap, alpha], [gallery, channels, heads], api_name=False)
-    run.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha], query_outputs,
-                api_name=False)
+    run.success(event(query_top_detection), [state, colormap, alpha], query_outputs, api_name=False)
     # No forward: the captured taps are re-read, so these skip the inference queue.
-    query_button.click(on_query, [state, qx, qy, colormap, alpha], query_outputs, api_name="attention_query")
-    query_image.select(on_click, [state, colormap, alpha], query_outputs, api_name=False)
-    run.success(on_downloads, [state, colormap, alpha], downloads, api_name="attention_downloads")
+    query_button.click(event(query_point), [state, qx, qy, colormap, alpha], query_outputs, api_name="attention_query")
+    query_image.select(event(query_click), [state, colormap, alpha], query_outputs, api_name=False)
+    run.success(downloads_step, [state, colormap, alpha], downloads, api_name="attention_downloads")
 
-    def follow(event):
-        after = event.then(on_run, [image, models, colormap, alpha, conf, imgsz, uploads, stretch], outputs,
-                           api_name=False, preprocess=False, **INFERENCE_QUEUE)
+    def follow(step):
+        after = step.then(inspect_step, inputs, outputs, api_name=False, preprocess=False, **INFERENCE_QUEUE)
         after.success(attention_extras, [state, colormap, alpha], [gallery, channels, heads], api_name=False)
-        after.success(lambda stored, c, o: on_query(stored, None, None, c, o), [state, colormap, alpha],
-                      query_outputs, api_name=False)
-        after.success(on_downloads, [state, colormap, alpha], downloads, api_name=False)
+        after.success(event(query_top_detection), [state, colormap, alpha], query_outputs, api_name=False)
+        after.success(downloads_step, [state, colormap, alpha], downloads, api_name=False)
 
     for control in (colormap, alpha, stretch):
         control.change(attention_matrix, [state, colormap, alpha, stretch], matrix, api_name=False,
                        trigger_mode="always_last")
     for control in (colormap, alpha):
         control.change(rerender_attention, [state, colormap, alpha], gallery, api_name=False,
-                       trigger_mode="always_last").then(on_downloads, [state, colormap, alpha], downloads,
+                       trigger_mode="always_last").then(downloads_step, [state, colormap, alpha], downloads,
                                                         api_name=False)
     return AttentionEntry(image, models, follow)

@@ -9,15 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attention_lens.app.handlers import UserError, resolve_models, session_folder, within_budget
+import gradio as gr
+
+from attention_lens.app.errors import UserError
+from attention_lens.app.inputs import image_size as checked_size
+from attention_lens.app.inputs import resolve_models, uploaded_path, within_budget
+from attention_lens.app.sessions import session_folder
 from attention_lens.cache import BoundedCache
-from attention_lens.app.handlers import image_size as checked_size
 from attention_lens.modeling.catalog import ModelStore
 from attention_lens.torch_thread import run_on_torch_thread
 
 #: Where the shipped zoo's stored detections live, relative to the weights folder.
 STORED_EVALUATIONS = "evaluation"
 SPLIT_CHOICES = ("test", "val", "train")
+#: The filters' "no filter".
+ALL = "all"
 #: The files an evaluation hands the user: the results as data and the self-contained report.
 RESULTS = "attention-lens-evaluation.json"
 REPORT = "attention-lens-evaluation.html"
@@ -252,3 +258,62 @@ def image_for_attention(held: KeptEvaluation | None, image: str | None):
         raise UserError("This split is stored as numbers only; start the app with --data or upload the data set "
                         "to look at an image's attention.")
     return display_copy(load_image(held.split.paths[held.split.images.index(image)]))[0]
+
+
+def filter_choices(results):
+    """The class and size filters and the image picker, for the split just evaluated."""
+    from attention_lens.views.results import filter_choices as choices
+
+    if not results:
+        return gr.update(), gr.update(), gr.update()
+    classes, sizes = choices(results)
+    return (gr.update(choices=classes, value=ALL), gr.update(choices=sizes, value=ALL),
+            gr.update(choices=results["data set"].get("image names", []), value=None))
+
+
+def pick_flow(results, cls=ALL, size=ALL):
+    """The flow picker's choices for the objects in view (none chosen)."""
+    from attention_lens.views.results import flow_choices
+
+    return gr.update(choices=flow_choices(results, cls, size) if results else [], value=None)
+
+
+def flow_view(results, flow, cls=ALL, size=ALL):
+    """The images of the chosen flow, for the table under the picker."""
+    from attention_lens.views.results import flow_images
+
+    return flow_images(results, flow, cls, size) if results else None
+
+
+def attention_button(held):
+    """The "Attention maps for this image" button: off, saying why, where the split has no pixels
+    (the zoo's stored numbers)."""
+    if held is not None and not held.split.has_pixels:
+        return gr.update(interactive=False, value="Attention maps need the images (stored numbers only)")
+    return gr.update(interactive=True, value="Attention maps for this image")
+
+
+def picked_image(evt: gr.SelectData):
+    """A click on a row of the ranked images: that row's image."""
+    row = evt.row_value or []
+    return row[1] if len(row) > 1 else gr.update()
+
+
+def send_to_attention(held: KeptEvaluation | None, image: str | None, models: list[str] | None):
+    """The opened image and the evaluated shipped models to the Attention tab, which then runs."""
+    pixels = image_for_attention(held, image)
+    shipped = [m for m in models or [] if held and m in held.detections]
+    return pixels, gr.update(value=shipped) if shipped else gr.update(), gr.Tabs(selected="attention")
+
+
+def filtered_views(results: dict | None, cls: str = ALL, size: str = ALL):
+    """The views that follow the class and size filters."""
+    _, _, objects, images, located_table, located = evaluation_views(results, cls, size)
+    return objects, images, located_table, located, outcome_view(results, cls, size), pick_flow(results, cls, size)
+
+
+def reference_picker(store: ModelStore, selected: list[str] | None = None, checkpoints: list | None = None,
+                     current: str | None = None):
+    """The reference picker's choices for the models (and uploaded checkpoints) now picked."""
+    choices, value = reference_options(store, selected, [uploaded_path(f) for f in checkpoints or []], current)
+    return gr.update(choices=choices, value=value)

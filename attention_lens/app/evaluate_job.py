@@ -13,7 +13,7 @@ def main(spec: dict, report) -> None:
 
     from attention_lens.evaluation.stored import save_detections
     from attention_lens.app.evaluate_handlers import run_evaluate
-    from attention_lens.app.handlers import UserError
+    from attention_lens.app.errors import UserError
     from attention_lens.jobs import JobError
     from attention_lens.modeling.catalog import ModelStore, read_manifest
 

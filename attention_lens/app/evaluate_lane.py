@@ -7,13 +7,25 @@ forwards, the bootstrap) never runs in the server process.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from attention_lens.app.evaluate_handlers import KeptEvaluation, checked_request
-from attention_lens.app.handlers import UserError, check_names, session_folder
+import gradio as gr
+
+from attention_lens.app.errors import UserError
+from attention_lens.app.evaluate_handlers import (
+    KeptEvaluation,
+    checked_request,
+    error_types,
+    evaluation_views,
+    outcome_view,
+)
+from attention_lens.app.inputs import check_names, uploaded_path
+from attention_lens.app.sessions import session_folder
 from attention_lens.jobs.lane import DONE, Job, Lane, LaneFull
 from attention_lens.modeling.catalog import ModelStore
+from attention_lens.views.results import data_set_summary
 
 JOB_MODULE = "attention_lens.app.evaluate_job"
 
@@ -79,3 +91,45 @@ def evaluate(lane: Lane, store: ModelStore, weights: str | None, data: str | Non
                             confidence, imgsz, rounds, localisation, session)
     job.wait()
     return collect_evaluation(job, data)
+
+
+#: How often a waiting request looks at its job (queue place, progress).
+POLL_S = 0.25
+#: Requests that may wait for their jobs at once (the lane itself bounds the jobs).
+JOB_WAITERS = 16
+
+
+async def evaluate_request(lane: Lane, store: ModelStore, weights: str | None, data: str | None, stored_dir,
+                           models: list[str] | None = None, checkpoints: list | None = None, dataset=None,
+                           reference: str | None = None, split: str = "test", image_size: int = 320,
+                           confidence: float = 0.25, rounds: int = 1000, localisation: bool = True,
+                           request: gr.Request = None, progress=gr.Progress()):
+    """Evaluate ``models`` (and uploaded ``checkpoints``) on a labelled split against ``reference``:
+    what was evaluated (and the files the data set left out, with why), the metrics table, the Δ and
+    found-objects charts, the images ranked by disagreement, the
+    files, every number as JSON, and (``localisation``) where each model's maps fall.
+
+    The work runs as a job in a child process (one per session, in arrival order): the page
+    shows its place in the queue, then its progress; Stop ends the process."""
+    files_ = [uploaded_path(f) for f in checkpoints or []]
+    zip_path = uploaded_path(dataset) if dataset else None
+    job = submit_evaluation(lane, store, weights, data, stored_dir, zip_path, split, models, files_, reference,
+                            confidence, image_size, rounds, localisation, request.session_hash if request else None)
+    try:
+        while not job.finished:
+            ahead = job.position()
+            if ahead:
+                progress(0.0, desc=f"Queued: {ahead} evaluation(s) ahead of yours")
+            elif job.progress:
+                done, total, text = job.progress
+                progress((done, total), desc=text)
+            else:
+                progress(0.0, desc="Starting the evaluation")
+            await asyncio.sleep(POLL_S)
+    except asyncio.CancelledError:  # Stop, or the page went away: the job's process ends too
+        job.cancel()
+        raise
+    results, paths, kept = collect_evaluation(job, data)
+    table_, delta_, objects_, images_, located_table_, located_ = evaluation_views(results)
+    return (data_set_summary(results), table_, delta_, objects_, images_, paths, results, located_table_,
+            located_, error_types(results), outcome_view(results), kept)

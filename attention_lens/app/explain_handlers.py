@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 
+import gradio as gr
 import numpy as np
 
-from attention_lens.app.handlers import UserError, image_size, resolve_models, user_facing, within_budget
+from attention_lens.app.errors import UserError, user_facing
+from attention_lens.app.inputs import image_size, resolve_models, uploaded_path, within_budget
+from attention_lens.modeling.catalog import ModelStore
 from attention_lens.torch_thread import torch_thread
 
 _DETECTION = re.compile(r"^\s*(?P<cls>[^@]{1,80}?)\s*@\s*(?P<box>[-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+){3})\s*$")
@@ -141,3 +144,19 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
                              " · ".join(f"{ba.layer.split(' (')[0]} {float(ba.kept.mean()):.2f}x" for ba in looked) or "—",
                          "notes": "; ".join(notes) or "—", "ms": round(e.ms, 1)})
     return items, pd.DataFrame(rows)
+
+
+def explain(store: ModelStore, examples: list[str], image, models: list[str] | None = None,
+            checkpoints: list | None = None, detection: str | None = None, method: str = "Grad-CAM",
+            layers: list[str] | tuple = ("P3", "P4", "P5"), image_size: int = 320, progress=gr.Progress()):
+    """Explain one detection, ``"<class> @ x1,y1,x2,y2"`` in original image pixels, in each model:
+    a CAM per model over the image and a table with each map's energy inside the box."""
+    return run_explain(store, uploaded_path(image, examples), models, [uploaded_path(f) for f in checkpoints or []],
+                       detection, method, layers, image_size, progress)
+
+
+def pick_detection(payload: dict | None, page: dict | None, evt: gr.SelectData):
+    """The detection under a click on the reference's result (shown at ``page``'s scale)."""
+    scale = (page or {}).get("scale") or 1.0
+    x, y = evt.index[:2]
+    return detection_at(payload, x / scale, y / scale) or gr.skip()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import gradio as gr
 
 from attention_lens.analysis.explain import LEVELS, METHOD_NAMES
-from attention_lens.app.explain_handlers import detection_at, detection_choices, run_explain
-from attention_lens.app.handlers import UserError, uploaded_path
+from attention_lens.app.errors import event
+from attention_lens.app.explain_handlers import detection_choices, explain, pick_detection
 from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE
 
 
@@ -30,27 +30,12 @@ def build_explain_section(store, examples: list[str], image, models, uploads, im
     table = gr.Dataframe(label="Per model: the candidate explained and how much of the map lies in the box",
                          elem_id="explain-table")
 
-    def on_explain(image, models=None, checkpoints=None, detection=None, method="Grad-CAM",
-                   layers=("P3", "P4", "P5"), image_size=320, progress=gr.Progress()):
-        """Explain one detection, ``"<class> @ x1,y1,x2,y2"`` in original image pixels, in each model:
-        a CAM per model over the image and a table with each map's energy inside the box."""
-        try:
-            return run_explain(store, uploaded_path(image, examples), models, [uploaded_path(f) for f in
-                                                                                checkpoints or []],
-                               detection, method, layers, image_size, progress)
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
     inputs = [image, models, uploads, detection, method, levels, imgsz]
-    button.click(on_explain, inputs, [cams, table], api_name="explain", preprocess=False, **INFERENCE_QUEUE)
+    explain_step = event(explain, store, examples)
+    button.click(explain_step, inputs, [cams, table], api_name="explain", preprocess=False, **INFERENCE_QUEUE)
 
-    def on_pick(payload, page, evt: gr.SelectData):
-        scale = (page or {}).get("scale") or 1.0
-        x, y = evt.index[:2]
-        return detection_at(payload, x / scale, y / scale) or gr.skip()
-
-    pick.select(on_pick, [detections, shown], detection, api_name=False) \
-        .success(on_explain, inputs, [cams, table], api_name=False, preprocess=False, **INFERENCE_QUEUE)
+    pick.select(pick_detection, [detections, shown], detection, api_name=False) \
+        .success(explain_step, inputs, [cams, table], api_name=False, preprocess=False, **INFERENCE_QUEUE)
     return pick, detection
 
 

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attention_lens.app.handlers import UserError, session_folder
+import gradio as gr
+
+from attention_lens.app.errors import UserError
+from attention_lens.app.inputs import uploaded_path
+from attention_lens.app.sessions import session_folder
 
 
 def extracted_zip(zip_path) -> Path:
@@ -140,3 +144,28 @@ def metrics_pickers(sources: list[str], zip_path, picked, column, preferred: lis
     runs, _, uploaded = _runs_for(sources, zip_path, lane, session)
     picked, column = _picks(runs, picked, column, preferred, uploaded)
     return gr.update(choices=[r.name for r in runs], value=picked), gr.update(choices=curve_columns(runs), value=column)
+
+
+def metrics_page(sources: list[str], preferred: list[str] | None, lane, per_run: bool = False, run_zip=None,
+                 runs: list[str] | None = None, column: str | None = None, request: gr.Request = None):
+    """The runs table (per variant, or per run), its CSV, skipped runs, and the charts."""
+    return metrics_view(sources, per_run, uploaded_path(run_zip), runs, column,
+                        request.session_hash if request else None, preferred, lane)
+
+
+def pickers_after_load(sources: list[str], preferred: list[str] | None, lane, run_zip=None,
+                       runs: list[str] | None = None, column: str | None = None, request: gr.Request = None):
+    """The curves' run and column pickers for the runs just loaded (unchanged where the load failed:
+    ``metrics_page`` already said why)."""
+    try:
+        return metrics_pickers(sources, uploaded_path(run_zip), runs, column, preferred, lane,
+                               request.session_hash if request else None)
+    except UserError:
+        return gr.skip(), gr.skip()
+
+
+def charts_for_picks(sources: list[str], preferred: list[str] | None, lane, run_zip=None,
+                     runs: list[str] | None = None, column: str | None = None, request: gr.Request = None):
+    """The training curves and per-class chart for the runs and column picked."""
+    return metrics_charts(sources, uploaded_path(run_zip), runs, column, preferred, lane,
+                          request.session_hash if request else None)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from attention_lens.app.handlers import UserError, uploaded_path
-from attention_lens.app.metrics_handlers import metrics_charts, metrics_pickers, metrics_view
+from attention_lens.app.errors import event
+from attention_lens.app.metrics_handlers import charts_for_picks, metrics_page, pickers_after_load
 from attention_lens.experiments.metrics import published_table
 
 
@@ -36,38 +36,17 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
     with gr.Accordion("Published numbers: other people's results on other data (not comparable)", open=False):
         gr.Dataframe(value=published_table(), interactive=False)
 
-    def on_load(per_run=False, run_zip=None, runs=None, column=None, request: gr.Request = None):
-        """The runs table (per variant, or per run), its CSV, skipped runs, and the charts."""
-        try:
-            return metrics_view(sources, per_run, uploaded_path(run_zip), runs, column,
-                                request.session_hash if request else None, preferred, lane)
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
-    def on_loaded(run_zip=None, runs=None, column=None, request: gr.Request = None):
-        try:
-            return metrics_pickers(sources, uploaded_path(run_zip), runs, column, preferred, lane,
-                                   request.session_hash if request else None)
-        except UserError:
-            return gr.skip(), gr.skip()  # on_load already said why
-
+    on_load = event(metrics_page, sources, preferred, lane)
     outputs = [table, csv, skipped, pareto_flops, pareto_latency, curves, per_class]
     inputs = [per_run, upload, runs_pick, column]
-    pickers = dict(fn=on_loaded, inputs=[upload, runs_pick, column], outputs=[runs_pick, column], api_name=False,
-                   preprocess=False, show_progress="hidden")
+    pickers = dict(fn=event(pickers_after_load, sources, preferred, lane), inputs=[upload, runs_pick, column],
+                   outputs=[runs_pick, column], api_name=False, preprocess=False, show_progress="hidden")
     refresh.click(on_load, inputs, outputs, api_name="metrics", preprocess=False).success(**pickers)
     demo.load(on_load, inputs, outputs, api_name=False, preprocess=False).success(**pickers)
     for control in (per_run, upload):
         control.change(on_load, inputs, outputs, api_name=False, preprocess=False,
                        trigger_mode="always_last").success(**pickers)
 
-    def on_pick(run_zip=None, runs=None, column=None, request: gr.Request = None):
-        try:
-            return metrics_charts(sources, uploaded_path(run_zip), runs, column, preferred, lane,
-                                  request.session_hash if request else None)
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
     for control in (runs_pick, column):  # only the two charts that depend on the picks
-        control.change(on_pick, [upload, runs_pick, column], [curves, per_class], api_name=False,
-                       preprocess=False, trigger_mode="always_last")
+        control.change(event(charts_for_picks, sources, preferred, lane), [upload, runs_pick, column],
+                       [curves, per_class], api_name=False, preprocess=False, trigger_mode="always_last")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gradio as gr
 import numpy as np
 
-from attention_lens.app.handlers import UserError
+from attention_lens.app.errors import UserError
 from attention_lens.torch_thread import torch_thread
 
 NO_SELF_ATTENTION = ("None of these models carries self-attention (YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
@@ -75,3 +76,22 @@ def click_point(ins, index) -> tuple[float, float]:
         raise UserError("Run Show attention first, then click the image.")
     scale = ins.original_hw[1] / ins.image.shape[1]
     return float(index[0]) * scale, float(index[1]) * scale
+
+
+def query_point(stored, x: float | None = None, y: float | None = None, colormap: str = "jet",
+                opacity: float = 0.5) -> tuple:
+    """Where the location (x, y) of the image (pixels; empty: the centre of the most confident
+    detection) attends in each self-attention layer of this session's last /attention call.
+    Returns (the image with the point marked, one figure per layer, a note, x, y)."""
+    return attention_query(stored, x, y, colormap, opacity).outputs()
+
+
+def query_top_detection(stored, colormap: str = "jet", opacity: float = 0.5) -> tuple:
+    """``query_point`` at the centre of the most confident detection (after a new inspection)."""
+    return query_point(stored, None, None, colormap, opacity)
+
+
+def query_click(stored, colormap: str = "jet", opacity: float = 0.5, evt: gr.SelectData = None) -> tuple:
+    """``query_point`` where the shown image was clicked."""
+    x, y = click_point(stored, evt.index if evt is not None else None)
+    return query_point(stored, x, y, colormap, opacity)

@@ -93,7 +93,7 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
 def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bool = False,
                 cell_px: int = 260) -> dict | None:
     """The matrix as a plotly figure's plain data (``{"data": [...], "layout": {...}}``), encoded
-    as it is (``handlers.plot_payload``) without building plotly objects; None when no model has a map."""
+    as it is (``app.plots.plot_payload``) without building plotly objects; None when no model has a map."""
     all_cells = cells(ins)
     if not all_cells:
         return None

@@ -10,7 +10,8 @@ from PIL import Image
 
 from attention_lens.analysis.compare import CompareError, compare
 from attention_lens.analysis.images import ImageError
-from attention_lens.app.handlers import UserError, run_compare
+from attention_lens.app.errors import UserError
+from attention_lens.app.compare_handlers import run_compare
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 CONF = 0.001  # one-epoch fixtures are unsure of everything; a low threshold still gives real boxes
@@ -226,7 +227,7 @@ def test_an_image_where_nothing_is_found_gets_a_note(store, tmp_path):
 def test_the_header_names_the_shipped_models_classes():
     from pathlib import Path
 
-    from attention_lens.app.handlers import shipped_domain
+    from attention_lens.app.compare_handlers import shipped_domain
 
     text = shipped_domain(ModelStore(read_manifest(Path(__file__).resolve().parents[2] / "weights")))
     assert "bccd-yolo" in text and "Platelets, RBC, WBC" in text

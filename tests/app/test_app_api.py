@@ -126,14 +126,15 @@ def test_model_forwards_queue_one_at_a_time_and_light_events_do_not_wait(tiny_we
         if fn.fn is None:  # a stop button's event: it only cancels, it runs nothing
             continue
         by_fn.setdefault(fn.fn.__name__, set()).add((fn.concurrency_id, fn.concurrency_limit))
-    for heavy in ("on_compare", "on_adjust", "on_run", "on_explain"):
+    for heavy in ("compare", "compare_again", "attention", "explain"):
         assert by_fn[heavy] == {("inference", 1)}, heavy
     # An evaluation waits for its job (a child process) in a queue of its own, never in the views'.
-    from attention_lens.app.evaluate_tab import JOB_WAITERS
+    from attention_lens.app.evaluate_lane import JOB_WAITERS
 
-    assert by_fn["on_evaluate"] == {("jobs", JOB_WAITERS)}
-    for light in ("rerender_attention", "slider_pair", "on_load", "attention_matrix", "results_grid",
-                  "detections_table", "on_pick", "on_filter", "on_review"):
+    assert by_fn["evaluate_request"] == {("jobs", JOB_WAITERS)}
+    for light in ("rerender_attention", "slider_pair", "metrics_page", "attention_matrix", "results_grid",
+                  "detections_table", "reference_picker", "pick_detection", "filtered_views", "review_image",
+                  "query_point", "charts_for_picks"):
         assert all(cid != "inference" for cid, _ in by_fn[light]), light
 
 
@@ -150,7 +151,7 @@ def raw_call(url: str, api: str, data: list) -> str:
 
 
 def test_a_path_that_is_not_an_upload_is_refused_the_same_way_whether_it_exists(served_app, tiny_weights):
-    from attention_lens.app.handlers import NOT_AN_UPLOAD
+    from attention_lens.app.inputs import NOT_AN_UPLOAD
 
     weights = str(next(tiny_weights.rglob("*.pt")))
     paths = ("/etc/hostname", "/no/such/file.png", weights, "/tmp/gradio/../../etc/hostname")

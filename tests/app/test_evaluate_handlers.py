@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from attention_lens.app.evaluate_handlers import evaluation_views, review_image, run_evaluate
-from attention_lens.app.handlers import UserError
+from attention_lens.app.errors import UserError
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -23,7 +23,7 @@ def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(sto
     """No images and no forwards: the stored detections give each model's metrics; ultralytics'
     definition equals the test metrics ultralytics' validator wrote into the same model's summary
     (issue 35: the two disagreed by up to 0.02), COCO's sits beside it."""
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
     names = ["yolov8n-baseline-s0", "yolov8n-baseline-s1", "yolov8n-baseline-s2", "yolov8n-ema-neck-s0"]
     monkeypatch.setattr(store, "get", lambda name: pytest.fail(f"{name} was loaded; stored numbers suffice"))
     results, paths, held = run_evaluate(
@@ -114,7 +114,7 @@ def test_the_table_says_what_ran_each_model(store, tiny_bccd, tmp_path, monkeypa
     pass runs on it; the baseline's, with localisation, is LayerCAM on PyTorch."""
     from attention_lens.runtime import onnx_backend
 
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
     monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "onnx"))
     monkeypatch.setattr(onnx_backend, "REGISTRY", onnx_backend.Registry())
@@ -155,7 +155,7 @@ def test_two_uploads_with_the_same_names_and_labels_but_other_pixels_get_their_o
     import numpy as np
     from PIL import Image
 
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path / "sessions")
     smear = np.asarray(Image.open(WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg").convert("RGB"))
     labels = "0 0.30 0.30 0.10 0.10\n0 0.60 0.55 0.10 0.10\n"
     zips = []

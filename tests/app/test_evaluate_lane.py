@@ -9,7 +9,7 @@ import pytest
 
 from attention_lens.app.evaluate_handlers import review_image, run_evaluate
 from attention_lens.app.evaluate_lane import evaluate, submit_evaluation
-from attention_lens.app.handlers import UserError
+from attention_lens.app.errors import UserError
 from attention_lens.jobs.lane import Lane
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 
@@ -29,7 +29,7 @@ def store():
     (PICKED, 20_000, "rounds must be a whole number"),
 ])
 def test_a_bad_request_is_refused_before_any_job_starts(store, tmp_path, monkeypatch, models, rounds, message):
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
     lane = Lane()
     with pytest.raises(UserError, match=message):
         submit_evaluation(lane, store, str(WEIGHTS), None, STORED, None, "test", models, [], None, 0.25, 320, rounds)
@@ -37,7 +37,7 @@ def test_a_bad_request_is_refused_before_any_job_starts(store, tmp_path, monkeyp
 
 
 def test_the_stored_split_through_a_job_gives_the_numbers_of_this_process(store, tmp_path, monkeypatch):
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
     here, _, _ = run_evaluate(store, None, STORED, None, "test", PICKED, [], PICKED[0], 0.25, 320, 200, "here")
     there, paths, held = evaluate(Lane(), store, str(WEIGHTS), None, STORED, None, "test", PICKED, [], PICKED[0],
                                   0.25, 320, 200, True, "there")
@@ -51,7 +51,7 @@ def test_an_uploaded_zip_is_unpacked_in_the_jobs_folder_and_its_images_open_for_
                                                                                        monkeypatch):
     from PIL import Image
 
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path / "sessions")
     smear = WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg"
     data = tmp_path / "set.zip"
     with zipfile.ZipFile(data, "w") as z:
@@ -77,7 +77,7 @@ def test_a_voc_zip_with_its_own_folder_names_and_a_truncated_image_evaluates_and
 
     from attention_lens.views.results import data_set_summary
 
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path / "sessions")
     smear = Image.open(WEIGHTS.parent / "assets" / "examples" / "synthetic_smear_1.jpg").convert("RGB")
     data = tmp_path / "voc.zip"
     with zipfile.ZipFile(data, "w") as z:
@@ -111,7 +111,7 @@ def test_the_reference_picker_names_uploads_as_the_evaluation_does_and_prefers_a
     assert choices == ["yolov8n-ema-neck-s0 (yolov8n, EMA)", "yolov8n-baseline-s1 (yolov8n, no attention)"]
     assert value == "yolov8n-baseline-s1 (yolov8n, no attention)"
     assert reference_options(store, [], uploads, choices[0]) == (choices, choices[0])  # a choice is kept
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path / "sessions")
     data = tmp_path / "set.zip"
     with zipfile.ZipFile(data, "w") as z:
         z.writestr("set/data.yaml", "test: images/test\nnames: {0: RBC, 1: WBC, 2: Platelets}\n")

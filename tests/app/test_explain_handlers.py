@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from attention_lens.app.explain_handlers import detection_at, detection_choices, parse_detection
-from attention_lens.app.handlers import UserError
+from attention_lens.app.errors import UserError
 
 PAYLOAD = {"reference": "base", "detections": [
     {"model": "base", "class": "RBC", "confidence": 0.6, "box": [10, 10, 110, 110], "diff": "reference"},

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attention_lens.app.handlers import UserError, run_attention
+from attention_lens.app.errors import UserError
+from attention_lens.app.attention_handlers import run_attention
 from attention_lens.app.query_handlers import NO_SELF_ATTENTION, attention_query, click_point
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 from ultralytics_checkpoints import ultralytics_checkpoint

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from attention_lens.analysis.images import DISPLAY_MAX_SIDE
-from attention_lens.app.handlers import SESSIONS_ROOT, attention_downloads, end_session, run_attention, run_compare
+from attention_lens.app.sessions import SESSIONS_ROOT, end_session
+from attention_lens.app.attention_handlers import attention_downloads, run_attention
+from attention_lens.app.compare_handlers import run_compare
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 

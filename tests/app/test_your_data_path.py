@@ -76,7 +76,7 @@ def test_the_data_set_the_runs_and_the_checkpoints_go_through_without_a_hand_edi
     from attention_lens.modeling.catalog import ModelStore, read_manifest
 
     voc, data, plain, cbam, broken = researcher
-    monkeypatch.setattr("attention_lens.app.handlers.SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path / "sessions")
     # the checkpoint train wrote names its attention classes under a module no index can serve (item 8)
     with zipfile.ZipFile(cbam / "weights" / "best.pt") as z:
         pickled = pickled_globals(z.read(next(n for n in z.namelist() if n.endswith("data.pkl"))))

@@ -108,7 +108,7 @@ def zipped_run(run, path):
 def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tmp_path, monkeypatch):
     import tempfile
 
-    from attention_lens.app import handlers, metrics_handlers
+    from attention_lens.app import errors, metrics_handlers
     from attention_lens.data import archives
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -124,7 +124,7 @@ def test_metrics_tab_extracts_an_upload_once_however_often_the_pickers_change(tm
 
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(handlers.UserError, match="Run zip refused: not a zip file"):
+    with pytest.raises(errors.UserError, match="Run zip refused: not a zip file"):
         metrics_handlers.metrics_charts([], str(broken), [], None)
     assert len(list((tmp_path / "tmp").iterdir())) == 1  # the failed extraction left nothing behind
 
@@ -329,7 +329,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     import shutil
     import zipfile
 
-    from attention_lens.app import handlers, metrics_handlers
+    from attention_lens.app import metrics_handlers, sessions
     from attention_lens.cache import BoundedCache
     from attention_lens.experiments import runs as runs_module
     from attention_lens.jobs.lane import Lane
@@ -346,7 +346,7 @@ def test_an_uploaded_zips_checkpoints_are_costed_in_a_lane_job_never_built_in_th
     with zipfile.ZipFile(upload, "w") as z:
         for f in run.rglob("*"):
             z.write(f, f.relative_to(tmp_path))
-    monkeypatch.setattr(handlers, "SESSIONS_ROOT", tmp_path / "sessions")
+    monkeypatch.setattr(sessions, "SESSIONS_ROOT", tmp_path / "sessions")
     monkeypatch.setattr(load, "load_model", lambda *a: pytest.fail("a checkpoint was built in the server"))
     monkeypatch.setattr(runs_module, "_COSTS", BoundedCache(8))
     table, *_ = metrics_handlers.metrics_view([], True, str(upload), None, None, "s", None, Lane())

@@ -47,7 +47,7 @@ def test_yolov5_attention_maps_are_captured(name):
 
 
 def test_yolov5_detects_on_a_bccd_image_in_the_app(bccd_test_images):
-    from attention_lens.app.handlers import run_compare
+    from attention_lens.app.compare_handlers import run_compare
     from attention_lens.modeling.catalog import ModelStore
 
     store = ModelStore([])

@@ -32,7 +32,8 @@ def test_yolox_checkpoint_loads_and_equals_the_original_forward(name, attention)
 
 
 def test_yolox_models_work_in_the_compare_and_attention_views(bccd_test_images):
-    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.app.attention_handlers import run_attention
+    from attention_lens.app.compare_handlers import run_compare
     from attention_lens.modeling.catalog import ModelStore
 
     store = ModelStore([])

@@ -1,12 +1,12 @@
-"""The handlers' own contracts: which models a request resolves to, and the plot payload."""
+"""What a request names: which models it resolves to, image sizes and budgets refused before loading."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from attention_lens.app.handlers import UserError, plot_payload, resolve_models
+from attention_lens.app.errors import UserError
+from attention_lens.app.inputs import resolve_models
 from attention_lens.modeling.catalog import ModelStore, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,32 +32,13 @@ def test_an_unknown_name_is_refused_before_anything_loads(zoo):
         resolve_models(zoo, ["yolov8n-baseline-s0", "../../etc/passwd"], None)
 
 
-def test_the_plot_payload_is_a_valid_plotly_figure_with_the_same_values():
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    z = np.arange(6, dtype=np.float32).reshape(2, 3)
-    z[1, 2] = np.nan  # a map with no value there: null, a gap in the heatmap
-    x = np.array([1.5, 9.0, 2.5, 9.0, 3.5])[::2]  # a strided view
-    spec = {"data": [{"type": "heatmap", "z": z, "x": x, "y": np.array([0.5, 1.5], np.float16)}],
-            "layout": {"height": 300, "xaxis": {"range": [0, 4]}}}
-    payload = plot_payload(spec)
-    assert payload.type == "plotly"
-    got = pio.from_json(payload.plot)  # plotly validates what the browser would get
-    want = go.Figure(spec)
-    np.testing.assert_array_equal(np.asarray(got.data[0].z, float), want.data[0].z)  # null reads back as NaN
-    np.testing.assert_array_equal(np.asarray(got.data[0].x), want.data[0].x)
-    np.testing.assert_array_equal(np.asarray(got.data[0].y, float), [0.5, 1.5])
-    assert got.layout.height == 300 and tuple(got.layout.xaxis.range) == (0, 4)
-    assert plot_payload(None) is None
-
-
 @pytest.mark.parametrize("size", [8192, 100_000, 16, -320, "320; rm", 320.5, None, True])
 def test_every_view_refuses_an_image_size_outside_the_limits_before_loading_anything(zoo, size, monkeypatch):
     """/attention at 8192 px took 17 s and 4 GB (issue 31); every endpoint now checks first."""
     from attention_lens.app.evaluate_handlers import run_evaluate
     from attention_lens.app.explain_handlers import run_explain
-    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.app.attention_handlers import run_attention
+    from attention_lens.app.compare_handlers import run_compare
 
     monkeypatch.setattr(zoo, "get", lambda name: pytest.fail(f"{name} was loaded for a refused request"))
     image = str(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
@@ -76,7 +57,7 @@ def test_every_view_refuses_an_image_size_outside_the_limits_before_loading_anyt
 
 
 def test_a_request_whose_activations_exceed_the_budget_is_refused_with_the_size_that_fits(zoo):
-    from attention_lens.app.handlers import within_budget
+    from attention_lens.app.inputs import within_budget
     from attention_lens.modeling.cost import MAX_ACTIVATION_BYTES, ModelCost
 
     model = zoo.get("yolov8n-baseline-s0")
@@ -88,27 +69,11 @@ def test_a_request_whose_activations_exceed_the_budget_is_refused_with_the_size_
         within_budget({"heavy": heavy}, 672)
 
 
-def test_every_box_lists_the_reference_first_then_each_model_strongest_first():
-    """Issue 35: the 'Every box' table listed the reference last."""
-    from attention_lens.app.handlers import detections_table
-
-    payload = {"reference": "z-baseline", "detections": [
-        {"model": "a-ema", "class": "RBC", "confidence": 0.5, "box": [0, 0, 1, 1]},
-        {"model": "z-baseline", "class": "RBC", "confidence": 0.4, "box": [0, 0, 1, 1]},
-        {"model": "a-ema", "class": "WBC", "confidence": 0.9, "box": [0, 0, 1, 1]},
-        {"model": "z-baseline", "class": "RBC", "confidence": 0.8, "box": [0, 0, 1, 1]},
-        {"model": "z-baseline", "class": "RBC", "confidence": None, "box": [0, 0, 1, 1]}]}
-    df = detections_table(payload)
-    assert list(zip(df["model"], df["confidence"].fillna(-1))) == [
-        ("z-baseline", 0.8), ("z-baseline", 0.4), ("z-baseline", -1), ("a-ema", 0.9), ("a-ema", 0.5)]
-    assert list(detections_table(None).columns) == ["model", "class", "confidence", "box (x1, y1, x2, y2)", "diff"]
-
-
 def test_models_loaded_on_first_use_are_announced_with_their_progress():
     """Issue 35: 30 s of loading with gradio's bar showing a 1.2 s estimate."""
     from pathlib import Path
 
-    from attention_lens.app.handlers import resolve_models
+    from attention_lens.app.inputs import resolve_models
     from attention_lens.modeling.catalog import ModelStore, read_manifest
 
     store = ModelStore(read_manifest(Path(__file__).resolve().parents[2] / "weights"))
