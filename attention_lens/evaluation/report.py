@@ -49,17 +49,18 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     if reference not in detections:
         raise ValueError(f"the reference {reference!r} is not among the evaluated models")
     rounds = check_rounds(rounds, minimum=1)
+    # Each model's detections hashed once: the key of every per-model cache below.
+    keys = {n: (split.fingerprint, split.split, detections_digest(d)) for n, d in detections.items()}
     cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
     models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
     # Why: TIDE's error types and the AP each costs (at IoU 0.5), per model and against the reference.
-    classified = {n: classified_for(split, d) for n, d in detections.items()}
+    classified = {n: _CLASSIFIED.get_or_make(keys[n], lambda d=d: classify(split, d)) for n, d in detections.items()}
     for n, c in classified.items():
         models[n]["errors"] = summary_of(c, split.classes).as_dict()
         models[n]["errors"]["dAP 50-95"] = _DAP_50_95.get_or_make(
-            (split.fingerprint, split.split, detections_digest(detections[n])),
-            lambda d=detections[n], c=c: dap_50_95(split, d, at_50=c))
-    error_series = {n: error_series_for(split, d, classified[n], rounds) for n, d in detections.items()} \
-        if len(detections) > 1 else {}
+            keys[n], lambda d=detections[n], c=c: dap_50_95(split, d, at_50=c))
+    error_series = {n: _ERROR_SERIES.get_or_make((*keys[n], rounds), lambda c=c: dap_series(c, rounds))
+                    for n, c in classified.items()} if len(detections) > 1 else {}
     error_std = _error_seed_std(models, reference, seed_groups or {})
     if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
         for n, d in detections.items():
@@ -67,7 +68,8 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
     groups = seed_groups or {}
     seed_std = _seed_std(models, reference, groups)
     against, objects, ref_outcomes = {}, None, None
-    series = {n: series_for(split, d, rounds) for n, d in detections.items()} if len(detections) > 1 else {}
+    series = {n: _SERIES.get_or_make((*keys[n], rounds), lambda d=d: _bootstrap_series(split, d, rounds))
+              for n, d in detections.items()} if len(detections) > 1 else {}
     for n in detections:
         if n == reference:
             continue
@@ -106,7 +108,9 @@ def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], r
                              if per_image is not None and n in detections}}
 
 
-#: Each model's bootstrap series by (split, its detections, rounds).
+#: Each model's bootstrap series (every detection's per-image matches, resampled ``rounds`` times)
+#: by (split fingerprint, split, its detections, rounds): it depends on neither the reference nor
+#: the confidence, so another look costs only the matching at the new confidence.
 _SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
 
 
@@ -120,19 +124,10 @@ def detections_digest(detections: list[np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-def series_for(split: Split, detections: list[np.ndarray], rounds: int) -> np.ndarray:
-    """The model's ``bootstrap_series`` on the split (every detection's per-image matches,
-    resampled ``rounds`` times), cached per (split fingerprint, split, detections, rounds): it
-    depends on neither the reference nor the confidence, so another look costs only the matching
-    at the new confidence."""
-    key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
-
-    def draw() -> np.ndarray:
-        series = bootstrap_series(coco_matches(split, detections), rounds)
-        series.setflags(write=False)  # shared by every later evaluation that finds it here
-        return series
-
-    return _SERIES.get_or_make(key, draw)
+def _bootstrap_series(split: Split, detections: list[np.ndarray], rounds: int) -> np.ndarray:
+    series = bootstrap_series(coco_matches(split, detections), rounds)
+    series.setflags(write=False)  # shared by every later evaluation that finds it cached
+    return series
 
 
 #: One letter per found/missed category, for the compact per-object strings.
@@ -157,18 +152,6 @@ def _breakdown(objects: list[dict], key: str) -> dict:
 _CLASSIFIED: BoundedCache = BoundedCache(128)
 _DAP_50_95: BoundedCache[dict] = BoundedCache(128)
 _ERROR_SERIES: BoundedCache[np.ndarray] = BoundedCache(128)
-
-
-def classified_for(split: Split, detections: list[np.ndarray]):
-    key = (split.fingerprint, split.split, detections_digest(detections))
-    return _CLASSIFIED.get_or_make(key, lambda: classify(split, detections))
-
-
-def error_series_for(split: Split, detections: list[np.ndarray], classified, rounds: int) -> np.ndarray:
-    """The model's ``dap_series`` (every error type's dAP on the resampled images, the same draws
-    as the mAP series), cached like ``series_for``."""
-    key = (split.fingerprint, split.split, detections_digest(detections), int(rounds))
-    return _ERROR_SERIES.get_or_make(key, lambda: dap_series(classified, rounds))
 
 
 def _error_seed_std(models: dict, reference: str, groups: dict[str, str]) -> dict:

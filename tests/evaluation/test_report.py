@@ -34,3 +34,21 @@ def test_another_reference_or_confidence_reuses_each_models_bootstrap_series(mon
     monkeypatch.setattr(report, "_SERIES", BoundedCache(128))
     fresh = evaluate_detections(split_, three, "yolov8n-ema-neck-s0", confidence=0.4, rounds=100)
     assert again["against reference"] == fresh["against reference"] and again["models"] == fresh["models"]
+
+
+def test_each_models_detections_are_hashed_once_per_evaluation(monkeypatch):
+    """Every per-model cache of an evaluation is keyed by one hash of the model's detections."""
+    from pathlib import Path
+
+    from attention_lens.evaluation import report
+    from attention_lens.evaluation.report import evaluate_detections
+
+    stored = Path(__file__).resolve().parents[2] / "weights" / "evaluation" / "bccd-test.json.gz"
+    if not stored.is_file():
+        pytest.skip("the zoo's stored detections are not here")
+    split_, _, all_dets, _ = load_detections(stored)
+    three = {n: all_dets[n] for n in ("yolov8n-baseline-s0", "yolov8n-ema-neck-s0", "yolov8n-cbam-neck-s0")}
+    hashed, real = [], report.detections_digest
+    monkeypatch.setattr(report, "detections_digest", lambda d: hashed.append(1) or real(d))
+    evaluate_detections(split_, three, "yolov8n-baseline-s0", confidence=0.25, rounds=50)
+    assert len(hashed) == 3
