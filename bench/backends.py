@@ -169,7 +169,8 @@ def views(store, quick: bool) -> list[dict]:
 
     from bench.run import alternate
     from attention_lens.runtime.letterbox import letterbox, model_stride
-    from attention_lens.app.handlers import run_attention, run_compare
+    from attention_lens.app.attention_handlers import run_attention
+    from attention_lens.app.compare_handlers import run_compare
     from attention_lens.torch_thread import run_on_torch_thread
 
     names = store.names

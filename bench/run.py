@@ -112,7 +112,7 @@ def pipeline_cost(store, quick: bool) -> dict:
 
     from attention_lens.analysis.compare import compare
     from attention_lens.runtime.letterbox import letterbox, model_stride
-    from attention_lens.app.handlers import run_compare
+    from attention_lens.app.compare_handlers import run_compare
 
     models = {n: store.get(n) for n in store.names}
     if len(models) < 2:

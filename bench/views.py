@@ -26,7 +26,7 @@ def views_cost(store, quick: bool) -> list[dict]:
     from attention_lens.runtime.detect import detect
     from attention_lens.runtime.letterbox import letterbox, model_stride
     from attention_lens.app.explain_handlers import detection_value, run_explain
-    from attention_lens.app.handlers import run_attention
+    from attention_lens.app.attention_handlers import run_attention
     from attention_lens.torch_thread import run_on_torch_thread
 
     names = _three(store)

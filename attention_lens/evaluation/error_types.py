@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou as torch_box_iou
 
 from attention_lens.data.datasets import Split
 
@@ -146,14 +148,9 @@ class Classified:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) IoU of xyxy boxes."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+    """(len(a), len(b)) IoU of xyxy boxes in float64 (torchvision's), 0 where two empty boxes meet."""
+    as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 4))  # noqa: E731
+    return np.nan_to_num(torch_box_iou(as_tensor(a), as_tensor(b)).numpy(), nan=0.0)
 
 
 def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> Classified:
