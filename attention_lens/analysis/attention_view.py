@@ -53,6 +53,13 @@ class Inspection:
     # the same overlays, so the second asks for them again at no cost.
     last_render: tuple | None = field(default=None, repr=False, compare=False)
 
+    def gain(self, mm: ModelMaps) -> float:
+        """Input pixels per image pixel for ``mm``'s forward: the letterbox's scale (the image was
+        resized by it), so a length in input pixels / gain is a length in the image's own pixels."""
+        if not all(self.original_hw):
+            return 1.0
+        return min(mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1])
+
     def table(self) -> pd.DataFrame:
         rows = []
         for mm in self.models:
@@ -60,9 +67,7 @@ class Inspection:
                 rows.append({"model": mm.model, "layer": None, "module": "no attention layers", "placement": None,
                              "stride": None, "feature map": None, "maps": "LayerCAM", "loaded from": None,
                              "backend": mm.backend})
-            # Input pixels -> image pixels: the letterbox's gain (the image was scaled by it).
-            gain = min(mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1]) \
-                if all(self.original_hw) else 1.0
+            gain = self.gain(mm)
             for lm in mm.layers:
                 rows.append({"model": mm.model, "layer": lm.layer, "module": lm.module, "placement": mm.placement,
                              "stride": lm.stride, "feature map": f"{lm.feature_hw[0]}x{lm.feature_hw[1]}",

@@ -35,12 +35,6 @@ class BoxAttention:
                 + " ".join(f"{v:.2f}" for v in self.kept) + ")")
 
 
-def has_self_attention(model) -> bool:
-    from attention_lens.attention import BUILT_IN_ATTENTION
-
-    return any(isinstance(m, tuple(BUILT_IN_ATTENTION.values())) for m in model.modules())
-
-
 def box_attention(model, name: str, image_rgb: np.ndarray, box, *, imgsz: int = 320,
                   display_hw: tuple[int, int] | None = None) -> list[BoxAttention]:
     """Every self-attention layer's attention from the cells of ``box`` (original pixels)."""

@@ -99,7 +99,8 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
     import cv2
     import pandas as pd
 
-    from attention_lens.analysis.box_attention import box_attention, has_self_attention
+    from attention_lens.analysis.box_attention import box_attention
+    from attention_lens.runtime.capture import attention_layout
     from attention_lens.analysis.explain import ExplainError, energy_ratio, explain_box, explanation_notes
     from attention_lens.analysis.heatmaps import overlay
     from attention_lens.analysis.images import display_copy, load_image
@@ -129,7 +130,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
                               + "".join(f" · {n.split(':')[0]}" for n in notes)))
             # Self-attention's own answer beside the CAM: where the box's cells look (one more forward).
             looked = box_attention(model, name, rgb, box, imgsz=int(imgsz), display_hw=view.shape[:2]) \
-                if has_self_attention(model) else []
+                if attention_layout(model).has_self_attention else []
             for ba in looked:
                 shown = cv2.rectangle(np.ascontiguousarray(overlay(view, ba.heat, 0.5, "jet")), (x1, y1), (x2, y2),
                                       (255, 255, 255), 2)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attention_lens.attention import Gate, attention_modules
+from attention_lens.attention import BUILT_IN_ATTENTION, Gate, attention_modules
 
 
 _locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -53,6 +53,11 @@ class AttentionLayout:
     @property
     def module_names(self) -> list[str]:
         return [lay.name for lay in self.layers]
+
+    @property
+    def has_self_attention(self) -> bool:
+        """Whether any layer is a self-attention (the detectors' own, rebuilt with a tap)."""
+        return any(isinstance(lay.module, tuple(BUILT_IN_ATTENTION.values())) for lay in self.layers)
 
 
 _layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -19,10 +19,8 @@ def head_rows(ins) -> dict[tuple[int, int], list[tuple[str, object, float, float
     rows: dict[tuple[int, int], list] = {}
     for mm in ins.models:
         layers = [lm for lm in mm.layers if lm.head_stats is not None]
-        gain = min(mm.input_hw[0] / ins.original_hw[0], mm.input_hw[1] / ins.original_hw[1]) \
-            if all(ins.original_hw) else 1.0
         for column, lm in zip(layer_columns(layers), layers):
-            rows.setdefault(column, []).append((mm.model, lm, lm.stride / gain, lm.head_stats[2]))
+            rows.setdefault(column, []).append((mm.model, lm, lm.stride / ins.gain(mm), lm.head_stats[2]))
     return dict(sorted(rows.items()))
 
 

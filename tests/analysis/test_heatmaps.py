@@ -205,3 +205,12 @@ def test_ema_group_tiles_share_one_scale_and_carry_their_ranges():
     blank = group_grid(np.stack([weak, weak]), tile=20, columns=2)
     assert np.array_equal(blank[5, 5], blank[5, 62 + 5])
     assert (grid[20:, :] < 200).any()  # the captions under the tiles
+
+
+def test_the_letterbox_gain_maps_input_pixels_to_image_pixels():
+    """A 480x640 image letterboxed to 256x320 was halved: 32 input pixels are 64 image pixels."""
+    from attention_lens.analysis.attention_view import Inspection, ModelMaps
+
+    mm = ModelMaps("m", None, np.zeros((0, 4)), np.zeros(0), [], (256, 320))
+    assert Inspection(np.zeros((48, 64, 3), np.uint8), [mm], original_hw=(480, 640)).gain(mm) == 0.5
+    assert Inspection(np.zeros((48, 64, 3), np.uint8), [mm]).gain(mm) == 1.0  # size unknown: no scaling
