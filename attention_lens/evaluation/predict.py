@@ -14,6 +14,7 @@ import torch
 from attention_lens.cache import BoundedCache
 from attention_lens.data.datasets import Split
 from attention_lens.evaluation.coco import MAX_DETS, EvaluationError, size_of
+from attention_lens.modeling.identity import loaded_identity
 
 
 def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, int]:
@@ -97,28 +98,12 @@ def _in_split_classes(det, by_name: dict) -> np.ndarray:
 _CACHE: BoundedCache[tuple] = BoundedCache(32)
 
 
-def model_digest(model) -> str:
-    """The model's identity (structure, wiring and weights: ``modeling.identity``): the same
-    content gives the same key whatever its name. Computed once per model object."""
-    from attention_lens.modeling.identity import model_identity
-
-    cached = getattr(model, "_attention_lens_digest", None)
-    if cached:
-        return cached
-    digest = model_identity(model)[:16]
-    try:
-        model._attention_lens_digest = digest
-    except AttributeError:
-        pass
-    return digest
-
-
 def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
     """name -> (detections, localisation scores or None), cached per (model content, split
     fingerprint, split, image size); the models not cached run together, in one pass over the
     split (each image read once). A cached entry without scores is run again when scores are
     asked for. ``progress(done, total)`` after each image of that pass."""
-    keys = {name: (model_digest(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
+    keys = {name: (loaded_identity(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
     found = {}
     for name, key in keys.items():
         hit = _CACHE.get(key)

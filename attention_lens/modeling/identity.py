@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
 
 import torch
 
@@ -31,3 +33,20 @@ def model_identity(model: torch.nn.Module, salt: str = "") -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+_known: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_known_lock = threading.Lock()
+
+
+def loaded_identity(model: torch.nn.Module, salt: str = "") -> str:
+    """``model_identity`` of a loaded model, hashed once per model object (a loaded model is shared
+    and never changed: every cache keyed by it, the ONNX graphs and a split's detections, asks
+    here instead of hashing every tensor again). ``salt`` is hashed with it, not into it."""
+    with _known_lock:
+        found = _known.get(model)
+    if found is None:
+        found = model_identity(model)
+        with _known_lock:
+            _known[model] = found
+    return hashlib.sha256(f"{salt}{found}".encode()).hexdigest() if salt else found

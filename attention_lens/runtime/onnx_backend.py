@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from attention_lens.modeling.identity import model_identity
+from attention_lens.modeling.identity import loaded_identity
 from attention_lens.runtime import onnx_check
 from attention_lens.runtime.capture import attention_layout, capture_gates, raw_prediction
 from attention_lens.runtime.onnx_session import Exported, ExportError
@@ -82,7 +82,7 @@ def model_key(model: torch.nn.Module) -> str:
     ``modeling.identity``) and the exporter's and runtime's versions."""
     import onnxruntime
 
-    return model_identity(model, f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|")[:32]
+    return loaded_identity(model, f"{GRAPH}|{torch.__version__}|{onnxruntime.__version__}|{OPSET}|")[:32]
 
 
 class _WithMaps(torch.nn.Module):

@@ -39,3 +39,16 @@ def test_other_weights_have_another_identity_and_a_salt_separates_uses():
         next(other.parameters()).add_(1e-3)
     assert model_identity(other) != model_identity(model)
     assert model_identity(model, "onnx|") != model_identity(model)
+
+
+def test_a_loaded_models_identity_is_hashed_once_and_salted_apart(monkeypatch):
+    from attention_lens.modeling import identity
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    want = model_identity(model)
+    calls = []
+    monkeypatch.setattr(identity, "model_identity", lambda m, salt="": calls.append(m) or want)
+    assert identity.loaded_identity(model) == want == identity.loaded_identity(model)
+    salted = identity.loaded_identity(model, "onnx|")
+    assert salted != want and salted == identity.loaded_identity(model, "onnx|")
+    assert len(calls) == 1  # every later ask, salted or not, reuses the one hash
