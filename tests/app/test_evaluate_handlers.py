@@ -53,8 +53,22 @@ def test_the_zoo_evaluates_from_stored_numbers_and_agrees_with_its_summaries(sto
     assert set(results["localisation"]) == set(names)
     assert set(located_table["model"]) == set(names) and located is not None
     # One image opened without pixels: the boxes on a blank canvas, and the caption says so.
-    fig, caption = review_image(held, images["image"][0])
-    assert "blank canvas" in caption and len(fig.layout.shapes) > 0
+    opened = images["image"][0]
+    fig, caption = review_image(held, opened)
+    assert "blank canvas" in caption
+    # Per model panel: each ground-truth object drawn once, found (solid) or missed (dotted), and each
+    # detection at the confidence once, true (solid) or false (dashed).
+    index = held.split.images.index(opened)
+    n_gt = len(held.split.boxes[index])
+    panels = {}
+    for s in fig.layout.shapes:
+        panels.setdefault(s.xref, []).append(s.line.dash)
+    assert len(panels["x"]) == n_gt  # the ground truth's own panel
+    for k, name in enumerate(names, start=2):
+        kept = int((held.detections[name][index][:, 4] >= 0.25).sum())
+        dashes = panels.get(f"x{k}", [])
+        assert dashes.count("solid") + dashes.count("dot") == n_gt, name
+        assert dashes.count("solid") + dashes.count("dash") == kept, name
 
 
 def test_refusals_are_plain_messages(store, tmp_path):
