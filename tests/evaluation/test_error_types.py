@@ -197,3 +197,32 @@ def test_the_fast_series_equals_the_daps_of_each_resample():
     for row in series[1:]:  # the same draws, through the plain per-resample computation
         want = c.daps(np.bincount(rng.integers(0, n, n), minlength=n))
         assert list(row) == pytest.approx([want[t] for t in TYPES], abs=1e-12)
+
+
+def test_the_delta_dap_interval_covers_the_true_difference_about_as_often_as_it_says():
+    """Synthetic population (issue 36): each image holds one object, found exactly (one score) by
+    the reference with probability 0.5 and by the model with 0.7, independently, nothing else
+    detected. Fixing the missed objects makes AP50 1, so missed dAP = 1 - AP50 and the true Δ is
+    -(0.7 - 0.5) on COCO's 101-point recall grid: -0.2 x 100/101. 40 draws of 40 images: a 95%
+    interval should miss it in about 2; more than 6 misses is implausible (binomial p < 0.01)."""
+    from coco_cases import dets_from, split_of
+
+    from attention_lens.evaluation.error_types import TYPES, classify, dap_series, errors_against
+
+    truth = -0.2 * 100 / 101
+    rng = np.random.default_rng(0)
+    misses = 0
+    for draw in range(40):
+        images, ref, model = [], [], []
+        for _ in range(40):
+            rows = [(0, 10, 10, 110, 110)]
+            images.append(rows)
+            ref.append(dets_from(rows) if rng.random() < 0.5 else np.zeros((0, 6)))
+            model.append(dets_from(rows) if rng.random() < 0.7 else np.zeros((0, 6)))
+        split = split_of(images, classes=("a",))
+        ref_series = dap_series(classify(split, ref), 200, seed=draw)
+        model_series = dap_series(classify(split, model), 200, seed=draw)
+        missed = errors_against(ref_series, model_series)["missed"]
+        misses += not (missed["low"] <= truth <= missed["high"])
+        assert all(errors_against(ref_series, model_series)[t]["delta"] == 0 for t in TYPES if t != "missed")
+    assert misses <= 6, misses
