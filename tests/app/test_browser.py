@@ -191,6 +191,12 @@ def test_clicking_the_image_shows_where_that_location_looks_in_yolo11_and_yolo26
     note = page.locator("#attention-query-note")
     expect(note).to_contain_text("3 self-attention layer(s)")  # yolo11n: 1; yolo26n: 2
     shown = page.locator("#attention-query-image img")
+    # The marked image may still be arriving (decoding, or replacing the previous one) when the note
+    # shows: measure only once it is loaded and its size held between two polls.
+    page.wait_for_function(
+        "e => { const r = e.getBoundingClientRect(); const k = [r.width, r.height, e.naturalWidth, e.naturalHeight, e.src]"
+        ".join(); const same = e.dataset.lastLayout === k; e.dataset.lastLayout = k;"
+        " return e.complete && e.naturalWidth > 0 && same; }", arg=shown.element_handle(), polling=250)
     width, height, natural_w, natural_h = shown.evaluate(
         "e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height, e.naturalWidth, e.naturalHeight]")
     scale = min(width / natural_w, height / natural_h)  # object-fit: contain, centred
