@@ -75,7 +75,9 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                                      height="auto", object_fit="contain", elem_id="attention-gallery",
                                      format=DISPLAY_FORMAT)
             with gr.Accordion("Layers, downloads and raw ranges", open=False):
-                layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers")
+                layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers",
+                                      headers=["model", "layer", "module", "placement", "stride", "feature map",
+                                               "maps"])
                 downloads = gr.File(label="Downloads: overlays (PNG, zipped) and raw maps (.npz)",
                                     file_count="multiple")
                 summary = gr.JSON(label="Maps captured (shapes and ranges)", visible=True)

@@ -89,6 +89,10 @@ def results_grid(shown: dict | None, payload: dict | None):
                 shown.get("captions", {}))
 
 
+#: The columns of the "every box" table.
+DETECTION_COLUMNS = ("model", "class", "confidence", "box (x1, y1, x2, y2)", "diff")
+
+
 def detections_table(payload: dict | None):
     """Every box of a /compare answer as rows: the reference's first, strongest first per model
     (UI: the labels on the images leave out those that would cover others; the table has them all)."""
@@ -97,7 +101,7 @@ def detections_table(payload: dict | None):
     rows = [{"model": d["model"], "class": d["class"], "confidence": d["confidence"],
              "box (x1, y1, x2, y2)": ", ".join(f"{v:.0f}" for v in d["box"]), "diff": d.get("diff")}
             for d in (payload or {}).get("detections", [])]
-    df = pd.DataFrame(rows, columns=["model", "class", "confidence", "box (x1, y1, x2, y2)", "diff"])
+    df = pd.DataFrame(rows, columns=list(DETECTION_COLUMNS))
     # the reference first, then the models in the order they were compared; strongest first in each
     order = {m: i for i, m in enumerate(dict.fromkeys([(payload or {}).get("reference"), *df["model"]]))}
     return df.assign(_m=df["model"].map(order)).sort_values(

@@ -7,6 +7,7 @@ from attention_lens.analysis.compare import IMGSZ_CHOICES
 from attention_lens.app.explain_section import build_explain_section, explain_targets
 from attention_lens.app.compare_handlers import (
     compare,
+    DETECTION_COLUMNS,
     compare_again,
     detections_table,
     results_grid,
@@ -49,9 +50,10 @@ def build_compare_tab(store, examples: list[str]) -> None:
             gallery = gr.Gallery(label="Detections", visible=False, format=DISPLAY_FORMAT)
             table = gr.Dataframe(label="Per model: boxes per class, diff against the reference, and ms: the wall time "
                                        "of this one forward (noisy on a shared CPU; the Metrics tab's latency is "
-                                       "measured side by side)",
+                                       "measured side by side)", headers=["model", "boxes"],
                                  elem_id="compare-table")
             boxes = gr.Dataframe(label="Every box: model, class, confidence, box in image pixels, diff status",
+                                 headers=list(DETECTION_COLUMNS),
                                  elem_id="compare-boxes", max_height=300)
             with gr.Accordion("Slider: any two models", open=False):
                 with gr.Row():

@@ -73,8 +73,8 @@ def collect_evaluation(job: Job, data: str | None = None):
     if len(paths) == len(split.images) and all(any(p.is_relative_to(r) for r in roots) and p.is_file()
                                                for p in paths):
         split.paths = paths
-    return results, [str(out / RESULTS), str(out / REPORT)], KeptEvaluation(split, detections, float(results["confidence"]),
-                                                                    imgsz)
+    kept = KeptEvaluation(split, detections, float(results["confidence"]), imgsz)
+    return results, [str(out / RESULTS), str(out / REPORT)], kept
 
 
 def _data_root(data: str) -> Path:

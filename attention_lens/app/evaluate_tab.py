@@ -58,11 +58,12 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
         with gr.Column(scale=2):
             summary = gr.Markdown(label="What was evaluated, and the files left out", elem_id="evaluate-data")
             table = gr.Dataframe(label="Per model: metrics, Δ mAP50-95 vs the reference with its 95% interval, verdict",
-                                 elem_id="evaluate-table")
+                                 elem_id="evaluate-table",
+                                 headers=["model", "mAP50-95 (COCO)", "mAP50-95 (ultralytics val)"])
             delta = gr.Plot(label="Δ mAP50-95 with bootstrap interval", elem_id="evaluate-delta")
             errors = gr.Dataframe(label="Why: TIDE's error types at IoU 0.5: the AP50 fixing each would add (dAP), "
                                         "Δ dAP against the reference (negative: fewer of those errors), counts",
-                                  elem_id="evaluate-errors")
+                                  elem_id="evaluate-errors", headers=["model", "why (TIDE, vs the reference)"])
             with gr.Row():
                 cls = gr.Dropdown(choices=[ALL], value=ALL, label="Objects of class", elem_id="evaluate-class")
                 size = gr.Dropdown(choices=[ALL], value=ALL, label="Objects of size (COCO area, image pixels)",
@@ -73,14 +74,17 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             with gr.Row():
                 flow = gr.Dropdown(choices=[], value=None, label="A flow where the two disagree: its images "
                                                                  "(click one to open it)", elem_id="evaluate-flow")
-            flow_table = gr.Dataframe(label="Images of that flow", elem_id="evaluate-flow-images")
+            flow_table = gr.Dataframe(label="Images of that flow", elem_id="evaluate-flow-images",
+                                      headers=["model", "image", "objects in this flow"])
             located = gr.Plot(label="Where the maps fall", elem_id="evaluate-localisation")
             with gr.Accordion("Where the maps fall: every layer's numbers", open=False):
                 located_table = gr.Dataframe(label="Energy ratio (1 = no preference), pointing-game hit rate and, for "
                                                    "self-attention, the attention an object keeps on itself",
-                                             elem_id="evaluate-localisation-table")
+                                             elem_id="evaluate-localisation-table",
+                                             headers=["model", "level", "layer", "map", "energy ratio",
+                                                      "pointing game"])
             images = gr.Dataframe(label="Images where a model and the reference disagree most (click one to open it)",
-                                  elem_id="evaluate-images")
+                                  elem_id="evaluate-images", headers=["model", "image", "only reference", "only model"])
             with gr.Row():
                 opened = gr.Dropdown(choices=[], value=None, label="Open image", allow_custom_value=True,
                                      elem_id="evaluate-open")

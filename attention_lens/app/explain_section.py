@@ -28,7 +28,7 @@ def build_explain_section(store, examples: list[str], image, models, uploads, im
     cams = gr.Gallery(label="Explanations (energy in box: the share of the map inside the chosen box)", columns=3,
                       height="auto", object_fit="contain", elem_id="explain-gallery", format=DISPLAY_FORMAT)
     table = gr.Dataframe(label="Per model: the candidate explained and how much of the map lies in the box",
-                         elem_id="explain-table")
+                         elem_id="explain-table", headers=["model", "method", "class", "energy in box"])
 
     inputs = [image, models, uploads, detection, method, levels, imgsz]
     explain_step = event(explain, store, examples)

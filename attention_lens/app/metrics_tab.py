@@ -22,7 +22,7 @@ def build_metrics_tab(demo, sources: list[str], preferred: list[str] | None = No
         per_run = gr.Checkbox(label="One row per run (instead of per variant)", value=False)
         upload = gr.File(label="Add a run (zip of a run directory)", file_types=[".zip"])
         refresh = gr.Button("Reload runs")
-    table = gr.Dataframe(label="Runs", elem_id="metrics-table", wrap=True)
+    table = gr.Dataframe(label="Runs", elem_id="metrics-table", wrap=True, headers=["model", "data set", "seeds"])
     csv = gr.File(label="Table as CSV")
     skipped = gr.Markdown(label="Skipped runs", show_label=False)
     with gr.Row():
