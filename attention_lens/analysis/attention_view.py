@@ -21,6 +21,7 @@ from attention_lens.analysis.heatmaps import (
     layer_maps,
     overlay,
     to_original,
+    layer_labels,
 )
 from attention_lens.analysis.images import display_copy, display_size, load_image
 from attention_lens.attention.self_attention import head_statistics
@@ -154,18 +155,18 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
         for mm in ins.models:
             if position >= len(mm.layers):
                 continue
-            lm = mm.layers[position]
+            lm, label = mm.layers[position], layer_labels(mm.layers)[position]
             for view, fmap in lm.views.items():
                 heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
                 im = overlay(ins.image, heat, alpha, colormap)
                 if lm.profiles:
                     im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2])
                 im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
-                items.append((im, f"{mm.model} · layer {lm.layer} {lm.module} · {view} · stride {lm.stride}"))
+                items.append((im, f"{mm.model} · {label} · {view} · stride {lm.stride}"))
             if lm.group_maps is not None:
                 lo, hi = float(lm.group_maps.min()), float(lm.group_maps.max())
                 items.append((group_grid(lm.group_maps, colormap=colormap),
-                              f"{mm.model} · layer {lm.layer} {lm.module} · {len(lm.group_maps)} group maps on one "
+                              f"{mm.model} · {label} · {len(lm.group_maps)} group maps on one "
                               f"scale ({lo:.2f}-{hi:.2f}), each group's own range under its tile"))
     for mm in ins.models:  # models without attention: LayerCAM, labelled as the different kind of map it is
         for cam in mm.layercam:

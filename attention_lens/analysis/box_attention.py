@@ -38,7 +38,7 @@ class BoxAttention:
 def box_attention(model, name: str, image_rgb: np.ndarray, box, *, imgsz: int = 320,
                   display_hw: tuple[int, int] | None = None) -> list[BoxAttention]:
     """Every self-attention layer's attention from the cells of ``box`` (original pixels)."""
-    from attention_lens.analysis.heatmaps import layer_maps
+    from attention_lens.analysis.heatmaps import layer_labels, layer_maps
     from attention_lens.runtime.detect import detect
 
     original_hw = tuple(image_rgb.shape[:2])
@@ -46,14 +46,15 @@ def box_attention(model, name: str, image_rgb: np.ndarray, box, *, imgsz: int = 
     det = detect(model, image_rgb, imgsz=imgsz, capture=True)
     gt = np.array([[0, *(float(v) for v in box)]])
     out = []
-    for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
+    layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+    for label, lm in zip(layer_labels(layers), layers):
         attn = lm.gates.get("self_attention")
         if attn is None:
             continue
         [cells] = object_cells(gt, det.input_shape, original_hw, lm.stride, lm.feature_hw)
         heads, _ = attended_from(attn, attn.shape[0], lm.feature_hw, cells)
         kept, uniform = in_box_attention(attn, attn.shape[0], cells)
-        out.append(BoxAttention(name, f"L{lm.layer} {lm.module} ({lm.name.removeprefix('model.')})", lm.stride,
+        out.append(BoxAttention(name, f"{label} ({lm.name.removeprefix('model.')})", lm.stride,
                                 len(np.unique(cells)),
                                 grid_to_image(heads.mean(0), det.input_shape, original_hw, display_hw),
                                 kept / uniform))

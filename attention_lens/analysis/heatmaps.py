@@ -51,6 +51,19 @@ class LayerMaps:
     matrix_dropped: str = ""
 
 
+def layer_labels(layers) -> list[str]:
+    """One name per attention layer of a model, the same in every view and in the stored scores:
+    "L{layer index} {module}", numbered "#2", "#3"... in model order where one layer holds several
+    (YOLO12's A2C2f holds 2-4 area attentions)."""
+    seen: dict[str, int] = {}
+    out = []
+    for lm in layers:
+        base = f"L{lm.layer} {lm.module}"
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
+    return out
+
+
 def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int]) -> list[LayerMaps]:
     """Group captured gate outputs by attention module and derive the views of each."""
     out = []

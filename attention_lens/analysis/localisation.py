@@ -179,7 +179,7 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
     "groups": {group: [energy ratio, hit]}}, or None for an image without objects. ``x``: the
     letterboxed image, when the caller already has it."""
-    from attention_lens.analysis.heatmaps import LAYERCAM_KIND, layer_maps, main_view
+    from attention_lens.analysis.heatmaps import LAYERCAM_KIND, layer_labels, layer_maps, main_view
     from attention_lens.runtime.capture import attention_layout
     from attention_lens.runtime.detect import detect, from_prediction
     from attention_lens.runtime.letterbox import letterbox, model_stride
@@ -188,15 +188,13 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     maps, taps = [], {}
     if attention_layout(model).layers:
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x)
-        for lm in layer_maps(model, det.maps, det.inputs, det.input_shape):
+        layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+        for label, lm in zip(layer_labels(layers), layers):
             view, kind = main_view(lm)
             if view:
-                label = f"L{lm.layer} {lm.module}"
-                taken = sum(m[0] == label or m[0].startswith(label + " #") for m in maps)
-                # Several in one layer (YOLO12's A2C2f holds 2-4 area attentions): numbered in model order.
-                maps.append((label if not taken else f"{label} #{taken + 1}", kind, lm.stride, lm.views[view]))
+                maps.append((label, kind, lm.stride, lm.views[view]))
                 if "self_attention" in lm.gates:
-                    taps[maps[-1][0]] = lm
+                    taps[label] = lm
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
     if not maps:
         x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from attention_lens.analysis.heatmaps import COLORMAPS, LEVEL_NAMES, LayerMaps
+from attention_lens.analysis.heatmaps import COLORMAPS, LEVEL_NAMES, LayerMaps, layer_labels
 from attention_lens.attention.self_attention import attended
 from attention_lens.runtime.letterbox import input_cell, letterbox_geometry
 
@@ -68,6 +68,7 @@ class LayerQuery:
     """One self-attention layer's answer to one query: where that cell looks."""
     model: str
     layer: LayerMaps
+    label: str  # heatmaps.layer_labels: the layer's name in every view
     input_hw: tuple[int, int]  # the model's letterboxed input
     cell: QueryCell
     heads: np.ndarray  # (heads, h, w): attention x keys seen (1 = uniform), 0 outside the area
@@ -93,13 +94,14 @@ class LayerQuery:
         if self.cell.areas > 1:
             where += f", area {self.cell.area + 1} of {self.cell.areas}"
         block = self.layer.name.removeprefix("model.")  # several sit in one layer (YOLO12's A2C2f: 2-4)
-        return (f"{self.model} · layer {self.layer.layer} {self.layer.module} ({block}) · {level}",
+        return (f"{self.model} · {self.label} ({block}) · {level}",
                 f"query {where} · colour scale 0-{self.scale_top:.1f} x uniform (largest {float(self.heads.max()):.1f})")
 
 
-def self_attention_layers(ins) -> list[tuple[str, LayerMaps, tuple[int, int]]]:
-    """(model, layer, input size) of every captured self-attention layer, in model order."""
-    return [(mm.model, lm, mm.input_hw) for mm in ins.models for lm in mm.layers if "self_attention" in lm.gates]
+def self_attention_layers(ins) -> list[tuple[str, LayerMaps, str, tuple[int, int]]]:
+    """(model, layer, its label, input size) of every captured self-attention layer, in model order."""
+    return [(mm.model, lm, label, mm.input_hw) for mm in ins.models
+            for label, lm in zip(layer_labels(mm.layers), mm.layers) if "self_attention" in lm.gates]
 
 
 def default_point(ins) -> tuple[float, float]:
@@ -122,12 +124,12 @@ def default_point(ins) -> tuple[float, float]:
 def query(ins, point_xy: tuple[float, float]) -> list[LayerQuery]:
     """Every self-attention layer's attention from the cell under ``point_xy`` (original pixels)."""
     out = []
-    for model, lm, input_hw in self_attention_layers(ins):
+    for model, lm, label, input_hw in self_attention_layers(ins):
         attn = lm.gates["self_attention"]
         areas = attn.shape[0]
         cell = feature_cell(point_xy, ins.original_hw, input_hw, lm.stride, lm.feature_hw, areas)
         heads, mask = attended(attn, areas, lm.feature_hw, (cell.row, cell.col))
-        out.append(LayerQuery(model, lm, input_hw, cell, heads, mask))
+        out.append(LayerQuery(model, lm, label, input_hw, cell, heads, mask))
     return out
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attention_lens.analysis.heatmaps import LAYERCAM_KIND, LEVEL_NAMES, main_view, normalize
+from attention_lens.analysis.heatmaps import LAYERCAM_KIND, LEVEL_NAMES, layer_labels, main_view, normalize
 from attention_lens.analysis.images import display_copy, jpeg_data_uri
 
 #: JPEG quality of the image under the maps: it is context under a translucent heatmap, and
@@ -56,10 +56,10 @@ def cells(ins) -> list[Cell]:
     """One cell per attention layer (or LayerCAM level, for a model without attention)."""
     out = []
     for mm in ins.models:
-        for column, lm in zip(layer_columns(mm.layers), mm.layers):
+        for column, label, lm in zip(layer_columns(mm.layers), layer_labels(mm.layers), mm.layers):
             view, kind = main_view(lm)
             if view is not None:
-                out.append(Cell(mm.model, column, f"L{lm.layer} {lm.module}", kind, lm.views[view], mm.input_hw,
+                out.append(Cell(mm.model, column, label, kind, lm.views[view], mm.input_hw,
                                 lm.stride, lm.profiles or None))
         for column, cam in zip(layer_columns(mm.layercam), mm.layercam):
             out.append(Cell(mm.model, column, f"L{cam['layer']} LayerCAM", LAYERCAM_KIND, cam["grid"],
@@ -119,7 +119,7 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
         named = False  # the model's name once a row, on its first cell
         for k in range(n_cols):
             c = by_place.get((m, row_columns[k])) if k < len(row_columns) else None
-            text = ((_level(row_columns[k]) + " · " if extra_row else "") + c.title) if c else ""
+            text = ((level_title(row_columns[k]) + " · " if extra_row else "") + c.title) if c else ""
             titles.append(_fit(f"{m} · {text}" if c and not named else text, budget))
             named = named or c is not None
     # Plain dicts, built into one figure without plotly's per-property validation (with it, the
@@ -168,7 +168,7 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
         a["font"] = dict(size=11)
     for k, col in enumerate(main):  # column headers: the level and stride
         layout.setdefault("annotations", []).append(dict(
-            text=f"<b>{_level(col)}</b>", xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
+            text=f"<b>{level_title(col)}</b>", xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
             yshift=34, showarrow=False, font=dict(size=12)))
     cell_h = cell_px * h / w
     layout.update(height=int(len(grid_rows) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
@@ -176,7 +176,8 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     return dict(data=traces, layout=layout)
 
 
-def _level(column: tuple[int, int]) -> str:
+def level_title(column: tuple[int, int]) -> str:
+    """A matrix column's name: "P4 · stride 16", "#2" for a model's second layer there."""
     stride, nth = column
     return f"{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}" + (f" #{nth + 1}" if nth else "")
 

@@ -7,8 +7,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from attention_lens.analysis.attention_view import Inspection
-from attention_lens.analysis.heatmaps import LEVEL_NAMES
-from attention_lens.views.attention_matrix import layer_columns
+from attention_lens.analysis.heatmaps import layer_labels
+from attention_lens.views.attention_matrix import layer_columns, level_title
 
 
 def channel_figure(ins: Inspection, top_k: int = 5):
@@ -16,21 +16,21 @@ def channel_figure(ins: Inspection, top_k: int = 5):
     the models overlaid in it; top-k channels labelled where a chart holds one model."""
     panels: dict[tuple, list] = {}
     for mm in ins.models:
-        for column, lm in zip(layer_columns(mm.layers), mm.layers):
+        for column, label, lm in zip(layer_columns(mm.layers), layer_labels(mm.layers), mm.layers):
             if lm.channel_weights is not None:
-                panels.setdefault(column, []).append((mm.model, lm))
+                panels.setdefault(column, []).append((mm.model, label, lm))
     if not panels:
         return None
-    order_models = list(dict.fromkeys(m for col in panels.values() for m, _ in col))
+    order_models = list(dict.fromkeys(m for col in panels.values() for m, *_ in col))
     color = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(order_models)}
     columns = sorted(panels)
-    titles = [f"{LEVEL_NAMES.get(s, 'stride')} · stride {s}{f' #{k + 1}' if k else ''}: "
-              + ", ".join(f"{m} L{lm.layer} {lm.module}" for m, lm in panels[(s, k)]) for s, k in columns]
+    titles = [f"{level_title((s, k))}: "
+              + ", ".join(f"{m} {label}" for m, label, _ in panels[(s, k)]) for s, k in columns]
     fig = make_subplots(rows=len(columns), cols=1, subplot_titles=titles, vertical_spacing=0.3 / len(columns))
     bars, rows, labels = [], [], []
     for row, column in enumerate(columns, start=1):
         axis = "" if row == 1 else str(row)  # make_subplots names the axes x, x2, x3, ...
-        for model, lm in panels[column]:
+        for model, _label, lm in panels[column]:
             w = lm.channel_weights
             order = np.argsort(-w)
             bars.append(go.Scatter(x=np.arange(len(w)), y=w[order], name=model, legendgroup=model,

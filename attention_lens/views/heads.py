@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from attention_lens.analysis.heatmaps import LEVEL_NAMES
+from attention_lens.analysis.heatmaps import layer_labels
+from attention_lens.views.attention_matrix import layer_columns, level_title
 
 
-def head_rows(ins) -> dict[tuple[int, int], list[tuple[str, object, float, float]]]:
-    """(stride, k-th self-attention layer at that stride) -> [(model, layer, image px per cell,
-    keys a query sees)] for every model's self-attention layers."""
-    from attention_lens.views.attention_matrix import layer_columns
-
+def head_rows(ins) -> dict[tuple[int, int], list[tuple[str, str, object, float, float]]]:
+    """(stride, k-th self-attention layer at that stride) -> [(model, layer label, layer, image px per
+    cell, keys a query sees)] for every model's self-attention layers."""
     rows: dict[tuple[int, int], list] = {}
     for mm in ins.models:
-        layers = [lm for lm in mm.layers if lm.head_stats is not None]
-        for column, lm in zip(layer_columns(layers), layers):
-            rows.setdefault(column, []).append((mm.model, lm, lm.stride / ins.gain(mm), lm.head_stats[2]))
+        labelled = [(label, lm) for label, lm in zip(layer_labels(mm.layers), mm.layers) if lm.head_stats is not None]
+        for column, (label, lm) in zip(layer_columns([lm for _, lm in labelled]), labelled):
+            rows.setdefault(column, []).append((mm.model, label, lm, lm.stride / ins.gain(mm), lm.head_stats[2]))
     return dict(sorted(rows.items()))
 
 
@@ -37,7 +36,7 @@ def head_figure(ins):
         return None
     titles = []
     for (stride, k), entries in rows.items():
-        level = f"{LEVEL_NAMES.get(stride, 'stride')} · stride {stride}{f' #{k + 1}' if k else ''}"
+        level = level_title((stride, k))
         titles += [f"{level}: mean attention distance (image px)", f"{level}: entropy (nats)"]
     fig = make_subplots(rows=len(rows), cols=2, subplot_titles=titles, vertical_spacing=0.25 / len(rows),
                         horizontal_spacing=0.08)
@@ -45,10 +44,10 @@ def head_figure(ins):
     colour = {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(models)}
     shown: set[str] = set()  # a legend entry per model, at its first chart (not every model is in row 1)
     for r, entries in enumerate(rows.values(), start=1):
-        for model, lm, px_per_cell, keys in entries:
+        for model, label, lm, px_per_cell, keys in entries:
             distance, entropy, _ = lm.head_stats
             heads = [f"h{i}" for i in range(len(distance))]
-            hover = f"{model[:48]}<br>L{lm.layer} {lm.module} ({lm.name.removeprefix('model.')})"
+            hover = f"{model[:48]}<br>{label} ({lm.name.removeprefix('model.')})"
             for c, values in ((1, np.asarray(distance) * px_per_cell), (2, np.asarray(entropy))):
                 fig.add_trace(go.Bar(x=heads, y=values, name=model, legendgroup=model, marker_color=colour[model],
                                      showlegend=model not in shown, hovertext=hover,

@@ -214,3 +214,32 @@ def test_the_letterbox_gain_maps_input_pixels_to_image_pixels():
     mm = ModelMaps("m", None, np.zeros((0, 4)), np.zeros(0), [], (256, 320))
     assert Inspection(np.zeros((48, 64, 3), np.uint8), [mm], original_hw=(480, 640)).gain(mm) == 0.5
     assert Inspection(np.zeros((48, 64, 3), np.uint8), [mm]).gain(mm) == 1.0  # size unknown: no scaling
+
+
+def test_layers_sharing_an_index_are_numbered_in_model_order():
+    from types import SimpleNamespace
+
+    from attention_lens.analysis.heatmaps import layer_labels
+
+    layers = [SimpleNamespace(layer=6, module="AreaAttention"), SimpleNamespace(layer=6, module="AreaAttention"),
+              SimpleNamespace(layer=8, module="SE"), SimpleNamespace(layer=6, module="AreaAttention")]
+    assert layer_labels(layers) == ["L6 AreaAttention", "L6 AreaAttention #2", "L8 SE", "L6 AreaAttention #3"]
+
+
+def test_the_matrix_the_gallery_and_the_data_set_scores_name_yolo12s_layers_alike(tmp_path):
+    """Issue 35: the Evaluate table said "L6 AreaAttention #2" where the matrix said "L6 AreaAttention"."""
+    from ultralytics_checkpoints import ultralytics_checkpoint
+
+    from attention_lens.analysis.localisation import detect_and_score
+    from attention_lens.modeling.load import load_model
+    from attention_lens.views.attention_matrix import cells
+
+    model = load_model(ultralytics_checkpoint(tmp_path, "yolo12n.yaml", nc=3))
+    image = np.full((240, 320, 3), 120, np.uint8)
+    image[60:180, 80:240] = 230
+    ins = inspect(image, {"y12": model})
+    matrix = [c.title for c in cells(ins)]
+    gallery = {caption.split(" · ")[1] for _, caption in render(ins)}
+    _, scores = detect_and_score(model, image, {"all": np.ones(1, bool)}, np.array([[0, 80, 60, 240, 180]]))
+    assert matrix == list(scores) and set(matrix) == gallery
+    assert "L6 AreaAttention #2" in matrix  # YOLO12's A2C2f holds several
