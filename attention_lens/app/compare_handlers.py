@@ -51,7 +51,7 @@ def _say_the_reference(store: ModelStore, models: dict, reference: str, table) -
         if name == reference:
             return "(the reference)"
         other = bases.get(name) and ref_base and bases[name] != ref_base
-        return reference + (f" (another base: {ref_base}, this model's is {bases[name]})" if other else "")
+        return reference + (f" (other base: {ref_base})" if other else "")
 
     if len(table):
         table.insert(1, "diffed against", [against(n) for n in table["model"]])

@@ -22,6 +22,18 @@ DASHES = {"missed": "dot", "only here": "dash", "false positive": "dash"}
 
 
 
+#: Characters of a model name that fit over one cell of a three-column grid on a 1440 px page.
+TITLE_CHARS = 44
+
+
+def _title(caption: str, budget: int) -> str:
+    """A cell's title on two lines: the model's name (cut to ``budget`` characters, an ellipsis
+    where cut, so it never runs into the next cell's) over the rest of its caption."""
+    name, _, rest = caption.partition(" · ")
+    name = name if len(name) <= budget else name[:budget - 1] + "…"
+    return f"{name}<br>{rest}" if rest else name
+
+
 def _rgb(bgr: tuple) -> str:
     b, g, r = (int(v) for v in bgr)
     return f"rgb({r},{g},{b})"
@@ -40,9 +52,9 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
     cols = min(columns, n)
     rows = math.ceil(n / cols)
     h, w = view.shape[:2]
-    titles = [(captions or {}).get(m, m) for m in models]
+    titles = [_title((captions or {}).get(m, m), TITLE_CHARS * COLUMNS // cols) for m in models]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.012,
-                        vertical_spacing=min(0.06, 0.12 / rows))
+                        vertical_spacing=min(0.08, 0.16 / rows))
     classes = sorted({str(d["class"]) for d in detections})
     palette = {c: _rgb(v) for c, v in class_colors(classes).items()}
     source = jpeg_data_uri(view)
@@ -79,9 +91,9 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
     fig.update_xaxes(visible=False, range=[0, w])
     fig.update_yaxes(visible=False, range=[h, 0])
     for a in fig.layout.annotations:  # subplot titles
-        a.font = dict(size=12)
+        a.font = dict(size=11)
     cell_h = cell_px * h / w
-    fig.update_layout(height=int(rows * (cell_h + 26) + 70), margin=dict(l=4, r=4, t=40, b=30),
+    fig.update_layout(height=int(rows * (cell_h + 40) + 70), margin=dict(l=4, r=4, t=48, b=30),
                       legend=dict(orientation="h", yanchor="top", y=-0.005, xanchor="right", x=1,
                                   title=dict(text="classes")),
                       hovermode="closest", plot_bgcolor="white")

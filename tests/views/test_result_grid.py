@@ -21,3 +21,16 @@ def test_the_results_grid_has_a_cell_and_every_box_of_each_model():
     hover = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
     assert [list(t.text) for t in hover] == [["RBC 0.90"], ["RBC 0.80", "WBC 0.30"], ["missed RBC"]]
     assert [s.xref for s in fig.layout.shapes] == ["x", "x2", "x2", "x3"]  # each in its own model's cell
+
+
+def test_long_model_names_are_cut_so_titles_never_run_into_the_next_cell():
+    """Issue 35: "...(onnxruntime)yolov8n-coordatt-neck-s0..." where two titles collided."""
+    view = np.zeros((120, 160, 3), np.uint8)
+    names = ["yolov5nu-ema-incsp-main-s0-with-a-much-longer-run-name", "b", "c"]
+    captions = {n: f"{n} · 4 boxes · 40 ms (onnxruntime)" for n in names}
+    fig = results_grid(view, 0.5, [], names, captions)
+    first = fig.layout.annotations[0].text
+    name, stats = first.split("<br>")
+    assert len(name) == 44 and name.endswith("…") and names[0].startswith(name[:-1])
+    assert stats == "4 boxes · 40 ms (onnxruntime)"
+    assert fig.layout.annotations[1].text == "b<br>4 boxes · 40 ms (onnxruntime)"
