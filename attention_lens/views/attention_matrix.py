@@ -153,14 +153,18 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
                 traces += [dict(t, **on_axes) for t in _profile_lines(c, xs, ys, w, h)]
             shapes += [dict(type="rect", x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]),
                             xref=f"x{ref}", yref=f"y{ref}", line=dict(color="white", width=1)) for b in mm.boxes]
-    for i, kind in enumerate(kinds):
+    rows_of = {kind: [r for r, (m, row_columns, _) in enumerate(grid_rows)
+                      if any(by_place.get((m, col)) and by_place[(m, col)].kind == kind for col in row_columns)]
+               for kind in kinds}
+    places = colorbar_places(rows_of, layout, n_cols)
+    for kind, (y0, y1), lane in places:
         lo, hi = (0.0, 1.0) if stretch else ranges[kind]
         title = f"{kind}<br>(each map stretched)" if stretch else kind
-        n = len(kinds)
-        layout["coloraxis" if i == 0 else f"coloraxis{i + 1}"] = dict(
+        layout["coloraxis" if kinds.index(kind) == 0 else f"coloraxis{kinds.index(kind) + 1}"] = dict(
             colorscale=scale, cmin=lo, cmax=hi,
-            colorbar=dict(title=dict(text=title, side="right", font=dict(size=10)), len=0.9 / n, thickness=12,
-                          y=1 - (i + 0.5) / n, yanchor="middle", x=1.01, tickfont=dict(size=10)))
+            colorbar=dict(title=dict(text=title, side="right", font=dict(size=10)), len=y1 - y0, thickness=12,
+                          y=(y0 + y1) / 2, yanchor="middle", x=1.01 + COLORBAR_LANE * lane, tickfont=dict(size=10)))
+    lanes = 1 + max((lane for *_, lane in places), default=0)
     layout["shapes"] = shapes
     for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[key].update(visible=False, range=[0, w] if key.startswith("x") else [h, 0])
@@ -171,9 +175,31 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
             text=f"<b>{level_title(col)}</b>", xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
             yshift=34, showarrow=False, font=dict(size=12)))
     cell_h = cell_px * h / w
-    layout.update(height=int(len(grid_rows) * (cell_h + 30) + 80), margin=dict(l=4, r=90, t=60, b=8),
+    layout.update(height=int(len(grid_rows) * (cell_h + 30) + 80), margin=dict(l=4, r=20 + 70 * lanes, t=60, b=8),
                   plot_bgcolor="white", hovermode="closest")
     return dict(data=traces, layout=layout)
+
+
+#: How far apart (paper width) colour bars stand when their rows overlap.
+COLORBAR_LANE = 0.075
+
+
+def colorbar_places(rows_of: dict[str, list[int]], layout: dict, n_cols: int) -> list[tuple[str, tuple, int]]:
+    """(kind, (bottom, top) in paper coordinates, lane) for each kind's colour bar: beside the rows
+    that hold maps of that kind, from its first row's top to its last row's bottom; a bar whose rows
+    overlap another's stands in the next lane to the right."""
+    places, taken = [], []  # taken: (lane, bottom, top)
+    for kind, rows in rows_of.items():
+        if not rows:
+            continue
+        domain = lambda r: layout[f"yaxis{'' if r * n_cols == 0 else r * n_cols + 1}"]["domain"]  # noqa: E731
+        y0, y1 = domain(max(rows))[0], domain(min(rows))[1]
+        lane = 0
+        while any(ln == lane and b < y1 and y0 < t for ln, b, t in taken):
+            lane += 1
+        taken.append((lane, y0, y1))
+        places.append((kind, (y0, y1), lane))
+    return places
 
 
 def level_title(column: tuple[int, int]) -> str:

@@ -151,3 +151,21 @@ def test_a_model_with_many_layers_at_one_stride_gets_rows_of_its_own_and_no_titl
     headers = [a.text for a in fig.layout.annotations if a.text.startswith("<b>")]
     assert headers == ["<b>P3 · stride 8</b>", "<b>P4 · stride 16</b>"]
     assert len(heatmaps(fig)) == 10
+
+
+def test_each_colour_bar_stands_beside_the_rows_of_its_kind():
+    """Issue 35: the bars were stacked evenly, not beside the rows they describe. Rows: a (spatial
+    gate), b (LayerCAM: no attention), c (spatial gate again): the gate's bar spans rows a to c, so
+    LayerCAM's, whose row lies inside that span, stands in a lane of its own to the right."""
+    g = np.linspace(0, 1, 8 * 12).reshape(8, 12)
+    plain = model("b", [])
+    plain.layercam = [{"layer": 15, "stride": 8, "grid": g, "map": g}]
+    fig = matrix_figure(Inspection(np.zeros((48, 72, 3), np.uint8),
+                                   [model("a", [layer(15, 8, g)]), plain, model("c", [layer(15, 8, g)])], (48, 72)))
+    rows = sorted({tuple(fig.layout[k].domain) for k in fig.layout.to_plotly_json() if k.startswith("yaxis")},
+                  reverse=True)  # top row first
+    bars = {fig.layout[h.coloraxis].colorbar.title.text: fig.layout[h.coloraxis].colorbar for h in heatmaps(fig)}
+    gate, cam = bars["spatial gate"], next(b for t, b in bars.items() if t.startswith("LayerCAM"))
+    assert gate.y - gate.len / 2 == pytest.approx(rows[2][0]) and gate.y + gate.len / 2 == pytest.approx(rows[0][1])
+    assert cam.y - cam.len / 2 == pytest.approx(rows[1][0]) and cam.y + cam.len / 2 == pytest.approx(rows[1][1])
+    assert cam.x > gate.x  # its own lane: the two bars do not overprint
