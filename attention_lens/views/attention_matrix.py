@@ -24,7 +24,7 @@ BACKGROUND_QUALITY = 75
 MIN_COLUMNS = 3
 #: The width the matrix gets on a 1440 px page, and a title character's width at 11 px: how many
 #: characters a cell's title may take (the figure itself stretches to its container).
-PAGE_PX, TITLE_CHAR_PX = 1100, 7.2
+PAGE_PX, TITLE_CHAR_PX = 980, 7.2
 PLOTLY_SCALES = {"jet": "Jet", "turbo": "Turbo", "inferno": "Inferno", "viridis": "Viridis", "magma": "Magma"}
 
 
@@ -113,18 +113,30 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
         grid_rows.append((m, main, False))
         extra = sorted(c.column for c in all_cells if c.model == m and c.column[1] > 0)
         grid_rows += [(m, extra[i:i + n_cols], True) for i in range(0, len(extra), n_cols)]
-    budget = max(12, int(PAGE_PX / n_cols / TITLE_CHAR_PX))  # characters a title may take without overlapping
+    v_space = min(0.09, 0.2 / len(grid_rows))
+    # The colour bars first: the lanes they need narrow the cells, and so the titles' room.
+    rows_of = {kind: [r for r, (m, row_columns, _) in enumerate(grid_rows)
+                      if any(by_place.get((m, col)) and by_place[(m, col)].kind == kind for col in row_columns)]
+               for kind in kinds}
+    places = colorbar_places(rows_of, grid_layout(len(grid_rows), n_cols, [""] * len(grid_rows) * n_cols, 0.01,
+                                                  v_space), n_cols)
+    lanes = 1 + max((lane for *_, lane in places), default=0)
+    right = 20 + 70 * lanes
+    budget = max(12, int((PAGE_PX - right) / n_cols / TITLE_CHAR_PX))  # characters a title line may take
     titles = []
     for m, row_columns, extra_row in grid_rows:
-        named = False  # the model's name once a row, on its first cell
+        named = False  # the model's name once a row, over its first cell
         for k in range(n_cols):
             c = by_place.get((m, row_columns[k])) if k < len(row_columns) else None
-            text = ((level_title(row_columns[k]) + " · " if extra_row else "") + c.title) if c else ""
-            titles.append(_fit(f"{m} · {text}" if c and not named else text, budget))
-            named = named or c is not None
+            if c is None:
+                titles.append("")
+                continue
+            what = (short_level(row_columns[k]) + " · " if extra_row else "") + c.title
+            titles.append(f"{_fit(m, budget) if not named else ''}<br>{_fit(what, budget)}")
+            named = True
     # Plain dicts, built into one figure without plotly's per-property validation (with it, the
     # figure cost more than the two forwards it shows on ONNX Runtime).
-    layout = grid_layout(len(grid_rows), n_cols, titles, 0.01, min(0.07, 0.16 / len(grid_rows)))
+    layout = grid_layout(len(grid_rows), n_cols, titles, 0.01, v_space)
     # Every cell repeats the image as its own trace's source: a big image goes as a copy at twice
     # the cell's width (sharp on a high-density screen), which keeps the figure small; dx, dy
     # stretch it over the axes. A copy of a small one would cost more than it saves.
@@ -153,10 +165,6 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
                 traces += [dict(t, **on_axes) for t in _profile_lines(c, xs, ys, w, h)]
             shapes += [dict(type="rect", x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]),
                             xref=f"x{ref}", yref=f"y{ref}", line=dict(color="white", width=1)) for b in mm.boxes]
-    rows_of = {kind: [r for r, (m, row_columns, _) in enumerate(grid_rows)
-                      if any(by_place.get((m, col)) and by_place[(m, col)].kind == kind for col in row_columns)]
-               for kind in kinds}
-    places = colorbar_places(rows_of, layout, n_cols)
     for kind, (y0, y1), lane in places:
         lo, hi = (0.0, 1.0) if stretch else ranges[kind]
         title = f"{kind}<br>(each map stretched)" if stretch else kind
@@ -164,7 +172,6 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
             colorscale=scale, cmin=lo, cmax=hi,
             colorbar=dict(title=dict(text=title, side="right", font=dict(size=10)), len=y1 - y0, thickness=12,
                           y=(y0 + y1) / 2, yanchor="middle", x=1.01 + COLORBAR_LANE * lane, tickfont=dict(size=10)))
-    lanes = 1 + max((lane for *_, lane in places), default=0)
     layout["shapes"] = shapes
     for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[key].update(visible=False, range=[0, w] if key.startswith("x") else [h, 0])
@@ -173,9 +180,9 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     for k, col in enumerate(main):  # column headers: the level and stride
         layout.setdefault("annotations", []).append(dict(
             text=f"<b>{level_title(col)}</b>", xref=f"x{k + 1 if k else ''} domain", yref="paper", x=0.5, y=1.0,
-            yshift=34, showarrow=False, font=dict(size=12)))
+            yshift=46, showarrow=False, font=dict(size=12)))
     cell_h = cell_px * h / w
-    layout.update(height=int(len(grid_rows) * (cell_h + 30) + 80), margin=dict(l=4, r=20 + 70 * lanes, t=60, b=8),
+    layout.update(height=int(len(grid_rows) * (cell_h + 44) + 80), margin=dict(l=4, r=right, t=74, b=8),
                   plot_bgcolor="white", hovermode="closest")
     return dict(data=traces, layout=layout)
 
@@ -200,6 +207,12 @@ def colorbar_places(rows_of: dict[str, list[int]], layout: dict, n_cols: int) ->
         taken.append((lane, y0, y1))
         places.append((kind, (y0, y1), lane))
     return places
+
+
+def short_level(column: tuple[int, int]) -> str:
+    """A level in a cell's title, where the column header already gives the stride: "P4 #3"."""
+    stride, nth = column
+    return LEVEL_NAMES.get(stride, f"stride {stride}") + (f" #{nth + 1}" if nth else "")
 
 
 def level_title(column: tuple[int, int]) -> str:
