@@ -3,6 +3,8 @@
 them without a browser."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import gradio as gr
 
 from attention_lens.app.errors import UserError, user_facing
@@ -13,11 +15,20 @@ from attention_lens.modeling.catalog import ModelStore
 from attention_lens.torch_thread import torch_thread
 
 
+class AttentionView(NamedTuple):
+    """One inspection as the Attention tab first shows it (in the order of the event's outputs).
+    What follows from ``inspection``: every map as an image and the charts (``attention_extras``),
+    the query view and the downloads (``attention_downloads``): the matrix shows without waiting."""
+    notice: str  # markdown: the models without attention, whose maps are LayerCAM instead
+    table: object  # pandas DataFrame: every attention layer
+    matrix: object  # the attention matrix as gr.Plot's payload
+    summary: dict  # per model and layer, each captured map's shape and range
+    inspection: object  # attention_view.Inspection, kept in the session's state
+
+
 def run_attention(store: ModelStore, image, selected, colormap, alpha, conf, imgsz, uploads=None, stretch=False,
-                  progress=None):
-    """Returns (notice, layer table, attention matrix figure, summary, state). What follows in
-    the UI from that state: every map as an image and the channel charts (``attention_extras``),
-    and the downloads (``attention_downloads``): the matrix shows without waiting for them."""
+                  progress=None) -> AttentionView:
+    """Every selected model's attention maps over ``image``."""
     if not selected and not uploads:
         raise UserError("Pick at least one model.")
     imgsz = image_size(imgsz)
@@ -43,7 +54,7 @@ def _run_attention(store: ModelStore, models: dict, image, colormap, alpha, conf
                                         "max": round(float(v.max()), 4)} for k, v in lm.gates.items()}}
                           for lm in mm.layers] for mm in ins.models}
     matrix = plot_payload(matrix_spec(ins, opacity=float(alpha), colormap=colormap, stretch=bool(stretch)))
-    return notice, ins.table(), matrix, summary, ins
+    return AttentionView(notice, ins.table(), matrix, summary, ins)
 
 
 @torch_thread

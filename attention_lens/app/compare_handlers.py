@@ -2,6 +2,8 @@
 Plain functions from widget values to widget values; tests call them without a browser."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import gradio as gr
 
 from attention_lens.analysis import compare as one_image
@@ -11,11 +13,18 @@ from attention_lens.modeling.catalog import ModelStore
 from attention_lens.torch_thread import torch_thread
 
 
-def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference, progress=None):
-    """Returns (gallery items, table, detections JSON, what the page shows, model names).
+class CompareView(NamedTuple):
+    """One comparison as the Compare tab shows it (in the order of the event's outputs)."""
+    items: list  # (annotated image, caption) per model: /compare's gallery
+    table: object  # pandas DataFrame: per model, boxes per class, the diff against the reference, ms
+    payload: dict  # /compare's JSON: the reference, the image size, every box with its diff status
+    shown: dict  # what the page keeps: images by model (slider), the display copy and its scale, captions
+    names: list[str]  # the models, in the order compared
 
-    What the page shows: the annotated image by model (for the slider), the image at display size
-    with nothing drawn and its scale (for the results grid), and the caption by model."""
+
+def run_compare(store: ModelStore, image, selected, uploads, conf, iou, imgsz, reference,
+                progress=None) -> CompareView:
+    """Detect with each model on ``image`` and diff each against ``reference``."""
     imgsz = image_size(imgsz)
     models = resolve_models(store, selected, uploads, progress)
     within_budget(models, imgsz)
@@ -37,7 +46,7 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
         classes = sorted({str(c) for m in models.values() for c in (getattr(m, "names", {}) or {}).values()})
         payload["note"] = (f"No model found anything above the confidence threshold ({float(conf):.2f}). Lower it, "
                            f"or check that the image shows what these models detect: {', '.join(classes[:12])}.")
-    return result.images, result.table, payload, shown, list(images)
+    return CompareView(result.images, result.table, payload, shown, list(images))
 
 
 def _say_the_reference(store: ModelStore, models: dict, reference: str, table) -> None:
@@ -122,11 +131,10 @@ def compare(store: ModelStore, examples: list[str], image, models: list[str] | N
     """Detect with each model on ``image``: annotated images, a per-model table, and every
     box (original pixels) with its diff status against ``reference``."""
     image, files = uploaded_path(image, examples), [uploaded_path(f) for f in checkpoints or []]
-    items, df, payload, by_model, _names = run_compare(store, image, models, files, confidence, iou, image_size,
-                                                       reference, progress)
-    if payload.get("note"):
-        gr.Warning(payload["note"])
-    return items, df, payload, by_model
+    view = run_compare(store, image, models, files, confidence, iou, image_size, reference, progress)
+    if view.payload.get("note"):
+        gr.Warning(view.payload["note"])
+    return view.items, view.table, view.payload, view.shown
 
 
 def compare_again(store: ModelStore, examples: list[str], image, models: list[str] | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -115,12 +116,19 @@ def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, in
     return split, imgsz, rounds, confidence
 
 
+class EvaluationView(NamedTuple):
+    """One finished evaluation."""
+    results: dict  # every number (report.evaluate_detections' dict, with the image size and what ran each model)
+    files: list[str]  # the JSON and the HTML report, on the server
+    kept: KeptEvaluation  # what the session keeps for the filters and the image review
+
+
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
-                 out: Path | None = None):
-    """(results dict, [json, html] paths, KeptEvaluation). ``localisation``: also score where each model's
-    maps fall (energy in boxes, pointing game), from the same forwards. The files go to ``out``
-    (a lane job's folder), else to the session's folder.
+                 out: Path | None = None) -> EvaluationView:
+    """Evaluate the models over the split against ``reference``. ``localisation``: also score where
+    each model's maps fall (energy in boxes, pointing game), from the same forwards. The files go to
+    ``out`` (a lane job's folder), else to the session's folder.
 
     This runs the evaluation in the calling process: the app runs it in a lane's child process
     (``evaluation_job``), the CLI and the tests call it directly."""
@@ -181,7 +189,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     results["ran on"] = ran_on
     folder = Path(out) if out is not None else session_folder(session, "evaluate")
     json_path, html_path = write_report(results, folder, RESULTS, REPORT)
-    return results, [str(json_path), str(html_path)], KeptEvaluation(chosen, detections, float(confidence), imgsz)
+    return EvaluationView(results, [str(json_path), str(html_path)],
+                          KeptEvaluation(chosen, detections, float(confidence), imgsz))
 
 
 def error_types(results: dict | None):

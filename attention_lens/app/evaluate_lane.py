@@ -15,6 +15,7 @@ import gradio as gr
 
 from attention_lens.app.errors import UserError
 from attention_lens.app.evaluate_handlers import (
+    EvaluationView,
     KeptEvaluation,
     checked_request,
     error_types,
@@ -50,8 +51,8 @@ def submit_evaluation(lane: Lane, store: ModelStore, weights: str | None, data: 
         raise UserError(str(e)) from None
 
 
-def collect_evaluation(job: Job, data: str | None = None):
-    """(results, [json, html] paths, KeptEvaluation) of a finished job, or UserError with its message.
+def collect_evaluation(job: Job, data: str | None = None) -> EvaluationView:
+    """The evaluation a finished job left, or UserError with its message.
 
     The image files the child read are taken only inside the job's folder (an uploaded zip is
     unpacked there) or the app's own ``--data``; anything else is treated as no pixels."""
@@ -74,7 +75,7 @@ def collect_evaluation(job: Job, data: str | None = None):
                                                for p in paths):
         split.paths = paths
     kept = KeptEvaluation(split, detections, float(results["confidence"]), imgsz)
-    return results, [str(out / RESULTS), str(out / REPORT)], kept
+    return EvaluationView(results, [str(out / RESULTS), str(out / REPORT)], kept)
 
 
 def _data_root(data: str) -> Path:
