@@ -28,6 +28,10 @@ def _variant(args) -> int:
     return 0
 
 
+#: Files over this size a Hugging Face Space keeps out of plain git (they need its large-file storage).
+SPACE_FILE_BYTES = 10 * 2**20
+
+
 def _analyze(args) -> int:
     from attention_lens.data.datasets import open_dataset
     from attention_lens.evaluation.report import evaluate_models
@@ -79,6 +83,9 @@ def _analyze(args) -> int:
         if args.merge and Path(args.save_detections).is_file():
             dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)
         save_detections(args.save_detections, split, args.imgsz, dets, scores)
+        if Path(args.save_detections).stat().st_size > SPACE_FILE_BYTES:
+            print(f"note: {args.save_detections} is over 10 MB, which a Hugging Face Space keeps out of plain git; "
+                  "store further models in another file of the same split (the app joins them)", file=sys.stderr)
     json_path, html_path = write_report(results, args.out, "results.json", "report.html")
     for line in skipped_lines(results):
         print(f"skipped {line}")

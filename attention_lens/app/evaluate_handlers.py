@@ -44,19 +44,25 @@ class KeptEvaluation:
 
 def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
     """(split, detections, localisation scores) stored with the zoo for this split and image
-    size, or (None, {}, {})."""
+    size, or (None, {}, {}). The zoo's models may span several files of one split (each stays
+    under a Space's 10 MB limit for files in plain git): their models are joined, the first file
+    in name order winning a model two files hold; a file of another data set is left out."""
     from attention_lens.evaluation.stored import load_detections
 
     folder = Path(folder) if folder else None
+    found, dets, scores = None, {}, {}
     for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
         try:
-            s, size, dets, scores = _STORED.get_or_make((str(path), path.stat().st_mtime_ns),
-                                                        lambda: load_detections(path))
+            s, size, d, sc = _STORED.get_or_make((str(path), path.stat().st_mtime_ns), lambda: load_detections(path))
         except (ValueError, OSError):
             continue
-        if s.split == split and size == int(imgsz):
-            return s, dets, scores
-    return None, {}, {}
+        if s.split != split or size != int(imgsz) or (found is not None and s.fingerprint != found.fingerprint):
+            continue
+        found = found or s
+        for name in d:
+            if name not in dets:
+                dets[name], scores[name] = d[name], sc.get(name)
+    return found, dets, {n: s for n, s in scores.items() if s is not None}
 
 
 def _open_split(data, upload, split: str):
