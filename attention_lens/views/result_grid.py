@@ -93,7 +93,7 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
     for a in fig.layout.annotations:  # subplot titles
         a.font = dict(size=11)
     cell_h = cell_px * h / w
-    fig.update_layout(height=int(rows * (cell_h + 40) + 70), margin=dict(l=4, r=4, t=48, b=30),
+    fig.update_layout(height=int(rows * (cell_h + 40) + 86), margin=dict(l=4, r=4, t=64, b=30),
                       legend=dict(orientation="h", yanchor="top", y=-0.005, xanchor="right", x=1,
                                   title=dict(text="classes")),
                       hovermode="closest", plot_bgcolor="white")
