@@ -21,6 +21,19 @@ def dets_from(gt_rows, score=0.9, shift=0.0):
     return np.array([[r[1] + shift, r[2], r[3] + shift, r[4], score, r[0]] for r in gt_rows], dtype=float).reshape(-1, 6)
 
 
+def found_or_missed(rng, images: int = 40, p_ref: float = 0.5, p_model: float = 0.7):
+    """A draw from a synthetic population with a known difference: each image holds one object,
+    found exactly (one score) by the reference with probability ``p_ref`` and by the model with
+    ``p_model``, independently, nothing else detected. (split, reference detections, model's)."""
+    gt, ref, model = [], [], []
+    for _ in range(images):
+        rows = [(0, 10, 10, 110, 110)]
+        gt.append(rows)
+        ref.append(dets_from(rows) if rng.random() < p_ref else np.zeros((0, 6)))
+        model.append(dets_from(rows) if rng.random() < p_model else np.zeros((0, 6)))
+    return split_of(gt, classes=("a",)), ref, model
+
+
 def pycocotools_resampled(e, idx):
     """The independent reference: pycocotools' own accumulate over the images ``idx`` (with
     repeats), at area "all" and the largest maxDets, from the per-image matches it made."""

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from coco_cases import dets_from, pycocotools_resampled, split_of, stored_bccd
+from coco_cases import dets_from, found_or_missed, pycocotools_resampled, split_of, stored_bccd
 
 from attention_lens.evaluation.bootstrap import Resampler, paired_bootstrap, verdict
 from attention_lens.evaluation.coco import coco_eval, coco_matches, metrics_of
@@ -37,13 +37,7 @@ def test_bootstrap_interval_covers_the_true_difference_about_as_often_as_it_says
     rng = np.random.default_rng(0)
     misses = 0
     for draw in range(40):
-        images, ref, model = [], [], []
-        for _ in range(40):
-            rows = [(0, 10, 10, 110, 110)]
-            images.append(rows)
-            ref.append(dets_from(rows) if rng.random() < 0.5 else np.zeros((0, 6)))
-            model.append(dets_from(rows) if rng.random() < 0.7 else np.zeros((0, 6)))
-        split = split_of(images, classes=("a",))
+        split, ref, model = found_or_missed(rng)
         ci = paired_bootstrap(coco_matches(split, ref), coco_matches(split, model), n=200, seed=draw)["mAP50"]
         misses += not (ci["low"] <= 0.2 <= ci["high"])
     assert misses <= 6, misses

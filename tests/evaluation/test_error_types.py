@@ -205,7 +205,7 @@ def test_the_delta_dap_interval_covers_the_true_difference_about_as_often_as_it_
     detected. Fixing the missed objects makes AP50 1, so missed dAP = 1 - AP50 and the true Δ is
     -(0.7 - 0.5) on COCO's 101-point recall grid: -0.2 x 100/101. 40 draws of 40 images: a 95%
     interval should miss it in about 2; more than 6 misses is implausible (binomial p < 0.01)."""
-    from coco_cases import dets_from, split_of
+    from coco_cases import found_or_missed
 
     from attention_lens.evaluation.error_types import TYPES, classify, dap_series, errors_against
 
@@ -213,13 +213,7 @@ def test_the_delta_dap_interval_covers_the_true_difference_about_as_often_as_it_
     rng = np.random.default_rng(0)
     misses = 0
     for draw in range(40):
-        images, ref, model = [], [], []
-        for _ in range(40):
-            rows = [(0, 10, 10, 110, 110)]
-            images.append(rows)
-            ref.append(dets_from(rows) if rng.random() < 0.5 else np.zeros((0, 6)))
-            model.append(dets_from(rows) if rng.random() < 0.7 else np.zeros((0, 6)))
-        split = split_of(images, classes=("a",))
+        split, ref, model = found_or_missed(rng)
         ref_series = dap_series(classify(split, ref), 200, seed=draw)
         model_series = dap_series(classify(split, model), 200, seed=draw)
         missed = errors_against(ref_series, model_series)["missed"]
