@@ -6,6 +6,7 @@ picker's values and the /explain endpoint share.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -60,10 +61,16 @@ def detection_at(payload: dict | None, x: float, y: float) -> str | None:
     return detection_value(c, b)
 
 
-def run_explain(store, image, selected, uploads, detection, method, levels, imgsz, progress=None):
-    """Returns (overlays with captions, table): one explanation of the chosen detection per model.
-    Without a detection, the first model's strongest one (at confidence 0.25) is explained, and the
-    table says so."""
+class ExplainView(NamedTuple):
+    """One explained detection, as the section shows it (in the order of the event's outputs)."""
+    items: list  # (overlay, caption) per model and per self-attention layer's box attention
+    table: object  # pandas DataFrame: per model, the candidate explained and the map's energy in the box
+
+
+def run_explain(store: ModelStore, image, selected, uploads, detection, method, levels, imgsz,
+                progress=None) -> ExplainView:
+    """One explanation of the chosen detection per model. Without a detection, the first model's
+    strongest one (at confidence 0.25) is explained, and the table says so."""
     given = bool(str(detection or "").strip())
     class_name, box = parse_detection(detection) if given else (None, None)
     if not selected and not uploads:
@@ -78,7 +85,7 @@ def run_explain(store, image, selected, uploads, detection, method, levels, imgs
         chosen = f"{first}'s strongest detection (none was given)"
     items, table = _run_explain(models, image, class_name, box, method, list(levels or []), imgsz)
     table.insert(2, "detection", chosen)
-    return items, table
+    return ExplainView(items, table)
 
 
 @torch_thread
