@@ -151,11 +151,12 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
         return ins.last_render[1]
     palette = class_colors(sorted({c for mm in ins.models for c in mm.classes}))
     items = []
+    labels = {mm.model: layer_labels(mm.layers) for mm in ins.models}
     for position in range(max((len(mm.layers) for mm in ins.models), default=0)):
         for mm in ins.models:
             if position >= len(mm.layers):
                 continue
-            lm, label = mm.layers[position], layer_labels(mm.layers)[position]
+            lm, label = mm.layers[position], labels[mm.model][position]
             for view, fmap in lm.views.items():
                 heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
                 im = overlay(ins.image, heat, alpha, colormap)

@@ -118,8 +118,7 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
     rows_of = {kind: [r for r, (m, row_columns, _) in enumerate(grid_rows)
                       if any(by_place.get((m, col)) and by_place[(m, col)].kind == kind for col in row_columns)]
                for kind in kinds}
-    places = colorbar_places(rows_of, grid_layout(len(grid_rows), n_cols, [""] * len(grid_rows) * n_cols, 0.01,
-                                                  v_space), n_cols)
+    places = colorbar_places(rows_of, row_domains(len(grid_rows), v_space))
     lanes = 1 + max((lane for *_, lane in places), default=0)
     right = 20 + 70 * lanes
     budget = max(12, int((PAGE_PX - right) / n_cols / TITLE_CHAR_PX))  # characters a title line may take
@@ -191,7 +190,7 @@ def matrix_spec(ins, *, opacity: float = 0.5, colormap: str = "jet", stretch: bo
 COLORBAR_LANE = 0.075
 
 
-def colorbar_places(rows_of: dict[str, list[int]], layout: dict, n_cols: int) -> list[tuple[str, tuple, int]]:
+def colorbar_places(rows_of: dict[str, list[int]], domains: list[tuple[float, float]]) -> list[tuple[str, tuple, int]]:
     """(kind, (bottom, top) in paper coordinates, lane) for each kind's colour bar: beside the rows
     that hold maps of that kind, from its first row's top to its last row's bottom; a bar whose rows
     overlap another's stands in the next lane to the right."""
@@ -199,8 +198,7 @@ def colorbar_places(rows_of: dict[str, list[int]], layout: dict, n_cols: int) ->
     for kind, rows in rows_of.items():
         if not rows:
             continue
-        domain = lambda r: layout[f"yaxis{'' if r * n_cols == 0 else r * n_cols + 1}"]["domain"]  # noqa: E731
-        y0, y1 = domain(max(rows))[0], domain(min(rows))[1]
+        y0, y1 = domains[max(rows)][0], domains[min(rows)][1]
         lane = 0
         while any(ln == lane and b < y1 and y0 < t for ln, b, t in taken):
             lane += 1
@@ -226,19 +224,24 @@ def _fit(text: str, budget: int) -> str:
     return text if len(text) <= budget else text[: budget - 1] + "…"
 
 
+def row_domains(rows: int, v_space: float) -> list[tuple[float, float]]:
+    """(bottom, top) in paper coordinates of each row of the grid, row 1 first."""
+    height = (1 - v_space * (rows - 1)) / rows
+    return [tuple(_unit([1 - r * (height + v_space) - height, 1 - r * (height + v_space)])) for r in range(rows)]
+
+
 def grid_layout(rows: int, cols: int, titles: list[str], h_space: float, v_space: float) -> dict:
     """Axes laid out as a rows x cols grid (row 1 at the top), axis n = (row - 1) * cols + col, and
     each cell's title centred above it: the layout plotly's make_subplots writes, as a dict."""
     width = (1 - h_space * (cols - 1)) / cols
-    height = (1 - v_space * (rows - 1)) / rows
     layout, annotations = {}, []
-    for r in range(rows):
+    for r, (y0, y1) in enumerate(row_domains(rows, v_space)):
         for c in range(cols):
             n = r * cols + c + 1
             sfx = "" if n == 1 else str(n)
-            x0, y1 = c * (width + h_space), 1 - r * (height + v_space)
+            x0 = c * (width + h_space)
             layout[f"xaxis{sfx}"] = dict(anchor=f"y{sfx}", domain=_unit([x0, x0 + width]))
-            layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}", domain=_unit([y1 - height, y1]))
+            layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}", domain=[y0, y1])
             if titles[n - 1]:
                 annotations.append(dict(text=titles[n - 1], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
                                         xanchor="center", yanchor="bottom", showarrow=False))
