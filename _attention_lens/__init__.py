@@ -12,6 +12,7 @@ from attention_lens.attention import (
     ECA,
     EMA,
     SE,
+    EncoderSelfAttention,
     AreaAttention,
     AttentionTap,
     CoordAtt,
@@ -20,7 +21,8 @@ from attention_lens.attention import (
     SelfAttention,
     UltralyticsCBAM,
 )
+from attention_lens.attention.encoder_attention import TappedMultiheadAttention
 from attention_lens.attention.ultralytics_cbam import _ChannelPart, _SpatialPart
 
 __all__ = ["SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA", "Gate", "AttentionTap", "SelfAttention",
-           "AreaAttention", "UltralyticsCBAM", "_ChannelPart", "_SpatialPart"]
+           "AreaAttention", "EncoderSelfAttention", "TappedMultiheadAttention", "UltralyticsCBAM", "_ChannelPart", "_SpatialPart"]

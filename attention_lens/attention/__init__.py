@@ -3,6 +3,7 @@
 - the tutorials' plug-in modules: ``se``, ``cbam`` (and ``ultralytics_cbam``, the layout
   ultralytics ships), ``eca``, ``coord_att``, ``ema``, ``polarized_sa``
 - ``self_attention``: ultralytics' ``Attention`` and ``AAttn`` rebuilt with a tap on the softmax
+- ``encoder_attention``: RT-DETR's encoder layer (ultralytics' ``AIFI``) rebuilt the same way
 - ``gate``: where every map passes, so forward hooks can read it
 
 Every module takes the input channel count first and keeps the input shape.
@@ -15,6 +16,7 @@ from .cbam import CBAM
 from .coord_att import CoordAtt
 from .eca import ECA
 from .ema import EMA
+from .encoder_attention import EncoderSelfAttention, TappedMultiheadAttention
 from .gate import GATE_KINDS, Gate, gates_of
 from .polarized_sa import PolarizedSA
 from .se import SE
@@ -36,7 +38,7 @@ LEGACY_CHECKPOINT_MODULES = ("attention_lens.attention", "components.attention")
 #: Every module class defined in this package: what a checkpoint may pickle.
 CHECKPOINT_CLASSES: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (
     SE, CBAM, ECA, CoordAtt, EMA, PolarizedSA, Gate, AttentionTap, SelfAttention, AreaAttention,
-    UltralyticsCBAM, _ChannelPart, _SpatialPart)}
+    EncoderSelfAttention, TappedMultiheadAttention, UltralyticsCBAM, _ChannelPart, _SpatialPart)}
 for _cls in CHECKPOINT_CLASSES.values():
     _cls.__module__ = CHECKPOINT_MODULE
 
@@ -56,8 +58,9 @@ LAYER_CLASSES: dict[str, type[nn.Module]] = {**ATTENTION_MODULES, "UltralyticsCB
 
 
 #: The self-attention detectors ship with, rebuilt by the loader from ultralytics' classes (never a
-#: YAML row: they sit inside C2PSA, PSA, A2C2f blocks). Ultralytics class name -> ours.
-BUILT_IN_ATTENTION: dict[str, type[nn.Module]] = {"Attention": SelfAttention, "AAttn": AreaAttention}
+#: YAML row: they sit inside C2PSA, PSA, A2C2f blocks; RT-DETR's AIFI is one). Ultralytics class name -> ours.
+BUILT_IN_ATTENTION: dict[str, type[nn.Module]] = {"Attention": SelfAttention, "AAttn": AreaAttention,
+                                                  "AIFI": EncoderSelfAttention}
 
 
 def create_attention(name: str, channels: int, *args, **kwargs) -> nn.Module:
@@ -83,5 +86,5 @@ def attention_modules(model: nn.Module, built_in: bool = True) -> list[tuple[str
     return found
 
 
-__all__ = ["CHECKPOINT_MODULE", "LEGACY_CHECKPOINT_MODULES", "CHECKPOINT_CLASSES", "ATTENTION_MODULES", "LAYER_CLASSES", "BUILT_IN_ATTENTION", "SelfAttention", "AreaAttention", "AttentionTap", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
+__all__ = ["CHECKPOINT_MODULE", "LEGACY_CHECKPOINT_MODULES", "CHECKPOINT_CLASSES", "ATTENTION_MODULES", "LAYER_CLASSES", "BUILT_IN_ATTENTION", "SelfAttention", "AreaAttention", "EncoderSelfAttention", "AttentionTap", "UltralyticsCBAM", "GATE_KINDS", "Gate", "gates_of", "create_attention",
            "attention_modules", "SE", "CBAM", "ECA", "CoordAtt", "EMA", "PolarizedSA"]

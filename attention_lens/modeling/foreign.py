@@ -222,6 +222,7 @@ def check_yaml(yaml, label: str) -> dict:
     for key in ("ch", "channels", "reg_max"):
         if key in d and not (isinstance(d[key], int) and 0 < d[key] <= 64):
             raise CheckpointError(f"{label}: bad {key}")
+    _check_detr_rows(d["backbone"] + d["head"], label)
     # A row may name a layer of the table, or another code base's attention class that the
     # mapping below rewrites into ours (``rebuild_yolo`` checks the rows again after it).
     refused = refused_rows(rows, _ours() | set(FOREIGN) | set(C3_EMA_POSITIONS))
@@ -241,6 +242,30 @@ def check_yaml(yaml, label: str) -> dict:
         if not isinstance(m, str) or not isinstance(args, list) or not _literal(args, strings):
             raise CheckpointError(f"{label}: layer {i} has arguments Attention Lens does not accept")
     return d
+
+
+#: RT-DETR's decoder row, [nc, hidden dim, queries, points, heads, layers, feed-forward dim]: each
+#: bounded (ultralytics ships 256, 300, 4, 8, 6, 1024); the parameter count alone would let a
+#: small hidden dim buy thousands of layers or sampling points.
+DETR_DECODER_BOUNDS = (None, 1024, 1000, 16, 32, 12, 4096)
+#: AIFI's row, [feed-forward dim, heads].
+AIFI_BOUNDS = (4096, 64)
+
+
+def _check_detr_rows(rows: list, label: str) -> None:
+    """RT-DETR's rows take ints only, within ``DETR_DECODER_BOUNDS`` / ``AIFI_BOUNDS``; and the
+    decoder, if any, is the last row (the model is then built as ultralytics' RT-DETR)."""
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 4) or row[2] not in ("RTDETRDecoder", "AIFI"):
+            continue
+        bounds = DETR_DECODER_BOUNDS if row[2] == "RTDETRDecoder" else AIFI_BOUNDS
+        args = row[3] if isinstance(row[3], list) else [None] * 99
+        if len(args) > len(bounds) or not all(b is None or (isinstance(a, int) and not isinstance(a, bool) and 0 < a <= b)
+                                              for a, b in zip(args, bounds)):
+            raise CheckpointError(f"{label}: layer {i} ({row[2]}) has arguments outside what Attention Lens builds "
+                                  f"(at most {', '.join(str(b) for b in bounds if b)})")
+        if row[2] == "RTDETRDecoder" and (i != len(rows) - 1 or row[1] != 1):
+            raise CheckpointError(f"{label}: layer {i}: an RT-DETR decoder is the model's last layer, once")
 
 
 def _ours() -> set[str]:
@@ -290,7 +315,8 @@ def check_classes(record: PickledObject, label: str) -> None:
     from ultralytics.nn import modules
 
     known = (ultralytics_layers() | set(modules.__all__) | torch_layers() | set(FOREIGN) | set(C3_EMA_POSITIONS)
-             | {"DetectionModel", "Model"})
+             | {"DetectionModel", "Model", "RTDETRDetectionModel"}
+             | {"NonDynamicallyQuantizableLinear"})  # torch's MultiheadAttention.out_proj (RT-DETR's AIFI)
     unknown = sorted(p for p in module_paths(record) if not (_our_class(p) or p.rsplit(".", 1)[-1] in known))
     if unknown:
         raise CheckpointError(
@@ -304,12 +330,15 @@ def rebuild_yolo(record: PickledObject, label: str) -> nn.Module:
     from attention_lens.modeling.cost import on_meta
     from attention_lens.modeling.models import build_model, probe_model
 
-    if record.name not in ("DetectionModel", "Model"):
-        raise CheckpointError(f"{label}: not a YOLO detection model (it holds a {record.name}); "
-                              "Attention Lens compares detectors with a Detect head.")
+    if record.name not in ("DetectionModel", "Model", "RTDETRDetectionModel"):
+        raise CheckpointError(f"{label}: not a detection model (it holds a {record.name}); "
+                              "Attention Lens compares detectors: YOLO with a Detect head, or RT-DETR.")
     check_classes(record, label)
     d = check_yaml(record.attr("yaml"), label)
     rows = d["backbone"] + d["head"]
+    detr = rows[-1][2] == "RTDETRDecoder"
+    if detr != (record.name == "RTDETRDetectionModel"):
+        raise CheckpointError(f"{label}: a {record.name} whose YAML ends in {str(rows[-1][2])[:40]}; refused")
     seq = record.children().get("model")
     layers = seq.children() if seq is not None else {}
     if sorted(layers, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(rows))]:
@@ -345,7 +374,7 @@ def rebuild_yolo(record: PickledObject, label: str) -> nn.Module:
         elif on_meta():  # the size probe: the layers alone (DetectionModel's init needs real values)
             model = probe_model(d)
         else:
-            model = build_model(d, nc=d["nc"])
+            model = build_model(d, nc=d["nc"], detr=detr)
     except CheckpointError:
         raise
     except Exception as e:  # a row ultralytics itself rejects
@@ -390,6 +419,8 @@ def yolo_base_name(model: nn.Module, d: dict, classic: bool) -> str:
     types = {type(m).__name__ for m in model.modules()}
     scales = d.get("scales") or {}
     scale = d.get("scale") or (next(iter(scales)) if scales else "")
+    if "RTDETRDecoder" in types:
+        return f"rtdetr-{scale}" if scale else "rtdetr"
     if "v10Detect" in types:
         return f"yolov10{scale}"
     if "C3k2" in types and d.get("end2end") and d.get("reg_max") == 1:

@@ -23,8 +23,9 @@ from attention_lens.modeling.yolox import build_yolox, is_yolox_state
 def load_model(path: str | Path) -> nn.Module:
     """The detection model in a checkpoint, rebuilt by this project: float32, eval mode, no grads.
 
-    Opens ultralytics 8.x (YOLOv8, YOLO11, v5u; best.pt and last.pt, forks with attention classes
-    at any module path, ultralytics' own CBAM), classic yolov5 v6-v7 and YOLOX state dicts.
+    Opens ultralytics 8.x (YOLOv8, YOLO11, YOLO12, YOLO26, YOLOv10, v5u, RT-DETR; best.pt and
+    last.pt, forks with attention classes at any module path, ultralytics' own CBAM), classic
+    yolov5 v6-v7 and YOLOX state dicts.
     """
     path = Path(path)
     model = model_from_checkpoint(load_checkpoint(path), path.name)
@@ -45,7 +46,12 @@ def model_from_checkpoint(ckpt: dict, label: str) -> nn.Module:
         # First on the meta device (shapes, no storage): the weights' names and shapes are checked
         # against the file and the model's size is measured before anything real is allocated.
         with torch.device("meta"):
-            cost = measure(build())
+            probe = build()
+            try:
+                cost = measure(probe)
+            except Exception as e:  # a layer ultralytics builds but cannot run on these shapes
+                raise CheckpointError(f"{label}: its architecture does not run ({type(e).__name__}: "
+                                      f"{str(e)[:120]})") from None
         check_model(cost, label)
         model = build()
     except CostError as e:

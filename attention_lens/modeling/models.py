@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 
-def build_model(cfg: dict | str, nc: int | None = None, verbose: bool = False):
-    """An ultralytics DetectionModel from a YAML dict or path, attention layers included."""
-    from ultralytics.nn.tasks import DetectionModel
+def build_model(cfg: dict | str, nc: int | None = None, verbose: bool = False, detr: bool = False):
+    """An ultralytics DetectionModel from a YAML dict or path, attention layers included; with
+    ``detr``, its RTDETRDetectionModel (a YAML whose head is an RTDETRDecoder)."""
+    from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
 
     from attention_lens.modeling.integration import register
 
     register()
-    return DetectionModel(cfg, nc=nc, verbose=verbose)
+    return (RTDETRDetectionModel if detr else DetectionModel)(cfg, nc=nc, verbose=verbose)
 
 
 def probe_model(cfg: dict):
