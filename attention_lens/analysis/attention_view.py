@@ -27,7 +27,7 @@ from attention_lens.analysis.images import display_copy, display_size, load_imag
 from attention_lens.attention.self_attention import head_statistics
 from attention_lens.runtime.capture import attention_layout
 from attention_lens.runtime.detect import detect
-from attention_lens.runtime.letterbox import letterbox, model_stride
+from attention_lens.runtime.letterbox import input_key, model_input
 from attention_lens.analysis.layercam import layercam_and_detections
 from attention_lens.analysis.render import class_colors, draw
 
@@ -43,6 +43,7 @@ class ModelMaps:
     layers: list[LayerMaps] = field(default_factory=list)
     layercam: list[dict] = field(default_factory=list)  # only for models with no attention layers
     backend: str = "pytorch"  # what ran the forward the maps came from
+    stretched: bool = False  # its input was the image stretched (RT-DETR), not letterboxed
 
 
 @dataclass
@@ -56,10 +57,12 @@ class Inspection:
 
     def gain(self, mm: ModelMaps) -> float:
         """Input pixels per image pixel for ``mm``'s forward: the letterbox's scale (the image was
-        resized by it), so a length in input pixels / gain is a length in the image's own pixels."""
+        resized by it), so a length in input pixels / gain is a length in the image's own pixels.
+        A stretched input has a gain per axis: their geometric mean (lengths in no one direction)."""
         if not all(self.original_hw):
             return 1.0
-        return min(mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1])
+        gy, gx = mm.input_hw[0] / self.original_hw[0], mm.input_hw[1] / self.original_hw[1]
+        return float(np.sqrt(gx * gy)) if mm.stretched else min(gx, gy)
 
     def table(self) -> pd.DataFrame:
         rows = []
@@ -91,19 +94,20 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
     """Run each model once with its gates hooked; keep boxes and maps for rendering."""
     rgb = load_image(image)
     shown_hw = display_size(rgb.shape[:2])[0]
-    out, inputs = [], {}  # letterboxed once per stride, shared by the models
+    out, inputs = [], {}  # one input per kind (letterbox per stride, or stretch), shared by the models
     for name, model in models.items():
         layers, cams = [], []
         if attention_layout(model).layers:
-            stride = model_stride(model)
-            if stride not in inputs:
-                inputs[stride] = letterbox(rgb, imgsz, stride)
-            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, x=inputs[stride])
+            key = input_key(model)
+            if key not in inputs:
+                inputs[key] = model_input(model, rgb, imgsz)
+            det = detect(model, rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, x=inputs[key])
             layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
             cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
-                             layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)"))
+                             layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)",
+                             det.stretched))
     _keep_attention(out)
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
 
@@ -158,10 +162,11 @@ def render(ins: Inspection, alpha: float = 0.5, colormap: str = "jet") -> list[t
                 continue
             lm, label = mm.layers[position], labels[mm.model][position]
             for view, fmap in lm.views.items():
-                heat = to_original(fmap, mm.input_hw, ins.image.shape[:2])
+                heat = to_original(fmap, mm.input_hw, ins.image.shape[:2], mm.stretched)
                 im = overlay(ins.image, heat, alpha, colormap)
                 if lm.profiles:
-                    im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2])
+                    im = add_profiles(im, lm.profiles["h"], lm.profiles["w"], mm.input_hw, ins.image.shape[:2],
+                                      stretched=mm.stretched)
                 im = draw(im, mm.boxes, mm.scores, mm.classes, palette)
                 items.append((im, f"{mm.model} · {label} · {view} · stride {lm.stride}"))
             if lm.group_maps is not None:

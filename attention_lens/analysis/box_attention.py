@@ -51,11 +51,11 @@ def box_attention(model, name: str, image_rgb: np.ndarray, box, *, imgsz: int = 
         attn = lm.gates.get("self_attention")
         if attn is None:
             continue
-        [cells] = object_cells(gt, det.input_shape, original_hw, lm.stride, lm.feature_hw)
+        [cells] = object_cells(gt, det.input_shape, original_hw, lm.stride, lm.feature_hw, det.stretched)
         heads, _ = attended_from(attn, attn.shape[0], lm.feature_hw, cells)
         kept, uniform = in_box_attention(attn, attn.shape[0], cells)
         out.append(BoxAttention(name, f"{label} ({lm.name.removeprefix('model.')})", lm.stride,
                                 len(np.unique(cells)),
-                                grid_to_image(heads.mean(0), det.input_shape, original_hw, display_hw),
+                                grid_to_image(heads.mean(0), det.input_shape, original_hw, display_hw, det.stretched),
                                 kept / uniform))
     return out

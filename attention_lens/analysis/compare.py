@@ -12,7 +12,7 @@ import pandas as pd
 from attention_lens.analysis.diff import match
 from attention_lens.analysis.images import display_copy, load_image
 from attention_lens.runtime.detect import Detections, detect
-from attention_lens.runtime.letterbox import ImageSizeError, check_image_size, letterbox, model_stride
+from attention_lens.runtime.letterbox import ImageSizeError, check_image_size, input_key, model_input
 from attention_lens.analysis.render import class_colors, draw
 
 MIN_MODELS = 2
@@ -54,9 +54,12 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
     reference = reference or next(iter(models))
     if reference not in models:
         raise CompareError(f"The reference model {reference!r} is not among the selected models.")
-    # One letterbox per stride, shared by the models that use it (not one per model).
-    boxed = {s: letterbox(rgb, int(imgsz), s) for s in {model_stride(m) for m in models.values()}}
-    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz), capture=capture, x=boxed[model_stride(m)])
+    # One input per kind (stride; letterbox or RT-DETR's stretch), shared by the models that take it.
+    boxed = {}
+    for m in models.values():
+        if input_key(m) not in boxed:
+            boxed[input_key(m)] = model_input(m, rgb, int(imgsz))
+    results = {name: detect(m, rgb, conf=conf, iou=iou, imgsz=int(imgsz), capture=capture, x=boxed[input_key(m)])
                for name, m in models.items()}
     names = _class_union(models)
     palette = class_colors(names)

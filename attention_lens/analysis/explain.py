@@ -6,7 +6,9 @@ github.com/jacobgil/pytorch-grad-cam). What this module adds for detectors:
 - ``BoxTarget``: the quantity explained for one box: the class score of the candidate that best
   matches the box plus that candidate's IoU with it (the score-plus-IoU target the package's own
   Faster R-CNN tutorial uses), on the head's raw output (4 box + nc class rows per candidate);
-- the CAM taken at the Detect head's inputs (P3/P4/P5), un-letterboxed into image pixels;
+- the CAM taken at the Detect head's inputs (P3/P4/P5), un-letterboxed into image pixels; for
+  RT-DETR, at its decoder's inputs, on the class scores of every query of its last decoder layer
+  (the sigmoid of the class logits, before the top-k: the same score-plus-IoU target as a YOLO's);
 - the energy-inside-the-box ratio: the share of the map's total inside the explained box;
 - safety on a shared model: pytorch-grad-cam hooks the target layers for the object's life and
   its hooks record any forward. They live only inside the model's forward lock (which every
@@ -22,7 +24,7 @@ import torch
 
 from attention_lens.analysis.heatmaps import to_original
 from attention_lens.runtime.capture import forward_lock, raw_prediction
-from attention_lens.runtime.letterbox import letterbox, letterbox_geometry, model_stride
+from attention_lens.runtime.letterbox import letterbox_geometry, model_input, stretches_input
 from attention_lens.analysis.layercam import detect_inputs
 
 METHOD_NAMES = ("Grad-CAM", "Grad-CAM++", "XGradCAM", "EigenCAM", "HiResCAM", "LayerCAM", "EigenGradCAM")
@@ -46,14 +48,21 @@ def method_class(name: str):
 
 class _RawScores(torch.nn.Module):
     """The detector's raw candidates, (b, 4 + nc, n) with boxes xywh in input pixels, as the one
-    output pytorch-grad-cam expects (ultralytics heads return (y, features) in eval mode)."""
+    output pytorch-grad-cam expects (ultralytics heads return (y, features) in eval mode). For
+    RT-DETR the candidates are its last decoder layer's queries, all of them (its eval output is
+    (top-k, (decoder boxes, decoder logits, ...)), boxes normalised to the input)."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
+        self.detr = stretches_input(model)
 
     def forward(self, x):
         pred = self.model(x)
+        if self.detr:
+            boxes, logits = pred[1][0][-1], pred[1][1][-1]  # (b, queries, 4) and (b, queries, nc)
+            size = x.new_tensor([x.shape[3], x.shape[2], x.shape[3], x.shape[2]])
+            return torch.cat([boxes * size, logits.sigmoid()], -1).transpose(1, 2)
         return raw_prediction(pred)
 
 
@@ -127,9 +136,9 @@ def explanation_notes(e: Explanation, confidence: float = SHOWN_CONFIDENCE) -> l
     return notes
 
 
-def to_input_box(box, input_hw, original_hw) -> torch.Tensor:
-    """A box in original pixels -> letterboxed input pixels (scale_boxes inverted)."""
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
+def to_input_box(box, input_hw, original_hw, stretched: bool = False) -> torch.Tensor:
+    """A box in original pixels -> letterboxed (or stretched) input pixels (scale_boxes inverted)."""
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw, stretched)
     x1, y1, x2, y2 = (float(v) for v in box)
     return torch.tensor([x1 * gx + px, y1 * gy + py, x2 * gx + px, y2 * gy + py])
 
@@ -159,8 +168,9 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
     cls = method_class(method)
     original_hw = tuple(image_rgb.shape[:2])
     display_hw = tuple(display_hw or original_hw)
-    x = letterbox(image_rgb, imgsz, model_stride(model)).requires_grad_(True)  # the parameters are frozen
-    target = BoxTarget(names[class_name], to_input_box(box, tuple(x.shape[2:]), original_hw))
+    stretched = stretches_input(model)
+    x = model_input(model, image_rgb, imgsz).requires_grad_(True)  # the parameters are frozen
+    target = BoxTarget(names[class_name], to_input_box(box, tuple(x.shape[2:]), original_hw, stretched))
     t0 = time.perf_counter()
     with forward_lock(model), torch.enable_grad():
         try:
@@ -170,7 +180,7 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
             for p in model.parameters():  # nothing accumulates on the shared model
                 p.grad = None
     ms = (time.perf_counter() - t0) * 1000
-    heat = np.clip(to_original(grey, tuple(x.shape[2:]), display_hw), 0, None)
+    heat = np.clip(to_original(grey, tuple(x.shape[2:]), display_hw, stretched), 0, None)
     s = display_hw[1] / original_hw[1]
     shown = np.asarray(box, float) * s
     area = max(0.0, (shown[2] - shown[0]) * (shown[3] - shown[1])) / float(display_hw[0] * display_hw[1])
@@ -179,8 +189,13 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
         from ultralytics.utils.ops import scale_boxes
 
         confidence, iou, candidate, index = target.matched
-        matched = scale_boxes(tuple(x.shape[2:]), candidate[None].clone(), original_hw)[0].numpy()
-        level = candidate_level(index, tuple(x.shape[2:]), target.candidates)
+        if stretched:  # the stretch undone, clipped to the image as scale_boxes clips
+            gx, gy, _, _ = letterbox_geometry(tuple(x.shape[2:]), original_hw, True)
+            matched = (candidate / candidate.new_tensor([gx, gy, gx, gy])).numpy()
+            matched = np.clip(matched, 0, [original_hw[1], original_hw[0]] * 2)
+        else:
+            matched = scale_boxes(tuple(x.shape[2:]), candidate[None].clone(), original_hw)[0].numpy()
+            level = candidate_level(index, tuple(x.shape[2:]), target.candidates)
     return Explanation(name, heat, np.asarray(box, float), class_name, method, matched, confidence, iou, level,
                        energy_in_box(heat, shown), min(1.0, area), ms)
 

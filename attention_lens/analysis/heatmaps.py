@@ -110,16 +110,20 @@ def main_view(lm: LayerMaps) -> tuple[str | None, str | None]:
     return next(((v, k) for v, k in MAIN_VIEWS if v in lm.views), (None, None))
 
 
-def to_original(feature_map: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:
+def to_original(feature_map: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int],
+                stretched: bool = False) -> np.ndarray:
     """A map on the model's feature grid -> the same map in original image pixels.
 
     Each feature cell covers stride x stride letterboxed-input pixels; ultralytics' scale_masks
     then removes the letterbox padding and scale, exactly as scale_boxes does for boxes.
+    ``stretched`` (RT-DETR's input): no padding, the input resized back to the image.
     """
     from ultralytics.utils.ops import scale_masks
 
     t = torch.as_tensor(np.ascontiguousarray(feature_map), dtype=torch.float32)[None, None]
     t = F.interpolate(t, size=tuple(input_hw), mode="bilinear", align_corners=False)
+    if stretched:
+        return F.interpolate(t, size=tuple(image_hw), mode="bilinear", align_corners=False)[0, 0].numpy()
     return scale_masks(t, tuple(image_hw))[0, 0].numpy()
 
 
@@ -135,12 +139,12 @@ def overlay(image_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colorma
 
 
 def add_profiles(image_rgb: np.ndarray, profile_h: np.ndarray, profile_w: np.ndarray, input_hw, image_hw,
-                 band: int | None = None) -> np.ndarray:
+                 band: int | None = None, stretched: bool = False) -> np.ndarray:
     """CoordAtt's 1-D profiles as bars along the left (h) and top (w) edges, in original pixels."""
     h0, w0 = image_hw
     band = band or max(6, min(h0, w0) // 25)
-    ph = normalize(to_original(profile_h[:, None] * np.ones((1, 4)), input_hw, image_hw).mean(1))
-    pw = normalize(to_original(np.ones((4, 1)) * profile_w[None, :], input_hw, image_hw).mean(0))
+    ph = normalize(to_original(profile_h[:, None] * np.ones((1, 4)), input_hw, image_hw, stretched).mean(1))
+    pw = normalize(to_original(np.ones((4, 1)) * profile_w[None, :], input_hw, image_hw, stretched).mean(0))
     out = image_rgb.copy()
     left = (np.clip(ph, 0, 1)[:, None] * band).astype(int)
     top = (np.clip(pw, 0, 1)[None, :] * band).astype(int)

@@ -13,7 +13,7 @@ import torch
 
 from attention_lens.analysis.heatmaps import normalize, to_original
 from attention_lens.runtime.capture import ThreadHooks, forward_lock, raw_prediction
-from attention_lens.runtime.letterbox import letterbox, model_stride
+from attention_lens.runtime.letterbox import model_input
 
 
 def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -77,12 +77,12 @@ def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz
     from attention_lens.runtime.detect import from_prediction
 
     t0 = time.perf_counter()
-    x = letterbox(image_rgb, imgsz, model_stride(model))
+    x = model_input(model, image_rgb, imgsz)
     grids, pred = layercam_grids(model, x, top_k)
     det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou)
     det.ms = (time.perf_counter() - t0) * 1000
     for g in grids:
         cam = g["grid"]
-        g["map"] = normalize(to_original(cam, tuple(x.shape[2:]), tuple(map_hw or image_rgb.shape[:2])))
+        g["map"] = normalize(to_original(cam, tuple(x.shape[2:]), tuple(map_hw or image_rgb.shape[:2]), det.stretched))
         g["grid"] = normalize(cam)  # the same map on the feature grid
     return grids, det

@@ -36,28 +36,28 @@ class QueryCell:
 
 
 def feature_cell(point_xy: tuple[float, float], original_hw: tuple[int, int], input_hw: tuple[int, int],
-                 stride: int, feature_hw: tuple[int, int], areas: int = 1) -> QueryCell:
+                 stride: int, feature_hw: tuple[int, int], areas: int = 1, stretched: bool = False) -> QueryCell:
     """The feature cell an image point (original pixels) falls in: the point goes through the
-    letterbox (scale, then centred padding) into input pixels, then down by the stride; a point
-    outside the image is held at its edge."""
+    letterbox (scale, then centred padding; or RT-DETR's stretch) into input pixels, then down by
+    the stride; a point outside the image is held at its edge."""
     h, w = feature_hw
     x = min(max(float(point_xy[0]), 0.0), original_hw[1] - 1e-3)
     y = min(max(float(point_xy[1]), 0.0), original_hw[0] - 1e-3)
-    row, col = input_cell((x, y), input_hw, original_hw, stride, feature_hw)
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
+    row, col = input_cell((x, y), input_hw, original_hw, stride, feature_hw, stretched)
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw, stretched)
     centre = (((col + 0.5) * stride - px) / gx, ((row + 0.5) * stride - py) / gy)
     return QueryCell(row, col, centre, (row * w + col) // (h * w // max(areas, 1)), max(areas, 1))
 
 
 def grid_to_image(feature_map: np.ndarray, input_hw: tuple[int, int], original_hw: tuple[int, int],
-                  image_hw: tuple[int, int]) -> np.ndarray:
+                  image_hw: tuple[int, int], stretched: bool = False) -> np.ndarray:
     """A feature-grid map in image pixels with its cells kept sharp (nearest): each cell covers
     stride x stride input pixels; the letterbox padding is cut off and the rest scaled to
     ``image_hw`` (the shown copy of an image of ``original_hw``)."""
     ih, iw = input_hw
     fh, fw = feature_map.shape
     full = cv2.resize(np.ascontiguousarray(feature_map, dtype=np.float32), (iw, ih), interpolation=cv2.INTER_NEAREST)
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw, stretched)
     new_w, new_h = round(original_hw[1] * gx), round(original_hw[0] * gy)
     inside = full[py:py + new_h, px:px + new_w]
     return cv2.resize(inside, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_NEAREST)
@@ -73,6 +73,7 @@ class LayerQuery:
     cell: QueryCell
     heads: np.ndarray  # (heads, h, w): attention x keys seen (1 = uniform), 0 outside the area
     area_mask: np.ndarray  # (h, w) bool: the cells the query may attend to
+    stretched: bool = False  # the input is RT-DETR's stretch of the image, not a letterbox
 
     @property
     def scale_top(self) -> float:
@@ -98,9 +99,9 @@ class LayerQuery:
                 f"query {where} · colour scale 0-{self.scale_top:.1f} x uniform (largest {float(self.heads.max()):.1f})")
 
 
-def self_attention_layers(ins) -> list[tuple[str, LayerMaps, str, tuple[int, int]]]:
-    """(model, layer, its label, input size) of every captured self-attention layer, in model order."""
-    return [(mm.model, lm, label, mm.input_hw) for mm in ins.models
+def self_attention_layers(ins) -> list[tuple]:
+    """(model maps, layer, its label) of every captured self-attention layer, in model order."""
+    return [(mm, lm, label) for mm in ins.models
             for label, lm in zip(layer_labels(mm.layers), mm.layers) if "self_attention" in lm.gates]
 
 
@@ -124,12 +125,12 @@ def default_point(ins) -> tuple[float, float]:
 def query(ins, point_xy: tuple[float, float]) -> list[LayerQuery]:
     """Every self-attention layer's attention from the cell under ``point_xy`` (original pixels)."""
     out = []
-    for model, lm, label, input_hw in self_attention_layers(ins):
+    for mm, lm, label in self_attention_layers(ins):
         attn = lm.gates["self_attention"]
         areas = attn.shape[0]
-        cell = feature_cell(point_xy, ins.original_hw, input_hw, lm.stride, lm.feature_hw, areas)
+        cell = feature_cell(point_xy, ins.original_hw, mm.input_hw, lm.stride, lm.feature_hw, areas, mm.stretched)
         heads, mask = attended(attn, areas, lm.feature_hw, (cell.row, cell.col))
-        out.append(LayerQuery(model, lm, label, input_hw, cell, heads, mask))
+        out.append(LayerQuery(mm.model, lm, label, mm.input_hw, cell, heads, mask, mm.stretched))
     return out
 
 
@@ -145,12 +146,12 @@ def render_queries(ins, answers: list[LayerQuery], colormap: str = "jet", alpha:
     for lq in answers:
         mm_input = lq.input_hw
         top = lq.scale_top
-        area = grid_to_image(lq.area_mask.astype(np.float32), mm_input, ins.original_hw, (ph, pw)) > 0.5
+        area = grid_to_image(lq.area_mask.astype(np.float32), mm_input, ins.original_hw, (ph, pw), lq.stretched) > 0.5
         scale = pw / ins.original_hw[1]
         qx, qy = lq.cell.centre_xy[0] * scale, lq.cell.centre_xy[1] * scale
-        cell_px = lq.layer.stride * scale / max(letterbox_geometry(mm_input, ins.original_hw)[0], 1e-9)
+        cell_px = lq.layer.stride * scale / max(letterbox_geometry(mm_input, ins.original_hw, lq.stretched)[0], 1e-9)
         maps = [("mean of heads", lq.mean)] + [(f"head {i}", m) for i, m in enumerate(lq.heads)]
-        panels = [_panel(base, grid_to_image(m, mm_input, ins.original_hw, (ph, pw)) / top, title, area,
+        panels = [_panel(base, grid_to_image(m, mm_input, ins.original_hw, (ph, pw), lq.stretched) / top, title, area,
                          (qx, qy), cell_px, colormap, alpha, lq.cell.areas > 1) for title, m in maps]
         items.append((_tile(panels), lq.caption()))
     return items

@@ -35,7 +35,8 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     """name -> (per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own
     pixels, unclipped; per image localisation scores when ``localise``, else None), for several
     models (name -> model) in one pass over the split: each image is read and letterboxed once
-    (per stride) as ultralytics' validator does it (``val_letterbox``, multi-label NMS), then every
+    (per stride) as ultralytics' validator does it (``val_input``: its letterbox and multi-label NMS;
+    RT-DETR's stretch and its decoder's ranking), then every
     model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
     ``PASS_BATCH`` at a time where it takes batches. Localisation scores the maps of a forward on
     the predictor's input (the one every view shows, see localisation.detect_and_score).
@@ -43,7 +44,7 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     from attention_lens.analysis.images import load_image
     from attention_lens.analysis.localisation import detect_and_score, groups_of
     from attention_lens.runtime.detect import detect_batch
-    from attention_lens.runtime.letterbox import letterbox, model_stride, val_letterbox
+    from attention_lens.runtime.letterbox import input_key, model_input, val_input
     from attention_lens.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
@@ -59,26 +60,26 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     for start in range(0, n_images, step):
         chunk = list(range(start, min(n_images, start + step)))
         rgbs = [load_image(split.paths[i]) for i in chunk]
-        boxed = {}  # stride -> per image (the validator's input, its ratio_pad)
+        boxed = {}  # input_key -> per image (the validator's input, its ratio_pad)
         for label, model in models.items():
-            stride = model_stride(model)
-            if stride not in boxed:
-                boxed[stride] = [val_letterbox(rgb, imgsz, stride) for rgb in rgbs]
-            xs = [x for x, _ in boxed[stride]]
+            key = input_key(model)
+            if key not in boxed:
+                boxed[key] = [val_input(model, rgb, imgsz) for rgb in rgbs]
+            xs = [x for x, _ in boxed[key]]
             dets, scores = out[label]
             found = [None] * len(chunk)
             for shape in dict.fromkeys(tuple(x.shape) for x in xs):  # one run per letterboxed shape
                 same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
                 batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
                 for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
-                                                     max_det=MAX_DETS, ratio_pads=[boxed[stride][k][1] for k in same])):
+                                                     max_det=MAX_DETS, ratio_pads=[boxed[key][k][1] for k in same])):
                     found[k] = det
             dets.extend(_in_split_classes(det, by_name[label]) for det in found)
             if localise:  # the maps over the predictor's input, as every view shows them
                 for k, i in enumerate(chunk):
                     groups = groups_of(split.boxes[i], split.classes, size_of)
                     scores.append(detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
-                                                   max_det=MAX_DETS, x=letterbox(rgbs[k], imgsz, stride))[1]
+                                                   max_det=MAX_DETS, x=model_input(model, rgbs[k], imgsz))[1]
                                   if groups else None)
         if progress:
             progress(chunk[-1] + 1, n_images)

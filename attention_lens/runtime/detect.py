@@ -1,9 +1,11 @@
 """One detection pass on a shared, read-only model, optionally capturing attention maps.
 
 Built from ultralytics' own predict pieces: LetterBox for the input, non_max_suppression, and
-scale_boxes to bring boxes back to original image pixels. The forward runs on ONNX Runtime once
-the model's checked export is ready (onnx_backend.py), else on PyTorch with the gates hooked
-(capture.py).
+scale_boxes to bring boxes back to original image pixels. RT-DETR decodes as ultralytics'
+RT-DETR predictor does: its decoder already picked the top queries, so no NMS, a confidence
+threshold, and normalised boxes scaled by the image's own size (the input was stretched). The
+forward runs on ONNX Runtime once the model's checked export is ready (onnx_backend.py), else on
+PyTorch with the gates hooked (capture.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 
 from attention_lens.runtime import onnx_backend
 from attention_lens.runtime.capture import capture_gates, forward_lock, raw_prediction
-from attention_lens.runtime.letterbox import letterbox, model_stride
+from attention_lens.runtime.letterbox import model_input, stretches_input
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Detections:
     maps: dict = field(default_factory=dict)  # gate qualified name -> captured tensor (cpu)
     inputs: dict = field(default_factory=dict)  # attention module name -> its input tensor (cpu)
     backend: str = "pytorch"  # what ran the forward: "onnxruntime" or "pytorch"
+    stretched: bool = False  # the image was stretched to the input (RT-DETR), not letterboxed
 
     def as_records(self, model: str) -> list[dict]:
         return [{"model": model, "class": c, "confidence": round(float(s), 4),
@@ -57,7 +60,7 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
     The forward runs on ONNX Runtime once the model's checked export is ready (the maps are
     extra outputs of that graph), else on PyTorch; ``Detections.backend`` says which.
     """
-    x = letterbox(image_rgb, imgsz, model_stride(model)) if x is None else x
+    x = model_input(model, image_rgb, imgsz) if x is None else x
     maps, inputs = {}, {}
     t0 = time.perf_counter()
     with forward_lock(model), torch.no_grad():
@@ -116,6 +119,8 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
 
     # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
     # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
+    if stretches_input(model):
+        return _detr_detections(model, raw_prediction(pred), x, image_rgb, conf, max_det)
     with torch.no_grad():
         raw = raw_prediction(pred)
         det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det, multi_label=ratio_pad is not None)[0]
@@ -129,3 +134,22 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
     return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,
                       tuple(x.shape[2:]), tuple(image_rgb.shape[:2]))
+
+
+def _detr_detections(model: torch.nn.Module, raw: torch.Tensor, x: torch.Tensor, image_rgb: np.ndarray, conf: float,
+                     max_det: int) -> Detections:
+    """RT-DETR's (1, queries, 6) output [cx, cy, w, h normalised, score, class], ranked by score,
+    as ultralytics' RTDETRPredictor.postprocess reads it: scores above ``conf``, the first
+    ``max_det``, boxes times the image's own width and height. Its validator scales by the input's
+    side and back by the stretch's gain, the same boxes up to float rounding."""
+    from ultralytics.utils.ops import xywh2xyxy
+
+    with torch.no_grad():
+        pred = raw[0].detach().float()
+        keep = pred[pred[:, 4] > conf][:max_det]
+        h0, w0 = image_rgb.shape[:2]
+        boxes = xywh2xyxy(keep[:, :4]) * torch.tensor([w0, h0, w0, h0], dtype=torch.float32)
+    names = getattr(model, "names", {}) or {}
+    classes = [str(names.get(int(c), int(c))) for c in keep[:, 5].tolist()]
+    return Detections(boxes.numpy().astype(np.float32), keep[:, 4].numpy().astype(np.float32), classes, 0.0,
+                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]), stretched=True)

@@ -1,6 +1,11 @@
 """The input of one forward: the letterbox ultralytics' predictor makes (the views), the one its
 validator makes (the evaluation pass), their geometry, and the image sizes any view or evaluation
-accepts (checked before anything of that size is allocated)."""
+accepts (checked before anything of that size is allocated).
+
+RT-DETR is fed differently: ultralytics' RT-DETR predictor and validator stretch the image to an
+``imgsz`` square (``scale_fill``: no padding, a gain per axis). ``stretches_input`` tells which a
+model takes; ``model_input`` / ``val_input`` make it; every mapping between image and input pixels
+(``letterbox_geometry``, ``input_cell``) takes ``stretched`` and is then that stretch's."""
 from __future__ import annotations
 
 import math
@@ -26,6 +31,46 @@ def check_image_size(imgsz) -> int:
     if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not MIN_IMGSZ <= imgsz <= MAX_IMGSZ:
         raise ImageSizeError(f"Image size must be a whole number of pixels from {MIN_IMGSZ} to {MAX_IMGSZ}.")
     return imgsz
+
+
+def stretches_input(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is fed its image stretched to a square (RT-DETR: ultralytics'
+    RTDETRPredictor and RTDETRValidator use ``scale_fill``) rather than letterboxed."""
+    from ultralytics.nn.modules.head import RTDETRDecoder
+
+    layers = getattr(model, "model", None)
+    return isinstance(layers, torch.nn.Sequential) and len(layers) > 0 and isinstance(layers[-1], RTDETRDecoder)
+
+
+def input_key(model: torch.nn.Module) -> tuple[int, bool]:
+    """Models with the same key take the same input for one image and size (one letterbox is shared)."""
+    return model_stride(model), stretches_input(model)
+
+
+def model_input(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int) -> torch.Tensor:
+    """(1, 3, h, w): what ultralytics' predictor feeds ``model`` (``letterbox`` or ``stretch``)."""
+    stride = model_stride(model)
+    return stretch(image_rgb, imgsz, stride) if stretches_input(model) else letterbox(image_rgb, imgsz, stride)
+
+
+def stretch(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tensor:
+    """(1, 3, s, s): the image stretched to the square, as ultralytics' RT-DETR predictor feeds it
+    (its own LetterBox with scale_fill; bilinear, as the validator's loader resizes); the side
+    ``imgsz`` rounded up to a multiple of ``stride``, as ultralytics' check_imgsz does."""
+    from ultralytics.data.augment import LetterBox
+
+    side = math.ceil(check_image_size(imgsz) / stride) * stride
+    return _as_input(LetterBox((side, side), auto=False, scale_fill=True)(image=image_rgb))
+
+
+def val_input(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int) -> tuple[torch.Tensor, tuple]:
+    """(input, ratio_pad) as ultralytics' validator feeds ``model`` one image: ``val_letterbox``,
+    or for RT-DETR the stretch (its dataset resizes to the square, no rect, no padding)."""
+    if not stretches_input(model):
+        return val_letterbox(image_rgb, imgsz, model_stride(model))
+    x = stretch(image_rgb, imgsz, model_stride(model))
+    h0, w0 = image_rgb.shape[:2]
+    return x, ((x.shape[2] / h0, x.shape[3] / w0), (0.0, 0.0))
 
 
 def letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> torch.Tensor:
@@ -82,21 +127,25 @@ def val_letterbox(image_rgb: np.ndarray, imgsz: int, stride: int = 32) -> tuple[
     return _as_input(out["img"]), out["ratio_pad"]
 
 
-def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int]) -> tuple[float, float, int, int]:
+def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int], stretched: bool = False
+                       ) -> tuple[float, float, int, int]:
     """(gain_x, gain_y, pad_x, pad_y) of a letterbox from ``original_hw`` to ``input_hw``:
     input pixel = original pixel * gain + pad, exactly as ultralytics' scale_boxes inverts it
-    (each resized side rounded, the padding centred)."""
+    (each resized side rounded, the padding centred). ``stretched``: the image fills the input
+    (``stretch``), a gain per axis and no padding."""
     (ih, iw), (h0, w0) = input_hw, original_hw
+    if stretched:
+        return iw / w0, ih / h0, 0, 0
     gain = min(ih / h0, iw / w0)
     new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
     return new_w / w0, new_h / h0, round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
 
 
 def input_cell(point_xy: tuple[float, float], input_hw: tuple[int, int], original_hw: tuple[int, int], stride: int,
-               feature_hw: tuple[int, int]) -> tuple[int, int]:
+               feature_hw: tuple[int, int], stretched: bool = False) -> tuple[int, int]:
     """(row, col) of the feature cell an original-pixel point falls in: through the letterbox
     (``letterbox_geometry``) into input pixels, then down by ``stride``; held on the grid."""
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw)
+    gx, gy, px, py = letterbox_geometry(input_hw, original_hw, stretched)
     h, w = feature_hw
     col = min(max(int((float(point_xy[0]) * gx + px) // stride), 0), w - 1)
     row = min(max(int((float(point_xy[1]) * gy + py) // stride), 0), h - 1)

@@ -38,6 +38,7 @@ class Cell:
     input_hw: tuple[int, int]
     stride: int
     profiles: dict | None = None  # CoordAtt: "h", "w" 1-D gates
+    stretched: bool = False  # the input is RT-DETR's stretch of the image, not a letterbox
 
 
 def layer_columns(layers) -> list[tuple[int, int]]:
@@ -60,10 +61,10 @@ def cells(ins) -> list[Cell]:
             view, kind = main_view(lm)
             if view is not None:
                 out.append(Cell(mm.model, column, label, kind, lm.views[view], mm.input_hw,
-                                lm.stride, lm.profiles or None))
+                                lm.stride, lm.profiles or None, mm.stretched))
         for column, cam in zip(layer_columns(mm.layercam), mm.layercam):
             out.append(Cell(mm.model, column, f"L{cam['layer']} LayerCAM", LAYERCAM_KIND, cam["grid"],
-                            mm.input_hw, cam["stride"]))
+                            mm.input_hw, cam["stride"], stretched=mm.stretched))
     return out
 
 
@@ -82,7 +83,7 @@ def cell_axes(c: Cell, original_hw: tuple[int, int], view_scale: float) -> tuple
     padding, as ultralytics' LetterBox and scale_boxes compute it) undone."""
     from attention_lens.runtime.letterbox import letterbox_geometry
 
-    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(c.input_hw, original_hw)
+    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(c.input_hw, original_hw, c.stretched)
     fh, fw = c.grid.shape
     sy, sx = c.input_hw[0] / fh, c.input_hw[1] / fw
     xs = ((np.arange(fw) + 0.5) * sx - pad_x) / gain_x * view_scale

@@ -114,3 +114,26 @@ def test_the_largest_matrices_are_let_go_beyond_the_budget_and_say_so():
     assert first.head_stats[1] == pytest.approx([np.log(n)] * 4, rel=1e-5)
     view = attention_query(ins)
     assert view.figure is not None and "Not shown for m," in view.note and "10.m.0.attn (1 MB)" in view.note
+
+
+def test_a_stretched_input_maps_a_point_and_a_peak_by_a_gain_per_axis():
+    """RT-DETR's input: the 270 x 500 image stretched to 320 x 320 (gains 320/500 across, 320/270
+    down, no padding); stride 32 gives a 10 x 10 grid, each cell 50 x 27 original pixels."""
+    grid, stride, input_hw = (10, 10), 32, (320, 320)
+    cell_w, cell_h = 500 / 10, 270 / 10
+    cell = feature_cell((7.5 * cell_w, 2.5 * cell_h), ORIGINAL_HW, input_hw, stride, grid, stretched=True)
+    assert (cell.row, cell.col) == (2, 7)
+    assert cell.centre_xy == pytest.approx((7.5 * cell_w, 2.5 * cell_h))
+    n = grid[0] * grid[1]
+    attn = np.zeros((1, 1, n, n), np.float32)
+    attn[0, 0, :, 4 * 10 + 3] = 1.0  # every query looks at cell (4, 3)
+    lm = LayerMaps(11, "model.11", "EncoderSelfAttention", grid, stride, {"self_attention": attn})
+    mm = ModelMaps("detr", None, np.zeros((0, 4)), np.zeros(0), [], input_hw, [lm], stretched=True)
+    ins = Inspection(np.full((*ORIGINAL_HW, 3), 128, np.uint8), [mm], ORIGINAL_HW)
+    [answer] = query(ins, (10.0, 10.0))
+    from attention_lens.analysis.query_view import grid_to_image
+
+    heat = grid_to_image(answer.heads[0], input_hw, ORIGINAL_HW, ORIGINAL_HW, stretched=True)
+    ys, xs = np.nonzero(heat)
+    assert (xs.min(), xs.max() + 1) == (round(3 * cell_w), round(4 * cell_w))
+    assert abs(ys.min() - 4 * cell_h) <= 1 and abs(ys.max() + 1 - 5 * cell_h) <= 1
