@@ -92,9 +92,9 @@ def prepare(model: torch.nn.Module, warmup_imgsz: int = 320) -> torch.nn.Module:
 
 
 def require_detection(model: torch.nn.Module, label: str) -> None:
-    """Only detection heads (Detect, with or without a one-to-one branch; v10Detect; AnchorDetect):
-    segment, pose, OBB and RT-DETR heads decode differently."""
-    from ultralytics.nn.modules.head import Detect, v10Detect
+    """Only detection heads (Detect, with or without a one-to-one branch; v10Detect; AnchorDetect;
+    RT-DETR's decoder): segment, pose and OBB heads decode differently."""
+    from ultralytics.nn.modules.head import Detect, RTDETRDecoder, v10Detect
 
     from attention_lens.modeling.yolov5_classic import AnchorDetect
     from attention_lens.modeling.yolox import YOLOXModel
@@ -102,10 +102,10 @@ def require_detection(model: torch.nn.Module, label: str) -> None:
     if isinstance(model, YOLOXModel):
         return
     head = getattr(model, "model", [None])[-1] if hasattr(model, "model") else None
-    if type(head) not in (Detect, v10Detect, AnchorDetect):
+    if type(head) not in (Detect, v10Detect, AnchorDetect, RTDETRDecoder):
         kind = type(head).__name__ if head is not None else type(model).__name__
-        raise CheckpointError(f"{label}: not a YOLO detection model (its head is {kind}); "
-                              "Attention Lens compares detectors with a Detect head.")
+        raise CheckpointError(f"{label}: not a detection model (its head is {kind}); "
+                              "Attention Lens compares detectors: YOLO with a Detect head, or RT-DETR.")
 
 
 class ModelStore:

@@ -198,7 +198,7 @@ def test_non_detection_checkpoint_upload_is_refused(store, bccd_test_images, tmp
     cls_model = ClassificationModel("yolov8n-cls.yaml", nc=3, verbose=False)
     path = tmp_path / "classifier.pt"
     torch.save({"model": cls_model}, path)
-    with pytest.raises(UserError, match="not a YOLO detection model"):
+    with pytest.raises(UserError, match="not a detection model"):
         run_compare(store, str(bccd_test_images[0]), ["baseline"], [str(path)], 0.25, 0.7, 320, None)
 
 
