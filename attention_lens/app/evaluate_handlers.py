@@ -44,25 +44,16 @@ class KeptEvaluation:
 
 def stored_evaluation(folder: str | Path | None, split: str, imgsz: int):
     """(split, detections, localisation scores) stored with the zoo for this split and image
-    size, or (None, {}, {}). The zoo's models may span several files of one split (each stays
-    under a Space's 10 MB limit for files in plain git): their models are joined, the first file
-    in name order winning a model two files hold; a file of another data set is left out."""
-    from attention_lens.evaluation.stored import load_detections
+    size, or (None, {}, {}): the folder's ``*.json.gz`` files in name order, joined by
+    ``evaluation.stored.joined_detections``, each read once per version (``_STORED``)."""
+    from attention_lens.evaluation.stored import joined_detections, load_detections
+
+    def cached(path: Path):
+        return _STORED.get_or_make((str(path), path.stat().st_mtime_ns), lambda: load_detections(path))
 
     folder = Path(folder) if folder else None
-    found, dets, scores = None, {}, {}
-    for path in sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []:
-        try:
-            s, size, d, sc = _STORED.get_or_make((str(path), path.stat().st_mtime_ns), lambda: load_detections(path))
-        except (ValueError, OSError):
-            continue
-        if s.split != split or size != int(imgsz) or (found is not None and s.fingerprint != found.fingerprint):
-            continue
-        found = found or s
-        for name in d:
-            if name not in dets:
-                dets[name], scores[name] = d[name], sc.get(name)
-    return found, dets, {n: s for n, s in scores.items() if s is not None}
+    paths = sorted(folder.glob("*.json.gz")) if folder and folder.is_dir() else []
+    return joined_detections(paths, split, imgsz, load=cached)
 
 
 def _open_split(data, upload, split: str):

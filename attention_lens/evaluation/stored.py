@@ -59,6 +59,28 @@ def load_detections(path) -> tuple[Split, int, dict[str, list[np.ndarray]], dict
     return split, imgsz, dets, scores
 
 
+def joined_detections(paths, split: str, imgsz: int, load=load_detections
+                      ) -> tuple[Split | None, dict[str, list[np.ndarray]], dict[str, list]]:
+    """(split, name -> detections, name -> localisation scores) of the stored files at ``paths``
+    that hold ``split`` at ``imgsz``, or (None, {}, {}). One split's models may span several files
+    (each stays under a Space's 10 MB limit for files in plain git): their models are joined, the
+    first file in ``paths``' order winning a model two files hold; a file of another data set (by
+    fingerprint) or an unreadable one is left out. ``load``: how a file is read (a caller's cache)."""
+    found, dets, scores = None, {}, {}
+    for path in paths:
+        try:
+            s, size, d, sc = load(path)
+        except (ValueError, OSError):
+            continue
+        if s.split != split or size != int(imgsz) or (found is not None and s.fingerprint != found.fingerprint):
+            continue
+        found = found or s
+        for name in d:
+            if name not in dets:
+                dets[name], scores[name] = d[name], sc.get(name)
+    return found, dets, {n: s for n, s in scores.items() if s is not None}
+
+
 def merged_detections(path, split: Split, imgsz: int, detections: dict, localisation: dict) -> tuple[dict, dict]:
     """The models stored at ``path`` with ``detections`` (and their scores) added or replacing
     theirs; ValueError when the file holds another split or image size (the numbers would not

@@ -192,31 +192,19 @@ def test_two_uploads_with_the_same_names_and_labels_but_other_pixels_get_their_o
     assert a.shape != b.shape or not np.allclose(a, b)
 
 
-def test_the_zoos_stored_detections_may_span_several_files_of_one_split(tmp_path):
-    """A Space keeps files over 10 MB out of plain git: the zoo's models are stored in several
-    files of one split and joined; the first file (by name) wins a model both hold; a file of
-    another data set, split or image size is left out."""
+def test_the_stored_folder_is_read_in_name_order_and_joined(tmp_path):
+    """The app's part of the stored files: the folder's ``*.json.gz`` in name order (joining them is
+    ``evaluation.stored.joined_detections``, tested with it); no folder, nothing stored."""
     import numpy as np
 
     from attention_lens.app.evaluate_handlers import stored_evaluation
     from attention_lens.data.datasets import Split
     from attention_lens.evaluation.stored import save_detections
 
-    def split(fingerprint="f00d", name="test"):
-        return Split("toy", name, ["cell"], ["a.jpg"], [(100, 100)], [np.array([[0, 10, 10, 50, 50]], float)],
-                     fingerprint)
-
-    def dets(x):
-        return [np.array([[x, 10, 50, 50, 0.9, 0]], float)]
-
-    scores = [{"L1 SE": {"kind": "k", "stride": 8, "groups": {"all": [1.5, True]}}}]
-    save_detections(tmp_path / "a.json.gz", split(), 320, {"m1": dets(1), "m2": dets(2)}, {"m1": scores})
-    save_detections(tmp_path / "b.json.gz", split(), 320, {"m2": dets(20), "m3": dets(3)}, {"m3": scores})
-    save_detections(tmp_path / "c.json.gz", split("beef"), 320, {"other": dets(4)})
-    save_detections(tmp_path / "d.json.gz", split(), 640, {"big": dets(5)})
-    save_detections(tmp_path / "e.json.gz", split(name="val"), 320, {"val": dets(6)})
-    found, got, got_scores = stored_evaluation(tmp_path, "test", 320)
-    assert found.fingerprint == "f00d" and sorted(got) == ["m1", "m2", "m3"]
-    assert got["m2"][0][0, 0] == 2 and got["m3"][0][0, 0] == 3  # a.json.gz's m2, b's m3
-    assert sorted(got_scores) == ["m1", "m3"]
-    assert stored_evaluation(tmp_path, "train", 320) == (None, {}, {})
+    split = Split("toy", "test", ["cell"], ["a.jpg"], [(100, 100)], [np.array([[0, 10, 10, 50, 50]], float)], "f00d")
+    save_detections(tmp_path / "b.json.gz", split, 320, {"m": [np.array([[2, 10, 50, 50, 0.9, 0]], float)]})
+    save_detections(tmp_path / "a.json.gz", split, 320, {"m": [np.array([[1, 10, 50, 50, 0.9, 0]], float)]})
+    (tmp_path / "notes.txt").write_text("not stored detections")
+    found, got, _ = stored_evaluation(tmp_path, "test", 320)
+    assert found.fingerprint == "f00d" and got["m"][0][0, 0] == 1  # a.json.gz, first by name
+    assert stored_evaluation(None, "test", 320) == (None, {}, {})
