@@ -25,8 +25,9 @@ class CompareError(ValueError):
 
 @dataclass
 class Comparison:
-    images: list[tuple[np.ndarray, str]]  # (annotated RGB image, caption) per model
+    images: list[tuple[np.ndarray, str]]  # (annotated RGB image, caption: name · summary) per model
     names: list[str]  # the models, in the order of ``images``
+    summaries: dict[str, str]  # model -> "n boxes · ms (backend)"
     table: pd.DataFrame
     detections: list[dict]  # model, class, confidence, box (original pixels), diff status
     reference: str
@@ -64,7 +65,7 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
     names = _class_union(models)
     palette = class_colors(names)
     ref = results[reference]
-    images, rows, records = [], [], []
+    images, rows, records, summaries = [], [], [], {}
     view, s = display_copy(rgb)  # drawn at display size; boxes in the records stay in original pixels
     for name, det in results.items():
         if name == reference:
@@ -73,13 +74,14 @@ def compare(image, models: dict, *, conf: float = 0.25, iou: float = 0.7, imgsz:
             status, missed = match(det.boxes, det.classes, ref.boxes, ref.classes, match_iou, det.scores)
         drawn = draw(view, det.boxes * s, det.scores, det.classes, palette, None if name == reference else status,
                      ref.boxes[missed] * s if missed else (), [ref.classes[j] for j in missed])
-        images.append((drawn, f"{name} · {len(det.classes)} boxes · {det.ms:.0f} ms ({det.backend})"))
+        summaries[name] = f"{len(det.classes)} boxes · {det.ms:.0f} ms ({det.backend})"
+        images.append((drawn, f"{name} · {summaries[name]}"))
         rows.append(_row(name, det, names, status, missed, name == reference))
         for rec, st in zip(det.as_records(name), status):
             records.append({**rec, "diff": st})
         records += [{"model": name, "class": ref.classes[j], "confidence": None,
                      "box": [round(float(v), 1) for v in ref.boxes[j]], "diff": "missed"} for j in missed]
-    return Comparison(images, list(results), pd.DataFrame(rows), records, reference, results, view, s)
+    return Comparison(images, list(results), summaries, pd.DataFrame(rows), records, reference, results, view, s)
 
 
 def _class_union(models: dict) -> list[str]:

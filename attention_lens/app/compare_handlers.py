@@ -18,7 +18,7 @@ class CompareView(NamedTuple):
     items: list  # (annotated image, caption) per model: /compare's gallery
     table: object  # pandas DataFrame: per model, boxes per class, the diff against the reference, ms
     payload: dict  # /compare's JSON: the reference, the image size, every box with its diff status
-    shown: dict  # what the page keeps: images by model (slider), the display copy and its scale, captions
+    shown: dict  # what the page keeps: images by model (slider), the display copy and its scale, summaries
     names: list[str]  # the models, in the order compared
 
 
@@ -39,7 +39,7 @@ def _run_compare(store: ModelStore, models: dict, image, conf, iou, imgsz, refer
     _say_the_reference(store, models, result.reference, result.table)
     images = {name: im for name, (im, _caption) in zip(result.names, result.images)}
     shown = {"images": images, "view": result.view, "scale": result.view_scale,
-             "captions": {name: caption for name, (_im, caption) in zip(result.names, result.images)}}
+             "summaries": result.summaries}
     payload = {"reference": result.reference, "image_size": list(result.results[result.reference].image_shape),
                "detections": result.detections}
     if not any(d["confidence"] is not None for d in result.detections):
@@ -95,7 +95,7 @@ def results_grid(shown: dict | None, payload: dict | None):
     if not shown or shown.get("view") is None or not payload:
         return None
     return grid(shown["view"], shown["scale"], payload.get("detections", []), list(shown["images"]),
-                shown.get("captions", {}))
+                shown.get("summaries", {}))
 
 
 #: The columns of the "every box" table.

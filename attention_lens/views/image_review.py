@@ -52,7 +52,7 @@ def review_figure(split: Split, index: int, detections: dict[str, list[np.ndarra
     for p in panels:
         mine = [r for r in records if r["model"] == p]
         counts[p] = {k: sum(r["diff"] == k for r in mine) for k in ("true positive", "false positive", "missed")}
-    captions = {GROUND_TRUTH: f"{GROUND_TRUTH}: {len(split.boxes[index])} objects"}
-    captions.update({p: f"{p[:34]}: {c['true positive']} true, {c['false positive']} false, {c['missed']} missed"
-                     for p, c in counts.items() if p != GROUND_TRUTH})
-    return results_grid(view, scale, records, panels, captions), counts
+    subtitles = {GROUND_TRUTH: f"{len(split.boxes[index])} objects"}
+    subtitles.update({p: f"{c['true positive']} true, {c['false positive']} false, {c['missed']} missed"
+                      for p, c in counts.items() if p != GROUND_TRUTH})
+    return results_grid(view, scale, records, panels, subtitles), counts

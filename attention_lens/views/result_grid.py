@@ -26,12 +26,11 @@ DASHES = {"missed": "dot", "only here": "dash", "false positive": "dash"}
 TITLE_CHARS = 44
 
 
-def _title(caption: str, budget: int) -> str:
+def _title(name: str, subtitle: str, budget: int) -> str:
     """A cell's title on two lines: the model's name (cut to ``budget`` characters, an ellipsis
-    where cut, so it never runs into the next cell's) over the rest of its caption."""
-    name, _, rest = caption.partition(" · ")
+    where cut, so it never runs into the next cell's) over its subtitle."""
     name = name if len(name) <= budget else name[:budget - 1] + "…"
-    return f"{name}<br>{rest}" if rest else name
+    return f"{name}<br>{subtitle}" if subtitle else name
 
 
 def _rgb(bgr: tuple) -> str:
@@ -40,9 +39,10 @@ def _rgb(bgr: tuple) -> str:
 
 
 def results_grid(view: np.ndarray, scale: float, detections: list[dict], models: list[str],
-                 captions: dict | None = None, columns: int = COLUMNS, cell_px: int = 280):
+                 subtitles: dict | None = None, columns: int = COLUMNS, cell_px: int = 280):
     """A plotly figure: ``models`` in a grid, each with its boxes from ``detections`` (the
-    /compare records: model, class, confidence, box in original pixels, diff)."""
+    /compare records: model, class, confidence, box in original pixels, diff), titled by its name
+    over its line of ``subtitles`` (model -> text: its counts, its time)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -52,7 +52,7 @@ def results_grid(view: np.ndarray, scale: float, detections: list[dict], models:
     cols = min(columns, n)
     rows = math.ceil(n / cols)
     h, w = view.shape[:2]
-    titles = [_title((captions or {}).get(m, m), TITLE_CHARS * COLUMNS // cols) for m in models]
+    titles = [_title(m, (subtitles or {}).get(m, ""), TITLE_CHARS * COLUMNS // cols) for m in models]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.012,
                         vertical_spacing=min(0.08, 0.16 / rows))
     classes = sorted({str(d["class"]) for d in detections})

@@ -27,8 +27,8 @@ def test_long_model_names_are_cut_so_titles_never_run_into_the_next_cell():
     """Issue 35: "...(onnxruntime)yolov8n-coordatt-neck-s0..." where two titles collided."""
     view = np.zeros((120, 160, 3), np.uint8)
     names = ["yolov5nu-ema-incsp-main-s0-with-a-much-longer-run-name", "b", "c"]
-    captions = {n: f"{n} · 4 boxes · 40 ms (onnxruntime)" for n in names}
-    fig = results_grid(view, 0.5, [], names, captions)
+    summaries = {n: "4 boxes · 40 ms (onnxruntime)" for n in names}
+    fig = results_grid(view, 0.5, [], names, summaries)
     first = fig.layout.annotations[0].text
     name, stats = first.split("<br>")
     assert len(name) == 44 and name.endswith("…") and names[0].startswith(name[:-1])
