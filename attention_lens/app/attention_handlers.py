@@ -71,7 +71,8 @@ def attention_extras(ins, colormap="jet", alpha=0.5):
     channels = channel_figure(ins) or message_figure(
         "No channel gates in the selected models (SE, ECA, CBAM and PolarizedSA have them).")
     heads = head_figure(ins) or message_figure(
-        "No self-attention in the selected models (YOLO11/YOLO26 C2PSA, YOLOv10 PSA and YOLO12 area attention have it).")
+        "No self-attention in the selected models (YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 area attention and "
+        "RT-DETR's encoder have it).")
     return render(ins, float(alpha), colormap), channels, heads
 
 

@@ -52,7 +52,7 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
             matrix = gr.Plot(label="Attention by layer: rows = models, columns = P3/P4/P5; hover for values",
                              elem_id="attention-matrix")
             with gr.Accordion("Where one location looks (self-attention: YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
-                              "area attention): click the image", open=True):
+                              "area attention, RT-DETR's encoder): click the image", open=True):
                 query_note = gr.Markdown(label="Query note", elem_id="attention-query-note")
                 with gr.Row():
                     query_image = gr.Image(label="Click a point (default: the most confident detection)",
@@ -72,7 +72,7 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                 channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
             with gr.Accordion("Every map as an image (EMA's group maps, channel-weighted activations...)", open=False):
                 gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=3,
-                                     height="auto", object_fit="contain", elem_id="attention-gallery",
+                                     height="auto", object_fit="contain", elem_id="attention-gallery", elem_classes=["map-gallery"],
                                      format=DISPLAY_FORMAT)
             with gr.Accordion("Layers, downloads and raw ranges", open=False):
                 layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers",

@@ -26,7 +26,7 @@ def build_explain_section(store, examples: list[str], image, models, uploads, im
             levels = gr.CheckboxGroup(list(LEVELS), value=list(LEVELS), label="Layers (Detect inputs)")
             button = gr.Button("Explain", variant="primary", elem_id="explain-button")
     cams = gr.Gallery(label="Explanations (energy in box: the share of the map inside the chosen box)", columns=3,
-                      height="auto", object_fit="contain", elem_id="explain-gallery", format=DISPLAY_FORMAT)
+                      height="auto", object_fit="contain", elem_id="explain-gallery", elem_classes=["map-gallery"], format=DISPLAY_FORMAT)
     table = gr.Dataframe(label="Per model: the candidate explained and how much of the map lies in the box",
                          elem_id="explain-table", headers=["model", "method", "class", "energy in box"])
 

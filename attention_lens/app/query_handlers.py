@@ -13,7 +13,7 @@ from attention_lens.app.errors import UserError
 from attention_lens.torch_thread import torch_thread
 
 NO_SELF_ATTENTION = ("None of these models carries self-attention (YOLO11/YOLO26 C2PSA, YOLOv10 PSA, YOLO12 "
-                     "area attention): no query view. Their maps are above.")
+                     "area attention, RT-DETR's encoder): no query view. Their maps are above.")
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,16 @@ def examples_for(image: gr.Image, examples: list[str]) -> None:
 
 #: Page CSS (gradio 6 takes it in ``launch``): a model picker with many models scrolls inside a
 #: box of about ten rows, with tighter rows, instead of pushing the rest of the column down.
+#: A gallery of maps (class ``map-gallery``) grows with its rows instead of scrolling inside 55% of
+#: the window (gradio's gallery at height "auto"), each tile takes its image's shape rather than a
+#: square, and the caption sits under the image, wrapped, instead of over it and cut.
 CSS = """
 .model-picker .wrap { max-height: 23rem; overflow-y: auto; gap: 0.25rem; }
 .model-picker .wrap label { padding: 0.2rem 0.5rem; }
+.map-gallery .grid-wrap { max-height: none; overflow-y: visible; }
+.map-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+.map-gallery .thumbnail-item img { height: auto; }
+.map-gallery .caption-label { position: static; white-space: normal; max-width: none; border: none; opacity: 0.8; }
 """
 
 
