@@ -60,3 +60,24 @@ def test_equal_to_yolo_val_on_the_same_checkpoints_split_and_size(bccd_yolo):
         assert mine["mAP50"] == pytest.approx(theirs.map50, abs=5e-4), n
         # the run summaries' validator gives the same (a model object, as train and evaluate hand it over)
         assert validate(models[n], bccd_yolo, "test", 320)["mAP50-95"] == pytest.approx(theirs.map, abs=5e-4)
+
+
+def test_rtdetr_equal_to_its_own_validator_on_the_same_checkpoint_split_and_size(bccd_yolo):
+    """RT-DETR's validator stretches each image to the square and reads the decoder's ranking (no
+    NMS): the pass's detections reproduce its mAP (a narrow RT-DETR trained on BCCD by
+    tests/fixtures/builtin/make_fixtures.py detr-bccd)."""
+    from ultralytics import RTDETR
+
+    from attention_lens.data.datasets import read_split
+    from attention_lens.evaluation.predict import predict_models
+    from attention_lens.modeling.load import load_model
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "builtin" / "detr-bccd-best.pt"
+    split = read_split(bccd_yolo, "test")
+    [(dets, _)] = predict_models({"detr": load_model(path)}, split, 320).values()
+    mine = ultralytics_metrics(split, dets, 320)
+    theirs = RTDETR(path).val(data=str(bccd_yolo), split="test", imgsz=320, batch=1, plots=False, verbose=False,
+                              device="cpu", workers=0).box
+    assert theirs.map > 0.1  # a model that finds the cells: the comparison means something
+    assert mine["mAP50-95"] == pytest.approx(theirs.map, abs=5e-4)
+    assert mine["mAP50"] == pytest.approx(theirs.map50, abs=5e-4)
