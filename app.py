@@ -67,12 +67,13 @@ def main(argv=None) -> int:
     sweep_dead_runs()  # what a killed server left in the temp folder (unpacked zips, session files)
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)
     demo.queue(default_concurrency_limit=2, max_size=32)
-    from attention_lens.app.widgets import CSS, STATE_SESSIONS
+    from attention_lens.app.widgets import CSS, PAGE_JS, STATE_SESSIONS
     from attention_lens.modeling.checkpoints import LIMITS
 
     # Largest upload gradio accepts: the checkpoint loader's own file cap.
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
-                max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS, css=CSS)
+                max_file_size=LIMITS["max_file_bytes"], state_session_capacity=STATE_SESSIONS, css=CSS,
+                js=PAGE_JS)
     return 0
 
 

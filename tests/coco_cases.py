@@ -21,6 +21,23 @@ def dets_from(gt_rows, score=0.9, shift=0.0):
     return np.array([[r[1] + shift, r[2], r[3] + shift, r[4], score, r[0]] for r in gt_rows], dtype=float).reshape(-1, 6)
 
 
+SMALL_A, BIG_A = (0, 0, 0, 20, 20), (0, 100, 100, 300, 300)
+SMALL_B, MID_B = (1, 40, 0, 60, 20), (1, 0, 100, 50, 150)
+
+
+def disagreeing_results():
+    """An evaluation of "model" against "ref" with one object of each kind of agreement. Image 0: a
+    small "a" (both find it), a big "a" only the model finds, a small "b" only the reference finds.
+    Image 1: a medium "b" nobody finds; the model adds two false positives."""
+    from attention_lens.evaluation.report import evaluate_detections
+
+    split = split_of([[SMALL_A, BIG_A, SMALL_B], [MID_B]])
+    ghost = np.array([[300, 300, 350, 350, 0.9, 0], [300, 0, 350, 50, 0.9, 1]], dtype=float)
+    ref = [np.vstack([dets_from([SMALL_A, SMALL_B])]), np.zeros((0, 6))]
+    model = [np.vstack([dets_from([SMALL_A, BIG_A])]), ghost]
+    return evaluate_detections(split, {"ref": ref, "model": model}, "ref", rounds=20)
+
+
 def found_or_missed(rng, images: int = 40, p_ref: float = 0.5, p_model: float = 0.7):
     """A draw from a synthetic population with a known difference: each image holds one object,
     found exactly (one score) by the reference with probability ``p_ref`` and by the model with

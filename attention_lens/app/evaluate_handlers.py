@@ -284,6 +284,15 @@ def pick_flow(results, cls=ALL, size=ALL):
     return gr.update(choices=flow_choices(results, cls, size) if results else [], value=None)
 
 
+def clicked_flow(results, key: str, cls=ALL, size=ALL):
+    """A click on a flow of the Sankey (its key, as ``flow_choices`` values it): that flow in the
+    picker, if it is one where the two disagree among the objects in view; else unchanged."""
+    from attention_lens.views.results import flow_choices
+
+    values = [v for _, v in flow_choices(results, cls, size)] if results else []
+    return gr.update(value=key) if key in values else gr.update()
+
+
 def flow_view(results, flow, cls=ALL, size=ALL):
     """The images of the chosen flow, for the table under the picker."""
     from attention_lens.views.results import flow_images

@@ -9,6 +9,7 @@ from attention_lens.app.evaluate_handlers import (
     ALL,
     SPLIT_CHOICES,
     attention_button,
+    clicked_flow,
     filter_choices,
     filtered_views,
     flow_view,
@@ -19,7 +20,7 @@ from attention_lens.app.evaluate_handlers import (
     send_to_attention,
 )
 from attention_lens.app.evaluate_lane import JOB_WAITERS, evaluate_request
-from attention_lens.app.widgets import STATE_TTL_S, model_name_dropdown, model_picker
+from attention_lens.app.widgets import FLOW_CLICK_ID, STATE_TTL_S, model_name_dropdown, model_picker
 
 
 
@@ -72,8 +73,11 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
             outcomes = gr.Plot(label="Object by object: the reference's outcome -> each model's (TIDE's terms)",
                                elem_id="evaluate-outcomes")
             with gr.Row():
-                flow = gr.Dropdown(choices=[], value=None, label="A flow where the two disagree: its images "
-                                                                 "(click one to open it)", elem_id="evaluate-flow")
+                flow = gr.Dropdown(choices=[], value=None, label="A flow where the two disagree (or click one in the "
+                                                                 "chart): its images (click one to open it)",
+                                   elem_id="evaluate-flow")
+                flow_click = gr.Textbox(elem_id=FLOW_CLICK_ID, elem_classes=["offscreen"], show_label=False,
+                                        container=False)
             flow_table = gr.Dataframe(label="Images of that flow", elem_id="evaluate-flow-images",
                                       headers=["model", "image", "objects in this flow"])
             located = gr.Plot(label="Where the maps fall", elem_id="evaluate-localisation")
@@ -112,6 +116,7 @@ def build_evaluate_tab(store, data: str | None, stored_dir: str | None, lane, we
                        api_name=False, trigger_mode="always_last")
     images.select(picked_image, None, opened, api_name=False)
     flow.change(flow_view, [raw, flow, cls, size], flow_table, api_name=False)
+    flow_click.change(clicked_flow, [raw, flow_click, cls, size], flow, api_name=False)
     flow_table.select(picked_image, None, opened, api_name=False)
     opened.change(event(review_image), [held, opened], [review, caption], api_name=False, trigger_mode="always_last")
     if attention is not None and tabs is not None:

@@ -46,7 +46,31 @@ CSS = """
 .map-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
 .map-gallery .thumbnail-item img { height: auto; }
 .map-gallery .caption-label { position: static; white-space: normal; max-width: none; border: none; opacity: 0.8; }
+.offscreen { position: absolute !important; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 """
+
+#: Page script (gradio 6 takes it in ``launch``): gradio's Plot sends Python no plotly events, so a
+#: click on a flow of the Evaluate tab's Sankey (``views.results.outcomes_figure``: each link
+#: carries its flow's key as customdata) is written into an off-screen textbox
+#: (``FLOW_CLICK_ID``), whose change event selects that flow. Each newly drawn plot is hooked once.
+FLOW_CLICK_ID = "evaluate-flow-click"
+PAGE_JS = """
+() => {
+  const hook = () => {
+    const plot = document.querySelector('#evaluate-outcomes .js-plotly-plot');
+    if (!plot || plot.__flowClick || typeof plot.on !== 'function') return;
+    plot.__flowClick = true;
+    plot.on('plotly_click', (ev) => {
+      const key = ev && ev.points && ev.points[0] && ev.points[0].customdata;
+      const box = document.querySelector('#%s textarea, #%s input');
+      if (!key || !box) return;
+      box.value = key;
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    });
+  };
+  new MutationObserver(hook).observe(document.body, {childList: true, subtree: true});
+}
+""" % (FLOW_CLICK_ID, FLOW_CLICK_ID)
 
 
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:

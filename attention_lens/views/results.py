@@ -129,11 +129,15 @@ def outcomes_figure(results: dict, cls: str | None = None, size: str | None = No
         flows = outcome_flows(results, name, cls, size)
         labels = [f"reference: {OUTCOMES[x]}" for x in letters] + [f"{name}: {OUTCOMES[x]}" for x in letters]
         links = [(letters.index(a), len(letters) + letters.index(b), v) for (a, b), v in sorted(flows.items())]
+        # Each link carries its flow as the flow picker names it (``flow_choices``): a click on it
+        # in the page selects that flow (app.widgets.PAGE_JS).
+        keys = [f"{name}|{a}|{b}" for (a, b) in sorted(flows)]
         fig.add_trace(go.Sankey(
             domain={"x": [0, 1], "y": [1 - (row + 1) * band + 0.02, 1 - row * band - 0.02]},
             node={"label": labels, "color": [colours[x] for x in letters] * 2, "pad": 8, "thickness": 12},
             link={"source": [a for a, _, _ in links], "target": [b for _, b, _ in links],
-                  "value": [v for *_, v in links], "color": ["rgba(0,0,0,0.18)"] * len(links)}))
+                  "value": [v for *_, v in links], "color": ["rgba(0,0,0,0.18)"] * len(links),
+                  "customdata": keys}))
     which = " ".join(v for v in (size, cls) if v not in (None, ALL)) or "all"
     fig.update_layout(height=max(260, 240 * len(names)), margin=dict(t=40, b=10, l=10, r=10),
                       title=dict(text=f"Each object ({which}): the reference's outcome → the model's (confidence ≥ "

@@ -267,6 +267,33 @@ def test_evaluate_tab_filters_ranks_and_opens_an_image(page):
     expect(page.locator("#evaluate-table")).to_contain_text("mAP50-95 (ultralytics val)")
 
 
+def test_clicking_a_flow_of_the_sankey_lists_its_images(page):
+    """Issue 36: a click on a link where the reference and a model disagree selects that flow in
+    the picker and lists its images (gradio's Plot sends no plotly events: the page's script does)."""
+    page.locator("#evaluate-class input").click()  # every class again (the test before picked WBC)
+    page.get_by_role("option", name="all", exact=True).click()
+    expect(page.locator("#evaluate-outcomes .js-plotly-plot")).to_contain_text("Each object (all)")
+    links = page.locator("#evaluate-outcomes path.sankey-link")
+    links.first.wait_for(state="attached")
+    keys = page.evaluate("() => document.querySelector('#evaluate-outcomes .js-plotly-plot').data"
+                         ".flatMap(t => t.link.customdata)")
+    picker = page.locator("#evaluate-flow input")
+    for k in range(links.count()):  # the links in the order drawn; the first off the diagonal
+        links.nth(k).scroll_into_view_if_needed()
+        x, y = links.nth(k).evaluate(  # a point on the ribbon itself (a curved ribbon's box centre may miss it)
+            "e => { const p = e.getPointAtLength(e.getTotalLength() * 0.25), m = e.getScreenCTM();"
+            " return [p.x * m.a + p.y * m.c + m.e, p.x * m.b + p.y * m.d + m.f]; }")
+        page.mouse.click(x, y)
+        clicked = page.locator("#evaluate-flow-click textarea").input_value()
+        name, a, b = clicked.rsplit("|", 2)
+        if a != b:
+            break
+    assert clicked in keys and a != b
+    expect(picker).to_have_value(re.compile(rf"^{re.escape(name)}: reference .+ → .+ \(\d+\)$"))
+    expect(page.locator("#evaluate-flow-images tbody tr").first).to_be_visible()
+    expect(page.locator("#evaluate-flow-images")).to_contain_text(name)
+
+
 def test_evaluate_shows_how_much_self_attention_stays_on_the_objects(page, weights):
     """Issue 33: the zoo's yolo26n pair from the stored numbers: the localisation chart gets its
     third panel, and the table the per-head in-box share of each C2PSA layer."""

@@ -208,3 +208,16 @@ def test_the_stored_folder_is_read_in_name_order_and_joined(tmp_path):
     found, got, _ = stored_evaluation(tmp_path, "test", 320)
     assert found.fingerprint == "f00d" and got["m"][0][0, 0] == 1  # a.json.gz, first by name
     assert stored_evaluation(None, "test", 320) == (None, {}, {})
+
+
+def test_a_click_on_a_flow_selects_it_only_where_the_two_disagree():
+    """``clicked_flow`` gets the clicked Sankey link's key (views.results.outcomes_figure)."""
+    from coco_cases import disagreeing_results
+
+    from attention_lens.app.evaluate_handlers import clicked_flow
+
+    r = disagreeing_results()
+    assert clicked_flow(r, "model|M|F")["value"] == "model|M|F"  # only the model found it
+    assert "value" not in clicked_flow(r, "model|F|F")  # both agree: not a flow of the picker, unchanged
+    assert "value" not in clicked_flow(r, "model|F|M", cls="a")  # small b is not in view
+    assert "value" not in clicked_flow(None, "model|M|F")  # nothing evaluated yet

@@ -2,27 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-from coco_cases import dets_from, split_of
+from coco_cases import BIG_A, MID_B, SMALL_A, SMALL_B, dets_from, disagreeing_results, split_of
 
 from attention_lens.evaluation.report import evaluate_detections
 from attention_lens.views.results import filter_choices, group_key, object_counts, ranked_images
 
-SMALL_A, BIG_A = (0, 0, 0, 20, 20), (0, 100, 100, 300, 300)
-SMALL_B, MID_B = (1, 40, 0, 60, 20), (1, 0, 100, 50, 150)
-
-
-def _results():
-    # Image 0: a small "a" (both find it), a big "a" only the model finds, a small "b" only the
-    # reference finds. Image 1: a medium "b" nobody finds; the model adds two false positives.
-    split = split_of([[SMALL_A, BIG_A, SMALL_B], [MID_B]])
-    ghost = np.array([[300, 300, 350, 350, 0.9, 0], [300, 0, 350, 50, 0.9, 1]], dtype=float)
-    ref = [np.vstack([dets_from([SMALL_A, SMALL_B])]), np.zeros((0, 6))]
-    model = [np.vstack([dets_from([SMALL_A, BIG_A])]), ghost]
-    return evaluate_detections(split, {"ref": ref, "model": model}, "ref", rounds=20)
-
 
 def test_filters_count_only_the_objects_of_that_class_and_size():
-    r = _results()
+    r = disagreeing_results()
     assert filter_choices(r) == (["all", "a", "b"], ["all", "small", "medium", "large"])
     assert object_counts(r, "model") == {"both": 1, "only reference": 1, "only model": 1, "neither": 1}
     assert object_counts(r, "model", cls="a") == {"both": 1, "only reference": 0, "only model": 1, "neither": 0}
@@ -33,7 +20,7 @@ def test_filters_count_only_the_objects_of_that_class_and_size():
 
 
 def test_ranked_images_follow_the_filter():
-    r = _results()
+    r = disagreeing_results()
     # Unfiltered: image 0 has two one-sided objects; image 1 none, but two added false positives.
     assert [(x["image"], x["only reference"], x["only model"], x["FP added"], x["score"])
             for x in ranked_images(r, "model")] == [("0.jpg", 1, 1, 0, 2), ("1.jpg", 0, 0, 2, 2)]
@@ -45,12 +32,23 @@ def test_ranked_images_follow_the_filter():
     assert group_key(None, "all") == "all"
 
 
+def test_each_link_of_the_sankey_carries_its_flow_as_the_picker_values_it():
+    """A click in the page hands the clicked link's customdata to the flow picker's handler."""
+    from attention_lens.evaluation.error_types import OUTCOMES
+    from attention_lens.views.results import outcomes_figure
+
+    link = outcomes_figure(disagreeing_results()).data[0].link
+    letters = list(OUTCOMES)
+    pairs = [(letters[s], letters[t - len(letters)]) for s, t in zip(link.source, link.target)]
+    assert list(link.customdata) == [f"model|{a}|{b}" for a, b in pairs]
+
+
 def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
     """The Sankey's flows (issue 36) count the same objects as the found-by bars: found by both is
     found -> found, only the reference found -> anything else, and so on; filters apply alike."""
     from attention_lens.views.results import outcome_flows, outcomes_figure
 
-    r = _results()
+    r = disagreeing_results()
     flows = outcome_flows(r, "model")
     # small a: both found; big a: only the model; small b: only the reference; medium b: neither
     # (the model's ghost boxes are far from it: missed by both)
@@ -65,7 +63,7 @@ def test_the_object_flows_agree_with_the_found_counts_and_follow_the_filter():
 def test_a_flow_lists_its_images_and_follows_the_filter():
     from attention_lens.views.results import flow_choices, flow_images
 
-    r = _results()
+    r = disagreeing_results()
     choices = flow_choices(r)
     # the two flows where the reference and the model disagree: big a (only the model) and small b
     assert sorted(v for _, v in choices) == ["model|F|M", "model|M|F"]
@@ -79,10 +77,11 @@ def test_a_flow_lists_its_images_and_follows_the_filter():
 def test_the_flows_add_up_to_the_objects_and_two_identical_models_stay_on_the_diagonal():
     from attention_lens.views.results import outcome_flows
 
-    r = _results()
+    r = disagreeing_results()
     assert sum(outcome_flows(r, "model").values()) == len(r["objects"]["class"]) == 4
     split = split_of([[SMALL_A, BIG_A, SMALL_B], [MID_B]])
     same = [np.vstack([dets_from([SMALL_A, SMALL_B])]), np.zeros((0, 6))]
     twin = evaluate_detections(split, {"ref": same, "twin": [d.copy() for d in same]}, "ref", rounds=20)
     flows = outcome_flows(twin, "twin")
     assert sum(flows.values()) == 4 and all(a == b for a, b in flows)
+
