@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                   "(or a Pascal VOC tree), or a zip")
     p.add_argument("--max-examples", type=int, default=8)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument("--device", help="where the models run: auto (the first GPU torch sees, else the CPU), cpu, "
+                                    "cuda or cuda:N (default: $ATTENTION_LENS_DEVICE, else auto)")
     return p.parse_args(argv)
 
 
@@ -63,6 +65,15 @@ def create_app(weights: str, examples: list[str], runs: str | None = None, data:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from attention_lens.device import DEVICE_ENV, DeviceError, device_label, set_device
+
+    try:
+        device = set_device(args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    os.environ[DEVICE_ENV] = str(device)  # the evaluation lane's child processes place their models alike
+    print(f"models run on {device_label(device)}", file=sys.stderr)
     keep_freed_buffers()
     sweep_dead_runs()  # what a killed server left in the temp folder (unpacked zips, session files)
     demo, _ = create_app(args.weights, list_examples(args.examples, args.max_examples), args.runs, args.data)

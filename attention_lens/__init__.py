@@ -2,7 +2,8 @@
 
 Layers, each importing only from the ones above it:
 
-- ``env``, ``cache``, ``torch_thread``  process settings, the one cache policy, the torch thread
+- ``env``, ``device``, ``cache``, ``torch_thread``  process settings, where the models run, the one
+  cache policy, the torch thread
 - ``jobs``        the long-work lane: child processes with limits, a queue, a cancel
 - ``data``        data sets as data: VOC trees, conversion, uploaded archives, labelled splits
 - ``attention``   the six modules (one file per mechanism), their gates and factory

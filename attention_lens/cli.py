@@ -39,6 +39,10 @@ def _analyze(args) -> int:
     from attention_lens.modeling.load import load_model
     from attention_lens.views.results import skipped_lines, write_report
 
+    from attention_lens.device import device_label, set_device
+
+    device = set_device(args.device)
+    print(f"models run on {device_label(device)}" + (" (float16)" if args.half else ""), file=sys.stderr)
     split = open_dataset(args.data, args.split)
     entries = {e.name: e for e in read_manifest(args.weights)}
     store = ModelStore(list(entries.values()))
@@ -48,7 +52,7 @@ def _analyze(args) -> int:
         path = entry.checkpoint if entry else Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"{item}: neither a model in {args.weights}/manifest.json nor a checkpoint file")
-        model = load_model(path)
+        model = load_model(path).to(device)
         # A checkpoint file is named as the app names an upload: its run name, base and attention.
         name = entry.name if entry else upload_name(model, path.stem, file_digest(path), set(models) | set(entries))
         models[name] = model
@@ -69,8 +73,10 @@ def _analyze(args) -> int:
 
     localise = not args.no_localisation
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds,
-                              store.seed_groups(models), progress,
-                              localise)
+                              store.seed_groups(models), progress, localise, args.half)
+    from attention_lens.runtime.onnx_backend import REGISTRY
+
+    results["ran on"] = {n: REGISTRY.backend(m) + (" float16" if args.half else "") for n, m in models.items()}
     if args.save_detections:
         from attention_lens.evaluation.stored import merged_detections, save_detections
         from attention_lens.evaluation.predict import predictions_for_models
@@ -78,7 +84,7 @@ def _analyze(args) -> int:
         Path(args.save_detections).parent.mkdir(parents=True, exist_ok=True)
 
         # Cached by evaluate_models: no new forwards.
-        both = predictions_for_models(models, split, args.imgsz, localise=localise)
+        both = predictions_for_models(models, split, args.imgsz, localise=localise, half=args.half)
         dets, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
         if args.merge and Path(args.save_detections).is_file():
             dets, scores = merged_detections(args.save_detections, split, args.imgsz, dets, scores)
@@ -138,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--save-detections", metavar="FILE.json.gz",
                    help="also store the split's boxes and every model's detections (numbers only), "
                         "as weights/evaluation/ holds them for the zoo")
+    a.add_argument("--device", help="auto (the first GPU torch sees, else the CPU), cpu, cuda or cuda:N "
+                                     "(default: $ATTENTION_LENS_DEVICE, else auto)")
+    a.add_argument("--half", action="store_true",
+                   help="on a GPU, the pass in float16 (labelled in the JSON; its mAP difference is in "
+                        "docs/PERFORMANCE.md)")
     a.add_argument("--merge", action="store_true",
                    help="with --save-detections: keep the other models already stored in that file (same split "
                         "and image size), so only new models need a pass")

@@ -40,7 +40,7 @@ def bccd_root() -> Path:
 
 #: Tiers, from the fixtures a test uses: ``-m "not slow"`` for a quick run, ``-m browser`` for the UI.
 MARKERS = {"data": "needs the BCCD data set", "slow": "trains models or serves the app (seconds to minutes)",
-           "browser": "drives Debian's chromium"}
+           "browser": "drives Debian's chromium", "gpu": "needs a CUDA device (skipped without one, CI included)"}
 _SLOW_FIXTURES = {"tiny_weights", "served_app", "tiny_bccd", "bccd_yolo"}
 
 
@@ -58,6 +58,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("slow")
         if item.path.name == "test_browser.py":
             item.add_marker("browser")
+        if "cuda" in fixtures:
+            item.add_marker("gpu")
+
+
+@pytest.fixture
+def cuda():
+    """The first CUDA device; the test is skipped where torch sees none (CI has none: never a failure)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device("cuda", 0)
 
 
 @pytest.fixture(scope="session")

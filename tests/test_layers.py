@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "attention_lens"
 #: Top to bottom; each may import from the ones before it.
-ORDER = ["env", "cache", "torch_thread", "jobs", "data", "attention", "modeling", "experiments", "runtime", "analysis",
+ORDER = ["env", "device", "cache", "torch_thread", "jobs", "data", "attention", "modeling", "experiments", "runtime", "analysis",
          "evaluation", "views", "app", "cli"]
 
 

@@ -1,6 +1,6 @@
 """Train the shipped zoo: every run under one protocol, in the order issue 18 asks for.
 
-    python weights/train_zoo.py [--work DIR] [--device cpu|0] [--parallel N] [--deadline S] [--only NAME ...]
+    python weights/train_zoo.py [--work DIR] [--device auto|cpu|0] [--parallel N] [--deadline S] [--only NAME ...]
 
 Each run is ``python -m attention_lens train --data DATA --epochs 60 --imgsz 320 --batch 16
 --base B [--attention X --placement P [--param K=V]] --seed S --name NAME``. Runs already shipped
@@ -75,7 +75,8 @@ JOBS = [
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="/tmp/attention-lens-zoo", help="runs land in WORK/runs")
-    p.add_argument("--device", default="cpu", help="cpu (the first zoo's protocol) or a CUDA index")
+    p.add_argument("--device", default="auto", help="auto (a GPU where torch sees one, else the CPU), cpu (the "
+                                                    "first zoo's protocol) or a CUDA index")
     p.add_argument("--parallel", type=int, default=1)
     p.add_argument("--workers", type=int, default=2, help="data loader workers per run")
     p.add_argument("--deadline", type=float, default=None, help="seconds; unfinished runs are ended")

@@ -24,6 +24,7 @@ import torch
 
 from attention_lens.analysis.heatmaps import to_original
 from attention_lens.runtime.capture import forward_lock, raw_prediction
+from attention_lens.runtime.detect import on_device
 from attention_lens.runtime.letterbox import letterbox_geometry, model_input, stretches_input
 from attention_lens.analysis.layercam import detect_inputs
 
@@ -81,10 +82,11 @@ class BoxTarget:
 
         candidates = xywh2xyxy(output[:4].T)
         self.candidates = len(candidates)
-        iou = box_iou(self.box, candidates)[0]
+        iou = box_iou(self.box.to(candidates.device, candidates.dtype), candidates)[0]
         score = output[4 + self.class_id]
         best = int(torch.argmax((iou * score).detach()))
-        self.matched = (float(score[best].detach()), float(iou[best].detach()), candidates[best].detach().clone(), best)
+        self.matched = (float(score[best].detach()), float(iou[best].detach()),
+                        candidates[best].detach().float().cpu(), best)
         return score[best] + iou[best]
 
 
@@ -169,7 +171,7 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
     original_hw = tuple(image_rgb.shape[:2])
     display_hw = tuple(display_hw or original_hw)
     stretched = stretches_input(model)
-    x = model_input(model, image_rgb, imgsz).requires_grad_(True)  # the parameters are frozen
+    x = on_device(model, model_input(model, image_rgb, imgsz)).requires_grad_(True)  # the parameters are frozen
     target = BoxTarget(names[class_name], to_input_box(box, tuple(x.shape[2:]), original_hw, stretched))
     t0 = time.perf_counter()
     with forward_lock(model), torch.enable_grad():

@@ -13,6 +13,7 @@ import torch
 
 from attention_lens.analysis.heatmaps import normalize, to_original
 from attention_lens.runtime.capture import ThreadHooks, forward_lock, raw_prediction
+from attention_lens.runtime.detect import on_device, to_cpu
 from attention_lens.runtime.letterbox import model_input
 
 
@@ -52,7 +53,7 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
         for k, m in enumerate(layers):
             hooks.on_output(m, keep(k))
         with forward_lock(model), torch.enable_grad():
-            pred = model(x)
+            pred = model(on_device(model, x))
             scores = raw_prediction(pred)[0, 4:, :].amax(0)  # per candidate
             cells = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]
             per_cell = scores.numel() // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
@@ -63,9 +64,9 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
     for k, (layer, g) in enumerate(zip(layers, grads)):
         a = acts[k].detach()
         g = torch.zeros_like(a) if g is None else g
-        cam = (g.clamp_min(0) * a).sum(1)[0].clamp_min(0).numpy()
+        cam = (g.clamp_min(0) * a).sum(1)[0].clamp_min(0).float().cpu().numpy()
         out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "grid": cam})
-    return out, pred
+    return out, to_cpu(pred)
 
 
 def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20, *,

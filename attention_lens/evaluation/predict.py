@@ -31,20 +31,27 @@ def class_map(model_names: dict, classes: list[str], label: str) -> dict[int, in
 PASS_BATCH = 8
 
 
-def predict_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
+def predict_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False,
+                   half: bool = False, prefetch: bool | None = None) -> dict:
     """name -> (per image (n, 6): x1, y1, x2, y2, score, split class index, in the image's own
     pixels, unclipped; per image localisation scores when ``localise``, else None), for several
     models (name -> model) in one pass over the split: each image is read and letterboxed once
     (per stride) as ultralytics' validator does it (``val_input``: its letterbox and multi-label NMS;
     RT-DETR's stretch and its decoder's ranking), then every
     model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
-    ``PASS_BATCH`` at a time where it takes batches. Localisation scores the maps of a forward on
-    the predictor's input (the one every view shows, see localisation.detect_and_score).
-    ``progress(done, total)`` after each group of images."""
-    from attention_lens.analysis.images import load_image
+    ``PASS_BATCH`` at a time where it takes batches (on a GPU: one PyTorch forward a batch).
+    Localisation scores the maps of a forward on the predictor's input (the one every view shows,
+    see localisation.detect_and_score). ``progress(done, total)`` after each group of images.
+
+    ``half``: models on a GPU run the pass in float16 (a copy each; the views stay float32).
+    ``prefetch`` (default: when a model is on a GPU): the next group of images is read and
+    letterboxed by a worker thread while the models run on this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from attention_lens.analysis.localisation import detect_and_score, groups_of
+    from attention_lens.device import model_device
     from attention_lens.runtime.detect import detect_batch
-    from attention_lens.runtime.letterbox import input_key, model_input, val_input
+    from attention_lens.runtime.letterbox import model_input
     from attention_lens.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
@@ -54,35 +61,83 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         names = getattr(model, "names", {}) or {}
         mapping = class_map(names, split.classes, label)
         by_name[label] = {n: mapping[int(i)] for i, n in names.items() if int(i) in mapping}
+    on_gpu = any(model_device(m).type != "cpu" for m in models.values())
+    if half:
+        models = half_copies(models)
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
     n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
-    for start in range(0, n_images, step):
-        chunk = list(range(start, min(n_images, start + step)))
-        rgbs = [load_image(split.paths[i]) for i in chunk]
-        boxed = {}  # input_key -> per image (the validator's input, its ratio_pad)
-        for label, model in models.items():
-            key = input_key(model)
-            if key not in boxed:
-                boxed[key] = [val_input(model, rgb, imgsz) for rgb in rgbs]
-            xs = [x for x, _ in boxed[key]]
-            dets, scores = out[label]
-            found = [None] * len(chunk)
-            for shape in dict.fromkeys(tuple(x.shape) for x in xs):  # one run per letterboxed shape
-                same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
-                batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
-                for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
-                                                     max_det=MAX_DETS, ratio_pads=[boxed[key][k][1] for k in same])):
-                    found[k] = det
-            dets.extend(_in_split_classes(det, by_name[label]) for det in found)
-            if localise:  # the maps over the predictor's input, as every view shows them
-                for k, i in enumerate(chunk):
-                    groups = groups_of(split.boxes[i], split.classes, size_of)
-                    scores.append(detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
-                                                   max_det=MAX_DETS, x=model_input(model, rgbs[k], imgsz))[1]
-                                  if groups else None)
-        if progress:
-            progress(chunk[-1] + 1, n_images)
+    chunks = [list(range(start, min(n_images, start + step))) for start in range(0, n_images, step)]
+    read = _ChunkReader(split, models, imgsz, pin=on_gpu)
+    with ThreadPoolExecutor(1, thread_name_prefix="attention-lens-read") as pool:
+        ahead = pool.submit(read, chunks[0]) if chunks and (on_gpu if prefetch is None else prefetch) else None
+        for n, chunk in enumerate(chunks):
+            rgbs, boxed = ahead.result() if ahead is not None else read(chunk)
+            if ahead is not None and n + 1 < len(chunks):
+                ahead = pool.submit(read, chunks[n + 1])
+            for label, model in models.items():
+                key = read.keys[label]
+                xs = [x for x, _ in boxed[key]]
+                dets, scores = out[label]
+                found = [None] * len(chunk)
+                for shape in dict.fromkeys(tuple(x.shape) for x in xs):  # one run per letterboxed shape
+                    same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
+                    batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
+                    for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
+                                                         max_det=MAX_DETS, ratio_pads=[boxed[key][k][1] for k in same])):
+                        found[k] = det
+                dets.extend(_in_split_classes(det, by_name[label]) for det in found)
+                if localise:  # the maps over the predictor's input, as every view shows them
+                    for k, i in enumerate(chunk):
+                        groups = groups_of(split.boxes[i], split.classes, size_of)
+                        scores.append(detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
+                                                       max_det=MAX_DETS, x=model_input(model, rgbs[k], imgsz))[1]
+                                      if groups else None)
+            if progress:
+                progress(chunk[-1] + 1, n_images)
+    return out
+
+
+class _ChunkReader:
+    """One group of a split's images, decoded, and each model kind's validator input for each
+    (``runtime.letterbox.input_key``: models that share it share one letterbox): what a worker
+    thread prepares while the models run. ``pin``: inputs in page-locked memory (a GPU copies
+    those asynchronously)."""
+
+    def __init__(self, split: Split, models: dict, imgsz: int, pin: bool = False):
+        from attention_lens.runtime.letterbox import input_key
+
+        self.split, self.imgsz, self.pin = split, imgsz, pin
+        self.keys = {label: input_key(m) for label, m in models.items()}
+        self.kinds = {self.keys[label]: m for label, m in models.items()}
+
+    def __call__(self, chunk: list[int]):
+        from attention_lens.analysis.images import load_image
+        from attention_lens.runtime.letterbox import val_input
+
+        rgbs = [load_image(self.split.paths[i]) for i in chunk]
+        boxed = {}
+        for key, model in self.kinds.items():
+            pairs = [val_input(model, rgb, self.imgsz) for rgb in rgbs]
+            boxed[key] = [(x.pin_memory(), pad) for x, pad in pairs] if self.pin else pairs
+        return rgbs, boxed
+
+
+def half_copies(models: dict) -> dict:
+    """Float16 copies of models on a GPU, for the evaluation pass (``predict_models(half=True)``);
+    EvaluationError for a model on the CPU, where float16 convolutions are slow or missing."""
+    import copy
+
+    from attention_lens.device import model_device
+
+    on_cpu = [n for n, m in models.items() if model_device(m).type == "cpu"]
+    if on_cpu:
+        raise EvaluationError(f"half precision is for models on a GPU; {on_cpu[0]} runs on the CPU")
+    out = {}
+    for name, model in models.items():
+        twin = copy.deepcopy(model).half()
+        twin.half_precision = True
+        out[name] = twin
     return out
 
 
@@ -95,16 +150,19 @@ def _in_split_classes(det, by_name: dict) -> np.ndarray:
     return np.column_stack([det.boxes[keep].astype(np.float64), det.scores[keep].astype(np.float64), cls])
 
 
-#: Detections (and localisation scores) by (model identity, split fingerprint, split, image size).
+#: Detections (and localisation scores) by (model identity, split fingerprint, split, image size, half).
 _CACHE: BoundedCache[tuple] = BoundedCache(32)
 
 
-def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False) -> dict:
+def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None, localise: bool = False,
+                           half: bool = False) -> dict:
     """name -> (detections, localisation scores or None), cached per (model content, split
-    fingerprint, split, image size); the models not cached run together, in one pass over the
-    split (each image read once). A cached entry without scores is run again when scores are
-    asked for. ``progress(done, total)`` after each image of that pass."""
-    keys = {name: (loaded_identity(model), split.fingerprint, split.split, imgsz) for name, model in models.items()}
+    fingerprint, split, image size, precision); the models not cached run together, in one pass
+    over the split (each image read once). A cached entry without scores is run again when scores
+    are asked for. ``progress(done, total)`` after each image of that pass. ``half``: see
+    ``predict_models``."""
+    keys = {name: (loaded_identity(model), split.fingerprint, split.split, imgsz, bool(half))
+            for name, model in models.items()}
     found = {}
     for name, key in keys.items():
         hit = _CACHE.get(key)
@@ -112,7 +170,7 @@ def predictions_for_models(models: dict, split: Split, imgsz: int, progress=None
             found[name] = hit
     missing = {name: model for name, model in models.items() if name not in found}
     if missing:
-        ran = predict_models(missing, split, imgsz, progress, localise)
+        ran = predict_models(missing, split, imgsz, progress, localise, half=half)
         for name, entry in ran.items():
             _CACHE.put(keys[name], entry)
         found.update(ran)

@@ -174,13 +174,14 @@ def _reference_seeds(models: dict, reference: str, groups: dict[str, str]) -> li
 
 def evaluate_models(models: dict, split: Split, reference: str, imgsz: int = 320, confidence: float = 0.25,
                     rounds: int = 1000, seed_groups: dict[str, str] | None = None, progress=None,
-                    localise: bool = True) -> dict:
+                    localise: bool = True, half: bool = False) -> dict:
     """Run (or reuse) each model's detections (and localisation scores) on the split, then
-    ``evaluate_detections``. ``progress(done, total, what)`` is called after each image."""
+    ``evaluate_detections``. ``progress(done, total, what)`` is called after each image. ``half``:
+    models on a GPU run the pass in float16 (``predict.predict_models``)."""
     def step(i, n):
         if progress:
             progress(i, n, f"{len(models)} models")
-    both = predictions_for_models(models, split, imgsz, step, localise)
+    both = predictions_for_models(models, split, imgsz, step, localise, half)
     detections, scores = {n: d for n, (d, _) in both.items()}, {n: s for n, (_, s) in both.items()}
     out = evaluate_detections(split, detections, reference, confidence, rounds, seed_groups,
                               localisation=scores if localise else None, imgsz=imgsz)

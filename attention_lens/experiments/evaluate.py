@@ -21,13 +21,15 @@ from attention_lens.modeling.load import load_model
 SUMMARY_VERSION = 1
 
 
-def validate(model: torch.nn.Module, data: str | Path, split: str, imgsz: int, batch: int = 1) -> dict:
+def validate(model: torch.nn.Module, data: str | Path, split: str, imgsz: int, batch: int = 1,
+             device: str = "cpu") -> dict:
     """P, R, mAP50, mAP50-95 overall and per class on one split, from ultralytics' validator, as
     ``yolo val`` validates a checkpoint file: rect batches (``CheckpointValidator``), here of
     ``batch`` images; one a batch gives each image its own rect shape, as the Evaluate tab's pass
-    does (on a split of one aspect ratio any batch gives the same numbers)."""
+    does (on a split of one aspect ratio any batch gives the same numbers). ``device``: as
+    ultralytics spells it ("cpu", "0")."""
     args = dict(data=str(data), split=split, imgsz=imgsz, batch=batch, plots=False, save_json=False,
-                verbose=False, device="cpu", workers=0)
+                verbose=False, device=device, workers=0)
     validator = _checkpoint_validator()(args=args)
     threads = torch.get_num_threads()
     try:
@@ -93,9 +95,12 @@ def versions() -> dict:
 
 
 def build_summary(model: torch.nn.Module, data: str | Path, imgsz: int, batch: int = 1, *, seed=None,
-                  latency_runs: int = 30, extra: dict | None = None, splits=("val", "test"), progress=None) -> dict:
+                  latency_runs: int = 30, extra: dict | None = None, splits=("val", "test"), progress=None,
+                  device: str = "cpu") -> dict:
     """The run summary (see the module docstring). ``progress(text)`` is told each step as it
-    starts: the whole takes minutes on a CPU (latency, two validations, two FLOP counts)."""
+    starts: the whole takes minutes on a CPU (latency, two validations, two FLOP counts). The
+    validations run on ``device`` (ultralytics' spelling); the latency is always the CPU's, where
+    the dashboard runs."""
     from attention_lens.experiments.flops import gflops
     from attention_lens.experiments.latency import steady_latency
 
@@ -107,7 +112,7 @@ def build_summary(model: torch.nn.Module, data: str | Path, imgsz: int, batch: i
     metrics = {}
     for s in splits:
         say(f"ultralytics val on the {s} split")
-        metrics[s] = validate(model, data, s, imgsz, batch)
+        metrics[s] = validate(model, data, s, imgsz, batch, device)
     say("params and GFLOPs")
     summary = {"version": SUMMARY_VERSION, "imgsz": imgsz, "seed": seed,
                "metrics": metrics,

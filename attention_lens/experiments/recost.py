@@ -41,29 +41,42 @@ def read_summary(run_dir: Path) -> dict:
     return summary
 
 
-def alternated_latency(models: list[torch.nn.Module], imgsz: int, runs: int, warmup: int) -> list[dict]:
-    """Per model: its latency record, the models timed in turn within each repetition."""
-    x = torch.zeros(1, 3, imgsz, imgsz)
-    times = time_alternately([lambda m=m: m(x) for m in models], runs, warmup, settle=1)
+def alternated_latency(models: list[torch.nn.Module], imgsz: int, runs: int, warmup: int,
+                       device: torch.device | None = None) -> list[dict]:
+    """Per model: its latency record, the models timed in turn within each repetition (on a GPU,
+    each forward waits for the device to finish: the time is the forward's, not its launch's)."""
+    device = device or torch.device("cpu")
+    x = torch.zeros(1, 3, imgsz, imgsz, device=device)
+
+    def timed(m):
+        if device.type == "cuda":
+            return lambda: (m(x), torch.cuda.synchronize(device))
+        return lambda: m(x)
+
+    times = time_alternately([timed(m) for m in models], runs, warmup, settle=1)
     return [latency_stats(t, imgsz, warmup) | {"alternated_with": len(models) - 1} for t in times]
 
 
-def recost(run_dirs: list[str | Path], runs: int = 30, warmup: int = 5) -> list[Path]:
-    """Re-measure params, GFLOPs (both counters) and CPU latency of each run; rewrite its summary.
+def recost(run_dirs: list[str | Path], runs: int = 30, warmup: int = 5, device: str | None = "cpu") -> list[Path]:
+    """Re-measure params, GFLOPs (both counters) and latency of each run; rewrite its summary.
+    ``device`` (``attention_lens.device``): the CPU's latency goes to ``latency_cpu`` (what the
+    dashboard's charts read), a GPU's to ``latency_gpu`` with the GPU named.
 
     Every run is read and loaded before any summary is written, so one bad run changes nothing.
     """
+    from attention_lens.device import device_label, resolve_device
     from attention_lens.experiments.flops import gflops
     from attention_lens.modeling.catalog import prepare
     from attention_lens.modeling.load import load_model
 
+    where = resolve_device(device)
     dirs = [Path(d) for d in run_dirs]
     summaries = [read_summary(d) for d in dirs]
     models = [load_model(checkpoint_of(d, s)) for d, s in zip(dirs, summaries)]
-    fused = [prepare(copy.deepcopy(m)) for m in models]  # prepare fuses in place; counts are of the unfused
+    fused = [prepare(copy.deepcopy(m), device=where) for m in models]  # prepare fuses in place; counts are of the unfused
     latency: dict[int, list[dict]] = {}
     for size in sorted({s["imgsz"] for s in summaries} | {640}):
-        latency[size] = alternated_latency(fused, size, runs, warmup)
+        latency[size] = alternated_latency(fused, size, runs, warmup, where)
     stamp = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
              "runs": [d.name for d in dirs]}
     written = []
@@ -71,7 +84,11 @@ def recost(run_dirs: list[str | Path], runs: int = 30, warmup: int = 5) -> list[
         s["params"] = int(sum(p.numel() for p in m.parameters()))
         s.setdefault("gflops", {})
         s["gflops"]["at_imgsz"], s["gflops"]["at_640"] = gflops(m, s["imgsz"]), gflops(m, 640)
-        s["latency_cpu"] = {"at_imgsz": latency[s["imgsz"]][k], "at_640": latency[640][k]}
+        timed = {"at_imgsz": latency[s["imgsz"]][k], "at_640": latency[640][k]}
+        if where.type == "cpu":
+            s["latency_cpu"] = timed
+        else:
+            s["latency_gpu"] = {"device": device_label(where), **timed}
         s["cost_remeasured"] = stamp
         path = d / SUMMARY_NAME
         tmp = path.with_suffix(".json.tmp")
@@ -79,7 +96,7 @@ def recost(run_dirs: list[str | Path], runs: int = 30, warmup: int = 5) -> list[
         tmp.replace(path)  # atomic: a reader never sees half a summary
         written.append(path)
         print(f"{d.name}: {s['gflops']['at_imgsz']['torch']:.4f} GFLOPs, "
-              f"{s['latency_cpu']['at_imgsz']['median_ms']:.1f} ms at {s['imgsz']}")
+              f"{timed['at_imgsz']['median_ms']:.1f} ms at {s['imgsz']} on {device_label(where)}")
     return written
 
 
@@ -88,4 +105,6 @@ def add_cli(sub) -> None:
     p.add_argument("run_dirs", nargs="+", help="run folders holding summary.json (and best.pt or weights/best.pt)")
     p.add_argument("--runs", type=int, default=30, help="timed forwards per model and size")
     p.add_argument("--warmup", type=int, default=5)
-    p.set_defaults(run=lambda a: not recost(a.run_dirs, a.runs, a.warmup))
+    p.add_argument("--device", default="cpu", help="cpu (default: the latency the charts show), auto, cuda or "
+                                                   "cuda:N (stored apart, as latency_gpu)")
+    p.set_defaults(run=lambda a: not recost(a.run_dirs, a.runs, a.warmup, a.device))

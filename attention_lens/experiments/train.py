@@ -14,15 +14,18 @@ import torch
 
 
 def train(model_yaml: str | Path, data: str | Path, *, epochs: int, imgsz: int = 320, batch: int = 16,
-          seed: int = 0, name: str, project: str | Path = "runs", workers: int = 2, device: str = "cpu",
+          seed: int = 0, name: str, project: str | Path = "runs", workers: int = 2, device: str | None = None,
           latency_runs: int = 30, variant: dict | None = None, **overrides) -> Path:
-    """Train ``model_yaml`` on ``data``; returns the run directory with its summary written."""
+    """Train ``model_yaml`` on ``data``; returns the run directory with its summary written.
+    ``device``: auto, cpu, cuda or cuda:N (``attention_lens.device``; None: the environment's, else auto)."""
+    from attention_lens.device import resolve_device, ultralytics_device
     from attention_lens.experiments.evaluate import build_summary, write_summary
     from attention_lens.modeling.load import load_model
     from attention_lens.modeling.yolo import YOLO
 
     t0 = time.time()
     threads = torch.get_num_threads()
+    device = ultralytics_device(resolve_device(device))
     model = YOLO(str(model_yaml), task="detect")
     args = dict(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=True,
                 pretrained=False, project=str(Path(project).resolve()), name=name, exist_ok=False, plots=False,
@@ -40,7 +43,7 @@ def train(model_yaml: str | Path, data: str | Path, *, epochs: int, imgsz: int =
     selected = selected_epoch(run_dir / "results.csv")
     # Validated as the Evaluate tab and ``yolo val batch=1`` do (rect batches of one); each step
     # of the few silent minutes this takes is said as it starts.
-    summary = build_summary(load_model(best), data, imgsz, 1, seed=seed, latency_runs=latency_runs,
+    summary = build_summary(load_model(best), data, imgsz, 1, seed=seed, latency_runs=latency_runs, device=device,
                             progress=lambda text: print(f"summary: {text}", flush=True),
                             extra={"checkpoint": "weights/best.pt", "variant": variant or {},
                                    "train": {"epochs": epochs, "batch": batch, "selected_epoch": selected,
@@ -79,7 +82,8 @@ def add_cli(sub) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--project", default="runs")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="auto (the first GPU torch sees, else the CPU), cpu, cuda or cuda:N "
+                                    "(default: $ATTENTION_LENS_DEVICE, else auto)")
     p.add_argument("--latency-runs", type=int, default=30)
     p.set_defaults(run=_run)
 

@@ -77,17 +77,21 @@ def read_manifest(weights_dir: str | Path) -> list[Entry]:
     return entries
 
 
-def prepare(model: torch.nn.Module, warmup_imgsz: int = 320) -> torch.nn.Module:
-    """Fuse conv+BN once, eval mode, no grads: the form every session shares.
+def prepare(model: torch.nn.Module, warmup_imgsz: int = 320, device: torch.device | None = None) -> torch.nn.Module:
+    """Fuse conv+BN once, eval mode, no grads, on ``device`` (the process's, ``attention_lens.device``):
+    the form every session shares.
 
     One warm-up forward: the first call pays one-off kernel set-up, which would otherwise be
     charged to whichever model a user happens to list first in the comparison's ms column.
     """
+    from attention_lens.device import default_device
+
     if hasattr(model, "fuse"):
         model = model.fuse(verbose=False)
-    model = model.float().eval().requires_grad_(False)
+    device = device or default_device()
+    model = model.float().eval().requires_grad_(False).to(device)
     with torch.no_grad():  # not inference_mode: tensors it caches would be unusable for LayerCAM's backward
-        model(torch.zeros(1, 3, warmup_imgsz, warmup_imgsz))
+        model(torch.zeros(1, 3, warmup_imgsz, warmup_imgsz, device=device))
     return model
 
 

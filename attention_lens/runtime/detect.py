@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from attention_lens.device import model_device
 from attention_lens.runtime import onnx_backend
 from attention_lens.runtime.capture import capture_gates, forward_lock, raw_prediction
 from attention_lens.runtime.letterbox import model_input, stretches_input
@@ -58,7 +59,8 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
     ``x`` is the letterboxed tensor when the caller already has it (several models, one image);
     with ``ratio_pad`` it is the validator's input (see ``from_prediction``).
     The forward runs on ONNX Runtime once the model's checked export is ready (the maps are
-    extra outputs of that graph), else on PyTorch; ``Detections.backend`` says which.
+    extra outputs of that graph), else on PyTorch on the model's device (the input goes there,
+    the prediction and maps come back); ``Detections.backend`` says which.
     """
     x = model_input(model, image_rgb, imgsz) if x is None else x
     maps, inputs = {}, {}
@@ -71,16 +73,42 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
                 maps, inputs = gate_maps, gate_inputs
         elif capture:
             with capture_gates(model, maps, inputs):
-                pred = model(x)
+                pred = to_cpu(model(on_device(model, x)))
         else:
-            pred = model(x)
+            pred = to_cpu(model(on_device(model, x)))
         # After ORT, NMS's small ops run on one thread: a second pool would fight ORT's spinning ones.
         with one_thread() if fast is not None else nullcontext():
             det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
     det.ms = (time.perf_counter() - t0) * 1000
     det.maps, det.inputs = maps, inputs
-    det.backend = "onnxruntime" if fast is not None else "pytorch"
+    det.backend = "onnxruntime" if fast is not None else onnx_backend.pytorch_label(model)
     return det
+
+
+def batches_on_torch(model: torch.nn.Module) -> bool:
+    """Whether a batch of images goes through PyTorch in one forward: on a GPU (the CPU's batches
+    go through ONNX Runtime's graph, or one image at a time)."""
+    return model_device(model).type != "cpu"
+
+
+def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` on the model's device and in its float type (no copy for a float32 model on the CPU)."""
+    device = model_device(model)
+    dtype = next((p.dtype for p in model.parameters()), x.dtype)
+    if x.device == device and x.dtype == dtype:
+        return x
+    return x.to(device, dtype=dtype, non_blocking=True)
+
+
+def to_cpu(pred):
+    """A forward's output (a tensor, or nested lists and tuples of them) on the CPU: what decoding reads."""
+    if isinstance(pred, torch.Tensor):
+        return pred if pred.device.type == "cpu" else pred.cpu()
+    if isinstance(pred, (list, tuple)):
+        return type(pred)(to_cpu(p) for p in pred)
+    if isinstance(pred, dict):
+        return {k: to_cpu(v) for k, v in pred.items()}
+    return pred
 
 
 def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
@@ -91,6 +119,14 @@ def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.
     images are the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``."""
     t0 = time.perf_counter()
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
+    if len(images_rgb) > 1 and batches_on_torch(model):  # a GPU: the batch in one PyTorch forward
+        with forward_lock(model), torch.no_grad():
+            pred = raw_prediction(to_cpu(model(on_device(model, x)))).float()
+        dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,
+                                ratio_pad=pads[k]) for k, rgb in enumerate(images_rgb)]
+        for det in dets:
+            det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), onnx_backend.pytorch_label(model)
+        return dets
     exported = onnx_backend.REGISTRY.session(model) if len(images_rgb) > 1 else None
     if exported is None or not exported.batched:
         return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1], ratio_pad=pads[k])

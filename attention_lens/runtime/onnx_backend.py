@@ -14,6 +14,8 @@ What runs where:
   only loads them. A first export runs in the background, one model at a time on the torch
   thread between users' requests; until it is ready the model answers through PyTorch.
 - Gradient-based explanations (Grad-CAM, LayerCAM) stay on PyTorch: they need the autograd graph.
+- It is the CPU's fast path: a model placed on a GPU (``attention_lens.device``) runs on PyTorch
+  there and is never exported.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from attention_lens.device import model_device
 from attention_lens.modeling.identity import loaded_identity
 from attention_lens.runtime import onnx_check
 from attention_lens.runtime.capture import attention_layout, capture_gates, raw_prediction
@@ -200,8 +203,9 @@ class Registry:
         self._worker: threading.Thread | None = None
 
     def session(self, model: torch.nn.Module) -> Exported | None:
-        """The model's session if it is ready; else None (and its export is queued once)."""
-        if not enabled():
+        """The model's session if it is ready; else None (and its export is queued once). None
+        for a model on a GPU: it runs on PyTorch there."""
+        if not enabled() or model_device(model).type != "cpu":
             return None
         with self._lock:
             ready = self._ready.get(model)
@@ -211,6 +215,8 @@ class Registry:
         return None
 
     def backend(self, model: torch.nn.Module) -> str:
+        if model_device(model).type != "cpu":
+            return pytorch_label(model)
         with self._lock:
             if model in self._ready:
                 return "onnxruntime"
@@ -227,6 +233,8 @@ class Registry:
         if not enabled():
             return
         for model in models:
+            if model_device(model).type != "cpu":
+                continue
             with self._lock:
                 if model in self._ready or model in self._failed or (model in self._pending and not wait):
                     continue
@@ -275,6 +283,18 @@ class Registry:
         with self._lock:
             self._ready[model] = exported
             self._pending.discard(model)
+
+
+def pytorch_label(model: torch.nn.Module) -> str:
+    """How a PyTorch forward is named on the page and in the JSON: "pytorch", or with the GPU it ran
+    on ("pytorch (cuda:0 NVIDIA H100 80GB HBM3)")."""
+    from attention_lens.device import device_label
+
+    device = model_device(model)
+    if device.type == "cpu":
+        return "pytorch"
+    half = next((p.dtype for p in model.parameters()), None) == torch.float16
+    return f"pytorch ({device_label(device)}{', float16' if half else ''})"
 
 
 #: The process's one registry (models are shared by every session, and so are their sessions).
