@@ -4,6 +4,10 @@
 #   device: run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # Installs only the carried wheels (pins of requirements.txt the image lacks), then runs the GPU
 # tests and bench/gpu_check.py; everything lands in $OUT (gpu_check.json, gpu_tests.log, the log).
+# The device tool sends at most 64 MiB of working tree and weights/ alone is ~280 MB: before the
+# call, set aside the checkpoints the check does not use (it loads gpu_check.MODELS and the RT-DETR
+# fixture), e.g. keep weights/manifest.json and those five folders, move the rest out of the
+# checkout, and put them back after (git checkout -- weights). Untried: no GPU was lent yet.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/gpu-check}"; mkdir -p "$OUT"
