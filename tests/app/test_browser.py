@@ -87,6 +87,33 @@ def in_viewport(locator) -> bool:
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
 
 
+def overlapping_texts(plot) -> list[tuple[str, str]]:
+    """Pairs of a plotly figure's annotations (titles, headers) whose drawn text boxes overlap."""
+    boxes = plot.locator(".annotation-text").evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return [e.textContent, r.left, r.top, r.right, r.bottom]; })")
+    return [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[1] < b[3] - 1 and b[1] < a[3] - 1 and a[2] < b[4] - 1 and b[2] < a[4] - 1]
+
+
+#: Class -> the box colour the Compare grid drew it in (filled by the Compare test, read by Evaluate's).
+COMPARE_COLOURS: dict[str, str] = {}
+
+
+def shape_colours(plot) -> dict[str, list[str]]:
+    """Class -> the line colours of its boxes in a result grid: the grid draws each model's boxes as
+    shapes in the order of the hover texts of its markers ("RBC 0.90", "ground truth RBC"; "missed
+    RBC" for a reference box it missed, drawn grey), so the two lists pair up."""
+    return plot.evaluate(
+        "e => { const gd = e.closest('.js-plotly-plot') || e; const out = {};"
+        " const texts = gd.data.filter(t => t.type === 'scatter' && t.text).flatMap(t => Array.from(t.text));"
+        " (gd.layout.shapes || []).forEach((sh, i) => { const words = String(texts[i] || '').split(' ');"
+        "   if (words[0] === 'missed' || !sh.line) return;"
+        "   const last = words[words.length - 1], cls = isNaN(Number(last)) ? last : words[0];"
+        "   (out[cls] = out[cls] || []).push(sh.line.color); });"
+        " return out; }")
+
+
 def set_models(page, panel: str, labels: list[str]) -> None:
     """Check exactly ``labels`` among the model checkboxes of the tab whose button is ``panel``."""
     column = page.locator(panel).locator("xpath=ancestor::div[contains(@class,'column')][1]")
@@ -116,9 +143,17 @@ def test_compare_tab_shows_every_model(page, many):
     cells.nth(len(many) - 1).wait_for(state="attached")
     page.locator("#compare-grid").scroll_into_view_if_needed()
     assert cells.count() == len(many) and all(in_viewport(cells.nth(i)) for i in range(len(many)))
+    grid = page.locator("#compare-grid .js-plotly-plot")
+    assert not overlapping_texts(grid)  # issue 35: titles collided across cells
+    assert in_viewport(grid.locator(".legend"))  # the class legend beside the results, not below the fold
+    colours = shape_colours(grid)
+    assert colours and all(len(set(c)) == 1 for c in colours.values()), colours  # one colour per class
+    COMPARE_COLOURS.update({k: v[0] for k, v in colours.items()})
     table = page.locator("#compare-table")
     for entry in many:
         expect(table).to_contain_text(entry.name)
+    wrap = table.locator(".table-wrap, table").first  # issue 35: columns cut off at 1440 px
+    assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the per-model table is clipped"
     shot(page, "compare", full_page=False)  # what the user sees: every result at once
 
 
@@ -155,6 +190,7 @@ def test_attention_tab_shows_a_matrix_with_shared_colour_bars(page, picked):
     for entry in picked:
         expect(matrix.locator(".annotation-text").filter(has_text=entry.name).first).to_be_attached()
     expect(matrix.locator(".annotation-text").filter(has_text="P3 · stride 8")).to_have_count(1)
+    assert not overlapping_texts(matrix)  # issue 35: row titles overprinted each other
     assert matrix.locator(".colorbar").count() >= 2  # LayerCAM for the baseline + the attention kinds
     # The background (a smaller copy of the image, stretched by dx, dy) fills its cell's plot area.
     cell, picture = matrix.locator(".bglayer rect.bg").first.bounding_box(), matrix.locator(
@@ -256,6 +292,10 @@ def test_evaluate_tab_filters_ranks_and_opens_an_image(page):
     review = page.locator("#evaluate-review .js-plotly-plot")
     review.locator("image").first.wait_for(state="attached")
     expect(review).to_contain_text("ground truth")
+    review_colours = shape_colours(review)  # issue 35: Evaluate's review used a third mapping
+    shared = set(review_colours) & set(COMPARE_COLOURS)
+    assert shared and all(set(review_colours[c]) == {COMPARE_COLOURS[c]} for c in shared), (review_colours,
+                                                                                            COMPARE_COLOURS)
     expect(page.locator("#evaluate-review-caption")).to_contain_text("blank canvas")  # stored numbers only
     page.locator("#evaluate-localisation").scroll_into_view_if_needed()
     shot(page, "evaluate", full_page=False)
