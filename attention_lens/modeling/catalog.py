@@ -218,9 +218,13 @@ class ModelStore:
             name = upload_name(model, path.stem, digest, taken=set(self._upload_names.values()) | set(self.entries))
             self._uploads[digest] = model
             self._upload_names[digest] = name
+            evicted = False
             while len(self._uploads) > self._max_uploads:
                 old, _ = self._uploads.popitem(last=False)
                 self._upload_names.pop(old, None)
+                evicted = True
+        if evicted and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # a GPU's memory of the evicted model goes back (the CPU's needs no call)
         return name, model
 
     @staticmethod
