@@ -101,9 +101,11 @@ def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def to_cpu(pred):
-    """A forward's output (a tensor, or nested lists and tuples of them) on the CPU: what decoding reads."""
+    """A forward's output (a tensor, or nested lists and tuples of them) on the CPU in float32 (a
+    float16 pass's too): what decoding reads (torchvision's CPU NMS takes no float16)."""
     if isinstance(pred, torch.Tensor):
-        return pred if pred.device.type == "cpu" else pred.cpu()
+        t = pred if pred.device.type == "cpu" else pred.cpu()
+        return t.float() if t.is_floating_point() and t.dtype != torch.float32 else t
     if isinstance(pred, (list, tuple)):
         return type(pred)(to_cpu(p) for p in pred)
     if isinstance(pred, dict):
@@ -121,7 +123,7 @@ def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
     if len(images_rgb) > 1 and batches_on_torch(model):  # a GPU: the batch in one PyTorch forward
         with forward_lock(model), torch.no_grad():
-            pred = raw_prediction(to_cpu(model(on_device(model, x)))).float()
+            pred = raw_prediction(to_cpu(model(on_device(model, x))))
         dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,
                                 ratio_pad=pads[k]) for k, rgb in enumerate(images_rgb)]
         for det in dets:
@@ -153,10 +155,10 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
-    # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
-    # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
     if stretches_input(model):
         return _detr_detections(model, raw_prediction(pred), x, image_rgb, conf, max_det)
+    # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
+    # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
     with torch.no_grad():
         raw = raw_prediction(pred)
         det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det, multi_label=ratio_pad is not None)[0]
