@@ -19,12 +19,11 @@ from attention_lens.app.sessions import session_folder
 from attention_lens.cache import BoundedCache
 from attention_lens.modeling.catalog import ModelStore
 from attention_lens.torch_thread import run_on_torch_thread
+from attention_lens.views.results import ALL  # the filters' "no filter", as the views read it
 
 #: Where the shipped zoo's stored detections live, relative to the weights folder.
 STORED_EVALUATIONS = "evaluation"
 SPLIT_CHOICES = ("test", "val", "train")
-#: The filters' "no filter".
-ALL = "all"
 #: The files an evaluation hands the user: the results as data and the self-contained report.
 RESULTS = "attention-lens-evaluation.json"
 REPORT = "attention-lens-evaluation.html"

@@ -313,6 +313,7 @@ def _rows_html(rows: list[dict]) -> str:
 
 
 # ----------------------------------------------------------------------------- filters
+#: The class and size filters' "no filter".
 ALL = "all"
 LETTERS = {"b": "both", "r": "only reference", "m": "only model", "n": "neither"}
 
