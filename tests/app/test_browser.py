@@ -330,7 +330,7 @@ def test_clicking_a_flow_of_the_sankey_lists_its_images(page):
             break
     assert clicked in keys and a != b
     expect(picker).to_have_value(re.compile(rf"^{re.escape(name)}: reference .+ → .+ \(\d+\)$"))
-    expect(page.locator("#evaluate-flow-images tbody tr").first).to_be_visible()
+    expect(page.locator('#evaluate-flow-images [data-testid="cell-0-1"]')).to_be_visible()  # its first image
     expect(page.locator("#evaluate-flow-images")).to_contain_text(name)
 
 
