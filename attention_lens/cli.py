@@ -34,12 +34,10 @@ SPACE_FILE_BYTES = 10 * 2**20
 
 def _analyze(args) -> int:
     from attention_lens.data.datasets import open_dataset
-    from attention_lens.evaluation.report import evaluate_models
-    from attention_lens.modeling.catalog import ModelStore, file_digest, read_manifest, upload_name
-    from attention_lens.modeling.load import load_model
-    from attention_lens.views.results import skipped_lines, write_report
-
     from attention_lens.device import device_label, set_device
+    from attention_lens.evaluation.report import evaluate_models
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.views.results import skipped_lines, write_report
 
     device = set_device(args.device)
     print(f"models run on {device_label(device)}" + (" (float16)" if args.half else ""), file=sys.stderr)
@@ -47,14 +45,16 @@ def _analyze(args) -> int:
     entries = {e.name: e for e in read_manifest(args.weights)}
     store = ModelStore(list(entries.values()))
     models, by_path = {}, {}
-    for item in args.models or [e.name for e in entries.values()]:
-        entry = entries.get(item)
-        path = entry.checkpoint if entry else Path(item)
-        if not path.is_file():
+    # The app's own store: a catalogue model as the Evaluate tab loads it, a checkpoint file as it
+    # loads an upload (built the same way, fused, on the device, and named alike: its run name,
+    # base and attention), so the CLI's numbers are the tab's.
+    for item in args.models or store.names:
+        if item in store.entries:
+            models[item] = store.get(item)
+            continue
+        if not Path(item).is_file():
             raise FileNotFoundError(f"{item}: neither a model in {args.weights}/manifest.json nor a checkpoint file")
-        model = load_model(path).to(device)
-        # A checkpoint file is named as the app names an upload: its run name, base and attention.
-        name = entry.name if entry else upload_name(model, path.stem, file_digest(path), set(models) | set(entries))
+        name, model = store.upload(item)
         models[name] = model
         by_path[item] = name
     # As the app does: the baseline of the base most of the chosen attention models have, else a

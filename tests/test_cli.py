@@ -26,3 +26,18 @@ def test_analyze_writes_results_report_and_merges_stored_detections(tiny_bccd, t
     assert size == 128 and sorted(dets) == ["baseline", "coordatt", "ema"]  # ema kept from the first pass
     assert all((a == b).all() for a, b in zip(dets["ema"], first["ema"]))
     assert sorted(scores) == ["baseline", "coordatt", "ema"]
+
+
+def test_a_checkpoint_file_is_loaded_and_named_as_the_app_names_an_upload(tiny_bccd, tiny_weights, tmp_path):
+    """analyze goes through the app's model store: a catalogue name as the Evaluate tab loads it,
+    a file as an upload (named by its run, base and attention)."""
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+
+    file = next(e.checkpoint for e in read_manifest(tiny_weights) if e.name == "ema")
+    assert main(["analyze", "--data", str(tiny_bccd), "--split", "test", "--weights", str(tiny_weights), "--imgsz",
+                 "128", "--rounds", "20", "--no-localisation", "--models", "baseline", str(file),
+                 "--out", str(tmp_path / "c")]) == 0
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    expected, _ = ModelStore(read_manifest(tiny_weights)).upload(file)  # the app's name for this upload
+    assert results["reference"] == "baseline" and set(results["against reference"]) == {expected}
+    assert "EMA" in expected and expected != "ema"
