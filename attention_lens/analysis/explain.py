@@ -100,7 +100,8 @@ class Explanation:
     matched: np.ndarray | None  # the model's own candidate explained (best score x IoU), original pixels
     confidence: float | None  # its class score (None for methods without a target: EigenCAM)
     iou: float | None  # its IoU with the chosen box
-    level: str | None  # the head level (P3, P4, P5) that candidate comes from: layers above it get no gradient
+    level: str | None  # the head level (P3, P4, P5) that candidate comes from: layers above it get no gradient;
+    # "decoder query" for RT-DETR (its queries read every level through deformable attention)
     energy_in_box: float
     box_share: float  # the box's share of the image area: the energy a uniform map would give
     ms: float
@@ -195,6 +196,7 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
             gx, gy, _, _ = letterbox_geometry(tuple(x.shape[2:]), original_hw, True)
             matched = (candidate / candidate.new_tensor([gx, gy, gx, gy])).numpy()
             matched = np.clip(matched, 0, [original_hw[1], original_hw[0]] * 2)
+            level = "decoder query"
         else:
             matched = scale_boxes(tuple(x.shape[2:]), candidate[None].clone(), original_hw)[0].numpy()
             level = candidate_level(index, tuple(x.shape[2:]), target.candidates)

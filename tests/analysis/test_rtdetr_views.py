@@ -71,7 +71,7 @@ def test_explain_targets_a_decoder_query_and_brings_its_box_back_through_the_str
     # The best-matching query is the detection itself (the decoder's top-ranked box for its class).
     assert e.iou == pytest.approx(1.0, abs=1e-3) and e.confidence == pytest.approx(float(det.scores[0]), abs=1e-4)
     assert np.allclose(e.matched, np.clip(box, 0, [400, 240, 400, 240]), atol=0.05)
-    assert e.cam.shape == image.shape[:2] and e.level is None
+    assert e.cam.shape == image.shape[:2] and e.level == "decoder query"
     assert all(p.grad is None for p in detr.parameters())
 
 
