@@ -4,7 +4,8 @@ Beside a CAM (which pixels made the box, from gradients), a detector with self-a
 directly where the object's own cells gather from: for each self-attention layer, the attention
 of the box's cells (those whose centres fall in it; the cell under its centre for a box smaller
 than a cell), averaged over them and over heads, in image pixels; and how much of it stays on the
-box (localisation.in_box_scores' ratio: 1 = no preference). One forward with capture, no gradient.
+box (localisation.in_box_scores' ratio: 1 = no preference). From a forward's capture: its own
+(``box_attention``), or one already run (``box_attention_from``: Explain's CAM forward records it).
 """
 from __future__ import annotations
 
@@ -37,25 +38,36 @@ class BoxAttention:
 
 def box_attention(model, name: str, image_rgb: np.ndarray, box, *, imgsz: int = 320,
                   display_hw: tuple[int, int] | None = None) -> list[BoxAttention]:
-    """Every self-attention layer's attention from the cells of ``box`` (original pixels)."""
-    from attention_lens.analysis.heatmaps import layer_labels, layer_maps
+    """Every self-attention layer's attention from the cells of ``box`` (original pixels), from a
+    forward of its own."""
+    from attention_lens.runtime.capture import Captured
     from attention_lens.runtime.detect import detect
 
-    original_hw = tuple(image_rgb.shape[:2])
-    display_hw = tuple(display_hw or original_hw)
     det = detect(model, image_rgb, imgsz=imgsz, capture=True)
+    captured = Captured(det.maps, det.inputs, det.input_shape, det.stretched)
+    return box_attention_from(model, name, captured, tuple(image_rgb.shape[:2]), box, display_hw)
+
+
+def box_attention_from(model, name: str, captured, original_hw: tuple[int, int], box,
+                       display_hw: tuple[int, int] | None = None) -> list[BoxAttention]:
+    """``box_attention`` from a forward already captured (``runtime.capture.Captured``) on an image
+    of ``original_hw``."""
+    from attention_lens.analysis.heatmaps import layer_labels, layer_maps
+
+    display_hw = tuple(display_hw or original_hw)
     gt = np.array([[0, *(float(v) for v in box)]])
     out = []
-    layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
+    layers = layer_maps(model, captured.maps, captured.inputs, captured.input_hw)
     for label, lm in zip(layer_labels(layers), layers):
         attn = lm.gates.get("self_attention")
         if attn is None:
             continue
-        [cells] = object_cells(gt, det.input_shape, original_hw, lm.stride, lm.feature_hw, det.stretched)
+        [cells] = object_cells(gt, captured.input_hw, original_hw, lm.stride, lm.feature_hw, captured.stretched)
         heads, _ = attended_from(attn, attn.shape[0], lm.feature_hw, cells)
         kept, uniform = in_box_attention(attn, attn.shape[0], cells)
         out.append(BoxAttention(name, f"{label} ({lm.name.removeprefix('model.')})", lm.stride,
                                 len(np.unique(cells)),
-                                grid_to_image(heads.mean(0), det.input_shape, original_hw, display_hw, det.stretched),
+                                grid_to_image(heads.mean(0), captured.input_hw, original_hw, display_hw,
+                                              captured.stretched),
                                 kept / uniform))
     return out

@@ -17,13 +17,14 @@ github.com/jacobgil/pytorch-grad-cam). What this module adds for detectors:
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from attention_lens.analysis.heatmaps import to_original
-from attention_lens.runtime.capture import forward_lock, raw_prediction
+from attention_lens.runtime.capture import Captured, capture_gates, forward_lock, raw_prediction
 from attention_lens.runtime.detect import on_device
 from attention_lens.runtime.letterbox import letterbox_geometry, model_input, stretches_input
 from attention_lens.analysis.layercam import detect_inputs
@@ -105,6 +106,7 @@ class Explanation:
     energy_in_box: float
     box_share: float  # the box's share of the image area: the energy a uniform map would give
     ms: float
+    captured: Captured | None = None  # the maps the CAM's own forward recorded (``explain_box(capture=True)``)
 
 
 #: Below this spread (max - min of the 0..1 map) a map shows nothing: a flat or empty map.
@@ -157,9 +159,11 @@ def energy_in_box(cam: np.ndarray, box) -> float:
 
 def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, class_name: str, *,
                 method: str = "Grad-CAM", levels=("P3", "P4", "P5"), imgsz: int = 320,
-                display_hw: tuple[int, int] | None = None) -> Explanation:
+                display_hw: tuple[int, int] | None = None, capture: bool = False) -> Explanation:
     """The CAM of ``method`` for one box (original pixels) of class ``class_name`` in ``model``:
-    the model's own candidate that best matches the box (class score x IoU) is what is explained."""
+    the model's own candidate that best matches the box (class score x IoU) is what is explained.
+    ``capture``: the attention maps are recorded during the CAM's own forward (each method here runs
+    one forward on the one input), so the box's self-attention needs no forward of its own."""
     names = {str(v): int(k) for k, v in (getattr(model, "names", {}) or {}).items()}
     if class_name not in names:
         raise ExplainError(f"{name} has no class {class_name[:40]!r} (its classes: {', '.join(list(names)[:12])}).")
@@ -175,9 +179,11 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
     x = on_device(model, model_input(model, image_rgb, imgsz)).requires_grad_(True)  # the parameters are frozen
     target = BoxTarget(names[class_name], to_input_box(box, tuple(x.shape[2:]), original_hw, stretched))
     t0 = time.perf_counter()
+    maps, taken = {}, {}
     with forward_lock(model), torch.enable_grad():
         try:
-            with cls(model=_RawScores(model), target_layers=layers) as cam:
+            with cls(model=_RawScores(model), target_layers=layers) as cam, \
+                    (capture_gates(model, maps, taken) if capture else nullcontext()):
                 grey = cam(input_tensor=x, targets=[target])[0]
         finally:
             for p in model.parameters():  # nothing accumulates on the shared model
@@ -200,8 +206,9 @@ def explain_box(model: torch.nn.Module, name: str, image_rgb: np.ndarray, box, c
         else:
             matched = scale_boxes(tuple(x.shape[2:]), candidate[None].clone(), original_hw)[0].numpy()
             level = candidate_level(index, tuple(x.shape[2:]), target.candidates)
+    captured = Captured(maps, taken, tuple(x.shape[2:]), stretched) if capture else None
     return Explanation(name, heat, np.asarray(box, float), class_name, method, matched, confidence, iou, level,
-                       energy_in_box(heat, shown), min(1.0, area), ms)
+                       energy_in_box(heat, shown), min(1.0, area), ms, captured)
 
 
 def candidate_level(index: int, input_hw: tuple[int, int], candidates: int, strides=(8, 16, 32)) -> str | None:

@@ -106,7 +106,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
     import cv2
     import pandas as pd
 
-    from attention_lens.analysis.box_attention import box_attention
+    from attention_lens.analysis.box_attention import box_attention_from
     from attention_lens.runtime.capture import attention_layout
     from attention_lens.analysis.explain import ExplainError, energy_ratio, explain_box, explanation_notes
     from attention_lens.analysis.heatmaps import overlay
@@ -122,8 +122,9 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
         palette = class_colors([class_name])
         items, rows = [], []
         for name, model in models.items():
+            attends = attention_layout(model).has_self_attention
             e = explain_box(model, name, rgb, box, class_name, method=method, levels=levels, imgsz=int(imgsz),
-                            display_hw=view.shape[:2])
+                            display_hw=view.shape[:2], capture=attends)
             im = overlay(view, e.cam, 0.5, "jet")
             x1, y1, x2, y2 = (int(round(v * s)) for v in box)
             im = cv2.rectangle(np.ascontiguousarray(im), (x1, y1), (x2, y2), (255, 255, 255), 2)  # the chosen box
@@ -135,9 +136,10 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
             items.append((im, f"{name} · {method} · energy in box {e.energy_in_box:.2f} "
                               f"(the box is {e.box_share:.1%} of the image: {energy_ratio(e):.1f}x uniform){empty}"
                               + "".join(f" · {n.split(':')[0]}" for n in notes)))
-            # Self-attention's own answer beside the CAM: where the box's cells look (one more forward).
-            looked = box_attention(model, name, rgb, box, imgsz=int(imgsz), display_hw=view.shape[:2]) \
-                if attention_layout(model).has_self_attention else []
+            # Self-attention's own answer beside the CAM: where the box's cells look (recorded during
+            # the CAM's forward: no forward of its own).
+            looked = box_attention_from(model, name, e.captured, (h, w), box, view.shape[:2]) \
+                if attends else []
             for ba in looked:
                 shown = cv2.rectangle(np.ascontiguousarray(overlay(view, ba.heat, 0.5, "jet")), (x1, y1), (x2, y2),
                                       (255, 255, 255), 2)

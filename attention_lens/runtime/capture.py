@@ -113,6 +113,16 @@ class ThreadHooks:
         self._handles.clear()
 
 
+@dataclass(frozen=True)
+class Captured:
+    """What one forward's capture recorded (``capture_gates``' two dicts) and the input it ran on:
+    enough to derive any map view without another forward."""
+    maps: dict  # gate qualified name -> its output (cpu)
+    inputs: dict  # attention module name -> its input (cpu)
+    input_hw: tuple[int, int]
+    stretched: bool = False  # the input is RT-DETR's stretch of the image, not a letterbox
+
+
 @contextmanager
 def capture_gates(model: torch.nn.Module, maps: dict, inputs: dict):
     """Record every gate's output (and each attention module's input) for forwards on this thread."""

@@ -105,3 +105,22 @@ def test_the_evaluation_pass_detects_as_the_predictor_at_the_validators_settings
         det = detect(detr, load_image(path), imgsz=256, conf=0.001, max_det=MAX_DETS)
         assert len(got) == len(det.boxes) > 0
         assert np.allclose(got[:, :4], det.boxes, atol=1e-3) and np.allclose(got[:, 4], det.scores)
+
+
+@pytest.mark.parametrize("fixture", ["detr-best.pt", "y12-best.pt"])
+def test_the_box_attention_recorded_during_the_cams_forward_is_a_forward_of_its_own(fixture, image):
+    """Explain records the taps during Grad-CAM's own forward (no second forward): the same maps as
+    a separate forward with capture gives, on RT-DETR and on a YOLO12 (area attention)."""
+    from attention_lens.analysis.box_attention import box_attention, box_attention_from
+    from attention_lens.analysis.explain import explain_box
+
+    model = load_model(FIXTURE.parent / fixture)
+    det = detect(model, image, imgsz=256, conf=0.0, max_det=1)
+    box = det.boxes[0]
+    e = explain_box(model, "m", image, box, det.classes[0], imgsz=256, capture=True)
+    from_cam = box_attention_from(model, "m", e.captured, image.shape[:2], box)
+    alone = box_attention(model, "m", image, box, imgsz=256)
+    assert [a.layer for a in from_cam] == [b.layer for b in alone] and from_cam
+    for a, b in zip(from_cam, alone):
+        assert np.allclose(a.kept, b.kept, atol=1e-5) and np.allclose(a.heat, b.heat, atol=1e-5)
+    assert explain_box(model, "m", image, box, det.classes[0], imgsz=256).captured is None  # only when asked
