@@ -173,17 +173,30 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
         iou = box_iou(det[:, :4], gt[:, 1:5])
         same = det[:, 5:6].astype(int) == gt[:, 0].astype(int)[None, :]
         found = np.zeros(len(gt), dtype=bool)
-        free = np.where(same, iou, 0.0)
-        first = len(points)
-        for k in range(len(det)):  # by score: each detection takes its best unmatched object
-            j = int(np.argmax(free[k])) if len(gt) else -1
-            hit = j >= 0 and free[k, j] >= fg
-            if hit:
+        own_all = np.where(same, iou, 0.0)
+        free = own_all.copy()
+        hits: dict[int, int] = {}
+        # By score, each detection takes its best unmatched object of its class. Only a detection
+        # whose best own-class IoU reaches fg can take one; the others leave ``free`` as it was.
+        for k in np.flatnonzero(own_all.max(axis=1, initial=0.0) >= fg).tolist():
+            j = int(free[k].argmax())
+            if free[k, j] >= fg:
                 found[j] = True
                 free[:, j] = 0.0
-            points.append(_Point(i, int(det[k, 5]), float(det[k, 4]), bool(hit),
-                                 size=int(gt_size[j] if hit else det_size[k])))
+                hits[k] = j
+        first = len(points)
+        classes, scores = det[:, 5].astype(int).tolist(), det[:, 4].tolist()
+        for k in range(len(det)):
+            j = hits.get(k)
+            points.append(_Point(i, classes[k], scores[k], j is not None,
+                                 size=int(gt_size[j] if j is not None else det_size[k])))
         claimed = np.zeros(len(gt), dtype=bool)
+        if len(gt):  # each row's best own-class and other-class object, and the IoUs the rules read
+            other_all = np.where(same, 0.0, iou)
+            own_j, own_max = own_all.argmax(axis=1).tolist(), own_all.max(axis=1).tolist()
+            other_j, other_max = other_all.argmax(axis=1).tolist(), other_all.max(axis=1).tolist()
+            on_found = np.where(found[None, :], own_all, 0.0).max(axis=1).tolist()
+            iou_max = iou.max(axis=1).tolist()
         for k in range(len(det)):
             p = points[first + k]
             if p.correct:
@@ -191,20 +204,19 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
             if not len(gt):
                 p.kind = "background"
                 continue
-            own, other = np.where(same[k], iou[k], 0.0), np.where(~same[k], iou[k], 0.0)
-            j = int(np.argmax(own))
-            if bg <= own[j] <= fg:
+            if bg <= own_max[k] <= fg:
                 p.kind = "localisation"
+                j = own_j[k]
                 _claim(p, i, j, found, claimed, best_claim, first + k, p.cls, gt_size[j])
                 continue
-            j = int(np.argmax(other))
-            if other[j] >= fg:
+            if other_max[k] >= fg:
                 p.kind = "classification"
+                j = other_j[k]
                 _claim(p, i, j, found, claimed, best_claim, first + k, int(gt[j, 0]), gt_size[j])
                 continue
-            if np.where(found, own, 0.0).max() >= fg:
+            if on_found[k] >= fg:
                 p.kind = "duplicate"
-            elif iou[k].max() <= bg:
+            elif iou_max[k] <= bg:
                 p.kind = "background"
             else:
                 p.kind = "both"
@@ -293,17 +305,59 @@ def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray
     images with replacement, drawn as ``bootstrap.bootstrap_series`` draws them (the same seed
     gives the same images), so two models' series are paired image for image.
 
-    Each variant's ``Classified.plan`` is built once and serves every round (tested equal to
+    Each variant's ``Classified.plan`` is built once and serves every round, and the rounds go
+    through it together, ``SERIES_CHUNK`` at a time (``_class_aps_of_rounds``; tested equal to
     ``Classified.daps`` with each resample's weights)."""
     n = len(classified.objects)
     rng = np.random.default_rng(seed)
-    draws = [None] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(rounds)]
+    weights = np.stack([np.ones(n)] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+                                       for _ in range(rounds)])
     plans = [classified.plan(variant) for variant in (None, *TYPES)]
-    rows = []
-    for w in draws:
-        maps = [_mean_ap(_class_aps(plan, w)) for plan in plans]
-        rows.append([max(m - maps[0], 0.0) for m in maps[1:]])
-    return np.array(rows)
+    maps = np.stack([_mean_aps(np.vstack([_class_aps_of_rounds(plan, weights[k:k + SERIES_CHUNK])
+                                          for k in range(0, len(weights), SERIES_CHUNK)]))
+                     for plan in plans], axis=1)  # (rounds + 1, 1 + types)
+    return np.maximum(maps[:, 1:] - maps[:, :1], 0.0)
+
+
+#: Bootstrap rounds computed together: their (rounds x detections) cumulative sums stay a few MB.
+SERIES_CHUNK = 128
+
+
+def _class_aps_of_rounds(plan: tuple[list, np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """(rounds, classes): ``_class_aps`` for each row of ``weights`` (rounds x images) at once."""
+    per_class, objects = plan
+    to_find = weights @ objects  # (rounds, classes)
+    aps = np.full(to_find.shape, np.nan)
+    for k, (image, correct) in enumerate(per_class):
+        point_w = weights[:, image]  # (rounds, detections of class k)
+        counts = (to_find[:, k] > 0) | point_w.any(axis=1)  # a class with neither objects nor detections does not count
+        aps[counts, k] = _ap_of_rounds(point_w[counts], correct, to_find[counts, k])
+    return aps
+
+
+def _ap_of_rounds(weights: np.ndarray, correct: np.ndarray, to_find: np.ndarray) -> np.ndarray:
+    """``_ap`` for each row of ``weights`` (rounds x detections ranked by score): the same sums,
+    taken along each row."""
+    out = np.zeros(len(weights))
+    if not weights.shape[1]:
+        return out
+    tp = np.cumsum(weights * correct, axis=1)
+    # tp + fp is the running count of detections: whole numbers (the weights are draw counts), so
+    # one cumulative sum gives it exactly.
+    precision = tp / np.maximum(np.cumsum(weights, axis=1), 1e-12)
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # the envelope, as ``_ap``
+    for r in np.flatnonzero(to_find > 0):
+        idx = np.searchsorted(tp[r] / to_find[r], _RECALLS, side="left")
+        out[r] = precision[r, idx[idx < precision.shape[1]]].sum() / len(_RECALLS)
+    return out
+
+
+def _mean_aps(aps: np.ndarray) -> np.ndarray:
+    """``_mean_ap`` of each row (rounds x classes)."""
+    counted = ~np.isnan(aps)
+    totals = np.where(counted, aps, 0.0).sum(axis=1)
+    n = counted.sum(axis=1)
+    return np.where(n > 0, totals / np.maximum(n, 1), 0.0)
 
 
 def _class_aps(plan: tuple[list, np.ndarray], weights: np.ndarray | None) -> np.ndarray:
