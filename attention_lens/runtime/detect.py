@@ -155,39 +155,37 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
-    if stretches_input(model):
-        return _detr_detections(model, raw_prediction(pred), x, image_rgb, conf, max_det)
-    # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported; its
-    # fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
+    stretched = stretches_input(model)
     with torch.no_grad():
-        raw = raw_prediction(pred)
-        det = non_max_suppression(raw.detach(), conf, iou, max_det=max_det, multi_label=ratio_pad is not None)[0]
-        if ratio_pad is not None:  # scale_boxes' arithmetic without its final clip
-            (gain_h, gain_w), (pad_x, pad_y) = ratio_pad
-            boxes = (det[:, :4] - torch.tensor([pad_x, pad_y, pad_x, pad_y])) / torch.tensor([gain_w, gain_h, gain_w,
-                                                                                               gain_h])
+        raw = raw_prediction(pred).detach()
+        if stretched:
+            det = _detr_rows(raw, image_rgb.shape[:2], conf, max_det)
         else:
-            boxes = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2]) if len(det) else det[:, :4]
+            # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported;
+            # its fallback is a Python loop, ~10x slower at the validation threshold (conf 0.001).
+            det = non_max_suppression(raw, conf, iou, max_det=max_det, multi_label=ratio_pad is not None)[0]
+            if ratio_pad is not None:  # scale_boxes' arithmetic without its final clip
+                (gain_h, gain_w), (pad_x, pad_y) = ratio_pad
+                det[:, :4] = (det[:, :4] - torch.tensor([pad_x, pad_y, pad_x, pad_y])) / torch.tensor(
+                    [gain_w, gain_h, gain_w, gain_h])
+            elif len(det):
+                det[:, :4] = scale_boxes(x.shape[2:], det[:, :4].clone(), image_rgb.shape[:2])
     names = getattr(model, "names", {}) or {}
     classes = [str(names.get(int(c), int(c))) for c in det[:, 5].tolist()]
-    return Detections(boxes.numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,
-                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]))
+    return Detections(det[:, :4].numpy().astype(np.float32), det[:, 4].numpy().astype(np.float32), classes, 0.0,
+                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]), stretched=stretched)
 
 
-def _detr_detections(model: torch.nn.Module, raw: torch.Tensor, x: torch.Tensor, image_rgb: np.ndarray, conf: float,
-                     max_det: int) -> Detections:
-    """RT-DETR's (1, queries, 6) output [cx, cy, w, h normalised, score, class], ranked by score,
-    as ultralytics' RTDETRPredictor.postprocess reads it: scores above ``conf``, the first
-    ``max_det``, boxes times the image's own width and height. Its validator scales by the input's
-    side and back by the stretch's gain, the same boxes up to float rounding."""
+def _detr_rows(raw: torch.Tensor, image_hw: tuple[int, int], conf: float, max_det: int) -> torch.Tensor:
+    """(n, 6) x1, y1, x2, y2 (image pixels), score, class from RT-DETR's (1, queries, 6) output
+    [cx, cy, w, h normalised, score, class], ranked by score, as ultralytics' RTDETRPredictor.postprocess
+    reads it: scores above ``conf``, the first ``max_det``, boxes times the image's own width and
+    height. Its validator scales by the input's side and back by the stretch's gain, the same boxes
+    up to float rounding."""
     from ultralytics.utils.ops import xywh2xyxy
 
-    with torch.no_grad():
-        pred = raw[0].detach().float()
-        keep = pred[pred[:, 4] > conf][:max_det]
-        h0, w0 = image_rgb.shape[:2]
-        boxes = xywh2xyxy(keep[:, :4]) * torch.tensor([w0, h0, w0, h0], dtype=torch.float32)
-    names = getattr(model, "names", {}) or {}
-    classes = [str(names.get(int(c), int(c))) for c in keep[:, 5].tolist()]
-    return Detections(boxes.numpy().astype(np.float32), keep[:, 4].numpy().astype(np.float32), classes, 0.0,
-                      tuple(x.shape[2:]), tuple(image_rgb.shape[:2]), stretched=True)
+    pred = raw[0].float()
+    keep = pred[pred[:, 4] > conf][:max_det].clone()
+    h0, w0 = image_hw
+    keep[:, :4] = xywh2xyxy(keep[:, :4]) * torch.tensor([w0, h0, w0, h0], dtype=torch.float32)
+    return keep
