@@ -35,6 +35,8 @@ DETR = ROOT / "tests" / "fixtures" / "builtin" / "detr-bccd-best.pt"
 
 
 def load_models(device):
+    import torch
+
     from attention_lens.modeling.catalog import prepare
     from attention_lens.modeling.load import load_model
 
@@ -43,8 +45,7 @@ def load_models(device):
     for name, path in paths.items():
         if path.is_file():
             model = load_model(path)
-            out[name] = (prepare(copy.deepcopy(model), device=__import__("torch").device("cpu")),
-                         prepare(model, device=device))
+            out[name] = (prepare(copy.deepcopy(model), device=torch.device("cpu")), prepare(model, device=device))
     return out
 
 
@@ -110,6 +111,7 @@ def synthetic_split(folder: Path, n: int, labeller, size: int = 320) -> Path:
     confidence 0.5; a data.yaml whose val and test are these images."""
     import cv2
     import yaml
+    from ultralytics.utils.ops import xyxy2xywhn
 
     from attention_lens.runtime.detect import detect
 
@@ -129,8 +131,8 @@ def synthetic_split(folder: Path, n: int, labeller, size: int = 320) -> Path:
         cv2.imwrite(str(folder / "images" / f"{k:05d}.jpg"), im[..., ::-1])
         det = detect(labeller, im, imgsz=size, conf=0.5)
         by_name = {v: i for i, v in names.items()}
-        lines = [f"{by_name[c]} {(b[0] + b[2]) / 1280:.6f} {(b[1] + b[3]) / 960:.6f} {(b[2] - b[0]) / 640:.6f} "
-                 f"{(b[3] - b[1]) / 480:.6f}" for b, c in zip(np.clip(det.boxes, 0, [640, 480, 640, 480]), det.classes)]
+        xywhn = xyxy2xywhn(det.boxes.astype(np.float64), w=640, h=480, clip=True)  # YOLO label format
+        lines = [f"{by_name[c]} " + " ".join(f"{v:.6f}" for v in b) for b, c in zip(xywhn, det.classes)]
         (folder / "labels" / f"{k:05d}.txt").write_text("\n".join(lines))
     data = folder / "data.yaml"
     data.write_text(yaml.safe_dump({"path": str(folder), "train": "images", "val": "images", "test": "images",

@@ -38,6 +38,19 @@ def disagreeing_results():
     return evaluate_detections(split, {"ref": ref, "model": model}, "ref", rounds=20)
 
 
+def noise_split(folder: Path, classes, shapes, seed: int = 0) -> Split:
+    """A split of noise images, one of each (h, w) in ``shapes`` written to ``folder``, no objects:
+    what a model detects there is all there is to compare."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    paths = [Path(folder) / f"im{k}.png" for k in range(len(shapes))]
+    for path, (h, w) in zip(paths, shapes):
+        cv2.imwrite(str(path), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return Split("noise", "test", list(classes), [p.name for p in paths], [tuple(s) for s in shapes],
+                 [np.zeros((0, 5))] * len(shapes), paths=paths)
+
+
 def found_or_missed(rng, images: int = 40, p_ref: float = 0.5, p_model: float = 0.7):
     """A draw from a synthetic population with a known difference: each image holds one object,
     found exactly (one score) by the reference with probability ``p_ref`` and by the model with

@@ -18,7 +18,15 @@ from attention_lens.app.attention_handlers import (
 )
 from attention_lens.app.errors import event
 from attention_lens.app.query_handlers import query_click, query_point, query_top_detection
-from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, STATE_TTL_S, examples_for, image_input, model_picker
+from attention_lens.app.widgets import (
+    DISPLAY_FORMAT,
+    INFERENCE_QUEUE,
+    STATE_TTL_S,
+    examples_for,
+    image_input,
+    map_gallery,
+    model_picker,
+)
 
 
 @dataclass
@@ -71,9 +79,8 @@ def build_attention_tab(store, examples: list[str]) -> AttentionEntry:
                               open=False):
                 channels = gr.Plot(label="Channel gates", show_label=False, elem_id="attention-channels")
             with gr.Accordion("Every map as an image (EMA's group maps, channel-weighted activations...)", open=False):
-                gallery = gr.Gallery(label="Maps over the image, in original pixels, with the detections", columns=3,
-                                     height="auto", object_fit="contain", elem_id="attention-gallery", elem_classes=["map-gallery"],
-                                     format=DISPLAY_FORMAT)
+                gallery = map_gallery("Maps over the image, in original pixels, with the detections",
+                                      "attention-gallery")
             with gr.Accordion("Layers, downloads and raw ranges", open=False):
                 layers = gr.Dataframe(label="Attention layers", elem_id="attention-layers",
                                       headers=["model", "layer", "module", "placement", "stride", "feature map",

@@ -6,7 +6,7 @@ import gradio as gr
 from attention_lens.analysis.explain import LEVELS, METHOD_NAMES
 from attention_lens.app.errors import event
 from attention_lens.app.explain_handlers import detection_choices, explain, pick_detection
-from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE
+from attention_lens.app.widgets import DISPLAY_FORMAT, INFERENCE_QUEUE, map_gallery
 
 
 def build_explain_section(store, examples: list[str], image, models, uploads, imgsz, detections, shown):
@@ -25,8 +25,7 @@ def build_explain_section(store, examples: list[str], image, models, uploads, im
             method = gr.Dropdown(list(METHOD_NAMES), value="Grad-CAM", label="Method")
             levels = gr.CheckboxGroup(list(LEVELS), value=list(LEVELS), label="Layers (Detect inputs)")
             button = gr.Button("Explain", variant="primary", elem_id="explain-button")
-    cams = gr.Gallery(label="Explanations (energy in box: the share of the map inside the chosen box)", columns=3,
-                      height="auto", object_fit="contain", elem_id="explain-gallery", elem_classes=["map-gallery"], format=DISPLAY_FORMAT)
+    cams = map_gallery("Explanations (energy in box: the share of the map inside the chosen box)", "explain-gallery")
     table = gr.Dataframe(label="Per model: the candidate explained and how much of the map lies in the box",
                          elem_id="explain-table", headers=["model", "method", "class", "energy in box"])
 

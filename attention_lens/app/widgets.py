@@ -73,6 +73,13 @@ PAGE_JS = """
 """ % (FLOW_CLICK_ID, FLOW_CLICK_ID)
 
 
+def map_gallery(label: str, elem_id: str) -> gr.Gallery:
+    """A gallery of maps over the image (Explain's, the Attention tab's): three a row, each whole
+    (contain), growing with its rows (the ``map-gallery`` rules of ``CSS``)."""
+    return gr.Gallery(label=label, columns=3, height="auto", object_fit="contain", elem_id=elem_id,
+                      elem_classes=["map-gallery"], format=DISPLAY_FORMAT)
+
+
 def model_picker(store, value: list[str], label: str) -> gr.CheckboxGroup:
     """The shipped models, grouped by base and placement (``ModelStore.names``), labelled with both."""
     info = f"{len(store.names)} models, by base and placement" if len(store.names) > 8 else None

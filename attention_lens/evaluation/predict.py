@@ -133,12 +133,7 @@ def half_copies(models: dict) -> dict:
     on_cpu = [n for n, m in models.items() if model_device(m).type == "cpu"]
     if on_cpu:
         raise EvaluationError(f"half precision is for models on a GPU; {on_cpu[0]} runs on the CPU")
-    out = {}
-    for name, model in models.items():
-        twin = copy.deepcopy(model).half()
-        twin.half_precision = True
-        out[name] = twin
-    return out
+    return {name: copy.deepcopy(model).half() for name, model in models.items()}
 
 
 def _in_split_classes(det, by_name: dict) -> np.ndarray:

@@ -285,15 +285,17 @@ class Registry:
             self._pending.discard(model)
 
 
-def pytorch_label(model: torch.nn.Module) -> str:
+def pytorch_label(model: torch.nn.Module, half: bool | None = None) -> str:
     """How a PyTorch forward is named on the page and in the JSON: "pytorch", or with the GPU it ran
-    on ("pytorch (cuda:0 NVIDIA H100 80GB HBM3)")."""
+    on ("pytorch (cuda:0 NVIDIA H100 80GB HBM3)", ", float16" for a float16 pass; ``half`` None:
+    read from the model's parameters)."""
     from attention_lens.device import device_label
 
     device = model_device(model)
     if device.type == "cpu":
         return "pytorch"
-    half = next((p.dtype for p in model.parameters()), None) == torch.float16
+    if half is None:
+        half = next((p.dtype for p in model.parameters()), None) == torch.float16
     return f"pytorch ({device_label(device)}{', float16' if half else ''})"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -86,22 +85,15 @@ def test_the_attention_from_a_box_covers_its_cells(detr, image):
 def test_the_evaluation_pass_detects_as_the_predictor_at_the_validators_settings(detr, tmp_path):
     """The validator's input for RT-DETR is the predictor's stretch (no rect, no padding), and its
     decoding the predictor's: the pass's rows equal ``detect`` at confidence 0.001."""
-    from attention_lens.data.datasets import Split
+    from coco_cases import noise_split
+
+    from attention_lens.analysis.images import load_image
     from attention_lens.evaluation.coco import MAX_DETS
     from attention_lens.evaluation.predict import predict_models
 
-    rng = np.random.default_rng(5)
-    paths, sizes = [], []
-    for k, (h, w) in enumerate(((200, 300), (320, 180))):
-        paths.append(tmp_path / f"im{k}.png")
-        cv2.imwrite(str(paths[-1]), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        sizes.append((h, w))
-    classes = [detr.names[0], detr.names[1]]
-    split = Split("noise", "test", classes, [p.name for p in paths], sizes, [np.zeros((0, 5))] * 2, paths=paths)
+    split = noise_split(tmp_path, [detr.names[0], detr.names[1]], ((200, 300), (320, 180)), seed=5)
     [(rows, _)] = predict_models({"detr": detr}, split, 256).values()
-    from attention_lens.analysis.images import load_image
-
-    for path, got in zip(paths, rows):
+    for path, got in zip(split.paths, rows):
         det = detect(detr, load_image(path), imgsz=256, conf=0.001, max_det=MAX_DETS)
         assert len(got) == len(det.boxes) > 0
         assert np.allclose(got[:, :4], det.boxes, atol=1e-3) and np.allclose(got[:, 4], det.scores)

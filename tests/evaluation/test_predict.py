@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from coco_cases import noise_split
+
+#: Three shapes, two images sharing one (a batch) beside images of their own.
+NOISE_SHAPES = ((200, 300), (320, 180), (200, 300), (240, 240), (200, 300))
 
 from attention_lens.evaluation.coco import EvaluationError
 from attention_lens.evaluation.predict import class_map
@@ -46,22 +50,6 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
             assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
 
 
-def _noise_split(tmp_path, names, n=5):
-    """A split of noise images of three shapes (two share one), no objects: detections only."""
-    import cv2
-
-    from attention_lens.data.datasets import Split
-
-    rng = np.random.default_rng(7)
-    paths, sizes = [], []
-    for k in range(n):
-        h, w = ((200, 300), (320, 180), (200, 300), (240, 240), (200, 300))[k % 5]
-        paths.append(tmp_path / f"im{k}.png")
-        cv2.imwrite(str(paths[-1]), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        sizes.append((h, w))
-    return Split("noise", "test", list(names), [p.name for p in paths], sizes, [np.zeros((0, 5))] * n, paths=paths)
-
-
 @pytest.fixture
 def detr():
     from pathlib import Path
@@ -78,7 +66,7 @@ def test_reading_ahead_and_one_forward_a_batch_change_no_detection(detr, tmp_pat
     from attention_lens.runtime import detect as detect_module
 
     monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
-    split = _noise_split(tmp_path, detr.names.values())
+    split = noise_split(tmp_path, detr.names.values(), NOISE_SHAPES, seed=7)
     plain = predict_models({"m": detr}, split, 256, prefetch=False)["m"][0]
     monkeypatch.setattr(detect_module, "batches_on_torch", lambda model: True)
     ahead = predict_models({"m": detr}, split, 256, prefetch=True)["m"][0]
@@ -91,4 +79,4 @@ def test_half_precision_is_refused_for_a_model_on_the_cpu(detr, tmp_path):
     from attention_lens.evaluation.predict import predict_models
 
     with pytest.raises(EvaluationError, match="half precision is for models on a GPU"):
-        predict_models({"m": detr}, _noise_split(tmp_path, detr.names.values(), 1), 256, half=True)
+        predict_models({"m": detr}, noise_split(tmp_path, detr.names.values(), NOISE_SHAPES[:1], seed=7), 256, half=True)
