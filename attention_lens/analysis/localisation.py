@@ -45,22 +45,24 @@ def groups_of(boxes: np.ndarray, classes: list[str], size_of) -> dict[str, np.nd
 
 
 def score_map(grid: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int], boxes: np.ndarray,
-              groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX, stretched: bool = False
-              ) -> dict[str, tuple[float, bool]]:
+              groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX, stretched: bool = False,
+              geometry: tuple | None = None) -> dict[str, tuple[float, bool]]:
     """Group -> (energy ratio, pointing-game hit) of one map.
 
     ``grid``: the map on its feature grid over the letterboxed input of ``input_hw``;
     ``boxes``: (n, 5) class, x1, y1, x2, y2 in original pixels of an image of ``image_hw``.
     """
-    return score_maps([grid], input_hw, image_hw, boxes, groups, tolerance, stretched)[0]
+    return score_maps([grid], input_hw, image_hw, boxes, groups, tolerance, stretched, geometry)[0]
 
 
 def score_maps(grids: list[np.ndarray], input_hw: tuple[int, int], image_hw: tuple[int, int], boxes: np.ndarray,
-               groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX, stretched: bool = False
-               ) -> list[dict[str, tuple[float, bool]]]:
+               groups: dict[str, np.ndarray], tolerance: float = TOLERANCE_PX, stretched: bool = False,
+               geometry: tuple | None = None) -> list[dict[str, tuple[float, bool]]]:
     """``score_map`` of several maps of one input (a model's layers): the groups' box masks are
-    drawn once for all of them. ``stretched``: the input is RT-DETR's stretch, not a letterbox."""
-    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(input_hw, image_hw, stretched)
+    drawn once for all of them. ``stretched``: the input is RT-DETR's stretch, not the predictor's
+    letterbox; ``geometry``: (gain_x, gain_y, pad_x, pad_y) of any other input (the validator's:
+    ``letterbox.val_geometry``)."""
+    gain_x, gain_y, pad_x, pad_y = geometry or letterbox_geometry(input_hw, image_hw, stretched)
     new_w, new_h = round(image_hw[1] * gain_x), round(image_hw[0] * gain_y)
     # Boxes in the crop's pixels (the image inside the letterbox), rounded to whole pixels and clipped to it.
     b = np.column_stack([boxes[:, 1] * gain_x, boxes[:, 2] * gain_y, boxes[:, 3] * gain_x, boxes[:, 4] * gain_y])
@@ -102,11 +104,13 @@ def score_maps(grids: list[np.ndarray], input_hw: tuple[int, int], image_hw: tup
 
 
 def object_cells(gt: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int], stride: int,
-                 feature_hw: tuple[int, int], stretched: bool = False) -> list[np.ndarray]:
+                 feature_hw: tuple[int, int], stretched: bool = False, geometry: tuple | None = None
+                 ) -> list[np.ndarray]:
     """Flat feature-grid indices of each object's cells: the cells whose centres, carried back
-    through the letterbox into original pixels, lie inside its box; the cell under the box's
-    centre where none does (an object smaller than a cell)."""
-    gain_x, gain_y, pad_x, pad_y = letterbox_geometry(input_hw, image_hw, stretched)
+    through the letterbox (or ``geometry``, as in ``score_maps``) into original pixels, lie inside
+    its box; the cell under the box's centre where none does (an object smaller than a cell)."""
+    geometry = geometry or letterbox_geometry(input_hw, image_hw, stretched)
+    gain_x, gain_y, pad_x, pad_y = geometry
     h, w = feature_hw
     cx = ((np.arange(w) + 0.5) * stride - pad_x) / gain_x
     cy = ((np.arange(h) + 0.5) * stride - pad_y) / gain_y
@@ -115,21 +119,22 @@ def object_cells(gt: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int,
         cols = np.flatnonzero((cx >= x1) & (cx <= x2))
         rows = np.flatnonzero((cy >= y1) & (cy <= y2))
         if not len(cols) or not len(rows):
-            row, col = input_cell(((x1 + x2) / 2, (y1 + y2) / 2), input_hw, image_hw, stride, feature_hw, stretched)
+            row, col = input_cell(((x1 + x2) / 2, (y1 + y2) / 2), input_hw, image_hw, stride, feature_hw,
+                                  geometry=geometry)
             cols, rows = np.array([col]), np.array([row])
         out.append((rows[:, None] * w + cols[None, :]).ravel())
     return out
 
 
 def in_box_scores(attn: np.ndarray, feature_hw: tuple[int, int], stride: int, input_hw: tuple[int, int],
-                  image_hw: tuple[int, int], gt: np.ndarray, groups: dict[str, np.ndarray], stretched: bool = False
-                  ) -> dict[str, list]:
+                  image_hw: tuple[int, int], gt: np.ndarray, groups: dict[str, np.ndarray], stretched: bool = False,
+                  geometry: tuple | None = None) -> dict[str, list]:
     """Group -> [objects, [per-head mean in-box share]] of one self-attention layer on one image."""
     from attention_lens.attention.self_attention import in_box_attention
 
     areas = attn.shape[0]
     per_object = []
-    for cells in object_cells(gt, input_hw, image_hw, stride, feature_hw, stretched):
+    for cells in object_cells(gt, input_hw, image_hw, stride, feature_hw, stretched, geometry):
         kept, uniform = in_box_attention(attn, areas, cells)
         per_object.append(kept / uniform)
     per_object = np.array(per_object)
@@ -176,21 +181,29 @@ def _group_order(group: str) -> tuple:
 
 
 def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray], gt: np.ndarray, *,
-                     imgsz: int = 320, conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None):
+                     imgsz: int = 320, conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None,
+                     ratio_pad: tuple | None = None):
     """(detections, scores) from one forward: each attention layer's main map (or, for a model
     with none, LayerCAM at its Detect inputs) scored against the image's ground truth ``gt``
     ((n, 5) class, x1, y1, x2, y2) in ``groups``. Scores: layer label -> {"kind", "stride",
-    "groups": {group: [energy ratio, hit]}}, or None for an image without objects. ``x``: the
-    letterboxed image, when the caller already has it."""
+    "groups": {group: [energy ratio, hit]}}, or None for an image without objects (then the
+    forward captures nothing). ``x``: the model's input, when the caller already has it (by
+    default the predictor's, as the views show it); with ``ratio_pad`` it is the validator's
+    (``letterbox.val_input``): the detections are the evaluation pass's and the maps are placed
+    by that input's geometry."""
     from attention_lens.analysis.heatmaps import LAYERCAM_KIND, layer_labels, layer_maps, main_view
     from attention_lens.runtime.capture import attention_layout
     from attention_lens.runtime.detect import detect, from_prediction
-    from attention_lens.runtime.letterbox import model_input
+    from attention_lens.runtime.letterbox import model_input, val_geometry
     from attention_lens.analysis.layercam import layercam_grids
 
+    if not groups:
+        return detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, x=x,
+                      ratio_pad=ratio_pad), None
     maps, taps = [], {}
     if attention_layout(model).layers:
-        det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x)
+        det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x,
+                     ratio_pad=ratio_pad)
         layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
         for label, lm in zip(layer_labels(layers), layers):
             view, kind = main_view(lm)
@@ -202,15 +215,15 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     if not maps:
         x = model_input(model, image_rgb, imgsz) if x is None else x
         grids, pred = layercam_grids(model, x)
-        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det)
+        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
         maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
-    if not groups:
-        return det, None
-    scored = score_maps([grid for *_, grid in maps], det.input_shape, tuple(image_rgb.shape[:2]), gt, groups,
-                        stretched=det.stretched)
+    image_hw = tuple(image_rgb.shape[:2])
+    geometry = val_geometry(ratio_pad) if ratio_pad is not None else None
+    scored = score_maps([grid for *_, grid in maps], det.input_shape, image_hw, gt, groups,
+                        stretched=det.stretched, geometry=geometry)
     scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}
               for (label, kind, stride, _), one in zip(maps, scored)}
     for label, lm in taps.items():
         scores[label]["in_box"] = in_box_scores(lm.gates["self_attention"], lm.feature_hw, lm.stride, det.input_shape,
-                                                tuple(image_rgb.shape[:2]), gt, groups, det.stretched)
+                                                image_hw, gt, groups, det.stretched, geometry)
     return det, scores

@@ -40,8 +40,11 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     RT-DETR's stretch and its decoder's ranking), then every
     model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
     ``PASS_BATCH`` at a time where it takes batches (on a GPU: one PyTorch forward a batch).
-    Localisation scores the maps of a forward on the predictor's input (the one every view shows,
-    see localisation.detect_and_score). ``progress(done, total)`` after each group of images.
+    Localisation scores the maps of a forward on the same validator input (``detect_and_score``):
+    where the pass runs a model on PyTorch one image at a time, that forward is the pass's own; the
+    maps are placed by that input's geometry (the views show the predictor's letterbox, a few
+    pixels of padding apart). ``progress(done, total)`` after each group of images (with
+    localisation: each image).
 
     ``half``: models on a GPU run the pass in float16 (a copy each; the views stay float32).
     ``prefetch`` (default: when a model is on a GPU): the next group of images is read and
@@ -50,8 +53,7 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
 
     from attention_lens.analysis.localisation import detect_and_score, groups_of
     from attention_lens.device import model_device
-    from attention_lens.runtime.detect import detect_batch
-    from attention_lens.runtime.letterbox import model_input
+    from attention_lens.runtime.detect import batches_on_torch
     from attention_lens.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
@@ -66,6 +68,10 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         models = half_copies(models)
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
+    # A model the pass runs one image at a time on PyTorch gets its localisation maps from that
+    # very forward; the others (ONNX Runtime's batches, a GPU's) from one more, on the same input.
+    shared = {label: localise and not batches_on_torch(m) and REGISTRY.session(m) is None
+              for label, m in models.items()}
     n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
     chunks = [list(range(start, min(n_images, start + step))) for start in range(0, n_images, step)]
     read = _ChunkReader(split, models, imgsz, pin=on_gpu)
@@ -76,26 +82,37 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
             if ahead is not None and n + 1 < len(chunks):
                 ahead = pool.submit(read, chunks[n + 1])
             for label, model in models.items():
-                key = read.keys[label]
-                xs = [x for x, _ in boxed[key]]
+                inputs = boxed[read.keys[label]]
                 dets, scores = out[label]
-                found = [None] * len(chunk)
-                for shape in dict.fromkeys(tuple(x.shape) for x in xs):  # one run per letterboxed shape
-                    same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
-                    batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
-                    for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
-                                                         max_det=MAX_DETS, ratio_pads=[boxed[key][k][1] for k in same])):
-                        found[k] = det
+                located = [(None, None)] * len(chunk)
+                for k, i in enumerate(chunk) if localise else ():
+                    groups = groups_of(split.boxes[i], split.classes, size_of)
+                    if groups or shared[label]:  # an image without objects has nothing to score
+                        located[k] = detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
+                                                      max_det=MAX_DETS, x=inputs[k][0], ratio_pad=inputs[k][1])
+                if localise:
+                    scores.extend(score for _, score in located)
+                found = [det for det, _ in located] if shared[label] else _detect_chunk(model, rgbs, inputs)
                 dets.extend(_in_split_classes(det, by_name[label]) for det in found)
-                if localise:  # the maps over the predictor's input, as every view shows them
-                    for k, i in enumerate(chunk):
-                        groups = groups_of(split.boxes[i], split.classes, size_of)
-                        scores.append(detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
-                                                       max_det=MAX_DETS, x=model_input(model, rgbs[k], imgsz))[1]
-                                      if groups else None)
             if progress:
                 progress(chunk[-1] + 1, n_images)
     return out
+
+
+def _detect_chunk(model, rgbs: list, inputs: list) -> list:
+    """The pass's detections of one group of images (``inputs``: each image's validator input and
+    ratio_pad): one run per letterboxed shape (``detect_batch``)."""
+    from attention_lens.runtime.detect import detect_batch
+
+    xs = [x for x, _ in inputs]
+    found = [None] * len(xs)
+    for shape in dict.fromkeys(tuple(x.shape) for x in xs):
+        same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
+        batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
+        for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
+                                             max_det=MAX_DETS, ratio_pads=[inputs[k][1] for k in same])):
+            found[k] = det
+    return found
 
 
 class _ChunkReader:

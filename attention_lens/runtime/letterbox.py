@@ -141,11 +141,20 @@ def letterbox_geometry(input_hw: tuple[int, int], original_hw: tuple[int, int], 
     return new_w / w0, new_h / h0, round((iw - new_w) / 2 - 0.1), round((ih - new_h) / 2 - 0.1)
 
 
+def val_geometry(ratio_pad: tuple) -> tuple[float, float, int, int]:
+    """``letterbox_geometry`` of a validator's input (``val_input``) from its ``ratio_pad``
+    ((gain_h, gain_w), (pad_left, pad_top)): the loader's resize per axis, then the padding.
+    (ultralytics' scale_boxes undoes its boxes with gain_h alone; a map is placed by both.)"""
+    (gain_h, gain_w), (pad_x, pad_y) = ratio_pad
+    return float(gain_w), float(gain_h), int(pad_x), int(pad_y)
+
+
 def input_cell(point_xy: tuple[float, float], input_hw: tuple[int, int], original_hw: tuple[int, int], stride: int,
-               feature_hw: tuple[int, int], stretched: bool = False) -> tuple[int, int]:
+               feature_hw: tuple[int, int], stretched: bool = False, geometry: tuple | None = None) -> tuple[int, int]:
     """(row, col) of the feature cell an original-pixel point falls in: through the letterbox
-    (``letterbox_geometry``) into input pixels, then down by ``stride``; held on the grid."""
-    gx, gy, px, py = letterbox_geometry(input_hw, original_hw, stretched)
+    (``letterbox_geometry``, or ``geometry`` where the caller has it) into input pixels, then
+    down by ``stride``; held on the grid."""
+    gx, gy, px, py = geometry or letterbox_geometry(input_hw, original_hw, stretched)
     h, w = feature_hw
     col = min(max(int((float(point_xy[0]) * gx + px) // stride), 0), w - 1)
     row = min(max(int((float(point_xy[1]) * gy + py) // stride), 0), h - 1)

@@ -125,3 +125,31 @@ def test_summarise_weights_the_in_box_share_by_objects():
     [row] = summarise([one, three, None])
     assert row["groups"]["all"]["in-box share per head"] == pytest.approx([(4 + 3 * 2) / 4, 1.0])
     assert row["groups"]["all"]["objects"] == 4
+
+
+def test_the_validators_input_is_scored_where_its_pixels_show_the_image():
+    """The evaluation pass scores maps over the validator's letterbox (``val_letterbox``: its
+    own resize, half a stride more padding than the predictor's). A 270 x 500 image at 320,
+    stride 32 (a 192 x 352 input, 16 px of padding left, 9 on top): its pixels lie where
+    ``val_geometry`` says (found in the input tensor itself, the padding being ultralytics' grey
+    114), and a map's peak is carried back through that padding, not the predictor's."""
+    from attention_lens.analysis.localisation import score_map
+    from attention_lens.runtime.letterbox import letterbox_geometry, val_geometry, val_letterbox
+
+    image = np.full((270, 500, 3), 250, np.uint8)
+    x, ratio_pad = val_letterbox(image, 320, 32)
+    gx, gy, px, py = val_geometry(ratio_pad)
+    content = (x[0, 0].numpy() * 255).round() != 114
+    rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
+    assert tuple(x.shape[2:]) == (192, 352) and (px, py) == (cols[0], rows[0]) == (16, 9)
+    assert (round(500 * gx), round(270 * gy)) == (cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    assert letterbox_geometry((192, 352), (270, 500))[2] != px  # the predictor's would centre it otherwise
+    # The peak at cell (2, 5): its centre, input (176, 80), is original ((176 - 16) / 0.64, (80 - 9) / gy)
+    # = (250, 111), inside the box; through no left padding it would be x = 275, outside.
+    grid = np.zeros((6, 11))
+    grid[2, 5] = 1.0
+    box = _boxes([0, 200, 100, 260, 150])
+    assert score_map(grid, (192, 352), (270, 500), box, {"all": np.arange(1)}, tolerance=0,
+                     geometry=(gx, gy, px, py))["all"][1]
+    assert not score_map(grid, (192, 352), (270, 500), box, {"all": np.arange(1)}, tolerance=0,
+                         geometry=(gx, gy, 0, py))["all"][1]

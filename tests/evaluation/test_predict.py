@@ -50,6 +50,34 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
             assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
 
 
+def test_localisation_on_pytorch_scores_the_maps_of_the_pass_own_forward(tiny_bccd, monkeypatch):
+    """Where the pass runs a model on PyTorch one image at a time, ticking localisation adds no
+    forward: a gate model's maps are captured during it, the plain model's LayerCAM pass is it;
+    the detections are those of the pass without localisation, to the bit."""
+    from pathlib import Path
+
+    from attention_lens.data.datasets import read_split
+    from attention_lens.evaluation.predict import predict_models
+    from attention_lens.modeling.load import load_model
+
+    monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
+    split = read_split(tiny_bccd, "test")
+    calls = {n: 0 for n in models}
+    for n, m in models.items():
+        m.register_forward_hook(lambda *_, n=n: calls.__setitem__(n, calls[n] + 1))
+    plain = predict_models(models, split, 320)
+    assert calls == {n: len(split.paths) for n in models}
+    located = predict_models(models, split, 320, localise=True)
+    assert calls == {n: 2 * len(split.paths) for n in models}  # one forward an image, as without
+    for n in models:
+        assert all(np.array_equal(a, b) for a, b in zip(plain[n][0], located[n][0]))
+        assert all(s is not None and s for s in located[n][1])  # every BCCD image has cells, every one scored
+    kinds = {v["kind"] for s in located["yolov8n-baseline-s0"][1] for v in s.values()}
+    assert all(k.startswith("LayerCAM") for k in kinds) and all("CBAM" in label for label in located["yolov8n-cbam-neck-s0"][1][0])
+
+
 @pytest.fixture
 def detr():
     from pathlib import Path
