@@ -329,9 +329,16 @@ def _class_aps_of_rounds(plan: tuple[list, np.ndarray], weights: np.ndarray) -> 
     to_find = weights @ objects  # (rounds, classes)
     aps = np.full(to_find.shape, np.nan)
     for k, (image, correct) in enumerate(per_class):
-        point_w = weights[:, image]  # (rounds, detections of class k)
-        counts = (to_find[:, k] > 0) | point_w.any(axis=1)  # a class with neither objects nor detections does not count
-        aps[counts, k] = _ap_of_rounds(point_w[counts], correct, to_find[counts, k])
+        # Past a class's last true positive in rank order the precision only falls (the same true
+        # positives over more detections): no recall point lands there and the envelope is already
+        # higher before it, so the rounds skip that tail (the same APs to the bit; at conf 0.001
+        # most detections are in it).
+        tps = np.flatnonzero(correct)
+        head = tps[-1] + 1 if len(tps) else 0
+        point_w = weights[:, image[:head]]  # (rounds, detections of class k up to its last true positive)
+        drawn = weights[:, np.unique(image)].any(axis=1)
+        counts = (to_find[:, k] > 0) | drawn  # a class with neither objects nor detections does not count
+        aps[counts, k] = _ap_of_rounds(point_w[counts], correct[:head], to_find[counts, k])
     return aps
 
 
