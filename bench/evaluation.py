@@ -99,7 +99,8 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
         (t_boot,) = alternate([lambda: evaluate_detections(split, dets, names[0], rounds=1000)], 1, warmup=0)
 
         def error_analysis():  # what evaluate_detections adds for the error types, without its caches
-            from attention_lens.evaluation.error_types import classify, dap_50_95, dap_series
+            from attention_lens.evaluation.error_deltas import dap_series
+            from attention_lens.evaluation.error_types import classify, dap_50_95
 
             for d in dets.values():
                 c = classify(split, d)

@@ -34,6 +34,7 @@ import torch
 from torchvision.ops import box_iou as torch_box_iou
 
 from attention_lens.data.datasets import Split
+from attention_lens.evaluation.ranked_ap import class_aps, mean_ap
 
 FG, BG = 0.5, 0.1
 #: TIDE's keeps at most 100 detections an image, as COCO's AP does.
@@ -94,14 +95,14 @@ class Classified:
     def ap(self, variant: str | None = None, weights: np.ndarray | None = None) -> float:
         """AP50 with ``variant`` (an error type) fixed, over the images weighted by ``weights``
         (how often each is drawn; None: each once): the mean over the classes that count."""
-        return _mean_ap(self.class_aps(variant, weights))
+        return mean_ap(self.class_aps(variant, weights))
 
     def class_aps(self, variant: str | None = None, weights: np.ndarray | None = None,
                   size: str | None = None) -> np.ndarray:
         """Each class's AP50 as ``ap`` computes it; NaN for a class with neither objects nor detections.
         ``size`` ("small", "medium", "large"): only the objects of that COCO area range, and the
         detections COCO's rule puts there (by the object they found or claim, else by their own box)."""
-        return _class_aps(self.plan(variant, size), weights)
+        return class_aps(self.plan(variant, size), weights)
 
     def plan(self, variant: str | None = None, size: str | None = None) -> tuple[list, np.ndarray]:
         """What AP sees with ``variant`` (an error type, or None) fixed, in the ``size`` range (or
@@ -130,8 +131,8 @@ class Classified:
         for k, name in enumerate(SIZES):
             if not self.objects[..., k].any():
                 continue
-            base = _mean_ap(self.class_aps(None, None, name))
-            out[name] = {t: max(_mean_ap(self.class_aps(t, None, name)) - base, 0.0) for t in TYPES}
+            base = mean_ap(self.class_aps(None, None, name))
+            out[name] = {t: max(mean_ap(self.class_aps(t, None, name)) - base, 0.0) for t in TYPES}
         return out
 
     def class_daps(self) -> list[dict[str, float]]:
@@ -263,130 +264,6 @@ def summary_of(c: Classified, classes: list[str] | None = None) -> ErrorAnalysis
     return ErrorAnalysis(c.ap(), counts, c.daps(), by_class, c.size_daps())
 
 
-#: How a type reads in a sentence.
-_PHRASES = {"classification": "classification errors", "localisation": "localisation errors",
-            "both": "errors of class and place at once", "duplicate": "duplicates",
-            "background": "background detections", "missed": "missed objects"}
-
-
-def errors_against(ref_series: np.ndarray, model_series: np.ndarray, seed_std: dict[str, float] | None = None,
-                   same_variant: bool = False, level: float = 0.95) -> dict:
-    """Per type, the model's dAP minus the reference's (negative: it loses less AP to that type)
-    with a paired percentile interval over the resampled images (the two ``dap_series`` drawn with
-    one seed) and the verdict the mAP's Δ gets (``bootstrap.verdict``, the reference's seeds'
-    spread of that type's dAP as the seed noise)."""
-    from attention_lens.evaluation.bootstrap import verdict
-
-    diff = np.asarray(model_series) - np.asarray(ref_series)
-    lo, hi = np.nanpercentile(diff[1:], [50 * (1 - level), 50 * (1 + level)], axis=0)
-    out = {}
-    for j, t in enumerate(TYPES):
-        std = (seed_std or {}).get(t)
-        out[t] = {"delta": float(diff[0, j]), "low": float(lo[j]), "high": float(hi[j]), "seed std": std,
-                  "verdict": verdict(float(diff[0, j]), float(lo[j]), float(hi[j]), std, same_variant=same_variant)}
-    return out
-
-
-def why_sentence(name: str, against: dict) -> str:
-    """Plain words from the intervals that exclude zero: "EMA s0: fewer missed objects, dAP -0.021
-    [-0.034, -0.008]; other error types within image sampling noise"."""
-    clear = [(t, a) for t, a in against.items() if a["low"] > 0 or a["high"] < 0]
-    if not clear:
-        return f"{name}: every error type within image sampling noise"
-    parts = [f"{'fewer' if a['delta'] < 0 else 'more'} {_PHRASES[t]}, dAP {a['delta']:+.3f} "
-             f"[{a['low']:+.3f}, {a['high']:+.3f}]" + ("" if "beyond" in a["verdict"] else f" ({a['verdict']})")
-             for t, a in sorted(clear, key=lambda ta: -abs(ta[1]["delta"]))]
-    rest = "; other error types within image sampling noise" if len(clear) < len(against) else ""
-    return f"{name}: " + "; ".join(parts) + rest
-
-
-def dap_series(classified: Classified, rounds: int, seed: int = 0) -> np.ndarray:
-    """(rounds + 1, types): each type's dAP on the whole split, then on ``rounds`` resamples of its
-    images with replacement, drawn as ``bootstrap.bootstrap_series`` draws them (the same seed
-    gives the same images), so two models' series are paired image for image.
-
-    Each variant's ``Classified.plan`` is built once and serves every round, and the rounds go
-    through it together, ``SERIES_CHUNK`` at a time (``_class_aps_of_rounds``; tested equal to
-    ``Classified.daps`` with each resample's weights)."""
-    n = len(classified.objects)
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.ones(n)] + [np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-                                       for _ in range(rounds)])
-    plans = [classified.plan(variant) for variant in (None, *TYPES)]
-    maps = np.stack([_mean_aps(np.vstack([_class_aps_of_rounds(plan, weights[k:k + SERIES_CHUNK])
-                                          for k in range(0, len(weights), SERIES_CHUNK)]))
-                     for plan in plans], axis=1)  # (rounds + 1, 1 + types)
-    return np.maximum(maps[:, 1:] - maps[:, :1], 0.0)
-
-
-#: Bootstrap rounds computed together: their (rounds x detections) cumulative sums stay a few MB.
-SERIES_CHUNK = 128
-
-
-def _class_aps_of_rounds(plan: tuple[list, np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """(rounds, classes): ``_class_aps`` for each row of ``weights`` (rounds x images) at once."""
-    per_class, objects = plan
-    to_find = weights @ objects  # (rounds, classes)
-    aps = np.full(to_find.shape, np.nan)
-    for k, (image, correct) in enumerate(per_class):
-        # Past a class's last true positive in rank order the precision only falls (the same true
-        # positives over more detections): no recall point lands there and the envelope is already
-        # higher before it, so the rounds skip that tail (the same APs to the bit; at conf 0.001
-        # most detections are in it).
-        tps = np.flatnonzero(correct)
-        head = tps[-1] + 1 if len(tps) else 0
-        point_w = weights[:, image[:head]]  # (rounds, detections of class k up to its last true positive)
-        drawn = weights[:, np.unique(image)].any(axis=1)
-        counts = (to_find[:, k] > 0) | drawn  # a class with neither objects nor detections does not count
-        aps[counts, k] = _ap_of_rounds(point_w[counts], correct[:head], to_find[counts, k])
-    return aps
-
-
-def _ap_of_rounds(weights: np.ndarray, correct: np.ndarray, to_find: np.ndarray) -> np.ndarray:
-    """``_ap`` for each row of ``weights`` (rounds x detections ranked by score): the same sums,
-    taken along each row."""
-    out = np.zeros(len(weights))
-    if not weights.shape[1]:
-        return out
-    tp = np.cumsum(weights * correct, axis=1)
-    # tp + fp is the running count of detections: whole numbers (the weights are draw counts), so
-    # one cumulative sum gives it exactly.
-    precision = tp / np.maximum(np.cumsum(weights, axis=1), 1e-12)
-    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # the envelope, as ``_ap``
-    for r in np.flatnonzero(to_find > 0):
-        idx = np.searchsorted(tp[r] / to_find[r], _RECALLS, side="left")
-        out[r] = precision[r, idx[idx < precision.shape[1]]].sum() / len(_RECALLS)
-    return out
-
-
-def _mean_aps(aps: np.ndarray) -> np.ndarray:
-    """``_mean_ap`` of each row (rounds x classes)."""
-    counted = ~np.isnan(aps)
-    totals = np.where(counted, aps, 0.0).sum(axis=1)
-    n = counted.sum(axis=1)
-    return np.where(n > 0, totals / np.maximum(n, 1), 0.0)
-
-
-def _class_aps(plan: tuple[list, np.ndarray], weights: np.ndarray | None) -> np.ndarray:
-    """Each class's AP50 of a ``Classified.plan`` over the images weighted by ``weights`` (None:
-    each once); NaN for a class with neither objects nor detections. A detection of an image not
-    drawn weighs 0 and leaves every precision and recall as it was, so it need not be removed."""
-    per_class, objects = plan
-    w = np.ones(len(objects)) if weights is None else np.asarray(weights, dtype=float)
-    to_find = w @ objects
-    aps = np.full(objects.shape[1], np.nan)
-    for k, (image, correct) in enumerate(per_class):
-        point_w = w[image]
-        if to_find[k] > 0 or point_w.any():  # a class with neither objects nor detections does not count
-            aps[k] = _ap(point_w, correct, to_find[k])
-    return aps
-
-
-def _mean_ap(aps: np.ndarray) -> float:
-    counted = aps[~np.isnan(aps)]
-    return float(counted.mean()) if len(counted) else 0.0
-
-
 def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int,
            size: int) -> None:
     """A localisation or classification fix targets object j: where that object is still to be
@@ -398,24 +275,6 @@ def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, inde
     best = best_claim.get((image, j))
     if best is None or p.score > best[0]:
         best_claim[(image, j)] = (p.score, index)
-
-
-def _ap(weights: np.ndarray, correct: np.ndarray, to_find: float) -> float:
-    """COCO's 101-point interpolated AP of detections already ranked by score, each counted
-    ``weights`` times (a resampled image's detections count as often as the image is drawn)."""
-    if to_find <= 0 or not len(weights):
-        return 0.0
-    tp = np.cumsum(weights * correct)
-    fp = np.cumsum(weights * ~correct)
-    precision = tp / np.maximum(tp + fp, 1e-12)
-    recall = tp / to_find
-    precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at any later recall
-    idx = np.searchsorted(recall, _RECALLS, side="left")
-    return float(precision[idx[idx < len(precision)]].sum() / len(_RECALLS))
-
-
-#: COCO's 101 recall points.
-_RECALLS = np.linspace(0, 1, 101)
 
 
 #: An object's outcome for one model at a confidence, one letter each (stored compactly per model).

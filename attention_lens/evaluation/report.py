@@ -20,16 +20,8 @@ from attention_lens.evaluation.coco import (
     disagreement,
     metrics_of,
 )
-from attention_lens.evaluation.error_types import (
-    TYPES,
-    classify,
-    dap_50_95,
-    dap_series,
-    errors_against,
-    object_outcomes,
-    summary_of,
-    why_sentence,
-)
+from attention_lens.evaluation.error_deltas import dap_series, errors_against, why_sentence
+from attention_lens.evaluation.error_types import TYPES, classify, dap_50_95, object_outcomes, summary_of
 from attention_lens.analysis.localisation import summarise
 from attention_lens.evaluation.predict import predictions_for_models
 from attention_lens.evaluation.ultralytics_metrics import ultralytics_metrics
