@@ -26,7 +26,7 @@ import torch
 from attention_lens.analysis.heatmaps import to_original
 from attention_lens.runtime.capture import Captured, capture_gates, forward_lock, raw_prediction
 from attention_lens.runtime.detect import on_device
-from attention_lens.runtime.letterbox import letterbox_geometry, model_input, stretches_input
+from attention_lens.runtime.letterbox import is_detr, letterbox_geometry, model_input, stretches_input
 from attention_lens.analysis.layercam import detect_inputs
 
 METHOD_NAMES = ("Grad-CAM", "Grad-CAM++", "XGradCAM", "EigenCAM", "HiResCAM", "LayerCAM", "EigenGradCAM")
@@ -57,7 +57,7 @@ class _RawScores(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        self.detr = stretches_input(model)
+        self.detr = is_detr(model)
 
     def forward(self, x):
         pred = self.model(x)

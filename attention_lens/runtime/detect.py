@@ -19,7 +19,7 @@ import torch
 from attention_lens.device import model_device
 from attention_lens.runtime import onnx_backend
 from attention_lens.runtime.capture import capture_gates, forward_lock, raw_prediction
-from attention_lens.runtime.letterbox import model_input, stretches_input
+from attention_lens.runtime.letterbox import is_detr, model_input, stretches_input
 
 
 @dataclass
@@ -158,7 +158,7 @@ def from_prediction(model: torch.nn.Module, pred, x: torch.Tensor, image_rgb: np
     stretched = stretches_input(model)
     with torch.no_grad():
         raw = raw_prediction(pred).detach()
-        if stretched:
+        if is_detr(model):
             det = _detr_rows(raw, image_rgb.shape[:2], conf, max_det)
         else:
             # Ultralytics' NMS runs torchvision's kernel only when torchvision is already imported;

@@ -33,13 +33,19 @@ def check_image_size(imgsz) -> int:
     return imgsz
 
 
-def stretches_input(model: torch.nn.Module) -> bool:
-    """Whether ``model`` is fed its image stretched to a square (RT-DETR: ultralytics'
-    RTDETRPredictor and RTDETRValidator use ``scale_fill``) rather than letterboxed."""
+def is_detr(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s head is ultralytics' RTDETRDecoder: ranked queries, decoded without NMS
+    (``detect.from_prediction``, ``explain``), and the one kind of model fed stretched."""
     from ultralytics.nn.modules.head import RTDETRDecoder
 
     layers = getattr(model, "model", None)
     return isinstance(layers, torch.nn.Sequential) and len(layers) > 0 and isinstance(layers[-1], RTDETRDecoder)
+
+
+def stretches_input(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is fed its image stretched to a square rather than letterboxed: RT-DETR
+    (ultralytics' RTDETRPredictor and RTDETRValidator use ``scale_fill``)."""
+    return is_detr(model)
 
 
 def input_key(model: torch.nn.Module) -> tuple[int, bool]:
