@@ -44,7 +44,7 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
     from attention_lens.evaluation.predict import PASS_BATCH, predict_models
     from attention_lens.evaluation.coco import coco_eval, metrics_of
     from attention_lens.analysis.images import load_image
-    from attention_lens.runtime.letterbox import letterbox, model_stride
+    from attention_lens.runtime.letterbox import input_key, val_input
     from attention_lens.data.convert import convert_voc
     from attention_lens.data.datasets import read_split
     from attention_lens.experiments.evaluate import validate
@@ -70,24 +70,25 @@ def evaluation_cost(store, quick: bool) -> list[dict]:
                         metrics_of(coco_eval(split, dets), split)
             return run
 
-        # The bare ONNX Runtime forwards the pass needs (every image letterboxed beforehand): what
-        # issue 19 holds the pass to, as it holds the views.
+        # The bare ONNX Runtime forwards the pass needs, on the inputs it feeds (the validator's
+        # letterbox, every image prepared beforehand): what issue 19 holds the pass to, as it holds
+        # the views.
         sessions = ort_sessions(models)
-        strides = {model_stride(m) for m in models.values()}
-        boxed = run_on_torch_thread(lambda: {st: [letterbox(load_image(p), 320, st) for p in split.paths]
-                                             for st in strides})
+        kinds = {input_key(m): m for m in models.values()}
+        boxed = run_on_torch_thread(lambda: {key: [val_input(m, load_image(p), 320)[0] for p in split.paths]
+                                             for key, m in kinds.items()})
 
         def raw_ort():
-            bare_forwards(sessions, models, {n: boxed[model_stride(m)] for n, m in models.items()})
+            bare_forwards(sessions, models, {n: boxed[input_key(m)] for n, m in models.items()})
 
         # The same forwards as the pass runs them: PASS_BATCH images a run where a graph takes
         # batches (all of BCCD's images letterbox to one shape).
-        batches = {st: [torch.cat(xs[k:k + PASS_BATCH]) for k in range(0, len(xs), PASS_BATCH)]
-                   for st, xs in boxed.items()}
+        batches = {key: [torch.cat(xs[k:k + PASS_BATCH]) for k in range(0, len(xs), PASS_BATCH)]
+                   for key, xs in boxed.items()}
 
         def raw_ort_batched():
-            bare_forwards(sessions, models, {n: batches[model_stride(m)] if sessions[n] and sessions[n].batched
-                                             else boxed[model_stride(m)] for n, m in models.items()})
+            bare_forwards(sessions, models, {n: batches[input_key(m)] if sessions[n] and sessions[n].batched
+                                             else boxed[input_key(m)] for n, m in models.items()})
 
         runs = 1 if quick else 3
         timed = alternate([lambda: run_on_torch_thread(ultralytics_val), lambda: run_on_torch_thread(raw_ort),

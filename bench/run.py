@@ -331,7 +331,11 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "DetectionValidator (rect batches of 16) against our pass (8 images a run on ONNX Runtime, one on PyTorch; "
             "COCO metrics by faster-coco-eval), "
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
-            "ONNX Runtime. The paired bootstrap of the deltas is timed on its own (ultralytics has none).\n",
+            "ONNX Runtime (the localisation scores the maps of the pass's own forward where it runs on PyTorch). "
+            "The raw ORT forwards are the pass's runs alone, on the inputs it feeds (the validator's letterbox, "
+            "prepared beforehand). The paired bootstrap of the deltas is timed on its own (ultralytics has none); "
+            "the error analysis (TIDE's types, their dAP at 0.5 and 0.50:0.95, their bootstrap series) uncached, "
+            "against the rest of the Evaluate job.\n",
             "## 9. ONNX Runtime against PyTorch eager\n",
             table(per_backend, {"pytorch ms": ".1f", "onnxruntime ms": ".1f", "ratio": ".2f", "openvino ms": ".1f",
                                 "openvino ratio": ".2f"}),
