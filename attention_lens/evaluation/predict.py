@@ -53,7 +53,6 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
 
     from attention_lens.analysis.localisation import detect_and_score, groups_of
     from attention_lens.device import model_device
-    from attention_lens.runtime.detect import batches_on_torch
     from attention_lens.runtime.onnx_backend import REGISTRY
 
     if not split.has_pixels:
@@ -68,9 +67,10 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         models = half_copies(models)
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
-    # A model the pass runs one image at a time on PyTorch gets its localisation maps from that
-    # very forward; the others (ONNX Runtime's batches, a GPU's) from one more, on the same input.
-    shared = {label: localise and not batches_on_torch(m) and REGISTRY.session(m) is None
+    # With localisation a CPU model without an ONNX Runtime session runs one image at a time on
+    # PyTorch, and that forward gives both its detections and its maps; the others (ONNX Runtime's
+    # batches, a GPU's) keep their batches and give the maps from one more forward on the same input.
+    shared = {label: localise and model_device(m).type == "cpu" and REGISTRY.session(m) is None
               for label, m in models.items()}
     n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
     chunks = [list(range(start, min(n_images, start + step))) for start in range(0, n_images, step)]

@@ -86,9 +86,11 @@ def detect(model: torch.nn.Module, image_rgb: np.ndarray, *, conf: float = 0.25,
 
 
 def batches_on_torch(model: torch.nn.Module) -> bool:
-    """Whether a batch of images goes through PyTorch in one forward: on a GPU (the CPU's batches
-    go through ONNX Runtime's graph, or one image at a time)."""
-    return model_device(model).type != "cpu"
+    """Whether a batch of images goes through PyTorch in one forward: on a GPU, and on the CPU for
+    a model without an ONNX Runtime session (eight 256 x 352 images in one forward took 0.8 of eight
+    forwards here; docs/PERFORMANCE.md, section 11). A CPU model with a session runs its batches
+    through the graph."""
+    return model_device(model).type != "cpu" or onnx_backend.REGISTRY.session(model) is None
 
 
 def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -115,13 +117,14 @@ def to_cpu(pred):
 
 def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
                  iou: float = 0.7, max_det: int = 300, ratio_pads: list | None = None) -> list[Detections]:
-    """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one ONNX
-    Runtime run when the model's graph takes batches (``Exported.batched``), else one by one.
+    """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one PyTorch
+    forward where ``batches_on_torch``, else in one ONNX Runtime run when the model's graph takes
+    batches (``Exported.batched``), else one by one.
     No maps. NMS per image, as for one; ``ms`` is the run's share per image. ``ratio_pads``: the
     images are the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``."""
     t0 = time.perf_counter()
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
-    if len(images_rgb) > 1 and batches_on_torch(model):  # a GPU: the batch in one PyTorch forward
+    if len(images_rgb) > 1 and batches_on_torch(model):  # the batch in one PyTorch forward
         with forward_lock(model), torch.no_grad():
             pred = raw_prediction(to_cpu(model(on_device(model, x))))
         dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,

@@ -51,14 +51,19 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
 
 
 def test_localisation_on_pytorch_scores_the_maps_of_the_pass_own_forward(tiny_bccd, monkeypatch):
-    """Where the pass runs a model on PyTorch one image at a time, ticking localisation adds no
-    forward: a gate model's maps are captured during it, the plain model's LayerCAM pass is it;
-    the detections are those of the pass without localisation, to the bit."""
+    """On the CPU without ONNX Runtime, the pass runs a split's same-shape images in one PyTorch
+    forward; with localisation it runs one image at a time and that forward gives both the maps (a
+    gate model's captured, the plain model's LayerCAM) and the detections: one forward an image,
+    none more, its rows exactly those of ``detect`` on the validator's input of that image."""
     from pathlib import Path
 
+    from attention_lens.analysis.images import load_image
     from attention_lens.data.datasets import read_split
+    from attention_lens.evaluation.coco import MAX_DETS
     from attention_lens.evaluation.predict import predict_models
     from attention_lens.modeling.load import load_model
+    from attention_lens.runtime.detect import detect
+    from attention_lens.runtime.letterbox import val_input
 
     monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
     weights = Path(__file__).resolve().parents[2] / "weights"
@@ -67,12 +72,15 @@ def test_localisation_on_pytorch_scores_the_maps_of_the_pass_own_forward(tiny_bc
     calls = {n: 0 for n in models}
     for n, m in models.items():
         m.register_forward_hook(lambda *_, n=n: calls.__setitem__(n, calls[n] + 1))
-    plain = predict_models(models, split, 320)
-    assert calls == {n: len(split.paths) for n in models}
+    predict_models(models, split, 320)
+    assert calls == {n: 1 for n in models}  # BCCD's six images letterbox to one shape: one batch
     located = predict_models(models, split, 320, localise=True)
-    assert calls == {n: 2 * len(split.paths) for n in models}  # one forward an image, as without
-    for n in models:
-        assert all(np.array_equal(a, b) for a, b in zip(plain[n][0], located[n][0]))
+    assert calls == {n: 1 + len(split.paths) for n in models}  # one forward an image, as the maps need
+    for n, model in models.items():
+        for path, rows in zip(split.paths, located[n][0]):
+            x, ratio_pad = val_input(model, load_image(path), 320)
+            want = detect(model, load_image(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
+            assert np.array_equal(rows[:, :5], np.column_stack([want.boxes, want.scores]).astype(np.float64))
         assert all(s is not None and s for s in located[n][1])  # every BCCD image has cells, every one scored
     kinds = {v["kind"] for s in located["yolov8n-baseline-s0"][1] for v in s.values()}
     assert all(k.startswith("LayerCAM") for k in kinds) and all("CBAM" in label for label in located["yolov8n-cbam-neck-s0"][1][0])
