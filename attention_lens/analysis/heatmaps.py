@@ -64,13 +64,16 @@ def layer_labels(layers) -> list[str]:
     return out
 
 
-def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int]) -> list[LayerMaps]:
-    """Group captured gate outputs by attention module and derive the views of each."""
+def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple[int, int], item: int = 0
+               ) -> list[LayerMaps]:
+    """Group captured gate outputs by attention module and derive the views of each, for batch
+    item ``item`` of the captured forward (``Detections.item``)."""
     out = []
     for lay in attention_layout(model).layers:
-        # Batch item 0; a self-attention tap holds (batch x areas, ...): item 0 is its first ``areas``.
-        gates = {g.kind: maps[gname][:getattr(lay.module, "areas", 1)] if g.kind == "self_attention"
-                 else maps[gname][0] for gname, g in lay.gates if gname in maps}
+        # A self-attention tap holds (batch x areas, ...): item k is its k-th run of ``areas``.
+        areas = getattr(lay.module, "areas", 1)
+        gates = {g.kind: maps[gname][item * areas:(item + 1) * areas] if g.kind == "self_attention"
+                 else maps[gname][item] for gname, g in lay.gates if gname in maps}
         gates = {k: v.float().numpy() for k, v in gates.items()}
         x = inputs.get(lay.name)
         if not gates or x is None:
@@ -78,7 +81,7 @@ def layer_maps(model: torch.nn.Module, maps: dict, inputs: dict, input_hw: tuple
         h, w = x.shape[2:]
         lm = LayerMaps(lay.layer, lay.name, type(lay.module).__name__, (h, w), max(1, round(input_hw[0] / h)), gates,
                        loaded_as=getattr(lay.module, "loaded_as", ""))
-        _derive_views(lm, x[0].float())
+        _derive_views(lm, x[item].float())
         out.append(lm)
     return out
 

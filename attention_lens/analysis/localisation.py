@@ -191,34 +191,89 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     default the predictor's, as the views show it); with ``ratio_pad`` it is the validator's
     (``letterbox.val_input``): the detections are the evaluation pass's and the maps are placed
     by that input's geometry."""
-    from attention_lens.analysis.heatmaps import LAYERCAM_KIND, layer_labels, layer_maps, main_view
     from attention_lens.runtime.capture import attention_layout
-    from attention_lens.runtime.detect import detect, from_prediction
-    from attention_lens.runtime.letterbox import model_input, val_geometry
-    from attention_lens.analysis.layercam import layercam_grids
+    from attention_lens.runtime.detect import detect
 
     if not groups:
         return detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, x=x,
                       ratio_pad=ratio_pad), None
-    maps, taps = [], {}
     if attention_layout(model).layers:
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x,
                      ratio_pad=ratio_pad)
-        layers = layer_maps(model, det.maps, det.inputs, det.input_shape)
-        for label, lm in zip(layer_labels(layers), layers):
-            view, kind = main_view(lm)
-            if view:
-                maps.append((label, kind, lm.stride, lm.views[view]))
-                if "self_attention" in lm.gates:
-                    taps[label] = lm
+        scores = captured_scores(model, det, image_rgb, groups, gt, ratio_pad)
+        if scores is not None:
+            return det, scores
+    return _layercam_scores(model, image_rgb, groups, gt, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, x=x,
+                            ratio_pad=ratio_pad)
+
+
+def detect_and_score_batch(model, images_rgb: list[np.ndarray], x, ratio_pads: list, groups: list[dict],
+                           gts: list[np.ndarray], *, conf: float = 0.001, iou: float = 0.7, max_det: int = 300
+                           ) -> list[tuple]:
+    """``detect_and_score`` for several images of one validator input shape (``x``: (n, 3, h, w),
+    ``ratio_pads`` each one's): for a model with attention layers, one forward for all of them
+    (``detect_batch`` with ``capture``: on a GPU, ONNX Runtime's batched graph, or PyTorch on the
+    CPU), its detections those of the plain pass's batch; a model without (LayerCAM, gradients)
+    one image at a time."""
+    from attention_lens.runtime.capture import attention_layout
+    from attention_lens.runtime.detect import detect_batch
+
+    if not attention_layout(model).layers:
+        return [detect_and_score(model, rgb, g, gt, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1],
+                                 ratio_pad=ratio_pads[k]) for k, (rgb, g, gt) in enumerate(zip(images_rgb, groups, gts))]
+    dets = detect_batch(model, images_rgb, x, conf=conf, iou=iou, max_det=max_det, ratio_pads=ratio_pads,
+                        capture=any(groups))
+    out = []
+    for k, det in enumerate(dets):
+        scores = captured_scores(model, det, images_rgb[k], groups[k], gts[k], ratio_pads[k]) if groups[k] else None
+        if groups[k] and scores is None:  # no layer with a main map: LayerCAM, as detect_and_score falls back
+            scores = _layercam_scores(model, images_rgb[k], groups[k], gts[k], conf=conf, iou=iou, max_det=max_det,
+                                      x=x[k:k + 1], ratio_pad=ratio_pads[k])[1]
+        out.append((det, scores))
+    for det in dets:
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
+    return out
+
+
+def captured_scores(model, det, image_rgb: np.ndarray, groups: dict[str, np.ndarray], gt: np.ndarray,
+                    ratio_pad: tuple | None = None) -> dict | None:
+    """The scores of the maps a capture recorded (``det.maps`` / ``det.inputs``, batch item
+    ``det.item``), each layer's main map, and the in-box share of its self-attention; None where no
+    layer has a main map. Drops the captured tensors from ``det`` afterwards."""
+    from attention_lens.analysis.heatmaps import layer_labels, layer_maps, main_view
+    from attention_lens.runtime.letterbox import val_geometry
+
+    layers = layer_maps(model, det.maps, det.inputs, det.input_shape, item=det.item)
+    det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
+    maps, taps = [], {}
+    for label, lm in zip(layer_labels(layers), layers):
+        view, kind = main_view(lm)
+        if view:
+            maps.append((label, kind, lm.stride, lm.views[view]))
+            if "self_attention" in lm.gates:
+                taps[label] = lm
     if not maps:
-        x = model_input(model, image_rgb, imgsz) if x is None else x
-        grids, pred = layercam_grids(model, x)
-        det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
-        maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
+        return None
+    return _scored(maps, taps, det, image_rgb, groups, gt, val_geometry(ratio_pad) if ratio_pad is not None else None)
+
+
+def _layercam_scores(model, image_rgb: np.ndarray, groups: dict, gt: np.ndarray, *, imgsz: int = 320,
+                     conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None, ratio_pad=None):
+    """(detections, scores) of LayerCAM at the Detect inputs: one forward and backward."""
+    from attention_lens.analysis.heatmaps import LAYERCAM_KIND
+    from attention_lens.analysis.layercam import layercam_grids
+    from attention_lens.runtime.detect import from_prediction
+    from attention_lens.runtime.letterbox import model_input, val_geometry
+
+    x = model_input(model, image_rgb, imgsz) if x is None else x
+    grids, pred = layercam_grids(model, x)
+    det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
+    maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
+    return det, _scored(maps, {}, det, image_rgb, groups, gt, val_geometry(ratio_pad) if ratio_pad is not None else None)
+
+
+def _scored(maps: list, taps: dict, det, image_rgb: np.ndarray, groups: dict, gt: np.ndarray, geometry) -> dict:
     image_hw = tuple(image_rgb.shape[:2])
-    geometry = val_geometry(ratio_pad) if ratio_pad is not None else None
     scored = score_maps([grid for *_, grid in maps], det.input_shape, image_hw, gt, groups,
                         stretched=det.stretched, geometry=geometry)
     scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}
@@ -226,4 +281,4 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
     for label, lm in taps.items():
         scores[label]["in_box"] = in_box_scores(lm.gates["self_attention"], lm.feature_hw, lm.stride, det.input_shape,
                                                 image_hw, gt, groups, det.stretched, geometry)
-    return det, scores
+    return scores

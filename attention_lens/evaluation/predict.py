@@ -40,18 +40,19 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     RT-DETR's stretch and its decoder's ranking), then every
     model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
     ``PASS_BATCH`` at a time where it takes batches (on a GPU: one PyTorch forward a batch).
-    Localisation scores the maps of a forward on the same validator input (``detect_and_score``):
-    where the pass runs a model on PyTorch one image at a time, that forward is the pass's own; the
-    maps are placed by that input's geometry (the views show the predictor's letterbox, a few
-    pixels of padding apart). ``progress(done, total)`` after each group of images (with
-    localisation: each image).
+    Localisation scores the maps of a forward on the same validator input
+    (``detect_and_score_batch``): for a model with attention layers the pass's own batched forward
+    captures them; LayerCAM (a model without) runs one image at a time. The maps are placed by that
+    input's geometry (the views show the predictor's letterbox, a few pixels of padding apart).
+    ``progress(done, total)`` after each group of images.
 
     ``half``: models on a GPU run the pass in float16 (a copy each; the views stay float32).
     ``prefetch`` (default: when a model is on a GPU): the next group of images is read and
     letterboxed by a worker thread while the models run on this one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from attention_lens.analysis.localisation import detect_and_score, groups_of
+    from attention_lens.analysis.localisation import detect_and_score_batch, groups_of
+    from attention_lens.runtime.capture import attention_layout
     from attention_lens.device import model_device
     from attention_lens.runtime.onnx_backend import REGISTRY
 
@@ -67,13 +68,15 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         models = half_copies(models)
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
-    # With localisation a CPU model without an ONNX Runtime session runs one image at a time on
-    # PyTorch, and that forward gives both its detections and its maps; the others (ONNX Runtime's
-    # batches, a GPU's) keep their batches and give the maps from one more forward on the same input.
-    shared = {label: localise and model_device(m).type == "cpu" and REGISTRY.session(m) is None
-              for label, m in models.items()}
-    n_images, step = len(split.paths), 1 if localise else PASS_BATCH  # localisation: one image at a time
-    chunks = [list(range(start, min(n_images, start + step))) for start in range(0, n_images, step)]
+    # With localisation, a model with attention layers captures its maps in the pass's own batched
+    # forward (its detections are the plain pass's); a model without (LayerCAM: gradients, one image
+    # at a time) on the CPU without an ONNX Runtime session takes its detections from that forward
+    # too, otherwise from the plain pass's batch.
+    own = {label: localise and (bool(attention_layout(m).layers)
+                                or (model_device(m).type == "cpu" and REGISTRY.session(m) is None))
+           for label, m in models.items()}
+    n_images = len(split.paths)
+    chunks = [list(range(start, min(n_images, start + PASS_BATCH))) for start in range(0, n_images, PASS_BATCH)]
     read = _ChunkReader(split, models, imgsz, pin=on_gpu)
     with ThreadPoolExecutor(1, thread_name_prefix="attention-lens-read") as pool:
         ahead = pool.submit(read, chunks[0]) if chunks and (on_gpu if prefetch is None else prefetch) else None
@@ -85,14 +88,15 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
                 inputs = boxed[read.keys[label]]
                 dets, scores = out[label]
                 located = [(None, None)] * len(chunk)
-                for k, i in enumerate(chunk) if localise else ():
-                    groups = groups_of(split.boxes[i], split.classes, size_of)
-                    if groups or shared[label]:  # an image without objects has nothing to score
-                        located[k] = detect_and_score(model, rgbs[k], groups, split.boxes[i], imgsz=imgsz,
-                                                      max_det=MAX_DETS, x=inputs[k][0], ratio_pad=inputs[k][1])
+                for same, batch in _by_shape(inputs) if localise else ():
+                    for k, pair in zip(same, detect_and_score_batch(
+                            model, [rgbs[k] for k in same], batch, [inputs[k][1] for k in same],
+                            [groups_of(split.boxes[chunk[k]], split.classes, size_of) for k in same],
+                            [split.boxes[chunk[k]] for k in same], max_det=MAX_DETS)):
+                        located[k] = pair
                 if localise:
                     scores.extend(score for _, score in located)
-                found = [det for det, _ in located] if shared[label] else _detect_chunk(model, rgbs, inputs)
+                found = [det for det, _ in located] if own[label] else _detect_chunk(model, rgbs, inputs)
                 dets.extend(_in_split_classes(det, by_name[label]) for det in found)
             if progress:
                 progress(chunk[-1] + 1, n_images)
@@ -104,15 +108,20 @@ def _detect_chunk(model, rgbs: list, inputs: list) -> list:
     ratio_pad): one run per letterboxed shape (``detect_batch``)."""
     from attention_lens.runtime.detect import detect_batch
 
-    xs = [x for x, _ in inputs]
-    found = [None] * len(xs)
-    for shape in dict.fromkeys(tuple(x.shape) for x in xs):
-        same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
-        batch = torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
+    found = [None] * len(inputs)
+    for same, batch in _by_shape(inputs):
         for k, det in zip(same, detect_batch(model, [rgbs[k] for k in same], batch, conf=0.001, iou=0.7,
                                              max_det=MAX_DETS, ratio_pads=[inputs[k][1] for k in same])):
             found[k] = det
     return found
+
+
+def _by_shape(inputs: list):
+    """(indices, (n, 3, h, w) batch) of the ``inputs`` ((x, ratio_pad) each) that share a shape."""
+    xs = [x for x, _ in inputs]
+    for shape in dict.fromkeys(tuple(x.shape) for x in xs):
+        same = [k for k, x in enumerate(xs) if tuple(x.shape) == shape]
+        yield same, torch.cat([xs[k] for k in same]) if len(same) > 1 else xs[same[0]]
 
 
 class _ChunkReader:

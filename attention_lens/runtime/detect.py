@@ -34,6 +34,7 @@ class Detections:
     inputs: dict = field(default_factory=dict)  # attention module name -> its input tensor (cpu)
     backend: str = "pytorch"  # what ran the forward: "onnxruntime" or "pytorch"
     stretched: bool = False  # the image was stretched to the input (RT-DETR), not letterboxed
+    item: int = 0  # which batch item of ``maps`` / ``inputs`` is this image's (they may be a batch's)
 
     def as_records(self, model: str) -> list[dict]:
         return [{"model": model, "class": c, "confidence": round(float(s), 4),
@@ -116,32 +117,37 @@ def to_cpu(pred):
 
 
 def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.Tensor, *, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300, ratio_pads: list | None = None) -> list[Detections]:
+                 iou: float = 0.7, max_det: int = 300, ratio_pads: list | None = None,
+                 capture: bool = False) -> list[Detections]:
     """``detect`` for several images letterboxed to one shape (``x``: (n, 3, h, w)), in one PyTorch
     forward where ``batches_on_torch``, else in one ONNX Runtime run when the model's graph takes
     batches (``Exported.batched``), else one by one.
-    No maps. NMS per image, as for one; ``ms`` is the run's share per image. ``ratio_pads``: the
-    images are the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``."""
+    NMS per image, as for one; ``ms`` is the run's share per image. ``ratio_pads``: the images are
+    the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``. ``capture``: the
+    run's gate maps too, every image's ``maps`` / ``inputs`` the whole batch's with its ``item``."""
     t0 = time.perf_counter()
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
     if len(images_rgb) > 1 and batches_on_torch(model):  # the batch in one PyTorch forward
-        with forward_lock(model), torch.no_grad():
+        maps, inputs = {}, {}
+        with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs) if capture else nullcontext():
             pred = raw_prediction(to_cpu(model(on_device(model, x))))
         dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,
                                 ratio_pad=pads[k]) for k, rgb in enumerate(images_rgb)]
-        for det in dets:
+        for k, det in enumerate(dets):
             det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), onnx_backend.pytorch_label(model)
+            det.maps, det.inputs, det.item = maps, inputs, k
         return dets
     exported = onnx_backend.REGISTRY.session(model) if len(images_rgb) > 1 else None
     if exported is None or not exported.batched:
-        return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1], ratio_pad=pads[k])
-                for k, rgb in enumerate(images_rgb)]
-    pred = exported.run(x, capture=False)[0]
+        return [detect(model, rgb, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1], ratio_pad=pads[k],
+                       capture=capture) for k, rgb in enumerate(images_rgb)]
+    pred, maps, inputs = exported.run(x, capture=capture)
     with torch.no_grad(), one_thread():
         dets = [from_prediction(model, pred[k:k + 1], x[k:k + 1], rgb, conf=conf, iou=iou, max_det=max_det,
                                 ratio_pad=pads[k]) for k, rgb in enumerate(images_rgb)]
-    for det in dets:
+    for k, det in enumerate(dets):
         det.ms, det.backend = (time.perf_counter() - t0) * 1000 / len(dets), "onnxruntime"
+        det.maps, det.inputs, det.item = maps, inputs, k
     return dets
 
 

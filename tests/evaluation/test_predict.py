@@ -50,16 +50,19 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
             assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
 
 
-def test_localisation_on_pytorch_scores_the_maps_of_the_pass_own_forward(tiny_bccd, monkeypatch):
-    """On the CPU without ONNX Runtime, the pass runs a split's same-shape images in one PyTorch
-    forward; with localisation it runs one image at a time and that forward gives both the maps (a
-    gate model's captured, the plain model's LayerCAM) and the detections: one forward an image,
-    none more, its rows exactly those of ``detect`` on the validator's input of that image."""
+def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd, monkeypatch):
+    """On the CPU without ONNX Runtime the pass runs a split's same-shape images in one PyTorch
+    forward. With localisation a model with attention layers captures its maps in that same forward
+    (CBAM's gates; YOLO12's area attention, whose taps hold batch x areas runs): no forward more,
+    detections those of the plain pass, and every image's scores those of a forward of that image
+    alone (``detect_and_score``). The plain model's LayerCAM runs one image at a time, and that
+    forward gives its detections: rows exactly those of ``detect`` on the image's validator input."""
     from pathlib import Path
 
     from attention_lens.analysis.images import load_image
+    from attention_lens.analysis.localisation import detect_and_score, groups_of
     from attention_lens.data.datasets import read_split
-    from attention_lens.evaluation.coco import MAX_DETS
+    from attention_lens.evaluation.coco import MAX_DETS, size_of
     from attention_lens.evaluation.predict import predict_models
     from attention_lens.modeling.load import load_model
     from attention_lens.runtime.detect import detect
@@ -67,23 +70,39 @@ def test_localisation_on_pytorch_scores_the_maps_of_the_pass_own_forward(tiny_bc
 
     monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
     weights = Path(__file__).resolve().parents[2] / "weights"
-    models = {n: load_model(weights / n / "best.pt") for n in ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0")}
+    names = ("yolov8n-baseline-s0", "yolov8n-cbam-neck-s0", "yolo12n-baseline-s0")
+    models = {n: load_model(weights / n / "best.pt") for n in names}
     split = read_split(tiny_bccd, "test")
+    n_images = len(split.paths)
     calls = {n: 0 for n in models}
     for n, m in models.items():
         m.register_forward_hook(lambda *_, n=n: calls.__setitem__(n, calls[n] + 1))
-    predict_models(models, split, 320)
+    plain = predict_models(models, split, 320)
     assert calls == {n: 1 for n in models}  # BCCD's six images letterbox to one shape: one batch
     located = predict_models(models, split, 320, localise=True)
-    assert calls == {n: 1 + len(split.paths) for n in models}  # one forward an image, as the maps need
-    for n, model in models.items():
-        for path, rows in zip(split.paths, located[n][0]):
-            x, ratio_pad = val_input(model, load_image(path), 320)
-            want = detect(model, load_image(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
-            assert np.array_equal(rows[:, :5], np.column_stack([want.boxes, want.scores]).astype(np.float64))
-        assert all(s is not None and s for s in located[n][1])  # every BCCD image has cells, every one scored
-    kinds = {v["kind"] for s in located["yolov8n-baseline-s0"][1] for v in s.values()}
-    assert all(k.startswith("LayerCAM") for k in kinds) and all("CBAM" in label for label in located["yolov8n-cbam-neck-s0"][1][0])
+    assert calls == {names[0]: 1 + n_images, names[1]: 2, names[2]: 2}
+    for n in names[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(plain[n][0], located[n][0]))
+    for i, path in enumerate(split.paths):
+        rgb = load_image(path)
+        groups = groups_of(split.boxes[i], split.classes, size_of)
+        for n in names:
+            x, ratio_pad = val_input(models[n], rgb, 320)
+            alone = detect_and_score(models[n], rgb, groups, split.boxes[i], max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)[1]
+            got = located[n][1][i]
+            assert list(got) == list(alone) and len(got) > 0
+            for label in got:
+                assert got[label]["kind"] == alone[label]["kind"]
+                for g, (ratio, hit) in alone[label]["groups"].items():
+                    assert got[label]["groups"][g][0] == pytest.approx(ratio, abs=2e-3)
+                if "in_box" in alone[label]:
+                    for g, (k, heads) in alone[label]["in_box"].items():
+                        assert got[label]["in_box"][g][0] == k
+                        assert got[label]["in_box"][g][1] == pytest.approx(heads, abs=2e-3)
+        x, ratio_pad = val_input(models[names[0]], rgb, 320)
+        want = detect(models[names[0]], rgb, conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
+        assert np.array_equal(located[names[0]][0][i][:, :5], np.column_stack([want.boxes, want.scores]).astype(np.float64))
+    assert "L6 AreaAttention #2" in located[names[2]][1][0] and "in_box" in located[names[2]][1][0]["L6 AreaAttention"]
 
 
 @pytest.fixture
