@@ -328,10 +328,10 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "localisation adds <= 15%)\n",
             table(evaluation, EVALUATION_FORMAT),
             "\nOne shipped model per attention kind (and the baseline) over the BCCD test split at 320: ultralytics' "
-            "DetectionValidator (rect batches of 16) against our pass (8 images a run on ONNX Runtime, one on PyTorch; "
+            "DetectionValidator (rect batches of 16) against our pass (8 images a run; "
             "COCO metrics by faster-coco-eval), "
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
-            "ONNX Runtime (the localisation scores the maps of the pass's own forward where it runs on PyTorch). "
+            "ONNX Runtime (the gate maps are captured in the pass's own runs; LayerCAM takes one image at a time). "
             "The raw ORT forwards are the pass's runs alone, on the inputs it feeds (the validator's letterbox, "
             "prepared beforehand). The paired bootstrap of the deltas is timed on its own (ultralytics has none); "
             "the error analysis (TIDE's types, their dAP at 0.5 and 0.50:0.95, their bootstrap series) uncached, "
