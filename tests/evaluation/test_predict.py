@@ -21,7 +21,8 @@ def test_a_model_predicting_other_classes_is_refused_by_name():
 def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alone(tiny_bccd, monkeypatch):
     """Two shipped models over a split in one pass: every image is decoded once (not once per
     model), and each model's rows are its own detections on that image (``detect`` called
-    directly, at the pass's settings: the validator's letterbox), mapped to the split's classes."""
+    directly, at the pass's settings: the validator's letterbox), mapped to the split's classes
+    (a row and its partner may differ by float rounding: the pass runs a batch)."""
     from pathlib import Path
 
     from attention_lens.analysis import images
@@ -46,8 +47,14 @@ def test_several_models_in_one_pass_read_each_image_once_and_detect_as_each_alon
         for path, rows in zip(split.paths, dets):
             x, ratio_pad = val_letterbox(real(path), 320, model_stride(model))
             want = detect(model, real(path), conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
-            np.testing.assert_allclose(rows[:, :5], np.column_stack([want.boxes, want.scores]), atol=1e-4)
-            assert [split.classes[int(c)] for c in rows[:, 5]] == want.classes
+            # The pass runs the six images in one batch, ``detect`` one alone: the same detections up
+            # to float rounding, so two near-tied ones may swap ranks. Each row has its own partner.
+            assert len(rows) == len(want.boxes)
+            alone = np.column_stack([want.boxes, want.scores])
+            names = np.array([split.classes.index(c) for c in want.classes])
+            for row in rows:
+                gap = np.abs(alone - row[:5]).max(1) + 1e9 * (names != row[5])
+                assert gap.min() < 1e-3, (row, gap.min())
 
 
 def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd, monkeypatch):
