@@ -201,6 +201,7 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
         det = detect(model, image_rgb, conf=conf, iou=iou, imgsz=imgsz, capture=True, max_det=max_det, x=x,
                      ratio_pad=ratio_pad)
         scores = captured_scores(model, det, image_rgb, groups, gt, ratio_pad)
+        det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
         if scores is not None:
             return det, scores
     return _layercam_scores(model, image_rgb, groups, gt, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, x=x,
@@ -239,12 +240,10 @@ def captured_scores(model, det, image_rgb: np.ndarray, groups: dict[str, np.ndar
                     ratio_pad: tuple | None = None) -> dict | None:
     """The scores of the maps a capture recorded (``det.maps`` / ``det.inputs``, batch item
     ``det.item``), each layer's main map, and the in-box share of its self-attention; None where no
-    layer has a main map. Drops the captured tensors from ``det`` afterwards."""
+    layer has a main map."""
     from attention_lens.analysis.heatmaps import layer_labels, layer_maps, main_view
-    from attention_lens.runtime.letterbox import val_geometry
 
     layers = layer_maps(model, det.maps, det.inputs, det.input_shape, item=det.item)
-    det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
     maps, taps = [], {}
     for label, lm in zip(layer_labels(layers), layers):
         view, kind = main_view(lm)
@@ -254,7 +253,7 @@ def captured_scores(model, det, image_rgb: np.ndarray, groups: dict[str, np.ndar
                 taps[label] = lm
     if not maps:
         return None
-    return _scored(maps, taps, det, image_rgb, groups, gt, val_geometry(ratio_pad) if ratio_pad is not None else None)
+    return _scored(maps, taps, det, image_rgb, groups, gt, ratio_pad)
 
 
 def _layercam_scores(model, image_rgb: np.ndarray, groups: dict, gt: np.ndarray, *, imgsz: int = 320,
@@ -263,17 +262,23 @@ def _layercam_scores(model, image_rgb: np.ndarray, groups: dict, gt: np.ndarray,
     from attention_lens.analysis.heatmaps import LAYERCAM_KIND
     from attention_lens.analysis.layercam import layercam_grids
     from attention_lens.runtime.detect import from_prediction
-    from attention_lens.runtime.letterbox import model_input, val_geometry
+    from attention_lens.runtime.letterbox import model_input
 
     x = model_input(model, image_rgb, imgsz) if x is None else x
     grids, pred = layercam_grids(model, x)
     det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
     maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
-    return det, _scored(maps, {}, det, image_rgb, groups, gt, val_geometry(ratio_pad) if ratio_pad is not None else None)
+    return det, _scored(maps, {}, det, image_rgb, groups, gt, ratio_pad)
 
 
-def _scored(maps: list, taps: dict, det, image_rgb: np.ndarray, groups: dict, gt: np.ndarray, geometry) -> dict:
+def _scored(maps: list, taps: dict, det, image_rgb: np.ndarray, groups: dict, gt: np.ndarray,
+            ratio_pad: tuple | None) -> dict:
+    """The scores of (label, kind, stride, grid) maps over ``det``'s input (the validator's where
+    ``ratio_pad`` is given), and the in-box share of the self-attention ``taps`` (label -> LayerMaps)."""
+    from attention_lens.runtime.letterbox import val_geometry
+
     image_hw = tuple(image_rgb.shape[:2])
+    geometry = val_geometry(ratio_pad) if ratio_pad is not None else None
     scored = score_maps([grid for *_, grid in maps], det.input_shape, image_hw, gt, groups,
                         stretched=det.stretched, geometry=geometry)
     scores = {label: {"kind": kind, "stride": int(stride), "groups": {g: [round(r, 4), h] for g, (r, h) in one.items()}}

@@ -38,8 +38,8 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     models (name -> model) in one pass over the split: each image is read and letterboxed once
     (per stride) as ultralytics' validator does it (``val_input``: its letterbox and multi-label NMS;
     RT-DETR's stretch and its decoder's ranking), then every
-    model runs on it; images of one letterboxed shape go through a model's ONNX Runtime graph
-    ``PASS_BATCH`` at a time where it takes batches (on a GPU: one PyTorch forward a batch).
+    model runs on it; images of one letterboxed shape go ``PASS_BATCH`` at a time through a model's
+    ONNX Runtime graph where it takes batches, else through one PyTorch forward (``batches_on_torch``).
     Localisation scores the maps of a forward on the same validator input
     (``detect_and_score_batch``): for a model with attention layers the pass's own batched forward
     captures them; LayerCAM (a model without) runs one image at a time. The maps are placed by that
