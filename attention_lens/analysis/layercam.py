@@ -32,14 +32,35 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
     return layercam_and_detections(model, image_rgb, imgsz, top_k)[0]
 
 
+#: What one LayerCAM run may keep for its backward, summed over its images: a batch holds each
+#: image's activations until the backward (a model's one-forward bytes, ``modeling.cost``, bound
+#: them from above). Within the Evaluate job's 6 GB (``jobs.lane``) beside the models; an image
+#: that alone needs more still runs, alone, as the load-time cap (3 GB a forward) allows.
+LAYERCAM_BATCH_BYTES = 2**30
+
+
+def layercam_batch(model: torch.nn.Module, input_hw: tuple[int, int], most: int = 8) -> int:
+    """How many images of one input shape a LayerCAM run takes: as many (up to ``most``) as the
+    model's measured one-forward activation bytes fit in ``LAYERCAM_BATCH_BYTES``; one for a model
+    without a measured cost (not loaded by ``modeling.load``)."""
+    cost = getattr(model, "cost", None)
+    if cost is None:
+        return 1
+    per_image = cost.input_bytes(int(input_hw[0]) * int(input_hw[1]))
+    return int(max(1, min(most, LAYERCAM_BATCH_BYTES // max(per_image, 1))))
+
+
 def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
-    """(one LayerCAM per Detect input on its feature grid, un-normalised; the forward's raw output).
+    """(per image of ``x``, one LayerCAM per Detect input on its feature grid, un-normalised; the
+    forward's raw prediction, on the CPU).
 
     The first Detect input to run (the parameters are frozen, so nothing before it needs a
     gradient) is handed on as a fresh leaf that requires grad; the later ones depend on it and stay
     in the graph. So the backward runs only through the layers after P3 (the neck above it and the
     head), not the backbone, and each map's gradient is still the total derivative dS/dA,
-    through every path to the head."""
+    through every path to the head. Each image's S is its own (its strongest candidates); images
+    of a batch do not mix in an eval-mode forward, so one backward of their sum gives each image
+    the gradient of its own S."""
     acts: dict[int, torch.Tensor] = {}
 
     def keep(i):
@@ -53,20 +74,23 @@ def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
         for k, m in enumerate(layers):
             hooks.on_output(m, keep(k))
         with forward_lock(model), torch.enable_grad():
-            pred = model(on_device(model, x))
-            scores = raw_prediction(pred)[0, 4:, :].amax(0)  # per candidate
+            pred = raw_prediction(model(on_device(model, x)))
+            scores = pred[:, 4:, :].amax(1)  # per image and candidate
             cells = [acts[k].shape[2] * acts[k].shape[3] for k in range(len(layers))]
-            per_cell = scores.numel() // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
+            per_cell = scores.shape[1] // sum(cells)  # 1 anchor-free; 3 anchors per cell in classic yolov5
             sizes = [per_cell * c for c in cells]  # candidates per level
-            total = sum(level.topk(min(top_k, level.numel())).values.sum() for level in scores.split(sizes))
+            total = sum(level.topk(min(top_k, level.shape[1]), dim=1).values.sum()
+                        for level in scores.split(sizes, dim=1))
             grads = torch.autograd.grad(total, [acts[k] for k in range(len(layers))], allow_unused=True)
-    out = []
+    per_level = []
     for k, (layer, g) in enumerate(zip(layers, grads)):
         a = acts[k].detach()
         g = torch.zeros_like(a) if g is None else g
-        cam = (g.clamp_min(0) * a).sum(1)[0].clamp_min(0).float().cpu().numpy()
-        out.append({"layer": getattr(layer, "i", k), "stride": round(x.shape[2] / a.shape[2]), "grid": cam})
-    return out, to_cpu(pred)
+        cams = (g.clamp_min(0) * a).sum(1).clamp_min(0).float().cpu().numpy()
+        per_level.append((getattr(layer, "i", k), round(x.shape[2] / a.shape[2]), cams))
+    grids = [[{"layer": i, "stride": stride, "grid": cams[n]} for i, stride, cams in per_level]
+             for n in range(x.shape[0])]
+    return grids, to_cpu(pred.detach())
 
 
 def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, top_k: int = 20, *,
@@ -80,6 +104,7 @@ def layercam_and_detections(model: torch.nn.Module, image_rgb: np.ndarray, imgsz
     t0 = time.perf_counter()
     x = model_input(model, image_rgb, imgsz)
     grids, pred = layercam_grids(model, x, top_k)
+    grids = grids[0]
     det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou)
     det.ms = (time.perf_counter() - t0) * 1000
     for g in grids:

@@ -204,8 +204,10 @@ def detect_and_score(model, image_rgb: np.ndarray, groups: dict[str, np.ndarray]
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
         if scores is not None:
             return det, scores
-    return _layercam_scores(model, image_rgb, groups, gt, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, x=x,
-                            ratio_pad=ratio_pad)
+    from attention_lens.runtime.letterbox import model_input
+
+    x = model_input(model, image_rgb, imgsz) if x is None else x
+    return _layercam_scores(model, [image_rgb], x, [ratio_pad], [groups], [gt], conf=conf, iou=iou, max_det=max_det)[0]
 
 
 def detect_and_score_batch(model, images_rgb: list[np.ndarray], x, ratio_pads: list, groups: list[dict],
@@ -214,22 +216,22 @@ def detect_and_score_batch(model, images_rgb: list[np.ndarray], x, ratio_pads: l
     """``detect_and_score`` for several images of one validator input shape (``x``: (n, 3, h, w),
     ``ratio_pads`` each one's): for a model with attention layers, one forward for all of them
     (``detect_batch`` with ``capture``: on a GPU, ONNX Runtime's batched graph, or PyTorch on the
-    CPU), its detections those of the plain pass's batch; a model without (LayerCAM, gradients)
-    one image at a time."""
+    CPU), its detections those of the plain pass's batch; a model without, LayerCAM's forward and
+    backward on PyTorch for as many images at once as its memory bound allows
+    (``layercam.layercam_batch``), its detections from that forward."""
     from attention_lens.runtime.capture import attention_layout
     from attention_lens.runtime.detect import detect_batch
 
     if not attention_layout(model).layers:
-        return [detect_and_score(model, rgb, g, gt, conf=conf, iou=iou, max_det=max_det, x=x[k:k + 1],
-                                 ratio_pad=ratio_pads[k]) for k, (rgb, g, gt) in enumerate(zip(images_rgb, groups, gts))]
+        return _layercam_scores(model, images_rgb, x, ratio_pads, groups, gts, conf=conf, iou=iou, max_det=max_det)
     dets = detect_batch(model, images_rgb, x, conf=conf, iou=iou, max_det=max_det, ratio_pads=ratio_pads,
                         capture=any(groups))
     out = []
     for k, det in enumerate(dets):
         scores = captured_scores(model, det, images_rgb[k], groups[k], gts[k], ratio_pads[k]) if groups[k] else None
         if groups[k] and scores is None:  # no layer with a main map: LayerCAM, as detect_and_score falls back
-            scores = _layercam_scores(model, images_rgb[k], groups[k], gts[k], conf=conf, iou=iou, max_det=max_det,
-                                      x=x[k:k + 1], ratio_pad=ratio_pads[k])[1]
+            scores = _layercam_scores(model, images_rgb[k:k + 1], x[k:k + 1], ratio_pads[k:k + 1], groups[k:k + 1],
+                                      gts[k:k + 1], conf=conf, iou=iou, max_det=max_det)[0][1]
         out.append((det, scores))
     for det in dets:
         det.maps, det.inputs = {}, {}  # not kept: a split's worth of maps is large
@@ -256,19 +258,27 @@ def captured_scores(model, det, image_rgb: np.ndarray, groups: dict[str, np.ndar
     return _scored(maps, taps, det, image_rgb, groups, gt, ratio_pad)
 
 
-def _layercam_scores(model, image_rgb: np.ndarray, groups: dict, gt: np.ndarray, *, imgsz: int = 320,
-                     conf: float = 0.001, iou: float = 0.7, max_det: int = 300, x=None, ratio_pad=None):
-    """(detections, scores) of LayerCAM at the Detect inputs: one forward and backward."""
+def _layercam_scores(model, images_rgb: list[np.ndarray], x, ratio_pads: list, groups: list[dict],
+                     gts: list[np.ndarray], *, conf: float = 0.001, iou: float = 0.7, max_det: int = 300) -> list[tuple]:
+    """(detections, scores or None for an image without ``groups``) of each image of ``x`` (one
+    input shape; ``ratio_pads`` each image's, None for the predictor's letterbox): LayerCAM at the
+    Detect inputs, one forward and backward for up to ``layercam_batch`` images."""
     from attention_lens.analysis.heatmaps import LAYERCAM_KIND
-    from attention_lens.analysis.layercam import layercam_grids
+    from attention_lens.analysis.layercam import layercam_batch, layercam_grids
     from attention_lens.runtime.detect import from_prediction
-    from attention_lens.runtime.letterbox import model_input
 
-    x = model_input(model, image_rgb, imgsz) if x is None else x
-    grids, pred = layercam_grids(model, x)
-    det = from_prediction(model, pred, x, image_rgb, conf=conf, iou=iou, max_det=max_det, ratio_pad=ratio_pad)
-    maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in grids]
-    return det, _scored(maps, {}, det, image_rgb, groups, gt, ratio_pad)
+    step = layercam_batch(model, tuple(x.shape[2:]), most=len(images_rgb))
+    out = []
+    for start in range(0, len(images_rgb), step):
+        grids, pred = layercam_grids(model, x[start:start + step])
+        for k, one in enumerate(grids):
+            i = start + k
+            det = from_prediction(model, pred[k:k + 1], x[i:i + 1], images_rgb[i], conf=conf, iou=iou,
+                                  max_det=max_det, ratio_pad=ratio_pads[i])
+            maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in one]
+            out.append((det, _scored(maps, {}, det, images_rgb[i], groups[i], gts[i], ratio_pads[i])
+                        if groups[i] else None))
+    return out
 
 
 def _scored(maps: list, taps: dict, det, image_rgb: np.ndarray, groups: dict, gt: np.ndarray,

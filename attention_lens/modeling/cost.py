@@ -41,7 +41,10 @@ class ModelCost:
 
     def activation_bytes(self, imgsz: int) -> float:
         """Summed activation bytes of one forward on an ``imgsz`` x ``imgsz`` letterbox."""
-        pixels = int(imgsz) ** 2
+        return self.input_bytes(int(imgsz) ** 2)
+
+    def input_bytes(self, pixels: int) -> float:
+        """Summed activation bytes of one forward on an input of ``pixels`` (any shape)."""
         return self.activation_bytes_per_pixel * pixels + self.attention_bytes_per_pixel_squared * pixels ** 2
 
     def attention_bytes(self, imgsz: int) -> float:

@@ -50,9 +50,50 @@ def test_short_backward_gives_the_full_backwards_maps(kind):
     image = load_image(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
     x = letterbox(image, 320, model_stride(model))
     expected = _full_backward_layercam(model, x)
-    got, _ = layercam_grids(model, x)
+    (got,), _ = layercam_grids(model, x)
     assert len(got) == len(expected) == 3
     for g, e in zip(got, expected):
         assert e.max() > 0
         np.testing.assert_allclose(g["grid"], e, rtol=1e-4, atol=1e-6 * e.max())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_batch_gives_each_image_its_own_maps():
+    """Two different images in one LayerCAM run: each image's maps are the full backward's of that
+    image alone (its own strongest candidates; the other image adds nothing to its gradient)."""
+    store = ModelStore(read_manifest(ROOT / "weights"))
+    model = store.get(store.baseline_name())
+    image = load_image(ROOT / "assets" / "examples" / "synthetic_smear_1.jpg")
+    x = letterbox(image, 320, model_stride(model))
+    other = torch.flip(x, dims=[3]) * 0.7  # a different image of the same shape
+    got, pred = layercam_grids(model, torch.cat([x, other]))
+    assert len(got) == 2 and pred.shape[0] == 2
+    for one, alone in zip(got, (x, other)):
+        expected = _full_backward_layercam(model, alone)
+        for g, e in zip(one, expected):
+            assert e.max() > 0
+            np.testing.assert_allclose(g["grid"], e, rtol=1e-4, atol=1e-5 * e.max())
+
+
+class _Cost:
+    """A ModelCost stand-in with a known per-pixel figure."""
+
+    def __init__(self, bytes_per_pixel):
+        self.bytes_per_pixel = bytes_per_pixel
+
+    def input_bytes(self, pixels):
+        return self.bytes_per_pixel * pixels
+
+
+def test_the_batch_is_as_many_images_as_the_memory_bound_holds(monkeypatch):
+    from attention_lens.analysis import layercam
+
+    monkeypatch.setattr(layercam, "LAYERCAM_BATCH_BYTES", 1000 * 320 * 320)
+    model = torch.nn.Module()
+    assert layercam.layercam_batch(model, (320, 320)) == 1  # no measured cost: one at a time
+    model.cost = _Cost(300)  # 300 bytes a pixel: three images of 320 x 320 fit, a fourth does not
+    assert layercam.layercam_batch(model, (320, 320)) == 3
+    assert layercam.layercam_batch(model, (320, 320), most=2) == 2
+    assert layercam.layercam_batch(model, (640, 640)) == 1  # one image over the bound still runs, alone
+    model.cost = _Cost(1)
+    assert layercam.layercam_batch(model, (320, 320)) == 8  # never more than the pass's group

@@ -153,3 +153,43 @@ def test_the_validators_input_is_scored_where_its_pixels_show_the_image():
                      geometry=(gx, gy, px, py))["all"][1]
     assert not score_map(grid, (192, 352), (270, 500), box, {"all": np.arange(1)}, tolerance=0,
                          geometry=(gx, gy, 0, py))["all"][1]
+
+
+def test_layercam_scores_in_bounded_batches_equal_one_image_at_a_time(monkeypatch):
+    """A model without attention, five images of one shape, a memory bound of two images a run:
+    three forwards, and each image's detections and scores those of the image scored alone."""
+    from pathlib import Path
+
+    import torch
+
+    from attention_lens.analysis import layercam
+    from attention_lens.analysis.images import load_image
+    from attention_lens.analysis.localisation import detect_and_score, detect_and_score_batch
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+    from attention_lens.runtime.letterbox import letterbox, model_stride
+
+    root = Path(__file__).resolve().parents[2]
+    store = ModelStore(read_manifest(root / "weights"))
+    model = store.get(store.baseline_name())
+    image = load_image(root / "assets" / "examples" / "synthetic_smear_1.jpg")
+    images = [np.ascontiguousarray(image[:, ::-1]) if k % 2 else image for k in range(5)]
+    x = torch.cat([letterbox(rgb, 320, model_stride(model)) for rgb in images])
+    h, w = image.shape[:2]
+    gt = np.array([[0, 0.2 * w, 0.2 * h, 0.5 * w, 0.6 * h]])
+    groups = [{"all": np.arange(1)}] * 4 + [{}]  # the last image has no objects: no scores
+    per_image = model.cost.input_bytes(x.shape[2] * x.shape[3])
+    monkeypatch.setattr(layercam, "LAYERCAM_BATCH_BYTES", int(2.5 * per_image))
+    calls = []
+    hook = model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    try:
+        got = detect_and_score_batch(model, images, x, [None] * 5, groups, [gt] * 5)
+    finally:
+        hook.remove()
+    assert calls == [2, 2, 1]
+    assert got[4][1] is None
+    for k in range(4):
+        det, alone = detect_and_score(model, images[k], groups[k], gt, x=x[k:k + 1])
+        assert list(got[k][1]) == list(alone) and len(alone) == 3
+        for label in alone:
+            assert got[k][1][label]["groups"]["all"][0] == pytest.approx(alone[label]["groups"]["all"][0], abs=1e-3)
+        assert np.allclose(np.sort(got[k][0].scores), np.sort(det.scores), atol=1e-4)

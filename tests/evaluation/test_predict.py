@@ -62,8 +62,9 @@ def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd,
     forward. With localisation a model with attention layers captures its maps in that same forward
     (CBAM's gates; YOLO12's area attention, whose taps hold batch x areas runs): no forward more,
     detections those of the plain pass, and every image's scores those of a forward of that image
-    alone (``detect_and_score``). The plain model's LayerCAM runs one image at a time, and that
-    forward gives its detections: rows exactly those of ``detect`` on the image's validator input."""
+    alone (``detect_and_score``). The plain model's LayerCAM runs the same batch in one forward and
+    backward (its memory bound allows six images at 320), and that forward gives its detections:
+    the plain pass's rows."""
     from pathlib import Path
 
     from attention_lens.analysis.images import load_image
@@ -72,7 +73,6 @@ def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd,
     from attention_lens.evaluation.coco import MAX_DETS, size_of
     from attention_lens.evaluation.predict import predict_models
     from attention_lens.modeling.load import load_model
-    from attention_lens.runtime.detect import detect
     from attention_lens.runtime.letterbox import val_input
 
     monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
@@ -87,8 +87,8 @@ def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd,
     plain = predict_models(models, split, 320)
     assert calls == {n: 1 for n in models}  # BCCD's six images letterbox to one shape: one batch
     located = predict_models(models, split, 320, localise=True)
-    assert calls == {names[0]: 1 + n_images, names[1]: 2, names[2]: 2}
-    for n in names[1:]:
+    assert calls == {n: 2 for n in names}
+    for n in names:
         assert all(np.array_equal(a, b) for a, b in zip(plain[n][0], located[n][0]))
     for i, path in enumerate(split.paths):
         rgb = load_image(path)
@@ -106,9 +106,6 @@ def test_localisation_scores_the_maps_of_the_pass_own_batched_forward(tiny_bccd,
                     for g, (k, heads) in alone[label]["in_box"].items():
                         assert got[label]["in_box"][g][0] == k
                         assert got[label]["in_box"][g][1] == pytest.approx(heads, abs=2e-3)
-        x, ratio_pad = val_input(models[names[0]], rgb, 320)
-        want = detect(models[names[0]], rgb, conf=0.001, iou=0.7, max_det=MAX_DETS, x=x, ratio_pad=ratio_pad)
-        assert np.array_equal(located[names[0]][0][i][:, :5], np.column_stack([want.boxes, want.scores]).astype(np.float64))
     assert "L6 AreaAttention #2" in located[names[2]][1][0] and "in_box" in located[names[2]][1][0]["L6 AreaAttention"]
 
 
