@@ -58,7 +58,7 @@ class AnchorDetect(nn.Module):
 
 
 def build_yolov5(d: dict) -> nn.Module:
-    """The model a classic YOLOv5 YAML dict describes (checked by foreign.check_yaml first)."""
+    """The model a classic YOLOv5 YAML dict describes (checked by yaml_layers.check_yaml first)."""
     from ultralytics.nn import tasks
 
     from attention_lens.modeling.integration import register
