@@ -74,11 +74,9 @@ def _analyze(args) -> int:
     localise = not args.no_localisation
     results = evaluate_models(models, split, reference, args.imgsz, args.confidence, args.rounds,
                               store.seed_groups(models), progress, localise, args.half)
-    from attention_lens.runtime.onnx_backend import REGISTRY, pytorch_label
+    from attention_lens.evaluation.predict import ran_on
 
-    # The float16 pass ran copies of these models (``predict.half_copies``), labelled as they are.
-    results["ran on"] = {n: pytorch_label(m, half=True) if args.half else REGISTRY.backend(m)
-                         for n, m in models.items()}
+    results["ran on"] = {n: ran_on(m, localise, args.half) for n, m in models.items()}
     if args.save_detections:
         from attention_lens.evaluation.stored import merged_detections, save_detections
         from attention_lens.evaluation.predict import predictions_for_models

@@ -79,17 +79,6 @@ def reference_options(store: ModelStore, selected: list[str] | None, uploads: li
     return choices, store.reference_for({**dict.fromkeys(picked), **models})
 
 
-def backend_of(model, localisation: bool) -> str:
-    """What ran a model's pass over the split: its forwards wait for the export first, so one
-    split runs on one backend; with localisation, a model without attention runs LayerCAM."""
-    from attention_lens.runtime.onnx_backend import REGISTRY
-    from attention_lens.attention import attention_modules
-
-    if localisation and not attention_modules(model):
-        return "pytorch (LayerCAM needs gradients)"
-    return REGISTRY.backend(model)
-
-
 def checked_request(split, image_size, rounds, confidence) -> tuple[str, int, int, float]:
     """(split, image size, rounds, confidence) of an evaluation request, each within its limits,
     or UserError naming the limit: checked before any work (and again in the job's process)."""
@@ -129,7 +118,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     This runs the evaluation in the calling process: the app runs it in a lane's child process
     (``evaluation_job``), the CLI and the tests call it directly."""
     from attention_lens.evaluation.report import evaluate_detections
-    from attention_lens.evaluation.predict import predictions_for_models
+    from attention_lens.evaluation.predict import predictions_for_models, ran_on as pass_ran_on
     from attention_lens.evaluation.coco import EvaluationError
     from attention_lens.views.results import write_report
     from attention_lens.data.datasets import DatasetError
@@ -170,7 +159,7 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
         ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))
         for name, model in to_run.items():
             detections[name], scores[name] = ran[name]
-            ran_on[name] = backend_of(model, bool(localisation))
+            ran_on[name] = pass_ran_on(model, bool(localisation))
         detections = {n: detections[n] for n in order}
         scores = {n: scores[n] for n in order}
         if progress:

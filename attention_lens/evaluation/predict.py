@@ -41,9 +41,11 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     model runs on it; images of one letterboxed shape go ``PASS_BATCH`` at a time through a model's
     ONNX Runtime graph where it takes batches, else through one PyTorch forward (``batches_on_torch``).
     Localisation scores the maps of a forward on the same validator input
-    (``detect_and_score_batch``): for a model with attention layers the pass's own batched forward
-    captures them; LayerCAM (a model without) runs one image at a time. The maps are placed by that
-    input's geometry (the views show the predictor's letterbox, a few pixels of padding apart).
+    (``detect_and_score_batch``), and that forward gives the detections: for a model with attention
+    layers the pass's own batched run captures them; a model without runs LayerCAM on PyTorch (its
+    gradients), in same-shape groups as its memory bound allows, instead of its plain run. The maps
+    are placed by that input's geometry (the views show the predictor's letterbox, a few pixels of
+    padding apart).
     ``progress(done, total)`` after each group of images.
 
     ``half``: models on a GPU run the pass in float16 (a copy each; the views stay float32).
@@ -52,7 +54,6 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     from concurrent.futures import ThreadPoolExecutor
 
     from attention_lens.analysis.localisation import detect_and_score_batch, groups_of
-    from attention_lens.runtime.capture import attention_layout
     from attention_lens.device import model_device
     from attention_lens.runtime.onnx_backend import REGISTRY
 
@@ -68,13 +69,6 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
         models = half_copies(models)
     REGISTRY.prepare(list(models.values()), wait=True)  # one backend for the whole split (export first, if it can)
     out = {label: ([], [] if localise else None) for label in models}
-    # With localisation, a model with attention layers captures its maps in the pass's own batched
-    # forward (its detections are the plain pass's); a model without (LayerCAM: gradients, one image
-    # at a time) on the CPU without an ONNX Runtime session takes its detections from that forward
-    # too, otherwise from the plain pass's batch.
-    own = {label: localise and (bool(attention_layout(m).layers)
-                                or (model_device(m).type == "cpu" and REGISTRY.session(m) is None))
-           for label, m in models.items()}
     n_images = len(split.paths)
     chunks = [list(range(start, min(n_images, start + PASS_BATCH))) for start in range(0, n_images, PASS_BATCH)]
     read = _ChunkReader(split, models, imgsz, pin=on_gpu)
@@ -96,11 +90,29 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
                         located[k] = pair
                 if localise:
                     scores.extend(score for _, score in located)
-                found = [det for det, _ in located] if own[label] else _detect_chunk(model, rgbs, inputs)
+                # With localisation the detections are those of the forward that made the maps: a model
+                # with attention layers captures them in the pass's own batched run; a model without runs
+                # LayerCAM on PyTorch (gradients), and that forward replaces the plain run.
+                found = [det for det, _ in located] if localise else _detect_chunk(model, rgbs, inputs)
                 dets.extend(_in_split_classes(det, by_name[label]) for det in found)
             if progress:
                 progress(chunk[-1] + 1, n_images)
     return out
+
+
+def ran_on(model, localise: bool, half: bool = False) -> str:
+    """What ran a model's pass (``predict_models``), as the page and the JSON name it: its backend
+    (``Registry.backend``); the float16 copy's device (``half``); with localisation, PyTorch for a
+    model without attention layers (LayerCAM's forward gives its detections)."""
+    from attention_lens.runtime.capture import attention_layout
+    from attention_lens.runtime.onnx_backend import REGISTRY, pytorch_label
+
+    if half:
+        return pytorch_label(model, half=True)
+    if localise and not attention_layout(model).layers:
+        label = pytorch_label(model)
+        return "pytorch (LayerCAM needs gradients)" if label == "pytorch" else f"{label}, LayerCAM needs gradients"
+    return REGISTRY.backend(model)
 
 
 def _detect_chunk(model, rgbs: list, inputs: list) -> list:

@@ -139,3 +139,41 @@ def test_half_precision_is_refused_for_a_model_on_the_cpu(detr, tmp_path):
 
     with pytest.raises(EvaluationError, match="half precision is for models on a GPU"):
         predict_models({"m": detr}, noise_split(tmp_path, detr.names.values(), NOISE_SHAPES[:1], seed=7), 256, half=True)
+
+
+def test_with_onnx_runtime_a_layercam_model_detects_in_the_forward_that_made_its_maps(tiny_bccd, tmp_path,
+                                                                                        monkeypatch):
+    """ONNX Runtime on, localisation on: the model without attention runs LayerCAM on PyTorch, and
+    that forward's detections are its pass's (its graph never runs; the rows are exactly the plain
+    PyTorch pass's, the same batch in one forward), labelled so; the attention model's detections
+    and maps come from its graph."""
+    from pathlib import Path
+
+    from attention_lens.data.datasets import read_split
+    from attention_lens.evaluation.predict import predict_models, ran_on
+    from attention_lens.modeling.load import load_model
+    from attention_lens.runtime import onnx_backend
+
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "pytorch")
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    names = ("yolov8n-baseline-s0", "yolov8n-ema-neck-s0")
+    models = {n: load_model(weights / n / "best.pt") for n in names}
+    split = read_split(tiny_bccd, "test")
+    on_torch = predict_models(models, split, 320)
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "onnxruntime")
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "onnx"))
+    registry = onnx_backend.Registry()
+    monkeypatch.setattr(onnx_backend, "REGISTRY", registry)
+    registry.prepare(list(models.values()), wait=True)
+    runs = {n: 0 for n in names}
+    for n, m in models.items():
+        exported = registry.session(m)
+        assert exported is not None
+        real = exported.run
+        monkeypatch.setattr(exported, "run", lambda *a, n=n, real=real, **k: runs.__setitem__(n, runs[n] + 1) or real(*a, **k))
+    located = predict_models(models, split, 320, localise=True)
+    assert runs == {names[0]: 0, names[1]: 1}  # six images of one shape: one batch
+    assert all(np.array_equal(a, b) for a, b in zip(on_torch[names[0]][0], located[names[0]][0]))
+    assert all(s is not None for s in located[names[0]][1])
+    assert ran_on(models[names[0]], True) == "pytorch (LayerCAM needs gradients)"
+    assert ran_on(models[names[0]], False) == ran_on(models[names[1]], True) == "onnxruntime"
