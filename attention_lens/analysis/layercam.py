@@ -32,24 +32,6 @@ def layercam(model: torch.nn.Module, image_rgb: np.ndarray, imgsz: int = 320, to
     return layercam_and_detections(model, image_rgb, imgsz, top_k)[0]
 
 
-#: What one LayerCAM run may keep for its backward, summed over its images: a batch holds each
-#: image's activations until the backward (a model's one-forward bytes, ``modeling.cost``, bound
-#: them from above). Within the Evaluate job's 6 GB (``jobs.lane``) beside the models; an image
-#: that alone needs more still runs, alone, as the load-time cap (3 GB a forward) allows.
-LAYERCAM_BATCH_BYTES = 2**30
-
-
-def layercam_batch(model: torch.nn.Module, input_hw: tuple[int, int], most: int = 8) -> int:
-    """How many images of one input shape a LayerCAM run takes: as many (up to ``most``) as the
-    model's measured one-forward activation bytes fit in ``LAYERCAM_BATCH_BYTES``; one for a model
-    without a measured cost (not loaded by ``modeling.load``)."""
-    cost = getattr(model, "cost", None)
-    if cost is None:
-        return 1
-    per_image = cost.input_bytes(int(input_hw[0]) * int(input_hw[1]))
-    return int(max(1, min(most, LAYERCAM_BATCH_BYTES // max(per_image, 1))))
-
-
 def layercam_grids(model: torch.nn.Module, x: torch.Tensor, top_k: int = 20):
     """(per image of ``x``, one LayerCAM per Detect input on its feature grid, un-normalised; the
     forward's raw prediction, on the CPU).

@@ -94,6 +94,26 @@ def batches_on_torch(model: torch.nn.Module) -> bool:
     return model_device(model).type != "cpu" or onnx_backend.REGISTRY.session(model) is None
 
 
+#: What one batched run of a model may cost, summed over its images by the model's measured
+#: one-forward bytes (``modeling.cost``: every module's output, self-attention matrices three times;
+#: an upper bound). A batch multiplies what one image costs, and a capture keeps each image's
+#: attention matrices until they are scored: yolo12n at 1280, eight images in one captured run kept
+#: 3.8 GB (docs/PERFORMANCE.md, section 8), where the Evaluate job has 6 GB (``jobs.lane``).
+BATCH_BYTES = 2 * 2**30
+
+
+def images_per_run(model: torch.nn.Module, input_hw: tuple[int, int], most: int) -> int:
+    """How many images of one input shape one batched run of ``model`` takes: as many (up to
+    ``most``) as their one-forward bytes fit in ``BATCH_BYTES``, at least one (a single image is
+    bounded where the model is loaded and the request is checked); one for a model without a
+    measured cost (not loaded by ``modeling.load``)."""
+    cost = getattr(model, "cost", None)
+    if cost is None or most <= 1:
+        return 1
+    per_image = cost.input_bytes(int(input_hw[0]) * int(input_hw[1]))
+    return int(max(1, min(most, BATCH_BYTES // max(per_image, 1))))
+
+
 def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` on the model's device and in its float type (no copy for a float32 model on the CPU)."""
     device = model_device(model)
@@ -124,9 +144,16 @@ def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.
     batches (``Exported.batched``), else one by one.
     NMS per image, as for one; ``ms`` is the run's share per image. ``ratio_pads``: the images are
     the validator's inputs (``letterbox.val_letterbox``), see ``from_prediction``. ``capture``: the
-    run's gate maps too, every image's ``maps`` / ``inputs`` the whole batch's with its ``item``."""
+    run's gate maps too, every image's ``maps`` / ``inputs`` its run's with its ``item``. A run
+    takes at most ``images_per_run`` images; more go in several runs."""
     t0 = time.perf_counter()
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
+    step = images_per_run(model, tuple(x.shape[2:]), len(images_rgb))
+    if step < len(images_rgb):
+        return [det for start in range(0, len(images_rgb), step)
+                for det in detect_batch(model, images_rgb[start:start + step], x[start:start + step], conf=conf,
+                                        iou=iou, max_det=max_det, ratio_pads=pads[start:start + step],
+                                        capture=capture)]
     if len(images_rgb) > 1 and batches_on_torch(model):  # the batch in one PyTorch forward
         maps, inputs = {}, {}
         with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs) if capture else nullcontext():

@@ -73,27 +73,3 @@ def test_a_batch_gives_each_image_its_own_maps():
         for g, e in zip(one, expected):
             assert e.max() > 0
             np.testing.assert_allclose(g["grid"], e, rtol=1e-4, atol=1e-5 * e.max())
-
-
-class _Cost:
-    """A ModelCost stand-in with a known per-pixel figure."""
-
-    def __init__(self, bytes_per_pixel):
-        self.bytes_per_pixel = bytes_per_pixel
-
-    def input_bytes(self, pixels):
-        return self.bytes_per_pixel * pixels
-
-
-def test_the_batch_is_as_many_images_as_the_memory_bound_holds(monkeypatch):
-    from attention_lens.analysis import layercam
-
-    monkeypatch.setattr(layercam, "LAYERCAM_BATCH_BYTES", 1000 * 320 * 320)
-    model = torch.nn.Module()
-    assert layercam.layercam_batch(model, (320, 320)) == 1  # no measured cost: one at a time
-    model.cost = _Cost(300)  # 300 bytes a pixel: three images of 320 x 320 fit, a fourth does not
-    assert layercam.layercam_batch(model, (320, 320)) == 3
-    assert layercam.layercam_batch(model, (320, 320), most=2) == 2
-    assert layercam.layercam_batch(model, (640, 640)) == 1  # one image over the bound still runs, alone
-    model.cost = _Cost(1)
-    assert layercam.layercam_batch(model, (320, 320)) == 8  # never more than the pass's group

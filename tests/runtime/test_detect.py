@@ -23,3 +23,27 @@ def test_outputs_come_back_in_float32_whatever_their_nesting():
     assert back[1][0].dtype == torch.int64 and back[1][1]["k"].dtype == torch.float32
     same = torch.zeros(3)
     assert to_cpu(same) is same
+
+
+class _Cost:
+    """A ModelCost stand-in with a known figure per pixel."""
+
+    def __init__(self, bytes_per_pixel):
+        self.bytes_per_pixel = bytes_per_pixel
+
+    def input_bytes(self, pixels):
+        return self.bytes_per_pixel * pixels
+
+
+def test_a_run_takes_as_many_images_as_the_memory_bound_holds(monkeypatch):
+    from attention_lens.runtime import detect
+
+    monkeypatch.setattr(detect, "BATCH_BYTES", 1000 * 320 * 320)
+    model = torch.nn.Module()
+    assert detect.images_per_run(model, (320, 320), 8) == 1  # no measured cost: one at a time
+    model.cost = _Cost(300)  # 300 bytes a pixel: three images of 320 x 320 fit, a fourth does not
+    assert detect.images_per_run(model, (320, 320), 8) == 3
+    assert detect.images_per_run(model, (320, 320), 2) == 2
+    assert detect.images_per_run(model, (640, 640), 8) == 1  # one image over the bound still runs, alone
+    model.cost = _Cost(1)
+    assert detect.images_per_run(model, (320, 320), 8) == 8  # never more than asked for
