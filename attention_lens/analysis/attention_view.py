@@ -108,7 +108,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
                              layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)",
                              det.stretched))
-    _keep_attention(out)
+        _keep_attention(out)  # after each model: at most the budget and one model's matrices at once
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))
 
 
@@ -120,12 +120,14 @@ KEEP_ATTENTION_BYTES = 64 * 2**20
 
 def _keep_attention(models: list[ModelMaps], budget: int = KEEP_ATTENTION_BYTES) -> None:
     """Per-head statistics of every self-attention layer from its whole matrix (done here, not in
-    a data-set pass, which needs neither); then the largest matrices are let go until the rest fit
-    ``budget``, each such layer saying why (its received maps and statistics stay)."""
+    a data-set pass, which needs neither; once a layer); then the largest matrices are let go until
+    the rest fit ``budget``, each such layer saying why (its received maps and statistics stay).
+    Called after each model as well as after all, it lets go of the same matrices."""
     layers = [lm for mm in models for lm in mm.layers if "self_attention" in lm.gates]
     for lm in layers:
-        attn = lm.gates["self_attention"]
-        lm.head_stats = (*head_statistics(attn, attn.shape[0], lm.feature_hw), attn.shape[-1])
+        if lm.head_stats is None:
+            attn = lm.gates["self_attention"]
+            lm.head_stats = (*head_statistics(attn, attn.shape[0], lm.feature_hw), attn.shape[-1])
     total = sum(lm.gates["self_attention"].nbytes for lm in layers)
     for lm in sorted(layers, key=lambda lm: lm.gates["self_attention"].nbytes, reverse=True):
         if total <= budget:

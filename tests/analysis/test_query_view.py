@@ -116,6 +116,28 @@ def test_the_largest_matrices_are_let_go_beyond_the_budget_and_say_so():
     assert view.figure is not None and "Not shown for m," in view.note and "10.m.0.attn (1 MB)" in view.note
 
 
+def test_letting_go_after_each_model_keeps_what_letting_go_after_all_keeps():
+    """The Attention view lets go of matrices after each model (so one request never holds more
+    than the budget and one model's); the kept set is the one letting go once at the end keeps:
+    matrices of 4, 3 and 2 units under a budget of 6.4 arrive in that order and then reversed; both
+    times the 4 goes, the 3 and the 2 stay."""
+    from attention_lens.analysis.attention_view import _keep_attention
+
+    n = GRID[0] * GRID[1]
+    unit = np.full((1, 1, n, n), 1.0 / n, np.float32)
+    budget = int(6.4 * unit.nbytes)
+    for heads in ((4, 3, 2), (2, 3, 4)):
+        models = []
+        for k, h in enumerate(heads):
+            models.append(_inspection(np.repeat(unit, h, axis=1)).models[0])
+            models[-1].model = f"m{k}"
+            _keep_attention(models, budget=budget)
+        kept = sorted(lm.gates["self_attention"].shape[1] for mm in models for lm in mm.layers
+                      if "self_attention" in lm.gates)
+        assert kept == [2, 3]
+        assert all(lm.head_stats is not None for mm in models for lm in mm.layers)
+
+
 def test_a_stretched_input_maps_a_point_and_a_peak_by_a_gain_per_axis():
     """RT-DETR's input: the 270 x 500 image stretched to 320 x 320 (gains 320/500 across, 320/270
     down, no padding); stride 32 gives a 10 x 10 grid, each cell 50 x 27 original pixels."""
