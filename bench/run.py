@@ -331,7 +331,7 @@ def run_bench(quick: bool, weights: Path, out: Path) -> str:
             "DetectionValidator (rect batches of 16) against our pass (8 images a run; "
             "COCO metrics by faster-coco-eval), "
             "alone and with the localisation scores (gate maps, LayerCAM for the baseline), on PyTorch and on "
-            "ONNX Runtime (the gate maps are captured in the pass's own runs; LayerCAM takes one image at a time). "
+            "ONNX Runtime (the gate maps are captured in the pass's own runs; LayerCAM runs on PyTorch, in runs its memory bound allows). "
             "The raw ORT forwards are the pass's runs alone, on the inputs it feeds (the validator's letterbox, "
             "prepared beforehand). The paired bootstrap of the deltas is timed on its own (ultralytics has none); "
             "the error analysis (TIDE's types, their dAP at 0.5 and 0.50:0.95, their bootstrap series) uncached, "

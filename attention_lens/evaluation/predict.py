@@ -39,7 +39,8 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
     (per stride) as ultralytics' validator does it (``val_input``: its letterbox and multi-label NMS;
     RT-DETR's stretch and its decoder's ranking), then every
     model runs on it; images of one letterboxed shape go ``PASS_BATCH`` at a time through a model's
-    ONNX Runtime graph where it takes batches, else through one PyTorch forward (``batches_on_torch``).
+    ONNX Runtime graph where it takes batches, else through one PyTorch forward (``batches_on_torch``),
+    fewer a run where the model's memory bound says so (``detect.images_per_run``).
     Localisation scores the maps of a forward on the same validator input
     (``detect_and_score_batch``), and that forward gives the detections: for a model with attention
     layers the pass's own batched run captures them; a model without runs LayerCAM on PyTorch (its
