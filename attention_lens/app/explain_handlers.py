@@ -153,6 +153,7 @@ def _run_explain(models: dict, image, class_name, box, method, levels, imgsz):
                          "self-attention kept on the box (1 = none)":
                              " · ".join(f"{ba.layer.split(' (')[0]} {float(ba.kept.mean()):.2f}x" for ba in looked) or "—",
                          "notes": "; ".join(notes) or "—", "ms": round(e.ms, 1)})
+            del e, looked  # the captured matrices go before the next model runs, not after
     return items, pd.DataFrame(rows)
 
 

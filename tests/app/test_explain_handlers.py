@@ -78,3 +78,31 @@ def test_a_model_with_self_attention_also_shows_where_the_box_cells_look(bccd_te
     assert len(items) == 3 and "self-attention from the box's" in captions[2] and "yolo11n" in captions[2]
     kept = dict(zip(table["model"], table["self-attention kept on the box (1 = none)"]))
     assert kept["yolov8n-baseline-s0"] == "—" and re.fullmatch(r"L10 SelfAttention \d+\.\d\dx", kept["yolo11n-baseline-s0"])
+
+
+def test_each_models_explanation_is_let_go_before_the_next_model_runs(bccd_test_images, monkeypatch):
+    """A request for many self-attention models at a large size must not hold two models' captured
+    matrices at once: when the second model's explanation starts, the first one's is gone."""
+    import weakref
+    from pathlib import Path
+
+    from attention_lens.analysis import explain
+    from attention_lens.app.explain_handlers import run_explain
+    from attention_lens.modeling.catalog import ModelStore, read_manifest
+
+    store = ModelStore(read_manifest(Path(__file__).resolve().parents[2] / "weights"))
+    if "yolo11n-baseline-s0" not in store.names:
+        pytest.skip("the shipped zoo is not here")
+    real, alive = explain.explain_box, []
+
+    def watched(*args, **kwargs):
+        alive.append(sum(ref() is not None for ref in refs))
+        e = real(*args, **kwargs)
+        refs.append(weakref.ref(e))
+        return e
+
+    refs = []
+    monkeypatch.setattr(explain, "explain_box", watched)
+    picked = ["yolo11n-baseline-s0", "yolo11n-baseline-s1"]
+    items, table = run_explain(store, str(bccd_test_images[0]), picked, [], None, "Grad-CAM", ["P3", "P4", "P5"], 320)
+    assert alive == [0, 0] and len(table) == 2
