@@ -110,10 +110,12 @@ class EvaluationView(NamedTuple):
 
 def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split, selected, uploads, reference, confidence,
                  image_size, rounds, session: str | None = None, progress=None, localisation: bool = True,
-                 out: Path | None = None) -> EvaluationView:
+                 out: Path | None = None, pass_progress=None) -> EvaluationView:
     """Evaluate the models over the split against ``reference``. ``localisation``: also score where
     each model's maps fall (energy in boxes, pointing game), from the same forwards. The files go to
-    ``out`` (a lane job's folder), else to the session's folder.
+    ``out`` (a lane job's folder), else to the session's folder. ``progress((done, total), desc)``
+    follows every phase; ``pass_progress``, where given, the pass over the images instead (the bulk
+    of the work, in even steps: the lane judges a job's pace by it).
 
     This runs the evaluation in the calling process: the app runs it in a lane's child process
     (``evaluation_job``), the CLI and the tests call it directly."""
@@ -152,8 +154,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
                                 "upload the data set as a zip.")
 
         def step(done, total):
-            if progress:
-                progress((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
+            if pass_progress or progress:
+                (pass_progress or progress)((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
         within_budget(to_run, imgsz)
         # One pass over the split for every model that runs (each image read once).
         ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))

@@ -3,7 +3,8 @@
 A job module has ``main(spec: dict, report) -> None`` and is started as
 ``python -m attention_lens.jobs.child MODULE SPEC_PATH``. Everything it writes goes under the job's
 ``out`` folder (the parent reads only that); stdout carries JSON lines only: ``{"progress":
-[done, total, text]}`` while it works, then ``{"ok": true}`` or ``{"error": message}``. A
+[done, total, text]}`` while it works (with ``"paced": true`` for the steps of its bulk), then
+``{"ok": true}`` or ``{"error": message}``. A
 message in ``error`` is shown to the user, so a job raises ``JobError`` with words meant for
 them; anything else is logged here (stderr, the server log) and reported as one plain line.
 """
@@ -27,8 +28,13 @@ def _send(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def report(done: int, total: int, text: str = "") -> None:
-    _send({"progress": [int(done), int(total), str(text)[:200]]})
+def report(done: int, total: int, text: str = "", paced: bool = False) -> None:
+    """One progress line. ``paced``: these steps are the bulk of the job, evenly sized, so the lane
+    may project the job's running time from their pace (``Lane._check_pace``)."""
+    msg = {"progress": [int(done), int(total), str(text)[:200]]}
+    if paced:
+        msg["paced"] = True
+    _send(msg)
 
 
 def main(argv: list[str]) -> int:

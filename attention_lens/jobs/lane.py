@@ -35,6 +35,7 @@ class Limits:
     wall_seconds: float = 1200.0  # ended by the lane past it
     nice: int = 19  # the lowest priority: the interactive views take the CPUs whenever they want them
     threads: int = 1  # torch / OpenMP threads: leave the other core to the interactive lane
+    pace_grace_seconds: float = 30.0  # a paced phase is judged once it has run this long (warm-up first)
 
     def describe(self) -> str:
         return f"{self.memory_bytes / 2**30:.0f} GB of memory, {self.wall_seconds / 60:.0f} minutes"
@@ -63,6 +64,8 @@ class Job:
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
     _proc_done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lane: "Lane | None" = field(default=None, repr=False)
+    _ran: float = field(default=0.0, repr=False)  # seconds it has run, paused time not counted (the watchdog's)
+    _pace: tuple[float, int] | None = field(default=None, repr=False)  # (ran, done) at its paced phase's start
 
     @property
     def finished(self) -> bool:
@@ -195,6 +198,8 @@ class Lane:
                 if isinstance(msg.get("progress"), list) and len(msg["progress"]) == 3:
                     d, t, text = msg["progress"]
                     job.progress = (int(d), int(t), str(text)[:200])
+                    if msg.get("paced") is True:
+                        self._check_pace(job, int(d), int(t))
                 elif "ok" in msg or "error" in msg:
                     result = msg
             job._proc.wait()
@@ -204,6 +209,8 @@ class Lane:
         with self._cond:
             if job.state == CANCELLED:
                 self._end(job, CANCELLED, job.message or "Cancelled.")
+            elif job.state == "slow":
+                self._end(job, FAILED, job.message)
             elif job.state == "timeout":
                 self._end(job, FAILED, f"The job ran longer than the {self.limits.wall_seconds / 60:.0f} minutes "
                                        "a job may take; try fewer images or models, or a smaller image size.")
@@ -234,9 +241,35 @@ class Lane:
             if not paused:
                 ran += now - last
             last = now
+            job._ran = ran
             if ran >= self.limits.wall_seconds:
                 self._timeout(job)
                 return
+
+    def _check_pace(self, job: Job, done: int, total: int) -> None:
+        """A job's paced phase (the bulk of its work, ``done`` of ``total`` steps) that, at the pace
+        it has kept since the phase began, would run past the wall limit is ended now with a
+        message saying so, not when the limit comes (a shared lane is not held for nothing)."""
+        ran = job._ran
+        if job._pace is None:
+            job._pace = (ran, done)
+            return
+        ran0, done0 = job._pace
+        if done <= done0 or done >= total or ran - ran0 < self.limits.pace_grace_seconds:
+            return
+        needed = ran + (ran - ran0) * (total - done) / (done - done0)
+        if needed <= self.limits.wall_seconds:
+            return
+        with self._cond:
+            if job.state != RUNNING:
+                return
+            job.state = "slow"
+            what = f" ({job.progress[2]})" if job.progress and job.progress[2] else ""
+            job.message = (f"At the pace of its first {done:,} of {total:,} steps{what}, this job would need about "
+                           f"{_duration(needed)}; a job may run {_duration(self.limits.wall_seconds)}. "
+                           "Try fewer images or models, or a smaller image size.")
+            proc = job._proc
+        _kill(proc)
 
     def _timeout(self, job: Job) -> None:
         with self._cond:
@@ -274,6 +307,15 @@ class Lane:
                                     stderr=log, text=True, preexec_fn=limit, start_new_session=True)
         finally:
             log.close()
+
+
+def _duration(seconds: float) -> str:
+    """A duration as a person reads it: "40 seconds", "14 minutes", "2.5 hours"."""
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 def _kill(proc: subprocess.Popen | None) -> None:

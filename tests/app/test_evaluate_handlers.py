@@ -222,3 +222,20 @@ def test_a_click_on_a_flow_selects_it_only_where_the_two_disagree():
     assert "value" not in clicked_flow(r, "model|F|F")  # both agree: not a flow of the picker, unchanged
     assert "value" not in clicked_flow(r, "model|F|M", cls="a")  # small b is not in view
     assert "value" not in clicked_flow(None, "model|M|F")  # nothing evaluated yet
+
+
+def test_the_pass_over_the_images_reports_apart_from_the_other_phases(store, tiny_bccd, tmp_path, monkeypatch):
+    """The lane judges a job's pace by its paced steps: those must be the pass over the images
+    (images done of the split's), and only those."""
+    from attention_lens.cache import BoundedCache
+
+    monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
+    monkeypatch.setattr("attention_lens.evaluation.predict._CACHE", BoundedCache(4))  # a pass runs, not a cache hit
+    monkeypatch.setenv("ATTENTION_LENS_BACKEND", "pytorch")
+    names = ["yolov8n-baseline-s0", "yolov8n-ema-neck-s0"]
+    other, paced = [], []
+    run_evaluate(store, str(tiny_bccd), STORED, None, "test", names, [], names[0], 0.25, 320, 100, "s3",
+                 progress=lambda done, desc: other.append((done, desc)),
+                 pass_progress=lambda done, desc: paced.append((done, desc)))
+    assert paced == [((6, 6), "2 model(s) over the test images")]
+    assert other and not any("over the test images" in desc for _, desc in other)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -147,3 +148,20 @@ def test_only_the_job_modules_of_the_table_start_in_either_process(tmp_path):
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": f"{tmp_path}"},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and '"error": "unknown job"' in out.stdout and not marker.exists()
+
+
+def test_a_job_that_cannot_finish_in_time_is_ended_at_its_pace_not_at_the_limit(tmp_path):
+    """A paced phase of 400 steps of 0.05 s (20 s of work) under a 6 s wall limit: once its grace
+    has run, the lane projects about 20 s and ends it, saying why, long before the wall limit; the
+    same phase with 20 steps (1 s of work) finishes."""
+    lane = Lane(limits=Limits(wall_seconds=6, pace_grace_seconds=0.5))
+    job = lane.submit("a", SELFTEST, {"paced_steps": 400, "step_s": 0.05}, tmp_path / "a")
+    assert job.wait(60) and job.state == FAILED
+    assert re.search(r"this job would need about \d\d seconds; a job may run 6 seconds\.", job.message)
+    assert job.message.startswith("At the pace of its first ") and "of 400 steps (paced self-test)" in job.message
+    assert "Try fewer images or models" in job.message
+    assert job._ran < 4  # ended on its pace, not by the wall limit
+    done, total, _ = job.progress
+    assert 0 < done < total
+    fits = lane.submit("b", SELFTEST, {"paced_steps": 20, "step_s": 0.05}, tmp_path / "b")
+    assert fits.wait(60) and fits.state == DONE
