@@ -114,8 +114,9 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
     """Evaluate the models over the split against ``reference``. ``localisation``: also score where
     each model's maps fall (energy in boxes, pointing game), from the same forwards. The files go to
     ``out`` (a lane job's folder), else to the session's folder. ``progress((done, total), desc)``
-    follows every phase; ``pass_progress``, where given, the pass over the images instead (the bulk
-    of the work, in even steps: the lane judges a job's pace by it).
+    follows every phase; ``pass_progress``, where given, the two that hold the bulk of the work in
+    even steps instead (the pass over the images; the numbers, model by model): the lane judges a
+    job's pace by them.
 
     This runs the evaluation in the calling process: the app runs it in a lane's child process
     (``evaluation_job``), the CLI and the tests call it directly."""
@@ -164,12 +165,14 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             ran_on[name] = pass_ran_on(model, bool(localisation))
         detections = {n: detections[n] for n in order}
         scores = {n: scores[n] for n in order}
-        if progress:
-            progress((len(to_run), len(to_run)), desc="Metrics and bootstrap intervals")
         ref = reference if reference in detections else store.reference_for(
             {n: models.get(n) or to_run.get(n) for n in order})
+
+        def numbers(done, total):  # models done, from 0: each model's metrics, intervals and error types
+            if pass_progress or progress:
+                (pass_progress or progress)((done, total), desc="Metrics and bootstrap intervals")
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), store.seed_groups(detections),
-                                      localisation=scores if localisation else None, imgsz=imgsz)
+                                      localisation=scores if localisation else None, imgsz=imgsz, progress=numbers)
     except (DatasetError, EvaluationError) as e:
         raise UserError(str(e)) from None
     results["image size"] = imgsz

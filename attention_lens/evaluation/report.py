@@ -31,37 +31,40 @@ from attention_lens.data.datasets import Split
 def evaluate_detections(split: Split, detections: dict[str, list[np.ndarray]], reference: str,
                         confidence: float = 0.25, rounds: int = 1000, seed_groups: dict[str, str] | None = None,
                         top_images: int = 20, localisation: dict[str, list] | None = None,
-                        imgsz: int | None = None) -> dict:
+                        imgsz: int | None = None, progress=None) -> dict:
     """Every number the Evaluate view shows, from stored or fresh detections (JSON-ready).
 
     ``seed_groups``: model name -> variant name; where the reference's variant has several
     models (seeds), their spread of each metric is the seed noise the verdict compares with.
     ``localisation``: model name -> per-image scores (localisation.detect_and_score), summarised
-    per layer, class and size under "localisation"."""
+    per layer, class and size under "localisation". ``progress(done, total)``: models done, before
+    the first and after each (a model's numbers are most of the work, and grow with the split)."""
     if reference not in detections:
         raise ValueError(f"the reference {reference!r} is not among the evaluated models")
     rounds = check_rounds(rounds, minimum=1)
-    # Each model's detections hashed once: the key of every per-model cache below.
-    keys = {n: (split.fingerprint, split.split, detections_digest(d)) for n, d in detections.items()}
-    cut = {n: coco_matches(split, d, confidence) for n, d in detections.items()}
-    models = {n: metrics_of(coco_eval(split, d), split, cut[n]) for n, d in detections.items()}
-    # Why: TIDE's error types and the AP each costs (at IoU 0.5), per model and against the reference.
-    classified = {n: _CLASSIFIED.get_or_make(keys[n], lambda d=d: classify(split, d)) for n, d in detections.items()}
-    for n, c in classified.items():
+    several = len(detections) > 1
+    cut, models, classified, error_series, series = {}, {}, {}, {}, {}
+    if progress:
+        progress(0, len(detections))
+    for k, (n, d) in enumerate(detections.items()):
+        key = (split.fingerprint, split.split, detections_digest(d))  # every per-model cache's key
+        cut[n] = coco_matches(split, d, confidence)
+        models[n] = metrics_of(coco_eval(split, d), split, cut[n])
+        # Why: TIDE's error types and the AP each costs (at IoU 0.5), per model and against the reference.
+        c = classified[n] = _CLASSIFIED.get_or_make(key, lambda d=d: classify(split, d))
         models[n]["errors"] = summary_of(c, split.classes).as_dict()
-        models[n]["errors"]["dAP 50-95"] = _DAP_50_95.get_or_make(
-            keys[n], lambda d=detections[n], c=c: dap_50_95(split, d, at_50=c))
-    error_series = {n: _ERROR_SERIES.get_or_make((*keys[n], rounds), lambda c=c: dap_series(c, rounds))
-                    for n, c in classified.items()} if len(detections) > 1 else {}
-    error_std = _error_seed_std(models, reference, seed_groups or {})
-    if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
-        for n, d in detections.items():
+        models[n]["errors"]["dAP 50-95"] = _DAP_50_95.get_or_make(key, lambda d=d, c=c: dap_50_95(split, d, at_50=c))
+        if imgsz is not None:  # the detections' image size: ultralytics' definition needs its letterbox
             models[n]["ultralytics"] = ultralytics_metrics(split, d, imgsz)
+        if several:
+            error_series[n] = _ERROR_SERIES.get_or_make((*key, rounds), lambda c=c: dap_series(c, rounds))
+            series[n] = _SERIES.get_or_make((*key, rounds), lambda d=d: _bootstrap_series(split, d, rounds))
+        if progress:
+            progress(k + 1, len(detections))
+    error_std = _error_seed_std(models, reference, seed_groups or {})
     groups = seed_groups or {}
     seed_std = _seed_std(models, reference, groups)
     against, objects, ref_outcomes = {}, None, None
-    series = {n: _SERIES.get_or_make((*keys[n], rounds), lambda d=d: _bootstrap_series(split, d, rounds))
-              for n, d in detections.items()} if len(detections) > 1 else {}
     for n in detections:
         if n == reference:
             continue

@@ -65,7 +65,7 @@ class Job:
     _proc_done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lane: "Lane | None" = field(default=None, repr=False)
     _ran: float = field(default=0.0, repr=False)  # seconds it has run, paused time not counted (the watchdog's)
-    _pace: tuple[float, int] | None = field(default=None, repr=False)  # (ran, done) at its paced phase's start
+    _pace: tuple[str, float, int] | None = field(default=None, repr=False)  # its paced phase: (text, ran, done) at its start
 
     @property
     def finished(self) -> bool:
@@ -199,7 +199,7 @@ class Lane:
                     d, t, text = msg["progress"]
                     job.progress = (int(d), int(t), str(text)[:200])
                     if msg.get("paced") is True:
-                        self._check_pace(job, int(d), int(t))
+                        self._check_pace(job, int(d), int(t), str(text)[:200])
                 elif "ok" in msg or "error" in msg:
                     result = msg
             job._proc.wait()
@@ -246,15 +246,17 @@ class Lane:
                 self._timeout(job)
                 return
 
-    def _check_pace(self, job: Job, done: int, total: int) -> None:
-        """A job's paced phase (the bulk of its work, ``done`` of ``total`` steps) that, at the pace
-        it has kept since the phase began, would run past the wall limit is ended now with a
-        message saying so, not when the limit comes (a shared lane is not held for nothing)."""
+    def _check_pace(self, job: Job, done: int, total: int, phase: str) -> None:
+        """A job whose paced phase (steps of the bulk of its work, ``done`` of ``total``; a phase
+        is named by its text) would, at the pace it has kept since that phase's first line, run
+        past the wall limit is ended now with a message saying so, not when the limit comes (a
+        shared lane is not held for nothing). A later phase is not foreseen: it is judged when it
+        runs."""
         ran = job._ran
-        if job._pace is None:
-            job._pace = (ran, done)
+        if job._pace is None or job._pace[0] != phase:
+            job._pace = (phase, ran, done)
             return
-        ran0, done0 = job._pace
+        _, ran0, done0 = job._pace
         if done <= done0 or done >= total or ran - ran0 < self.limits.pace_grace_seconds:
             return
         needed = ran + (ran - ran0) * (total - done) / (done - done0)

@@ -9,12 +9,15 @@ def main(spec: dict, report) -> None:
     steps = int(spec.get("steps", 3))
     for i in range(steps):
         report(i, steps, "self-test")
-    paced, step_s = int(spec.get("paced_steps", 0)), float(spec.get("step_s", 0))
-    for i in range(paced):  # evenly sized steps of CPU work, as the evaluation pass's groups of images
-        end = time.monotonic() + step_s
-        while time.monotonic() < end:
-            sum(range(10_000))
-        report(i + 1, paced, "paced self-test", paced=True)
+    # Phases of evenly sized steps of CPU work, as the evaluation's pass over the images and its
+    # numbers model by model: [[steps, seconds a step], ...], reported from 0.
+    for phase, (steps_n, step_s) in enumerate(spec.get("phases", [])):
+        report(0, int(steps_n), f"paced phase {phase}", paced=True)
+        for i in range(int(steps_n)):
+            end = time.monotonic() + float(step_s)
+            while time.monotonic() < end:
+                sum(range(10_000))
+            report(i + 1, int(steps_n), f"paced phase {phase}", paced=True)
     if spec.get("allocate_bytes"):
         block = bytearray(int(spec["allocate_bytes"]))  # zero-filled: touches every page
         block[-1] = 1

@@ -226,7 +226,7 @@ def test_a_click_on_a_flow_selects_it_only_where_the_two_disagree():
 
 def test_the_pass_over_the_images_reports_apart_from_the_other_phases(store, tiny_bccd, tmp_path, monkeypatch):
     """The lane judges a job's pace by its paced steps: those must be the pass over the images
-    (images done of the split's), and only those."""
+    (images done of the split's) and the numbers (models done, from 0), and only those."""
     from attention_lens.cache import BoundedCache
 
     monkeypatch.setattr("attention_lens.app.sessions.SESSIONS_ROOT", tmp_path)
@@ -237,5 +237,7 @@ def test_the_pass_over_the_images_reports_apart_from_the_other_phases(store, tin
     run_evaluate(store, str(tiny_bccd), STORED, None, "test", names, [], names[0], 0.25, 320, 100, "s3",
                  progress=lambda done, desc: other.append((done, desc)),
                  pass_progress=lambda done, desc: paced.append((done, desc)))
-    assert paced == [((6, 6), "2 model(s) over the test images")]
-    assert other and not any("over the test images" in desc for _, desc in other)
+    numbers = "Metrics and bootstrap intervals"
+    assert paced == [((6, 6), "2 model(s) over the test images"), ((0, 2), numbers), ((1, 2), numbers),
+                     ((2, 2), numbers)]
+    assert other and not any(desc in ("2 model(s) over the test images", numbers) for _, desc in other)

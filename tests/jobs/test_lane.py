@@ -151,17 +151,18 @@ def test_only_the_job_modules_of_the_table_start_in_either_process(tmp_path):
 
 
 def test_a_job_that_cannot_finish_in_time_is_ended_at_its_pace_not_at_the_limit(tmp_path):
-    """A paced phase of 400 steps of 0.05 s (20 s of work) under a 6 s wall limit: once its grace
-    has run, the lane projects about 20 s and ends it, saying why, long before the wall limit; the
-    same phase with 20 steps (1 s of work) finishes."""
+    """Under a 6 s wall limit: a paced phase of 20 steps of 0.05 s (1 s) runs, then one of 400 (20 s):
+    once the second has run its grace, the lane projects about 20 s more and ends the job, saying
+    why, long before the wall limit (the first phase's fast pace does not vouch for the second);
+    the first phase alone finishes."""
     lane = Lane(limits=Limits(wall_seconds=6, pace_grace_seconds=0.5))
-    job = lane.submit("a", SELFTEST, {"paced_steps": 400, "step_s": 0.05}, tmp_path / "a")
+    job = lane.submit("a", SELFTEST, {"phases": [[20, 0.05], [400, 0.05]]}, tmp_path / "a")
     assert job.wait(60) and job.state == FAILED
     assert re.search(r"this job would need about \d\d seconds; a job may run 6 seconds\.", job.message)
-    assert job.message.startswith("At the pace of its first ") and "of 400 steps (paced self-test)" in job.message
+    assert job.message.startswith("At the pace of its first ") and "of 400 steps (paced phase 1)" in job.message
     assert "Try fewer images or models" in job.message
     assert job._ran < 4  # ended on its pace, not by the wall limit
     done, total, _ = job.progress
     assert 0 < done < total
-    fits = lane.submit("b", SELFTEST, {"paced_steps": 20, "step_s": 0.05}, tmp_path / "b")
+    fits = lane.submit("b", SELFTEST, {"phases": [[20, 0.05]]}, tmp_path / "b")
     assert fits.wait(60) and fits.state == DONE
