@@ -66,19 +66,6 @@ class ErrorAnalysis:
 
 
 @dataclass
-class _Point:
-    """One detection as AP sees it, and what each fix makes of it."""
-    image: int
-    cls: int
-    score: float
-    correct: bool
-    kind: str | None = None  # its error type, for a false positive
-    fixed_cls: int | None = None  # after a fix that makes it a true positive
-    claims: tuple | None = None  # (image, object) its fix would find
-    size: int = 0  # SIZES index (COCO's rule)
-
-
-@dataclass
 class Classified:
     """Every detection's place in TIDE's accounting, as arrays (one row a detection, in the order
     AP ranks them), and the objects per image and class: what AP needs for the whole split or for
@@ -158,10 +145,9 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
     """TIDE's matching and error types for one model's detections (per image (n, 6): x1, y1, x2,
     y2, score, split class index; image pixels)."""
     n_cls = len(split.classes)
-    points: list[_Point] = []
+    per_image = []  # (image, cls, score, correct, kind, fixed_cls, size) arrays of each image, by score
     objects = np.zeros((len(split.images), n_cls, len(SIZES)), dtype=int)
     missed = np.zeros((len(split.images), n_cls, len(SIZES)), dtype=int)
-    best_claim: dict[tuple, tuple[float, int]] = {}  # object -> (score, point) of the best fix claiming it
     for i, (gt, det) in enumerate(zip(split.boxes, dets)):
         gt = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
         det = np.asarray(det, dtype=np.float64).reshape(-1, 6)
@@ -169,71 +155,61 @@ def classify(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = B
         h, w = split.sizes[i]
         det[:, :4] = np.clip(det[:, :4], 0, [w, h, w, h])  # as COCO's numbers see them (the pass keeps them unclipped)
         gt_size = _size((gt[:, 3] - gt[:, 1]) * (gt[:, 4] - gt[:, 2]))
-        det_size = _size((det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1]))
+        size = _size((det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1]))  # a hit's and a claimer's: its object's
         np.add.at(objects[i], (gt[:, 0].astype(int), gt_size), 1)
         iou = box_iou(det[:, :4], gt[:, 1:5])
-        same = det[:, 5:6].astype(int) == gt[:, 0].astype(int)[None, :]
+        cls = det[:, 5].astype(int)
+        same = cls[:, None] == gt[:, 0].astype(int)[None, :]
         found = np.zeros(len(gt), dtype=bool)
         own_all = np.where(same, iou, 0.0)
         free = own_all.copy()
-        hits: dict[int, int] = {}
+        correct = np.zeros(len(det), dtype=bool)
         # By score, each detection takes its best unmatched object of its class. Only a detection
         # whose best own-class IoU reaches fg can take one; the others leave ``free`` as it was.
         for k in np.flatnonzero(own_all.max(axis=1, initial=0.0) >= fg).tolist():
             j = int(free[k].argmax())
             if free[k, j] >= fg:
-                found[j] = True
+                found[j] = correct[k] = True
                 free[:, j] = 0.0
-                hits[k] = j
-        first = len(points)
-        classes, scores = det[:, 5].astype(int).tolist(), det[:, 4].tolist()
-        for k in range(len(det)):
-            j = hits.get(k)
-            points.append(_Point(i, classes[k], scores[k], j is not None,
-                                 size=int(gt_size[j] if j is not None else det_size[k])))
+                size[k] = gt_size[j]
+        kind = np.full(len(det), -1)  # a true positive has none
+        fixed = np.full(len(det), -1)
         claimed = np.zeros(len(gt), dtype=bool)
-        if len(gt):  # each row's best own-class and other-class object, and the IoUs the rules read
+        wrong = ~correct
+        if not len(gt):
+            kind[wrong] = TYPES.index("background")
+        elif len(det):  # each row's best own-class and other-class object, and the IoUs the rules read
             other_all = np.where(same, 0.0, iou)
-            own_j, own_max = own_all.argmax(axis=1).tolist(), own_all.max(axis=1).tolist()
-            other_j, other_max = other_all.argmax(axis=1).tolist(), other_all.max(axis=1).tolist()
-            on_found = np.where(found[None, :], own_all, 0.0).max(axis=1).tolist()
-            iou_max = iou.max(axis=1).tolist()
-        for k in range(len(det)):
-            p = points[first + k]
-            if p.correct:
-                continue
-            if not len(gt):
-                p.kind = "background"
-                continue
-            if bg <= own_max[k] <= fg:
-                p.kind = "localisation"
-                j = own_j[k]
-                _claim(p, i, j, found, claimed, best_claim, first + k, p.cls, gt_size[j])
-                continue
-            if other_max[k] >= fg:
-                p.kind = "classification"
-                j = other_j[k]
-                _claim(p, i, j, found, claimed, best_claim, first + k, int(gt[j, 0]), gt_size[j])
-                continue
-            if on_found[k] >= fg:
-                p.kind = "duplicate"
-            elif iou_max[k] <= bg:
-                p.kind = "background"
-            else:
-                p.kind = "both"
+            own_j, own_max = own_all.argmax(axis=1), own_all.max(axis=1)
+            other_j, other_max = other_all.argmax(axis=1), other_all.max(axis=1)
+            on_found = np.where(found[None, :], own_all, 0.0).max(axis=1)
+            loc = wrong & (bg <= own_max) & (own_max <= fg)
+            mis = wrong & ~loc & (other_max >= fg)
+            rest = wrong & ~loc & ~mis
+            dup = rest & (on_found >= fg)
+            back = rest & ~dup & (iou.max(axis=1) <= bg)
+            for mask, name in ((loc, "localisation"), (mis, "classification"), (dup, "duplicate"),
+                               (back, "background"), (rest & ~dup & ~back, "both")):
+                kind[mask] = TYPES.index(name)
+            # A localisation or classification fix targets an object; where that object is still
+            # to be found, the fix claims it (so it is not missed), and the highest-scoring claimer
+            # (the first, by score) is the one the fix turns into its true positive.
+            target = np.where(loc, own_j, np.where(mis, other_j, -1))
+            claims = (target >= 0) & ~found[np.maximum(target, 0)]
+            claimed[target[claims]] = True
+            size[claims] = gt_size[target[claims]]
+            first = np.unique(target[claims], return_index=True)[1]
+            winners = np.flatnonzero(claims)[first]
+            fixed[winners] = np.where(loc[winners], cls[winners], gt[target[winners], 0].astype(int))
         for j in np.flatnonzero(~found & ~claimed):
             missed[i, int(gt[j, 0]), gt_size[j]] += 1
-    winners = {index for _, index in best_claim.values()}
-    order = sorted(range(len(points)), key=lambda k: -points[k].score)  # AP's ranking, ties in image order
-    ranked = [points[k] for k in order]
-    return Classified(
-        image=np.array([p.image for p in ranked], dtype=int),
-        cls=np.array([p.cls for p in ranked], dtype=int),
-        correct=np.array([p.correct for p in ranked], dtype=bool),
-        kind=np.array([-1 if p.kind is None else TYPES.index(p.kind) for p in ranked], dtype=int),
-        fixed_cls=np.array([p.fixed_cls if (p.claims is not None and k in winners) else -1
-                            for k, p in zip(order, ranked)], dtype=int),
-        size=np.array([p.size for p in ranked], dtype=int), objects=objects, missed=missed)
+        per_image.append((np.full(len(det), i), cls, det[:, 4], correct, kind, fixed, size))
+    columns = [np.concatenate(col) for col in zip(*per_image)] if per_image else [np.zeros(0)] * 7
+    image, cls, score, correct, kind, fixed, size = columns
+    order = np.argsort(-score, kind="stable")  # AP's ranking, ties in image order
+    return Classified(image=image[order].astype(int), cls=cls[order].astype(int), correct=correct[order].astype(bool),
+                      kind=kind[order].astype(int), fixed_cls=fixed[order].astype(int), size=size[order].astype(int),
+                      objects=objects, missed=missed)
 
 
 def error_analysis(split: Split, dets: list[np.ndarray], fg: float = FG, bg: float = BG) -> ErrorAnalysis:
@@ -262,19 +238,6 @@ def summary_of(c: Classified, classes: list[str] | None = None) -> ErrorAnalysis
     names = classes or [str(k) for k in range(c.objects.shape[1])]
     by_class = {names[k]: d for k, d in enumerate(c.class_daps()) if not np.isnan(next(iter(d.values())))}
     return ErrorAnalysis(c.ap(), counts, c.daps(), by_class, c.size_daps())
-
-
-def _claim(p: _Point, image: int, j: int, found, claimed, best_claim: dict, index: int, cls: int,
-           size: int) -> None:
-    """A localisation or classification fix targets object j: where that object is still to be
-    found, the highest-scoring such detection is the one the fix turns into its true positive."""
-    if found[j]:
-        return
-    claimed[j] = True
-    p.claims, p.fixed_cls, p.size = (image, j), cls, int(size)
-    best = best_claim.get((image, j))
-    if best is None or p.score > best[0]:
-        best_claim[(image, j)] = (p.score, index)
 
 
 #: An object's outcome for one model at a confidence, one letter each (stored compactly per model).
