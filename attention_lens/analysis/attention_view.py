@@ -28,7 +28,7 @@ from attention_lens.attention.self_attention import head_statistics
 from attention_lens.runtime.capture import attention_layout
 from attention_lens.runtime.detect import detect
 from attention_lens.runtime.letterbox import input_key, model_input
-from attention_lens.analysis.layercam import layercam_and_detections
+from attention_lens.analysis.layercam import LAYERCAM_BACKEND, layercam_and_detections
 from attention_lens.analysis.render import class_colors, draw
 
 
@@ -106,7 +106,7 @@ def inspect(image, models: dict, placements: dict | None = None, *, imgsz: int =
         if not layers:  # no gates to hook: LayerCAM instead, and the detections from its forward
             cams, det = layercam_and_detections(model, rgb, imgsz, conf=conf, iou=iou, map_hw=shown_hw)
         out.append(ModelMaps(name, (placements or {}).get(name), det.boxes, det.scores, det.classes, det.input_shape,
-                             layers, cams, det.backend if layers else "pytorch (LayerCAM needs gradients)",
+                             layers, cams, det.backend if layers else LAYERCAM_BACKEND,
                              det.stretched))
         _keep_attention(out)  # after each model: at most the budget and one model's matrices at once
     return _at_display_size(Inspection(rgb, out, tuple(rgb.shape[:2])))

@@ -17,6 +17,10 @@ from attention_lens.runtime.detect import on_device, to_cpu
 from attention_lens.runtime.letterbox import model_input
 
 
+#: What runs LayerCAM, as the tables and the JSON name it (gradients: PyTorch, never ONNX Runtime).
+LAYERCAM_BACKEND = "pytorch (LayerCAM needs gradients)"
+
+
 def detect_inputs(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The layers whose outputs feed the Detect head (ultralytics' ``m.f`` of the last layer; a
     model without that layout, such as YOLOX, names them itself)."""

@@ -215,22 +215,20 @@ def detect_and_score_batch(model, images_rgb: list[np.ndarray], x, ratio_pads: l
                            ) -> list[tuple]:
     """``detect_and_score`` for several images of one validator input shape (``x``: (n, 3, h, w),
     ``ratio_pads`` each one's), in runs of as many images as the model's memory bound allows
-    (``detect.images_per_run``), each run's maps scored and let go before the next: for a model with
+    (``detect.runs``), each run's maps scored and let go before the next: for a model with
     attention layers, one forward a run (``detect_batch`` with ``capture``: on a GPU, ONNX Runtime's
     batched graph, or PyTorch on the CPU), its detections those of the plain pass; a model without,
     LayerCAM's forward and backward on PyTorch, its detections from that forward."""
     from attention_lens.runtime.capture import attention_layout
-    from attention_lens.runtime.detect import detect_batch, images_per_run
+    from attention_lens.runtime.detect import detect_batch, runs
 
     if not attention_layout(model).layers:
         return _layercam_scores(model, images_rgb, x, ratio_pads, groups, gts, conf=conf, iou=iou, max_det=max_det)
-    step = images_per_run(model, tuple(x.shape[2:]), len(images_rgb))
     out = []
-    for start in range(0, len(images_rgb), step):
-        run = range(start, min(start + step, len(images_rgb)))
-        dets = detect_batch(model, images_rgb[start:run.stop], x[start:run.stop], conf=conf, iou=iou, max_det=max_det,
-                            ratio_pads=ratio_pads[start:run.stop], capture=any(groups[k] for k in run))
-        for k, det in zip(run, dets):
+    for run in runs(model, x):
+        dets = detect_batch(model, images_rgb[run], x[run], conf=conf, iou=iou, max_det=max_det,
+                            ratio_pads=ratio_pads[run], capture=any(groups[run]))
+        for k, det in zip(range(len(x))[run], dets):
             scores = captured_scores(model, det, images_rgb[k], groups[k], gts[k], ratio_pads[k]) if groups[k] else None
             if groups[k] and scores is None:  # no layer with a main map: LayerCAM, as detect_and_score falls back
                 scores = _layercam_scores(model, images_rgb[k:k + 1], x[k:k + 1], ratio_pads[k:k + 1], groups[k:k + 1],
@@ -265,18 +263,17 @@ def _layercam_scores(model, images_rgb: list[np.ndarray], x, ratio_pads: list, g
                      gts: list[np.ndarray], *, conf: float = 0.001, iou: float = 0.7, max_det: int = 300) -> list[tuple]:
     """(detections, scores or None for an image without ``groups``) of each image of ``x`` (one
     input shape; ``ratio_pads`` each image's, None for the predictor's letterbox): LayerCAM at the
-    Detect inputs, one forward and backward for up to ``detect.images_per_run`` images (the
+    Detect inputs, one forward and backward a run of ``detect.runs`` (the
     backward keeps each image's activations after the first Detect input)."""
     from attention_lens.analysis.heatmaps import LAYERCAM_KIND
     from attention_lens.analysis.layercam import layercam_grids
-    from attention_lens.runtime.detect import from_prediction, images_per_run
+    from attention_lens.runtime.detect import from_prediction, runs
 
-    step = images_per_run(model, tuple(x.shape[2:]), len(images_rgb))
     out = []
-    for start in range(0, len(images_rgb), step):
-        grids, pred = layercam_grids(model, x[start:start + step])
+    for run in runs(model, x):
+        grids, pred = layercam_grids(model, x[run])
         for k, one in enumerate(grids):
-            i = start + k
+            i = run.start + k
             det = from_prediction(model, pred[k:k + 1], x[i:i + 1], images_rgb[i], conf=conf, iou=iou,
                                   max_det=max_det, ratio_pad=ratio_pads[i])
             maps = [(f"L{g['layer']} LayerCAM", LAYERCAM_KIND, g["stride"], g["grid"]) for g in one]

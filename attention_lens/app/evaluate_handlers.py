@@ -154,9 +154,11 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
                 raise UserError(f"{name} has no stored detections for this split; evaluating it needs the images: "
                                 "upload the data set as a zip.")
 
+        paced = pass_progress or progress  # the bulk of the work: the pass, then the numbers
+
         def step(done, total):
-            if pass_progress or progress:
-                (pass_progress or progress)((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
+            if paced:
+                paced((done, total), desc=f"{len(to_run)} model(s) over the {split} images")
         within_budget(to_run, imgsz)
         # One pass over the split for every model that runs (each image read once).
         ran = run_on_torch_thread(predictions_for_models, to_run, chosen, imgsz, step, bool(localisation))
@@ -169,8 +171,8 @@ def run_evaluate(store: ModelStore, data: str | None, stored_dir, upload, split,
             {n: models.get(n) or to_run.get(n) for n in order})
 
         def numbers(done, total):  # models done, from 0: each model's metrics, intervals and error types
-            if pass_progress or progress:
-                (pass_progress or progress)((done, total), desc="Metrics and bootstrap intervals")
+            if paced:
+                paced((done, total), desc="Metrics and bootstrap intervals")
         results = evaluate_detections(chosen, detections, ref, float(confidence), int(rounds), store.seed_groups(detections),
                                       localisation=scores if localisation else None, imgsz=imgsz, progress=numbers)
     except (DatasetError, EvaluationError) as e:

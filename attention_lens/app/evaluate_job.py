@@ -24,14 +24,14 @@ def main(spec: dict, report) -> None:
     def progress(pair, desc=""):
         report(pair[0], pair[1], desc)
 
-    def over_the_images(pair, desc=""):  # the bulk of the job: the lane ends it early if it cannot finish
+    def paced(pair, desc=""):  # the bulk of the job (the pass, the numbers): the lane ends it early if it cannot finish
         report(pair[0], pair[1], desc, paced=True)
 
     try:
         results, _paths, held = run_evaluate(
             store, spec.get("data"), spec.get("stored"), spec.get("upload"), spec["split"], spec["models"],
             spec["checkpoints"], spec.get("reference"), spec["confidence"], spec["image_size"], spec["rounds"],
-            progress=progress, localisation=spec["localisation"], out=out, pass_progress=over_the_images)
+            progress=progress, localisation=spec["localisation"], out=out, pass_progress=paced)
     except UserError as e:
         raise JobError(str(e)) from None
     save_detections(out / DETECTIONS, held.split, held.imgsz, held.detections)

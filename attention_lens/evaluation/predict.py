@@ -79,6 +79,8 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
             rgbs, boxed = ahead.result() if ahead is not None else read(chunk)
             if ahead is not None and n + 1 < len(chunks):
                 ahead = pool.submit(read, chunks[n + 1])
+            # Each image's groups of objects, once for every model.
+            groups = [groups_of(split.boxes[i], split.classes, size_of) for i in chunk] if localise else []
             for label, model in models.items():
                 inputs = boxed[read.keys[label]]
                 dets, scores = out[label]
@@ -86,7 +88,7 @@ def predict_models(models: dict, split: Split, imgsz: int, progress=None, locali
                 for same, batch in _by_shape(inputs) if localise else ():
                     for k, pair in zip(same, detect_and_score_batch(
                             model, [rgbs[k] for k in same], batch, [inputs[k][1] for k in same],
-                            [groups_of(split.boxes[chunk[k]], split.classes, size_of) for k in same],
+                            [groups[k] for k in same],
                             [split.boxes[chunk[k]] for k in same], max_det=MAX_DETS)):
                         located[k] = pair
                 if localise:
@@ -105,6 +107,7 @@ def ran_on(model, localise: bool, half: bool = False) -> str:
     """What ran a model's pass (``predict_models``), as the page and the JSON name it: its backend
     (``Registry.backend``); the float16 copy's device (``half``); with localisation, PyTorch for a
     model without attention layers (LayerCAM's forward gives its detections)."""
+    from attention_lens.analysis.layercam import LAYERCAM_BACKEND
     from attention_lens.runtime.capture import attention_layout
     from attention_lens.runtime.onnx_backend import REGISTRY, pytorch_label
 
@@ -112,7 +115,7 @@ def ran_on(model, localise: bool, half: bool = False) -> str:
         return pytorch_label(model, half=True)
     if localise and not attention_layout(model).layers:
         label = pytorch_label(model)
-        return "pytorch (LayerCAM needs gradients)" if label == "pytorch" else f"{label}, LayerCAM needs gradients"
+        return LAYERCAM_BACKEND if label == "pytorch" else f"{label}, LayerCAM needs gradients"
     return REGISTRY.backend(model)
 
 

@@ -262,22 +262,21 @@ class Lane:
         needed = ran + (ran - ran0) * (total - done) / (done - done0)
         if needed <= self.limits.wall_seconds:
             return
-        with self._cond:
-            if job.state != RUNNING:
-                return
-            job.state = "slow"
-            what = f" ({job.progress[2]})" if job.progress and job.progress[2] else ""
-            job.message = (f"At the pace of its first {done:,} of {total:,} steps{what}, this job would need about "
-                           f"{_duration(needed)}; a job may run {_duration(self.limits.wall_seconds)}. "
-                           "Try fewer images or models, or a smaller image size.")
-            proc = job._proc
-        _kill(proc)
+        what = f" ({phase})" if phase else ""
+        self._stop(job, "slow", f"At the pace of its first {done:,} of {total:,} steps{what}, this job would need "
+                                f"about {_duration(needed)}; a job may run {_duration(self.limits.wall_seconds)}. "
+                                "Try fewer images or models, or a smaller image size.")
 
     def _timeout(self, job: Job) -> None:
+        self._stop(job, "timeout")
+
+    def _stop(self, job: Job, state: str, message: str = "") -> None:
+        """Kill a running job's process, its ``state`` (and ``message``) saying why for ``_run``'s end."""
         with self._cond:
             if job.state != RUNNING:
                 return
-            job.state = "timeout"
+            job.state = state
+            job.message = message or job.message
             proc = job._proc
         _kill(proc)
 

@@ -114,6 +114,12 @@ def images_per_run(model: torch.nn.Module, input_hw: tuple[int, int], most: int)
     return int(max(1, min(most, BATCH_BYTES // max(per_image, 1))))
 
 
+def runs(model: torch.nn.Module, x: torch.Tensor) -> list[slice]:
+    """The images of ``x`` ((n, 3, h, w), one shape) as the batched runs ``images_per_run`` allows."""
+    step = images_per_run(model, tuple(x.shape[2:]), len(x))
+    return [slice(start, min(start + step, len(x))) for start in range(0, len(x), step)]
+
+
 def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` on the model's device and in its float type (no copy for a float32 model on the CPU)."""
     device = model_device(model)
@@ -148,12 +154,10 @@ def detect_batch(model: torch.nn.Module, images_rgb: list[np.ndarray], x: torch.
     takes at most ``images_per_run`` images; more go in several runs."""
     t0 = time.perf_counter()
     pads = list(ratio_pads) if ratio_pads is not None else [None] * len(images_rgb)
-    step = images_per_run(model, tuple(x.shape[2:]), len(images_rgb))
-    if step < len(images_rgb):
-        return [det for start in range(0, len(images_rgb), step)
-                for det in detect_batch(model, images_rgb[start:start + step], x[start:start + step], conf=conf,
-                                        iou=iou, max_det=max_det, ratio_pads=pads[start:start + step],
-                                        capture=capture)]
+    spans = runs(model, x)
+    if len(spans) > 1:
+        return [det for run in spans for det in detect_batch(model, images_rgb[run], x[run], conf=conf, iou=iou,
+                                                             max_det=max_det, ratio_pads=pads[run], capture=capture)]
     if len(images_rgb) > 1 and batches_on_torch(model):  # the batch in one PyTorch forward
         maps, inputs = {}, {}
         with forward_lock(model), torch.no_grad(), capture_gates(model, maps, inputs) if capture else nullcontext():
